@@ -150,6 +150,7 @@ class TensorInfo:
 # Every read checks that the bytes exist, so a truncated or lying file fails with a clear message
 # instead of an IndexError, a struct.error, or an allocation sized by garbage.
 
+# --8<-- [start:cursor]
 class _Cursor:
     def __init__(self, buf, size: int):
         self.buf, self.size, self.pos = buf, size, 0
@@ -180,6 +181,7 @@ class _Cursor:
         self.pos += n
         # surrogateescape keeps invalid UTF-8 byte for byte, so a write round trip is exact.
         return raw.decode("utf-8", errors="surrogateescape")
+# --8<-- [end:cursor]
 
 
 # ---- metadata values ---------------------------------------------------------------------------
