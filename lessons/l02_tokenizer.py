@@ -12,12 +12,15 @@ algorithm `merges` (byte-level BPE, lesson 2c, with the pre-tokenizer `pre`, les
    texts ("<|im_end|>", "<|eot_id|>", ...) that also end generation.
 3. Decoding: ids -> bytes -> text, and a streaming decoder that never prints half a character.
 
-Worked example with SmolLM2's vocabulary (tests check these against llama.cpp):
+Worked example with SmolLM2's vocabulary (tests check these ids against llama.cpp):
 
-    encode("<|im_start|>user\\nHi")   ->  [1, 4093, 198, 11574]
-             <|im_start|>  "user"  "\\n" "Hi"       one special token, then byte-level BPE
-    encode("<|im_start|>", parse_special=False) -> 6 ordinary tokens spelling "<|im_start|>"
-    decode([11574, 30]) -> "Hi!"
+    encode("<|im_start|>user\nHi")  ->  [1, 4093, 198, 26843]
+            "<|im_start|>" is token 1, cut out first; "user", "\n" (spelled "Ċ"), "Hi" are BPE
+    encode("<|im_start|>", parse_special=False)  ->  [44, 108, 306, 79, 3738, 108, 46]
+            the same characters as plain text: "<" "|" "im" "_" "start" "|" ">"
+    encode("👍🏽")  ->  [10813, 235, 231, 10813, 233, 138]   (8 UTF-8 bytes, 6 tokens: only the
+            last token of each emoji completes a character, which is why decoding must stream)
+    decode([26843, 17])  ->  "Hi!"
 """
 
 from __future__ import annotations
@@ -229,7 +232,8 @@ class Tokenizer:
             data = data[1:]
         return data.decode("utf-8", errors="replace")
 
-    def stream_decoder(self, special: bool = True) -> StreamDecoder:
+    def stream_decoder(self, special: bool = False) -> StreamDecoder:
+        """For printing generated tokens; control tokens print as nothing, like llama-cli."""
         return StreamDecoder(self, special)
     # --8<-- [end:decode]
 
@@ -243,7 +247,7 @@ class StreamDecoder:
     holds back an unfinished character until its last byte arrives.
     """
 
-    def __init__(self, tokenizer: Tokenizer, special: bool = True):
+    def __init__(self, tokenizer: Tokenizer, special: bool = False):
         self.tokenizer, self.special = tokenizer, special
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
 

@@ -13,6 +13,7 @@ end-of-generation ids, and for `spm` and `smollm2` the bytes llama.cpp decodes e
 Run with the Python that has llama-cpp-python and gguf:  python3 tools/make_tokenizer_fixtures.py
 """
 
+import hashlib
 import json
 import os
 import random
@@ -67,6 +68,11 @@ EXTRA = [
     "  two leading and trailing  ",
     "▁already▁escaped",                                 # a literal U+2581 in the input
     "ＡＢＣ１２３",                                     # full-width letters and digits
+    "<|im_start|>user\nHi",                            # the lesson docstrings' worked examples
+    "Hi!",
+    "I'm 42!",
+    "👍🏽",
+    "hello é",
 ]
 
 FUZZ_POOL = (list("abcXYZ019 \t\n\r.,!?'\"-_()$+<=>^~|`") +
@@ -159,6 +165,12 @@ def main():
     texts = corpus()
     out = {"llama_cpp_python": llama_cpp.__version__, "corpus": texts, "vocabs": {}}
     out["vocabs"]["smollm2"] = record(model, texts, pieces=True)
+    # the perplexity text: its ids are too many to store, their count and hash are enough
+    shakespeare = (SHARED / "data" / "tinyshakespeare-40k.txt").read_text(encoding="utf-8")
+    ids = llama_cpp.Llama(model_path=model, vocab_only=True, verbose=False).tokenize(
+        shakespeare.encode("utf-8"), add_bos=False, special=False)
+    out["vocabs"]["smollm2"]["shakespeare"] = {
+        "n_tokens": len(ids), "ids_sha256": hashlib.sha256(json.dumps(ids).encode()).hexdigest()}
     with tempfile.TemporaryDirectory() as d:
         for name, pre in PRE_VARIANTS.items():
             path = Path(d) / f"{name}.gguf"
