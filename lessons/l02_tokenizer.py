@@ -66,10 +66,13 @@ def _get_list(md: dict, key: str, n: int, kind):
     value = md.get(key)
     if value is None:
         return None
-    value = list(value)
+    try:
+        value = [kind(v) for v in value]
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a list of numbers") from None
     if len(value) < n:
         raise ValueError(f"{key} has {len(value)} entries for {n} tokens")
-    return [kind(v) for v in value[:n]]
+    return value[:n]
 
 
 def _special_id(md: dict, name: str, n_vocab: int, default: int | None) -> int | None:

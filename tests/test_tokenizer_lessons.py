@@ -147,6 +147,8 @@ BAD_METADATA = [
     ({"tokenizer.ggml.bos_token_id": "1"}, "bos_token_id has the wrong type"),
     ({"tokenizer.ggml.token_type": [1, 1]}, "token_type has 2 entries for 6 tokens"),
     ({"tokenizer.ggml.add_bos_token": 1}, "add_bos_token has the wrong type"),
+    ({"tokenizer.ggml.token_type": ["x"] * 6}, "token_type must be a list of numbers"),
+    ({"tokenizer.ggml.token_type": 7}, "token_type must be a list of numbers"),
 ]
 
 
