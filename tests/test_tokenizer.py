@@ -119,8 +119,8 @@ def test_decode_round_trips(vocab, oracle, request):
     tok = tokenizer_for(vocab, oracle, request)
     checked = 0
     for text in oracle["corpus"]:
-        if vocab == "spm" and any(tok.tokens[i] in text for i in tok.special_ids):
-            continue  # SentencePiece puts a "▁" after each special token: not a round trip in llama.cpp either
+        if vocab == "spm" and ("▁" in text or any(tok.tokens[i] in text for i in tok.special_ids)):
+            continue  # "▁" after special tokens, and a typed "▁" reads as a space: llama.cpp does the same
         assert tok.decode(tok.encode(text, add_bos=False)) == text
         checked += 1
     assert checked > 150
