@@ -70,6 +70,7 @@ EXTRA = [
     "  two leading and trailing  ",
     "▁already▁escaped",                                 # a literal U+2581 in the input
     "ＡＢＣ１２３",                                     # full-width letters and digits
+    "a\U0001379d'll \U00013460x \U0003D000y \U00016D70",   # letters/digits newer than llama.cpp's Unicode 15.1
     "<|im_start|>user\nHi",                            # the lesson docstrings' worked examples
     "Hi!",
     "I'm 42!",
