@@ -11,12 +11,9 @@ Run with a Python that has `sentencepiece` and `gguf` (tool-only, not project de
 """
 
 import importlib.util
-import os
 import sys
 import tempfile
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -68,37 +65,28 @@ def token_type(sp, i: int) -> int:
 
 
 def write(sp, path: Path):
-    import gguf
+    """A vocab-only GGUF, written with lesson 1's writer (no tensors)."""
+    sys.path.insert(0, str(ROOT))
+    from lessons.l01_gguf import GGUFValueType, write_gguf
 
     n = sp.get_piece_size()
-    tmp = path.with_suffix(".tmp")
-    w = gguf.GGUFWriter(str(tmp), "llama")
-    w.add_name("llama-lessons SentencePiece test vocabulary")
-    # hyper-parameters llama.cpp reads for the llama architecture even when loading vocab only
-    w.add_context_length(256)
-    w.add_embedding_length(64)
-    w.add_block_count(1)
-    w.add_feed_forward_length(128)
-    w.add_head_count(4)
-    w.add_head_count_kv(4)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_rope_dimension_count(16)
-    w.add_vocab_size(n)
-    w.add_tokenizer_model("llama")
-    w.add_token_list([sp.id_to_piece(i) for i in range(n)])
-    w.add_token_scores([float(np.float32(sp.get_score(i))) for i in range(n)])
-    w.add_token_types([token_type(sp, i) for i in range(n)])
-    w.add_bos_token_id(sp.bos_id())
-    w.add_eos_token_id(sp.eos_id())
-    w.add_unk_token_id(sp.unk_id())
-    w.add_add_bos_token(True)
-    w.add_add_eos_token(False)
-    w.add_add_space_prefix(True)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    os.replace(tmp, path)
+    metadata = {
+        "general.architecture": "llama",
+        "general.name": "llama-lessons SentencePiece test vocabulary",
+        # hyper-parameters llama.cpp reads for the llama architecture even when loading vocab only
+        "llama.context_length": 256, "llama.embedding_length": 64, "llama.block_count": 1,
+        "llama.feed_forward_length": 128, "llama.attention.head_count": 4, "llama.attention.head_count_kv": 4,
+        "llama.attention.layer_norm_rms_epsilon": 1e-5, "llama.rope.dimension_count": 16, "llama.vocab_size": n,
+        "tokenizer.ggml.model": "llama",
+        "tokenizer.ggml.tokens": [sp.id_to_piece(i) for i in range(n)],
+        "tokenizer.ggml.scores": [sp.get_score(i) for i in range(n)],
+        "tokenizer.ggml.token_type": [token_type(sp, i) for i in range(n)],
+        "tokenizer.ggml.bos_token_id": sp.bos_id(), "tokenizer.ggml.eos_token_id": sp.eos_id(),
+        "tokenizer.ggml.unknown_token_id": sp.unk_id(),
+        "tokenizer.ggml.add_bos_token": True, "tokenizer.ggml.add_eos_token": False,
+        "tokenizer.ggml.add_space_prefix": True,
+    }
+    write_gguf(path, metadata, [], metadata_types={"tokenizer.ggml.token_type": [GGUFValueType.INT32]})
 
 
 def main():

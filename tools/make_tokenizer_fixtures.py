@@ -11,6 +11,8 @@ For each: ids with special=False and True on every corpus string, BOS/EOS/add_bo
 end-of-generation ids, and for `spm` and `smollm2` the bytes llama.cpp decodes each used token to.
 
 Run with the Python that has llama-cpp-python and gguf:  python3 tools/make_tokenizer_fixtures.py
+The SentencePiece vocabulary is trained on this corpus: after changing the corpus, run
+tools/make_spm_vocab.py first, then this script.
 """
 
 import ctypes
