@@ -150,6 +150,7 @@ class TensorInfo:
 # Every read checks that the bytes exist, so a truncated or lying file fails with a clear message
 # instead of an IndexError, a struct.error, or an allocation sized by garbage.
 
+# --8<-- [start:cursor]
 class _Cursor:
     def __init__(self, buf, size: int):
         self.buf, self.size, self.pos = buf, size, 0
@@ -180,6 +181,7 @@ class _Cursor:
         self.pos += n
         # surrogateescape keeps invalid UTF-8 byte for byte, so a write round trip is exact.
         return raw.decode("utf-8", errors="surrogateescape")
+# --8<-- [end:cursor]
 
 
 # ---- metadata values ---------------------------------------------------------------------------
@@ -197,10 +199,12 @@ def _read_value(cur: _Cursor, vtype: GGUFValueType, what: str, depth: int = 0):
     if vtype == GGUFValueType.STRING:
         return cur.string(what), vtype
     if vtype != GGUFValueType.ARRAY:
-        value = cur.scalar(vtype, what)
-        if vtype == GGUFValueType.BOOL and value not in (0, 1):
-            raise GGUFError(f"bad bool value for {what}")
-        return value, vtype
+        if vtype == GGUFValueType.BOOL:  # one byte that must be 0 or 1
+            byte = cur.scalar(GGUFValueType.UINT8, what)
+            if byte > 1:
+                raise GGUFError(f"bad bool value {byte} for {what}")
+            return bool(byte), vtype
+        return cur.scalar(vtype, what), vtype
     if depth >= MAX_ARRAY_NESTING:
         raise GGUFError(f"arrays nested deeper than {MAX_ARRAY_NESTING} in {what}")
     elem_type = _value_type(cur, what)

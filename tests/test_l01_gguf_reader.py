@@ -67,3 +67,30 @@ def test_tensors_are_zero_copy_views(both):
     assert not embd.data.flags.owndata and not embd.data.flags.writeable
     assert embd.shape == (49152, 576)          # numpy order: 49152 rows of 576
     assert embd.data.shape == (49152, 576 // 32 * 34)  # Q8_0 rows: 18 blocks of 34 bytes
+
+
+def test_inspect_lists_what_gguf_py_reads(default_model_path, both):
+    """`run.py --inspect` prints one line per key and per tensor, with gguf-py's values."""
+    import io
+
+    import run
+    out = io.StringIO()
+    assert run.main(["-m", str(default_model_path), "--inspect"], out, io.StringIO()) == 0
+    lines = out.getvalue().splitlines()
+    oracle = both[1]
+    keys = [k for k in oracle.fields if not k.startswith("GGUF.")]
+    meta_lines = [ln for ln in lines if " = " in ln]
+    assert len(meta_lines) == len(keys)
+    for key, line in zip(keys, meta_lines):
+        value = oracle.fields[key].contents()
+        assert f"| {key} = " in line
+        if not isinstance(value, list):
+            shown = repr(float(np.float32(value))) if isinstance(value, float) else repr(value)
+            assert line.endswith(f"{key} = {shown[:200]}")
+        else:
+            assert f"| {len(value):8} |" in line
+    tensor_lines = [ln for ln in lines if ln.endswith(tuple(f"| {t.name}" for t in oracle.tensors))]
+    assert len(tensor_lines) == len(oracle.tensors)
+    for t, line in zip(oracle.tensors, tensor_lines):
+        assert f"| {t.tensor_type.name:6} |" in line and f"{t.n_bytes:10} bytes" in line
+        assert line.split("|")[1].replace(" ", "").startswith(",".join(str(int(d)) for d in t.shape))
