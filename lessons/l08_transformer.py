@@ -35,15 +35,7 @@ from lessons.l05_rope import apply_rope, rope_angles
 from lessons.l06_attention import KVCache, attention
 from lessons.l07_swiglu import silu
 from lessons.l08b_config import LlamaConfig  # noqa: F401  (the config lesson; re-exported here)
-try:
-    from lessons.l12_quants import dequantize
-except ImportError:  # TEMPORARY until lessons.l12_quants lands on main
-    import gguf.quants
-
-    def dequantize(data, ggml_type, shape):
-        if ggml_type in (0, 1):
-            return np.asarray(data, dtype=np.float32).reshape(shape)
-        return gguf.quants.dequantize(np.asarray(data), gguf.GGMLQuantizationType(int(ggml_type))).reshape(shape)
+from lessons.l12_quants import dequantize
 
 __all__ = ["LlamaConfig", "NumpyLlama", "load_weights"]
 

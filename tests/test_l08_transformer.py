@@ -61,6 +61,8 @@ TOKENS = np.array([5, 77, 200, 3, 3, 150, 42], dtype=np.int32)
     {"n_head": 8, "n_head_kv": 1, "rope_base": 100000.0},   # multi-query, SmolLM2's rope base
     {"n_rot": 4, "n_layer": 3},                             # partial rotary dims
     {"vocab": "spm", "weight_type": GGMLType.F16},          # SentencePiece vocab, F16 weights
+    {"weight_type": GGMLType.Q4_1, "tied": False},          # the default model's type, dequantized by lesson 12
+    {"weight_type": GGMLType.Q8_0},
 ])
 def test_matches_float64_oracle(tiny_llama, overrides):
     path = tiny_llama(**overrides)
