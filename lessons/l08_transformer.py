@@ -119,8 +119,12 @@ class NumpyLlama:
         return tokens.astype(np.int64)
 
     # --8<-- [start:forward]
-    def forward(self, tokens: np.ndarray, pos: int) -> np.ndarray:
-        """Evaluate tokens [n] at positions pos..pos+n-1, append their K/V to the cache, return logits [n, n_vocab]."""
+    def forward(self, tokens: np.ndarray, pos: int, last_only: bool = False) -> np.ndarray:
+        """Evaluate tokens [n] at positions pos..pos+n-1, append their K/V to the cache, return logits [n, n_vocab].
+
+        last_only=True returns only the last position's logits [1, n_vocab] (all generation needs),
+        skipping the output product for the others: for SmolLM2 it costs as much as 8 blocks.
+        """
         tokens = self._check(tokens, pos)
         c, w = self.config, self.weights
         n, end = tokens.size, pos + tokens.size
@@ -143,6 +147,8 @@ class NumpyLlama:
             h = rmsnorm(x, layer.ffn_norm, c.rms_eps)  # [n, n_embd]
             gate_up = h @ layer.w_gate_up.T  # [n, n_embd] -> [n, 2*n_ff]
             x = x + (silu(gate_up[:, : c.n_ff]) * gate_up[:, c.n_ff :]) @ layer.w_down.T  # [n, n_ff] -> [n, n_embd]
+        if last_only:
+            x = x[-1:]  # [1, n_embd]
         x = rmsnorm(x, w.output_norm, c.rms_eps)  # [n, n_embd]
         return x @ w.output.T  # [n, n_embd] -> [n, n_vocab]
     # --8<-- [end:forward]

@@ -79,6 +79,8 @@ def test_decoding_with_the_cache_equals_one_batch(tiny_llama):
     first = model.forward(TOKENS[:3], 0)
     steps = [model.forward(TOKENS[t : t + 1], t) for t in range(3, len(TOKENS))]
     np.testing.assert_allclose(np.concatenate([first, *steps]), batched, rtol=1e-5, atol=1e-5)
+    model.reset()
+    np.testing.assert_allclose(model.forward(TOKENS, 0, last_only=True), batched[-1:], rtol=1e-5, atol=1e-5)
 
 
 def test_worked_example_zero_blocks(tiny_llama):

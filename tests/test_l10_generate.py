@@ -13,7 +13,7 @@ class CountingModel:
     def __init__(self, n_vocab=10, n_ctx=32):
         self.n_vocab, self.n_ctx, self.calls = n_vocab, n_ctx, []
 
-    def forward(self, tokens, pos):
+    def forward(self, tokens, pos, last_only=False):
         tokens = np.asarray(tokens)
         if pos + len(tokens) > self.n_ctx:
             raise ValueError("context full")
@@ -21,7 +21,7 @@ class CountingModel:
         logits = np.zeros((len(tokens), self.n_vocab), np.float32)
         logits[np.arange(len(tokens)), (tokens + 1) % self.n_vocab] = 1.0
         logits[np.arange(len(tokens)), (tokens + 2) % self.n_vocab] = 0.8
-        return logits
+        return logits[-1:] if last_only else logits
 
     def reset(self):
         pass
