@@ -70,9 +70,17 @@ def test_repeat_penalty_sees_the_prompt():
     assert generate(CountingModel(), [6, 5], 1, Sampler(SamplingParams(temp=0, repeat_last_n=1, repeat_penalty=2.0))).tokens == [6]
 
 
-def test_tiny_model_greedy_equals_argmax_of_full_recompute(tiny_llama):
+def make_model(backend, gguf, n_ctx):
+    if backend == "numpy":
+        return NumpyLlama(gguf, n_ctx)
+    cpp = pytest.importorskip("cpp_core.model", reason="the C++ core is not built")
+    return cpp.CppLlama(gguf, n_ctx, n_threads=1)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpp"])
+def test_tiny_model_greedy_equals_argmax_of_full_recompute(tiny_llama, backend):
     # oracle: no cache at all, re-run the whole sequence for every new token
-    model = NumpyLlama(GGUFFile(tiny_llama(n_head=4, n_head_kv=1)), n_ctx=24)
+    model = make_model(backend, GGUFFile(tiny_llama(n_head=4, n_head_kv=1)), n_ctx=24)
     prompt = [10, 20, 30]
     stats = generate(model, prompt, 12, Sampler(GREEDY))
     seq = list(prompt)

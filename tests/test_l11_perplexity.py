@@ -3,6 +3,8 @@ import math
 import numpy as np
 import pytest
 
+from lessons.l01_gguf import GGUFFile
+from lessons.l08_transformer import NumpyLlama
 from lessons.l11_perplexity import perplexity, token_nll
 
 
@@ -61,3 +63,23 @@ def test_token_nll_is_stable_for_huge_logits():
 def test_bad_requests_raise_value_error(n_ids, n_ctx):
     with pytest.raises(ValueError):
         perplexity(TableModel(np.zeros((8, 8), np.float32)), np.zeros(n_ids, int), n_ctx)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpp"])
+def test_tiny_model_perplexity_against_the_numpy_lesson(tiny_llama, backend):
+    gguf = GGUFFile(tiny_llama(n_ctx_train=32))
+    reference = NumpyLlama(gguf, n_ctx=16)
+    if backend == "numpy":
+        model = reference
+    else:
+        model = pytest.importorskip("cpp_core.model", reason="the C++ core is not built").CppLlama(gguf, 16, n_threads=1)
+    ids = np.random.default_rng(5).integers(0, reference.config.n_vocab, 50)
+    ppl, _ = perplexity(model, ids, 16)
+    nll = []  # 3 chunks of 16, positions 8..14 predict 9..15, evaluated from scratch by the numpy lesson
+    for c in range(3):
+        reference.reset()
+        logits = reference.forward(ids[c * 16 : (c + 1) * 16], 0).astype(np.float64)
+        for j in range(8, 15):
+            row = logits[j] - logits[j].max()
+            nll.append(math.log(np.exp(row).sum()) - row[ids[c * 16 + j + 1]])
+    assert ppl == pytest.approx(math.exp(np.mean(nll)), rel=1e-5)
