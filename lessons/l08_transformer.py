@@ -102,7 +102,11 @@ class NumpyLlama:
         self.rope_cos, self.rope_sin = rope_angles(np.arange(self.n_ctx), c.n_rot or c.head_dim, c.rope_base)
 
     def reset(self) -> None:
-        """Forget the cache. (Stale entries past the current position are never read, so no clearing needed.)"""
+        """Forget the cache: the next forward() should start at pos 0.
+
+        Zeroing is only tidiness: forward() reads the cache at positions below pos + n, and those are
+        the ones the caller has evaluated since the reset.
+        """
         self.cache.k[:] = 0
         self.cache.v[:] = 0
 
