@@ -39,6 +39,8 @@ from lessons.l12_quants import dequantize
 
 __all__ = ["LlamaConfig", "NumpyLlama", "load_weights"]
 
+MAX_CACHE_BYTES = 16 << 30  # refuse a KV cache bigger than this rather than let the OS find out
+
 
 # ---- weights ----
 @dataclass
@@ -96,6 +98,9 @@ class NumpyLlama:
         if isinstance(n_ctx, bool) or not isinstance(n_ctx, (int, np.integer)) or not 1 <= n_ctx <= c.n_ctx_train:
             raise ValueError(f"n_ctx must be between 1 and the model's training context {c.n_ctx_train}, got {n_ctx}")
         self.n_ctx = int(n_ctx)
+        cache_bytes = 2 * c.n_layer * c.n_head_kv * self.n_ctx * c.head_dim * 4  # K and V, float32
+        if cache_bytes > MAX_CACHE_BYTES:
+            raise ValueError(f"a KV cache of n_ctx {n_ctx} would take {cache_bytes / 2**30:.1f} GiB; use a smaller context")
         self.weights = load_weights(gguf, c)
         self.cache = KVCache(c.n_layer, self.n_ctx, c.n_head_kv, c.head_dim)
         # RoPE angles for every position we can ever see, computed once: two [n_ctx, n_rot/2] tables.

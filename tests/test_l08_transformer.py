@@ -152,3 +152,7 @@ def test_forward_rejects_bad_arguments(tiny_llama):
         model.forward(np.array([], np.int32), 0)
     with pytest.raises(ValueError, match="n_ctx"):
         NumpyLlama(GGUFFile(tiny_llama()), n_ctx=10**9)
+    # K and V of 4M positions * 64 channels * 4 bytes = 2 GiB per layer and KV head; 3 layers * 4 heads = 24 GiB
+    huge = tiny_llama(n_embd=256, n_head=4, n_head_kv=4, n_layer=3, n_ctx_train=1 << 22, n_ff=32)
+    with pytest.raises(ValueError, match="24.0 GiB"):
+        NumpyLlama(GGUFFile(huge), n_ctx=1 << 22)
