@@ -78,9 +78,14 @@ def f32_to_bf16(x):
 
 
 # ---- dispatch ----
-def _kquants():
+def _kquant_dequantizers():
     from lessons import l13_kquants  # imported late: lesson 13 builds on this one
-    return l13_kquants
+    return l13_kquants.DEQUANTIZE
+
+
+def _kquant_quantizers():
+    from lessons import l13c_kquant_quantize
+    return l13c_kquant_quantize.QUANTIZE
 
 
 _LEGACY_DEQUANT = {2: legacy.dequantize_q4_0, 3: legacy.dequantize_q4_1, 6: legacy.dequantize_q5_0,
@@ -113,7 +118,7 @@ def dequantize(data, ggml_type, shape):
         return bf16_to_f32(raw.reshape(-1).view(np.uint16)).reshape(shape)
     if t in _LEGACY_DEQUANT:
         return _LEGACY_DEQUANT[t](raw).reshape(shape)
-    return _kquants().DEQUANTIZE[t](raw).reshape(shape)
+    return _kquant_dequantizers()[t](raw).reshape(shape)
 
 
 def quantize(x, ggml_type):
@@ -136,9 +141,10 @@ def quantize(x, ggml_type):
         raise ValueError(f"cannot quantize to {type_name(t)}: the data has NaN or inf")
     block = GGML_TYPES[t][1]
     blocks = x.reshape(-1, block)  # [n_blocks, block]
-    if t in _LEGACY_QUANT:
-        raw = _LEGACY_QUANT[t](blocks)
-    else:
-        raw = _kquants().QUANTIZE[t](blocks)
+    with np.errstate(all="ignore"):  # as in C: huge values may overflow f16 scales, all-zero blocks divide by 0
+        if t in _LEGACY_QUANT:
+            raw = _LEGACY_QUANT[t](blocks)
+        else:
+            raw = _kquant_quantizers()[t](blocks)
     return raw.reshape(x.shape[:-1] + (n_row_bytes,))
 # --8<-- [end:dispatch]
