@@ -38,6 +38,11 @@ def nearest_int(v):
     return ((bits & 0x007FFFFF) - 0x00400000).astype(np.float32)  # float32 holding an int
 
 
+def round_small(v, out=None):
+    """nearest_int for values known to be small (|v| < 2^22), where it equals rint: one numpy pass."""
+    return np.rint(v, out=out)
+
+
 def seq_sum(a):
     """[n, G] -> [G]: sum of each column in row order, in float32, like `s += a[i]` in C.
     (numpy's reduce over a non-contiguous axis adds row after row; over a contiguous one
@@ -64,8 +69,10 @@ def make_qx_quants(x, nmax):
     wx = w * x
 
     def try_scale(iscale):                                     # [G] -> (l [n, G], sum w x l, sum w l l)
-        l = np.clip(nearest_int(iscale * x), -nmax, nmax - 1)
-        return l, seq_sum(wx * l), seq_sum(w * l * l)
+        l = iscale * x                                         # [n, G], |l| <= nmax + 1
+        l = np.clip(round_small(l, out=l), -nmax, nmax - 1, out=l)
+        wl = w * l
+        return l, seq_sum(wx * l), seq_sum(np.multiply(wl, l, out=wl))
 
     l, sumlx, suml2 = try_scale(np.float32(-nmax) / top)
     best_l = l
@@ -128,27 +135,36 @@ def make_qkx2_quants(x, w, nmax, rmin, rdelta, nstep, use_mad):
     lo = np.minimum(x.min(axis=0), np.float32(0))             # [G]: the min is never above 0
     hi = x.max(axis=0)
     flat = hi == lo
-    span = np.where(flat, np.float32(1), hi - lo)
     sum_w, sum_x = seq_sum(w), seq_sum(w * x)
-    x_lo = x - lo                                              # [n, G]
+
+    def round_clip(iscale, lo):                                # l = clamp(round(iscale * (x - lo)), 0, nmax)
+        l = x - lo                                             # [n, G]
+        l *= iscale
+        return np.clip(round_small(l, out=l), 0, nmax, out=l)
 
     def error(scale, the_lo, l):                               # weighted error of x ~ scale * l + the_lo
-        diff = scale * l + the_lo - x
-        return seq_sum(w * (np.abs(diff) if use_mad else diff * diff))
+        diff = scale * l
+        diff += the_lo
+        diff -= x
+        if use_mad:
+            np.abs(diff, out=diff)
+        else:
+            diff *= diff
+        diff *= w
+        return seq_sum(diff)
 
-    iscale = np.float32(nmax) / span
-    best_l = np.clip(nearest_int(iscale * x_lo), 0, nmax)
+    iscale = np.float32(nmax) / np.where(flat, np.float32(1), hi - lo)
     scale = np.float32(1) / iscale
-    best_err = error(scale, lo, best_l)
+    best_err = error(scale, lo, round_clip(iscale, lo))
+    best_iscale, best_lo = iscale, lo                          # enough to rebuild the winning L at the end
     for k in range(nstep + 1):
-        # llama.cpp moves `min` to the best fit found so far, and later candidates start from it
-        if k > 0:
-            span = np.where(flat, np.float32(1), hi - lo)
-            x_lo = x - lo
-        iscale = (np.float32(rmin) + np.float32(rdelta) * np.float32(k) + np.float32(nmax)) / span
-        l = np.clip(nearest_int(iscale * x_lo), 0, nmax)       # [n, G]
+        # the candidates start from the best min found so far (llama.cpp updates `min` as it goes)
+        iscale = (np.float32(rmin) + np.float32(rdelta) * np.float32(k) + np.float32(nmax)) \
+            / np.where(flat, np.float32(1), hi - lo)
+        l = round_clip(iscale, lo)                             # [n, G]
         wl = w * l
-        sum_l, sum_l2, sum_xl = seq_sum(wl), seq_sum(wl * l), seq_sum(wl * x)
+        sum_l, sum_xl = seq_sum(wl), seq_sum(np.multiply(wl, x))
+        sum_l2 = seq_sum(np.multiply(wl, l, out=wl))
         D = sum_w * sum_l2 - sum_l * sum_l                     # 2x2 normal equations for (scale, min)
         safe_D = np.where(D > 0, D, 1)
         this_scale = (sum_w * sum_xl - sum_x * sum_l) / safe_D
@@ -158,10 +174,11 @@ def make_qkx2_quants(x, w, nmax, rmin, rdelta, nstep, use_mad):
         this_lo = np.where(above, np.float32(0), this_lo)
         err = error(this_scale, this_lo, l)
         better = (D > 0) & (err < best_err) & ~flat
-        best_l = np.where(better, l, best_l)
+        best_iscale = np.where(better, iscale, best_iscale)
+        best_lo = np.where(better, lo, best_lo)
         best_err = np.where(better, err, best_err)
         scale = np.where(better, this_scale, scale)
         lo = np.where(better, this_lo, lo)
-    L = np.where(flat, 0, best_l).astype(np.uint8)
+    L = np.where(flat, 0, round_clip(best_iscale, best_lo)).astype(np.uint8)
     return np.where(flat, np.float32(0), scale), -lo, L
 # --8<-- [end:qkx2]

@@ -23,7 +23,7 @@ from lessons.l13_kquants import (QK_K, BLOCK_Q2_K, BLOCK_Q3_K, BLOCK_Q4_K, BLOCK
 from lessons.l13b_kquant_search import (GROUP_MAX_EPS, make_q3_quants, make_qkx2_quants, make_qx_quants,
                                         nearest_int, seq_sum)
 
-CHUNK = 512  # super-blocks searched together: big enough to amortize numpy calls, small enough for the cache
+CHUNK = 1024  # super-blocks searched together: big enough to amortize numpy calls, small enough for the cache
 
 
 def _columns(x, n):
