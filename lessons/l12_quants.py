@@ -134,7 +134,8 @@ def quantize(x, ggml_type):
     if t == 0:
         return x.copy()
     if t == 1:
-        return x.astype(np.float16)
+        with np.errstate(over="ignore"):  # as in C: beyond 65504 becomes inf
+            return x.astype(np.float16)
     if t == 30:
         return f32_to_bf16(x)
     if not np.isfinite(x).all():
