@@ -94,6 +94,9 @@ _LEGACY_QUANT = {2: legacy.quantize_q4_0, 3: legacy.quantize_q4_1, 6: legacy.qua
                  7: legacy.quantize_q5_1, 8: legacy.quantize_q8_0, 9: legacy.quantize_q8_1}
 
 
+_STORAGE_DTYPE = {0: np.float32, 1: np.float16, 30: np.uint16}  # typed arrays the float types may come as
+
+
 # --8<-- [start:dispatch]
 def dequantize(data, ggml_type, shape):
     """Raw tensor data of a ggml type -> float32 array of `shape` (numpy order, shape[-1] = row length).
@@ -107,6 +110,9 @@ def dequantize(data, ggml_type, shape):
     n_rows = int(np.prod(shape[:-1], dtype=np.int64)) if shape else 1
     expected = n_rows * row_bytes(t, shape[-1] if shape else 1)
     data = np.asarray(data)
+    if data.dtype not in (np.uint8, np.int8, _STORAGE_DTYPE.get(t, np.uint8)):
+        raise ValueError(f"{type_name(t)} data must be raw bytes (uint8) or {np.dtype(_STORAGE_DTYPE.get(t, np.uint8))}, "
+                         f"got {data.dtype}")
     if data.nbytes != expected:
         raise ValueError(f"{type_name(t)} tensor of shape {shape} needs {expected} bytes, got {data.nbytes}")
     raw = np.ascontiguousarray(data)

@@ -133,6 +133,8 @@ def test_worked_examples_in_docstring():
     lambda: quantize(np.zeros((1, 256), np.float32), T.IQ2_XXS),         # unsupported type
     lambda: quantize(np.full((1, 32), np.nan, np.float32), T.Q8_0),      # NaN
     lambda: quantize(np.float32(1.0), T.Q8_0),                           # 0-d
+    lambda: dequantize(np.zeros(4, np.float64), T.F32, (8,)),            # float64 is not F32 data
+    lambda: dequantize([0] * 18, T.Q4_0, (32,)),                         # a list of ints is not bytes
 ])
 def test_bad_input_raises_value_error(call):
     with pytest.raises(ValueError):
