@@ -146,12 +146,13 @@ def quantize(x, ggml_type):
         return f32_to_bf16(x)
     if not np.isfinite(x).all():
         raise ValueError(f"cannot quantize to {type_name(t)}: the data has NaN or inf")
-    block = GGML_TYPES[t][1]
+    _, block, size = GGML_TYPES[t]
     blocks = x.reshape(-1, block)  # [n_blocks, block]
+    quantize_blocks = _LEGACY_QUANT[t] if t in _LEGACY_QUANT else _kquant_quantizers()[t]
+    raw = np.empty((len(blocks), size), dtype=np.uint8)
+    step = 1 << 16  # blocks at a time: bounds the temporaries for big tensors (token_embd: 28M weights)
     with np.errstate(all="ignore"):  # as in C: huge values may overflow f16 scales, all-zero blocks divide by 0
-        if t in _LEGACY_QUANT:
-            raw = _LEGACY_QUANT[t](blocks)
-        else:
-            raw = _kquant_quantizers()[t](blocks)
+        for i in range(0, len(blocks), step):
+            raw[i:i + step] = quantize_blocks(blocks[i:i + step])
     return raw.reshape(x.shape[:-1] + (n_row_bytes,))
 # --8<-- [end:dispatch]
