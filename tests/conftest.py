@@ -1,0 +1,259 @@
+"""Shared pytest fixtures: the real model and llama.cpp's reference values (skip when absent), and
+`tiny_llama`, a factory of small random-weight GGUF llama models for fast tests of every code path."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lessons.l01_gguf import GGMLType, GGUFFile, GGUFValueType, write_gguf
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"  # CI clones the repo with shared/ beside it
+REFERENCE = SHARED / "reference"
+
+
+# ---- the real model and llama.cpp's reference values ----
+@pytest.fixture(scope="session")
+def default_model_path() -> Path:
+    from lessons.default_model import INSTALL_HINT, default_model_path as find
+
+    path = find()
+    if path is None:
+        pytest.skip(f"default model not installed ({INSTALL_HINT})")
+    return path
+
+
+@pytest.fixture(scope="session")
+def default_model(default_model_path) -> GGUFFile:
+    return GGUFFile(default_model_path)
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    if not REFERENCE.is_dir():
+        pytest.skip(f"llama.cpp reference values ({REFERENCE}) not found")
+    return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def reference(reference_dir) -> Path:
+    """Same as reference_dir."""
+    return reference_dir
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data ({SHARED}) not found")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def default_numpy_model(default_model):
+    """The default model in numpy (weights dequantized once per session, ~540 MB), n_ctx 512."""
+    from lessons.l08_transformer import NumpyLlama
+
+    return NumpyLlama(default_model, n_ctx=512)
+
+
+# ---- tiny random llama models ----
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte -> printable character map used by byte-level BPE vocabularies."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            chars[b] = chr(b)
+        else:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return chars
+
+
+TRAINING_TEXT = "the quick brown fox jumps over the lazy dog. hello world, hello there! the end"
+
+
+def learn_merges(words: list[list[str]], n_merges: int) -> list[tuple[str, str]]:
+    """A few rounds of plain BPE training: repeatedly merge the most frequent adjacent pair."""
+    merges = []
+    for _ in range(n_merges):
+        counts: dict[tuple[str, str], int] = {}
+        for w in words:
+            for pair in zip(w, w[1:]):
+                counts[pair] = counts.get(pair, 0) + 1
+        if not counts:
+            break
+        best = max(counts, key=lambda p: (counts[p], p))
+        merges.append(best)
+        for w in words:
+            i = 0
+            while i < len(w) - 1:
+                if (w[i], w[i + 1]) == best:
+                    w[i : i + 2] = [w[i] + w[i + 1]]
+                i += 1
+    return merges
+
+
+def bpe_vocab(n_merges: int = 24) -> tuple[dict, dict]:
+    """A minimal byte-level BPE ("gpt2") vocabulary: 256 byte tokens, learned merges, 3 control tokens."""
+    b2u = bytes_to_unicode()
+    words = [[b2u[b] for b in (" " + w if i else w).encode()] for i, w in enumerate(TRAINING_TEXT.split(" "))]
+    merges = learn_merges(words, n_merges)
+    tokens = [b2u[b] for b in range(256)] + [a + b for a, b in merges]
+    types = [1] * len(tokens)
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tokens += specials
+    types += [3] * len(specials)
+    metadata = {
+        "tokenizer.ggml.model": "gpt2",
+        "tokenizer.ggml.pre": "smollm",
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.token_type": types,
+        "tokenizer.ggml.merges": [f"{a} {b}" for a, b in merges],
+        "tokenizer.ggml.bos_token_id": len(tokens) - 3,
+        "tokenizer.ggml.eos_token_id": len(tokens) - 1,
+        "tokenizer.ggml.add_bos_token": False,
+    }
+    return metadata, {"tokenizer.ggml.token_type": [GGUFValueType.INT32]}
+
+
+def spm_vocab(n_pieces: int = 24) -> tuple[dict, dict]:
+    """A minimal SentencePiece ("llama") vocabulary: <unk> <s> </s>, 256 byte fallbacks, scored pieces."""
+    pieces = ["▁"] + sorted(set(TRAINING_TEXT.replace(" ", "")))
+    for w in TRAINING_TEXT.replace(".", "").replace(",", "").replace("!", "").split():
+        for piece in ("▁" + w, "▁" + w[:2], w[-2:]):
+            if piece not in pieces:
+                pieces.append(piece)
+    pieces = pieces[:n_pieces]
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + pieces
+    types = [2, 3, 3] + [6] * 256 + [1] * len(pieces)
+    scores = [0.0] * 259 + [-float(i) for i in range(len(pieces))]
+    metadata = {
+        "tokenizer.ggml.model": "llama",
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.scores": scores,
+        "tokenizer.ggml.token_type": types,
+        "tokenizer.ggml.unknown_token_id": 0,
+        "tokenizer.ggml.bos_token_id": 1,
+        "tokenizer.ggml.eos_token_id": 2,
+        "tokenizer.ggml.add_bos_token": True,
+    }
+    return metadata, {"tokenizer.ggml.token_type": [GGUFValueType.INT32]}
+
+
+_counter = itertools.count()
+
+
+def build_tiny_llama(directory, *, n_embd=32, n_layer=2, n_head=4, n_head_kv=2, n_ff=64, n_ctx_train=64,
+                     rope_base=10000.0, rms_eps=1e-5, n_rot=None, vocab="bpe", n_vocab=None, tied=True,
+                     weight_type=GGMLType.F32, seed=0, metadata=None, drop_tensors=(), tensor_shapes=None,
+                     extra_tensors=(), name=None) -> Path:
+    """Write a random-weight llama GGUF and return its path.
+
+    vocab: "bpe" (gpt2 byte-level) or "spm" (SentencePiece); n_vocab pads it with unused tokens.
+    weight_type: type of the 2-D weights (norms stay F32): F32, F16, BF16 or any type lessons.l12_quants
+    can quantize (the row length n_embd/n_ff must then be a multiple of its block size).
+    metadata: keys to add or replace; a value of None deletes the key. drop_tensors: names to leave out.
+    tensor_shapes: {name: numpy shape} to write a tensor with a wrong shape. extra_tensors: more
+    (name, ggml_type, shape, array) tuples, written as given.
+    """
+    rng = np.random.default_rng(seed)
+    md, md_types = (bpe_vocab if vocab == "bpe" else spm_vocab)()
+    tokens, types = md["tokenizer.ggml.tokens"], md["tokenizer.ggml.token_type"]
+    if n_vocab is not None:
+        if n_vocab < len(tokens):
+            raise ValueError(f"the {vocab} vocabulary needs at least {len(tokens)} tokens")
+        tokens += [f"<unused{i}>" for i in range(n_vocab - len(tokens))]
+        types += [5] * (n_vocab - len(types))
+        if "tokenizer.ggml.scores" in md:
+            md["tokenizer.ggml.scores"] += [-1000.0] * (n_vocab - len(md["tokenizer.ggml.scores"]))
+    n_vocab = len(tokens)
+    head_dim = n_embd // n_head
+    arch = "llama"
+    md = {
+        "general.architecture": arch,
+        "general.name": "tiny-random-llama",
+        f"{arch}.context_length": n_ctx_train,
+        f"{arch}.embedding_length": n_embd,
+        f"{arch}.block_count": n_layer,
+        f"{arch}.feed_forward_length": n_ff,
+        f"{arch}.attention.head_count": n_head,
+        f"{arch}.attention.head_count_kv": n_head_kv,
+        f"{arch}.attention.layer_norm_rms_epsilon": rms_eps,
+        f"{arch}.rope.freq_base": rope_base,
+        f"{arch}.rope.dimension_count": n_rot if n_rot is not None else head_dim,
+        **md,
+    }
+    for key, value in (metadata or {}).items():
+        if value is None:
+            md.pop(key, None)
+        else:
+            md[key] = value
+
+    def matrix(shape):
+        return (rng.standard_normal(shape) / np.sqrt(shape[-1])).astype(np.float32)
+
+    def norm(shape):
+        return (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
+
+    d, q, kv = n_embd, n_head * head_dim, n_head_kv * head_dim
+    specs = [("token_embd.weight", (n_vocab, d), matrix)]
+    for i in range(n_layer):
+        specs += [
+            (f"blk.{i}.attn_norm.weight", (d,), norm),
+            (f"blk.{i}.attn_q.weight", (q, d), matrix),
+            (f"blk.{i}.attn_k.weight", (kv, d), matrix),
+            (f"blk.{i}.attn_v.weight", (kv, d), matrix),
+            (f"blk.{i}.attn_output.weight", (d, q), matrix),
+            (f"blk.{i}.ffn_norm.weight", (d,), norm),
+            (f"blk.{i}.ffn_gate.weight", (n_ff, d), matrix),
+            (f"blk.{i}.ffn_up.weight", (n_ff, d), matrix),
+            (f"blk.{i}.ffn_down.weight", (d, n_ff), matrix),
+        ]
+    specs.append(("output_norm.weight", (d,), norm))
+    if not tied:
+        specs.append(("output.weight", (n_vocab, d), matrix))
+
+    tensors = []
+    for tname, shape, init in specs:
+        if tname in drop_tensors:
+            continue
+        shape = tuple((tensor_shapes or {}).get(tname, shape))
+        x = init(shape)
+        tensors.append(encode_tensor(tname, x, GGMLType.F32 if len(shape) == 1 else weight_type))
+    tensors += list(extra_tensors)
+
+    path = Path(directory) / (name or f"tiny-llama-{next(_counter)}.gguf")
+    write_gguf(path, md, tensors, metadata_types=md_types)
+    return path
+
+
+def encode_tensor(name: str, x: np.ndarray, ggml_type) -> tuple:
+    """(name, type, shape, data) for write_gguf, converting float32 x to the storage type."""
+    ggml_type = GGMLType(ggml_type)
+    if ggml_type == GGMLType.F32:
+        return name, ggml_type, x.shape, x
+    if ggml_type == GGMLType.F16:
+        return name, ggml_type, x.shape, x.astype(np.float16)
+    if ggml_type == GGMLType.BF16:
+        return name, ggml_type, x.shape, (x.view(np.uint32) >> 16).astype(np.uint16)  # truncation is enough here
+    from lessons.l12_quants import quantize
+
+    return name, ggml_type, x.shape, quantize(x.reshape(-1, x.shape[-1]), ggml_type).reshape(*x.shape[:-1], -1)
+
+
+@pytest.fixture
+def tiny_llama(tmp_path):
+    """Factory: tiny_llama(**overrides) or tiny_llama(directory, **overrides) -> Path of a new tiny GGUF model.
+
+    See build_tiny_llama for the overrides (sizes, GQA, rope base, vocab "bpe"/"spm", weight_type, broken files).
+    """
+
+    def make(directory=None, **overrides) -> Path:
+        return build_tiny_llama(directory or tmp_path, **overrides)
+
+    return make
