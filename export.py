@@ -37,12 +37,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lessons.l01_gguf import GGML_BLOCK_INFO, GGMLType, GGUFError, GGUFFile, GGUFValueType
+from lessons.l01_gguf import GGML_BLOCK_INFO, GGMLType, GGUFFile, GGUFValueType
+from lessons.l12_quants import dequantize, quantize
 
 T = GGMLType  # short alias: the rules below are a wall of type names
 
 # ---- Presets ----
 # name -> (llama.cpp's LLAMA_FTYPE number written to general.file_type, base tensor type)
+# --8<-- [start:presets]
 PRESETS: dict[str, tuple[int, GGMLType]] = {
     "F32": (0, T.F32), "F16": (1, T.F16), "BF16": (32, T.BF16),
     "Q4_0": (2, T.Q4_0), "Q4_1": (3, T.Q4_1), "Q5_0": (8, T.Q5_0), "Q5_1": (9, T.Q5_1), "Q8_0": (7, T.Q8_0),
@@ -52,6 +54,7 @@ PRESETS: dict[str, tuple[int, GGMLType]] = {
     "Q5_K_S": (16, T.Q5_K), "Q5_K_M": (17, T.Q5_K),
     "Q6_K": (18, T.Q6_K),
 }
+# --8<-- [end:presets]
 FLOAT_TYPES = (T.F32, T.F16, T.BF16)
 QUANTIZATION_VERSION = 2  # ggml's GGML_QNT_VERSION: the block layouts we write
 SPLIT_KEYS = ("split.no", "split.count", "split.tensors.count")  # a quantized file is one file
@@ -146,6 +149,7 @@ class ModelFacts:
 
 
 # ---- The recipe: one preset -> a type for every tensor ----
+# --8<-- [start:fallback]
 def use_more_bits(i_layer: int, n_layer: int) -> bool:
     """First eighth, last eighth, and every third layer in between."""
     return i_layer < n_layer // 8 or i_layer >= 7 * n_layer // 8 or (i_layer - n_layer // 8) % 3 == 2
@@ -159,8 +163,10 @@ def fallback(new_type: GGMLType, n_per_row: int) -> GGMLType:
     smaller = {T.Q2_K: T.Q4_0, T.Q3_K: T.Q4_0, T.Q4_K: T.Q5_0, T.Q5_K: T.Q5_1, T.Q6_K: T.Q8_0}
     new_type = smaller.get(new_type, new_type)
     return new_type if n_per_row % block_size(new_type) == 0 else T.F16
+# --8<-- [end:fallback]
 
 
+# --8<-- [start:recipe]
 class Recipe:
     """Mirrors llama.cpp's per-tensor choice. Stateful like the original: the attn_v and
     ffn_down rules count how many of those tensors they have seen (call in llama_cpp_order)."""
@@ -237,6 +243,7 @@ class Recipe:
                 return T.Q5_K if p in ("Q2_K", "Q3_K_S", "Q3_K_M", "Q4_K_S", "Q4_K_M") else new
             return {"Q2_K": T.Q3_K, "Q3_K_M": T.Q4_K, "Q3_K_L": T.Q5_K}.get(p, new)
         return new
+# --8<-- [end:recipe]
 
 
 
@@ -251,33 +258,19 @@ def plan_types(gguf: GGUFFile, preset: str) -> dict[str, GGMLType]:
 SLAB_FLOATS = 1 << 24  # 64 MiB of float32 per slab: memory stays flat whatever the model's size
 
 
-def to_bf16(x: np.ndarray) -> np.ndarray:
-    """float32 -> bf16 bits, rounding to nearest even (ggml's rule); NaN stays a quiet NaN."""
-    bits = x.astype(np.float32).view(np.uint32)  # [rows, n] u32
-    rounded = ((bits.astype(np.uint64) + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
-    return np.where(np.isnan(x), ((bits >> 16) | 64).astype(np.uint16), rounded)
-
-
 def encode_rows(x: np.ndarray, new_type: GGMLType) -> np.ndarray:
-    """[rows, n] float32 -> the bytes of those rows in new_type."""
-    if new_type == T.F32:
-        return x.astype(np.float32)
-    if new_type == T.F16:
-        return x.astype(np.float16)  # IEEE round to nearest even, as ggml's F16C path
-    if new_type == T.BF16:
-        return to_bf16(x)
-    from lessons.l12_quants import quantize
-    return quantize(np.ascontiguousarray(x, dtype=np.float32), new_type)
+    """[rows, n] float32 -> those rows stored as new_type (lesson 12: floats typed, quants raw blocks)."""
+    return quantize(x, new_type)
 
 
 def decode_rows(raw: np.ndarray, cur_type: GGMLType, n_per_row: int) -> np.ndarray:
     """A slab of rows as stored -> [rows, n] float32."""
     if cur_type == T.F32:
         return raw
-    from lessons.l12_quants import dequantize
     return dequantize(raw, cur_type, (raw.shape[0], n_per_row))
 
 
+# --8<-- [start:convert]
 def convert_tensor(info, new_type: GGMLType):
     """Yield the tensor's bytes in new_type, slab by slab (whole rows, so blocks never straddle)."""
     if info.ggml_type == new_type:  # nothing to do: copy the stored bytes
@@ -289,6 +282,7 @@ def convert_tensor(info, new_type: GGMLType):
     for start in range(0, rows.shape[0], step):
         x = decode_rows(rows[start:start + step], info.ggml_type, n_per_row)  # [step, n_per_row] f32
         yield np.ascontiguousarray(encode_rows(x, new_type)).reshape(-1).view(np.uint8)
+# --8<-- [end:convert]
 
 
 # ---- Writing: the GGUF layout, streamed ----
@@ -370,6 +364,7 @@ def export(in_path: str, out_path: str, preset: str, progress=None) -> ExportSta
         gguf.close()
 
 
+# --8<-- [start:atomic]
 class AtomicFile:
     """Write to a hidden temporary file beside the target; rename over it only on success.
     Any exception (Ctrl-C included) deletes the temporary file, so OUT is all or nothing."""
@@ -395,6 +390,7 @@ class AtomicFile:
             if os.path.exists(self.tmp):
                 os.unlink(self.tmp)
         return False
+# --8<-- [end:atomic]
 
 
 # ---- Command line ----
@@ -488,6 +484,9 @@ def main(argv=None) -> int:
     except (ValueError, OSError, MemoryError) as e:  # GGUFError is a ValueError
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         sys.stderr.write(f"error: {msg}\n")
+        return 1
+    except Exception as e:  # a bug of ours: still one line, but say so
+        sys.stderr.write(f"error: internal error ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})\n")
         return 1
 
 

@@ -108,7 +108,8 @@ def test_rows_that_are_not_whole_k_blocks_fall_back(tiny):
         q4_k_m = export.plan_types(f, "Q4_K_M")
         q6_k = export.plan_types(f, "Q6_K")
     assert q4_k_m["blk.0.attn_q.weight"] == T.Q4_K        # 256 per row: fits
-    assert q4_k_m["blk.0.ffn_down.weight"] == T.Q8_0      # Q6_K (more bits, layer 0) -> 288 % 256 -> Q8_0
+    assert q4_k_m["blk.0.ffn_down.weight"] == T.Q5_0      # Q4_K, but 288 % 256 != 0 -> Q5_0
+    assert q4_k_m["blk.1.ffn_down.weight"] == T.Q8_0      # last 1/8 of the layers: Q6_K -> 288 -> Q8_0
     assert q6_k["blk.1.ffn_down.weight"] == T.Q8_0
     assert q4_k_m["output_norm.weight"] == T.F32          # 1-D stays as it is
     assert q4_k_m["token_embd.weight"] == T.Q6_K          # tied output: Q6_K
