@@ -29,6 +29,9 @@ activation path it matches llama.cpp's Q4_1 run instead. See the doc page for th
 """
 from __future__ import annotations
 
+import copy
+from dataclasses import replace
+
 import numpy as np
 
 from lessons.l01_gguf import GGMLType
@@ -190,23 +193,25 @@ class QuantizedLinear:
 
 
 def with_quantized_activations(model, gguf):
-    """Make a NumpyLlama (l08) compute every weight product the way llama.cpp's CPU backend does."""
+    """A copy of a NumpyLlama (l08) that computes every weight product the way llama.cpp's CPU
+    backend does. The copy shares the float weights it still needs (the embeddings, the norms)."""
     def part(name):
         t = gguf.tensors[name]
         if t.ggml_type in (T.F32, T.F16):
             return np.asarray(t.data, dtype=np.float32), T.F32
-        if t.ggml_type not in VEC_DOT_TYPE or t.ggml_type not in (T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q4_K):
+        if t.ggml_type not in (T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q4_K):
             raise ValueError(f"{name}: no quantized dot product for {t.ggml_type.name} in this lesson")
         return np.asarray(t.data), t.ggml_type
 
     def blk(i, *names):
         return QuantizedLinear([part(f"blk.{i}.{n}.weight") for n in names])
 
-    w = model.weights
-    for i, layer in enumerate(w.layers):
-        layer.wqkv, layer.wo = blk(i, "attn_q", "attn_k", "attn_v"), blk(i, "attn_output")
-        layer.w_gate_up, layer.w_down = blk(i, "ffn_gate", "ffn_up"), blk(i, "ffn_down")
+    layers = [replace(layer, wqkv=blk(i, "attn_q", "attn_k", "attn_v"), wo=blk(i, "attn_output"),
+                      w_gate_up=blk(i, "ffn_gate", "ffn_up"), w_down=blk(i, "ffn_down"))
+              for i, layer in enumerate(model.weights.layers)]
     out = "output.weight" if "output.weight" in gguf.tensors else "token_embd.weight"
-    w.output = QuantizedLinear([part(out)])
-    return model
+    quantized = copy.copy(model)
+    quantized.weights = replace(model.weights, layers=layers, output=QuantizedLinear([part(out)]))
+    quantized.cache = copy.deepcopy(model.cache)  # its own KV cache
+    return quantized
 # --8<-- [end:hook]
