@@ -110,23 +110,43 @@ def kl_rows(p_logits: np.ndarray, q_logits: np.ndarray) -> np.ndarray:
     return (np.exp(lp) * (lp - lq)).sum(-1)
 
 
+def q8_0_c_reference(x: np.ndarray):
+    """Lesson 14's quantize_q8_0 with ggml's C reference rounding instead of its x86 one:
+    multiply by 1/d (not 127/max) and round halves away from zero (not to even)."""
+    from lessons.l14_quant_dot import QK, fp16
+    blocks = np.asarray(x, dtype=np.float32).reshape(*x.shape[:-1], -1, QK)
+    d = np.abs(blocks).max(axis=-1) / np.float32(127)
+    inv = np.divide(np.float32(1), d, out=np.zeros_like(d), where=d > 0)
+    v = blocks * inv[..., None]
+    return fp16(d), (np.sign(v) * np.floor(np.abs(v) + np.float32(0.5))).astype(np.int8)
+
+
 def measure_l14() -> dict:
+    import lessons.l14_quant_dot as L
     from lessons.default_model import default_model_path
     from lessons.l01_gguf import GGUFFile
     from lessons.l08_transformer import NumpyLlama
-    from lessons.l14_quant_dot import with_quantized_activations
     ref = np.load(SHARED / "reference" / "smollm2_logits.npz")
     gen = json.loads((SHARED / "reference" / "smollm2_generation.json").read_text())
     prompts = [k for k in gen if not k.startswith("_")]
+
+    def run(model):
+        out = []
+        for p in prompts:
+            model.reset()
+            out.append(model.forward(np.array(gen[p]["prompt_ids"], np.int32), 0))
+        return out
+
     with GGUFFile(default_model_path()) as f:
         model = NumpyLlama(f, 64)
-        runs = {"numpy, f32 activations": [], "numpy, Q8 activations (lesson 14)": []}
-        for label in runs:
-            if "Q8" in label:
-                with_quantized_activations(model, f)
-            for p in prompts:
-                model.reset()
-                runs[label].append(model.forward(np.array(gen[p]["prompt_ids"], np.int32), 0))
+        quantized = L.with_quantized_activations(model, f)
+        runs = {"numpy, f32 activations": run(model), "numpy, Q8 activations (lesson 14)": run(quantized)}
+        x86 = L.quantize_q8_0
+        L.quantize_q8_0 = q8_0_c_reference
+        try:
+            runs["numpy, Q8 activations, C-reference rounding"] = run(quantized)
+        finally:
+            L.quantize_q8_0 = x86
     runs["llama.cpp, Q4_1 file"] = [ref[f"q4_1_p{i}_logits"] for i in range(len(prompts))]
     out = {"prompts": prompts, "rows": []}
     for label, logits in runs.items():
@@ -136,6 +156,10 @@ def measure_l14() -> dict:
             last = [float(kl_rows(ref[f"{vs}_p{i}_logits"][-1:], y[-1:])[0]) for i, y in enumerate(logits)]
             row[f"kl_mean_vs_{vs}"], row[f"kl_last_vs_{vs}"] = float(kls.mean()), last
         out["rows"].append(row)
+    a, b = runs["numpy, Q8 activations (lesson 14)"], runs["numpy, Q8 activations, C-reference rounding"]
+    per_pos = np.concatenate([kl_rows(x, y) for x, y in zip(a, b)])
+    out["rounding_only"] = {"kl_mean": float(per_pos.mean()), "kl_max": float(per_pos.max()),
+                            "identical_positions": int((per_pos == 0).sum()), "positions": int(per_pos.size)}
     return out
 
 
@@ -145,9 +169,12 @@ def kl_table(data: dict) -> str:
     for r in data["rows"]:
         lines.append(f"| {r['run']} | {r['kl_mean_vs_f32']:.2e} | {', '.join(f'{v:.1e}' for v in r['kl_last_vs_f32'])} | "
                      f"{r['kl_mean_vs_q4_1']:.2e} | {', '.join(f'{v:.1e}' for v in r['kl_last_vs_q4_1'])} |")
-    return ("Measured by `tools/make_quant_table.py --measure-l14` on the two reference prompts "
-            f"({len(data['prompts'])} prompts, every prompt position), weights from the Q4_1 file.\n\n"
-            + "\n".join(lines) + "\n")
+    r = data["rounding_only"]
+    return ("Measured by `tools/make_quant_table.py --measure-l14` on llama.cpp's two reference prompts "
+            "(every prompt position), weights from the Q4_1 file.\n\n" + "\n".join(lines) + "\n\n"
+            f"Between the two numpy Q8 runs, which differ only in how a value exactly or nearly halfway "
+            f"between two 8-bit steps is rounded: KL {r['kl_mean']:.2e} on average, up to {r['kl_max']:.1e}; "
+            f"{r['identical_positions']} of {r['positions']} positions bit-identical.\n")
 
 
 def main() -> int:
