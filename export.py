@@ -246,7 +246,6 @@ class Recipe:
 # --8<-- [end:recipe]
 
 
-
 def plan_types(gguf: GGUFFile, preset: str) -> dict[str, GGMLType]:
     """name -> output type for every tensor of an open file, in llama.cpp's visiting order."""
     names = llama_cpp_order(list(gguf.tensors))
@@ -275,6 +274,8 @@ def convert_tensor(info, new_type: GGMLType):
     """Yield the tensor's bytes in new_type, slab by slab (whole rows, so blocks never straddle)."""
     if info.ggml_type == new_type:  # nothing to do: copy the stored bytes
         yield np.asarray(info.data).reshape(-1).view(np.uint8)
+        return
+    if info.n_elements == 0:
         return
     n_per_row = int(info.ne[0])
     rows = np.asarray(info.data).reshape(-1, info.data.shape[-1])  # [n_rows, stored row] (3-D experts too)
