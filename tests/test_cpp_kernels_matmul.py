@@ -196,3 +196,12 @@ def test_bad_input_raises_value_error(bad):
             K.quant_matmul(W, 3, np.ones((2, 65), np.float32))
         else:
             K._core.quant_matmul(W, 12, 4, 64, x, "", K.thread_pool(1))  # k-quants need 256 columns
+
+
+def test_thread_pool_survives_many_small_jobs():
+    """Hundreds of back-to-back jobs (with workers spinning, sleeping and waking late) give the one-thread result."""
+    W = random_weights(3, 40, 64, seed=2)
+    x = np.random.default_rng(2).standard_normal((2, 64)).astype(np.float32)
+    ref = K.quant_matmul(W, 3, x, n_threads=1)
+    for i in range(300):
+        np.testing.assert_array_equal(K.quant_matmul(W, 3, x, n_threads=2 + i % 3), ref)
