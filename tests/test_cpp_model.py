@@ -248,3 +248,18 @@ def test_weight_type_the_kernels_cannot_multiply(tmp_path):
     write_gguf(tmp_path / "bad.gguf", gguf.metadata, tensors, metadata_types=gguf.metadata_types)
     with pytest.raises(ValueError, match="ffn_up|type"):
         CppLlama(GGUFFile(tmp_path / "bad.gguf"), n_ctx=8, n_threads=1)
+
+
+@pytest.mark.parametrize("weight_type", [GGMLType.Q4_1, GGMLType.F32])
+def test_fused_decode_gives_the_plain_path_numbers(tmp_path, weight_type):
+    """Decoding fuses Q/K/V and gate/up/SwiGLU into one parallel loop each: same rows, same activations,
+    so the same logits as the one-product-at-a-time path, bit for bit, with any thread count."""
+    gguf = tiny_llama(tmp_path / "m.gguf", weight_type=weight_type, n_ff=160)  # n_ff not a multiple of the row blocks
+    tokens = np.random.default_rng(4).integers(0, 80, 6).astype(np.int32)
+    runs = []
+    for fused, threads in [(False, 1), (True, 1), (True, 3)]:
+        m = CppLlama(gguf, n_ctx=8, n_threads=threads)
+        m._model.fuse_decode = fused
+        runs.append(np.concatenate([m.forward(tokens[i:i + 1], i) for i in range(6)]))
+    np.testing.assert_array_equal(runs[1], runs[0])
+    np.testing.assert_array_equal(runs[2], runs[0])

@@ -133,6 +133,9 @@ void register_model(py::module_& m) {
              py::arg("n_threads"))
         .def("forward", &PyLlamaModel::forward, py::arg("tokens"), py::arg("pos"), py::arg("last_only") = false)
         .def("reset", [](PyLlamaModel& self) { self.model->reset(); })
+        .def_property("fuse_decode", [](const PyLlamaModel& self) { return self.model->fuse_decode(); },
+                      [](PyLlamaModel& self, bool on) { self.model->set_fuse_decode(on); },
+                      "decode with fused Q/K/V and gate/up/SwiGLU loops (default True)")
         .def_property_readonly("n_ctx", [](const PyLlamaModel& self) { return self.model->n_ctx(); })
         .def_property_readonly("n_threads", [](const PyLlamaModel& self) { return self.model->n_threads(); })
         .def_property_readonly("kv_cache_bytes", [](const PyLlamaModel& self) { return self.model->kv_cache_bytes(); })
