@@ -1,4 +1,153 @@
-// model_bind.cpp -- Python bindings of the C++ model (owned by the model work).
+// model_bind.cpp -- Python bindings of the C++ model (cpp_core/model.py wraps them).
+//
+// Weights cross the boundary as numpy views of the GGUF mmap: the binding takes their data pointers
+// and keeps a reference to every array, so the mmap cannot go away while the model lives.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <string>
+
+#include "model.h"
+
 namespace py = pybind11;
-void register_model(py::module_& m) { (void)m; }
+
+namespace {
+
+// A C-contiguous numpy array's bytes, checked against the size the model will read.
+const uint8_t* array_bytes(const py::array& a, size_t expected, const std::string& what) {
+    if (!(a.flags() & py::array::c_style)) throw std::invalid_argument(what + ": array is not C-contiguous");
+    if (size_t(a.nbytes()) != expected)
+        throw std::invalid_argument(what + ": " + std::to_string(a.nbytes()) + " bytes, expected " + std::to_string(expected));
+    return static_cast<const uint8_t*>(a.data());
+}
+
+struct PyLlamaModel {
+    std::unique_ptr<ll::LlamaModel> model;
+    std::vector<py::object> keep_alive;  // the arrays whose memory the model reads
+
+    // weights: GGUF tensor name -> (ggml_type, n_rows, n_cols, array); norms are float32 [n_embd] arrays.
+    PyLlamaModel(const py::dict& hparams, const py::dict& weights, int n_ctx, int n_threads) {
+        ll::LlamaHParams hp;
+        hp.n_vocab = hparams["n_vocab"].cast<int>();
+        hp.n_embd = hparams["n_embd"].cast<int>();
+        hp.n_layer = hparams["n_layer"].cast<int>();
+        hp.n_head = hparams["n_head"].cast<int>();
+        hp.n_head_kv = hparams["n_head_kv"].cast<int>();
+        hp.head_dim = hparams["head_dim"].cast<int>();
+        hp.n_ff = hparams["n_ff"].cast<int>();
+        hp.n_rot = hparams["n_rot"].cast<int>();
+        hp.rope_base = hparams["rope_base"].cast<float>();
+        hp.rms_eps = hparams["rms_eps"].cast<float>();
+        hp.rope_neox = hparams["rope_neox"].cast<bool>();
+        if (hp.n_vocab < 1 || hp.n_embd < 1 || hp.n_layer < 1) throw std::invalid_argument("bad model hyper-parameters");
+
+        auto matrix = [&](const std::string& name) {
+            if (!weights.contains(name)) throw std::invalid_argument("missing tensor " + name);
+            auto spec = weights[py::str(name)].cast<py::tuple>();
+            if (spec.size() != 4) throw std::invalid_argument(name + ": expected (ggml_type, n_rows, n_cols, array)");
+            ll::WeightRef w;
+            w.ggml_type = spec[0].cast<int>();
+            w.n_rows = spec[1].cast<int64_t>();
+            w.n_cols = spec[2].cast<int64_t>();
+            py::array a = spec[3].cast<py::array>();
+            if (w.n_rows < 1 || w.n_cols < 1) throw std::invalid_argument(name + ": empty matrix");
+            w.data = array_bytes(a, size_t(w.n_rows) * ll::row_bytes(w.ggml_type, w.n_cols), name);
+            keep_alive.push_back(a);
+            return w;
+        };
+        auto vector = [&](const std::string& name) {
+            if (!weights.contains(name)) throw std::invalid_argument("missing tensor " + name);
+            py::array a = weights[py::str(name)].cast<py::array>();
+            if (!py::isinstance<py::array_t<float>>(a)) throw std::invalid_argument(name + ": expected a float32 array");
+            const float* p = reinterpret_cast<const float*>(array_bytes(a, sizeof(float) * size_t(hp.n_embd), name));
+            keep_alive.push_back(a);
+            return p;
+        };
+
+        ll::ModelWeightRefs w;
+        w.token_embd = matrix("token_embd.weight");
+        w.output = weights.contains("output.weight") ? matrix("output.weight") : w.token_embd;  // tied embeddings
+        w.output_norm = vector("output_norm.weight");
+        for (int i = 0; i < hp.n_layer; i++) {
+            const std::string b = "blk." + std::to_string(i) + ".";
+            ll::LayerWeightRefs L;
+            L.attn_norm = vector(b + "attn_norm.weight");
+            L.wq = matrix(b + "attn_q.weight");
+            L.wk = matrix(b + "attn_k.weight");
+            L.wv = matrix(b + "attn_v.weight");
+            L.wo = matrix(b + "attn_output.weight");
+            L.ffn_norm = vector(b + "ffn_norm.weight");
+            L.w_gate = matrix(b + "ffn_gate.weight");
+            L.w_up = matrix(b + "ffn_up.weight");
+            L.w_down = matrix(b + "ffn_down.weight");
+            w.layers.push_back(L);
+        }
+        model = std::make_unique<ll::LlamaModel>(hp, std::move(w), n_ctx, n_threads);
+    }
+
+    py::array_t<float> forward(py::array_t<int32_t, py::array::c_style | py::array::forcecast> tokens, int64_t pos, bool last_only) {
+        if (tokens.ndim() != 1 || tokens.size() == 0) throw std::invalid_argument("tokens must be a non-empty 1-D array");
+        if (pos < 0 || pos > model->n_ctx()) throw std::invalid_argument("pos out of range");
+        const int n = int(std::min<int64_t>(tokens.size(), int64_t(model->n_ctx()) + 1));  // forward() rejects too many
+        if (int64_t(n) != tokens.size()) throw std::invalid_argument("more tokens than n_ctx");
+        const int64_t rows = last_only ? 1 : n, n_vocab = model->hparams().n_vocab;
+        py::array_t<float> logits({rows, n_vocab});
+        const int32_t* tok = tokens.data();
+        float* out = logits.mutable_data();
+        {
+            py::gil_scoped_release release;  // the forward pass touches no Python object
+            model->forward(tok, n, int(pos), out, last_only);
+        }
+        return logits;
+    }
+};
+
+// attention(q [n, n_head, hd], k_cache [n_ctx, n_head_kv, hd], v_cache, pos, version, n_threads) -> [n, n_head*hd]
+py::array_t<float> attention_py(py::array_t<float, py::array::c_style | py::array::forcecast> q,
+                                py::array_t<float, py::array::c_style | py::array::forcecast> k,
+                                py::array_t<float, py::array::c_style | py::array::forcecast> v, int pos,
+                                const std::string& version, int n_threads) {
+    if (q.ndim() != 3 || k.ndim() != 3 || v.ndim() != 3) throw std::invalid_argument("attention: q, k, v must be 3-D");
+    const int n = int(q.shape(0)), n_head = int(q.shape(1)), hd = int(q.shape(2)), n_head_kv = int(k.shape(1));
+    for (int i = 0; i < 3; i++)
+        if (k.shape(i) != v.shape(i)) throw std::invalid_argument("attention: k and v shapes differ");
+    if (k.shape(2) != hd) throw std::invalid_argument("attention: head_dim of q and k differ");
+    if (pos < 0 || int64_t(pos) + n > k.shape(0)) throw std::invalid_argument("attention: the cache holds fewer than pos + n positions");
+    py::array_t<float> out({int64_t(n), int64_t(n_head) * hd});
+    ll::ThreadPool pool(n_threads);
+    const ll::AttentionShape s{n, pos, n_head, n_head_kv, hd};
+    if (version.empty())
+        ll::attention(q.data(), k.data(), v.data(), out.mutable_data(), s, pool);
+    else
+        ll::attention_v(version, q.data(), k.data(), v.data(), out.mutable_data(), s, pool);
+    return out;
+}
+
+}  // namespace
+
+void register_model(py::module_& m) {
+    py::class_<PyLlamaModel>(m, "LlamaModel", "The C++ forward pass; weights are read in place from the arrays given.")
+        .def(py::init<const py::dict&, const py::dict&, int, int>(), py::arg("hparams"), py::arg("weights"), py::arg("n_ctx"),
+             py::arg("n_threads"))
+        .def("forward", &PyLlamaModel::forward, py::arg("tokens"), py::arg("pos"), py::arg("last_only") = false)
+        .def("reset", [](PyLlamaModel& self) { self.model->reset(); })
+        .def_property("fuse_decode", [](const PyLlamaModel& self) { return self.model->fuse_decode(); },
+                      [](PyLlamaModel& self, bool on) { self.model->set_fuse_decode(on); },
+                      "decode with fused Q/K/V and gate/up/SwiGLU loops (default True)")
+        .def_property_readonly("n_ctx", [](const PyLlamaModel& self) { return self.model->n_ctx(); })
+        .def_property_readonly("n_threads", [](const PyLlamaModel& self) { return self.model->n_threads(); })
+        .def_property_readonly("kv_cache_bytes", [](const PyLlamaModel& self) { return self.model->kv_cache_bytes(); })
+        .def_property_readonly("arrays", [](const PyLlamaModel& self) { return self.keep_alive; },
+                               "the arrays whose memory the model reads (views of the GGUF mmap)");
+    m.def("attention", &attention_py, py::arg("q"), py::arg("k_cache"), py::arg("v_cache"), py::arg("pos"),
+          py::arg("version") = "", py::arg("n_threads") = 1,
+          "Causal GQA attention of n new queries at positions pos.. against a [n_ctx, n_head_kv, head_dim] cache.");
+    m.def("attention_versions", []() {
+        py::list out;
+        for (const auto& v : ll::attention_versions()) out.append(py::make_tuple(v.name, v.idea, v.available));
+        return out;
+    });
+    m.def("attention_active", &ll::attention_active);
+}

@@ -1,0 +1,109 @@
+"""CppLlama: the whole forward pass in C++ (cpp_core/src/model.cpp), with NumpyLlama's protocol.
+
+    from lessons.l01_gguf import GGUFFile
+    from cpp_core.model import CppLlama
+    model = CppLlama(GGUFFile("model.gguf"), n_ctx=512, n_threads=2)
+    logits = model.forward(np.array([1, 2, 3], np.int32), pos=0)            # [3, n_vocab]
+    logits = model.forward(np.array([4], np.int32), pos=3, last_only=True)  # [1, n_vocab]
+
+The weights are not loaded: every matrix is a numpy view of the GGUF file's mmap, handed to C++ as a
+pointer to its raw ggml blocks, which quant_matmul reads in place. Only the norm vectors (a few KB) are
+converted when a file stores them in another type than F32. The memory the model adds is its KV cache
+(float32, [n_layer][n_ctx][n_head_kv][head_dim] for K and for V) and scratch for one batch of tokens.
+
+last_only=True computes the final norm and the output matrix for the last token only: generation needs
+just that row, and for SmolLM2 the output product (49152 x 576) costs as much as 8 layers. Perplexity
+needs every row, so the default stays False.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lessons.l01_gguf import GGMLType
+from lessons.l08_transformer import LlamaConfig
+
+from . import _core
+
+__all__ = ["CppLlama", "attention", "attention_versions", "attention_active"]
+
+
+def _norm_vector(t) -> np.ndarray:
+    """A 1-D norm weight as float32: the mmap view itself when the file stores F32, else a small converted copy."""
+    if t.ggml_type == GGMLType.F32:
+        return np.ascontiguousarray(t.data)
+    from lessons.l12_quants import dequantize
+
+    return np.ascontiguousarray(dequantize(t.data, t.ggml_type, tuple(t.shape)), dtype=np.float32)
+
+
+class CppLlama:
+    """A LLaMA model evaluated by the C++ core. forward() evaluates new tokens and returns logits."""
+
+    def __init__(self, gguf, n_ctx: int, n_threads: int = 1):
+        self.config = c = LlamaConfig.from_gguf(gguf)  # validates the file before anything is allocated
+        if isinstance(n_ctx, bool) or not isinstance(n_ctx, (int, np.integer)) or not 1 <= n_ctx <= c.n_ctx_train:
+            raise ValueError(f"n_ctx must be between 1 and the model's training context {c.n_ctx_train}, got {n_ctx}")
+        if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or not 1 <= n_threads <= 1024:
+            raise ValueError(f"n_threads must be between 1 and 1024, got {n_threads}")
+        self.n_ctx, self.n_threads = int(n_ctx), int(n_threads)
+        self._gguf = gguf  # keeps the mmap open: C++ reads the weights from it
+        hparams = dict(n_vocab=c.n_vocab, n_embd=c.n_embd, n_layer=c.n_layer, n_head=c.n_head, n_head_kv=c.n_head_kv,
+                       head_dim=c.head_dim, n_ff=c.n_ff, n_rot=c.n_rot or c.head_dim, rope_base=c.rope_base,
+                       rms_eps=c.rms_eps, rope_neox=c.rope_neox)
+        weights = {}
+        for name, shape in c.tensor_shapes().items():
+            t = gguf.tensors[name]
+            if len(shape) == 1:
+                weights[name] = _norm_vector(t)
+            else:  # [n_rows, n_cols] of raw blocks (F32/F16/BF16 views are the raw bytes too)
+                weights[name] = (int(t.ggml_type), int(shape[0]), int(shape[1]), np.ascontiguousarray(t.data))
+        try:
+            self._model = _core.LlamaModel(hparams, weights, self.n_ctx, self.n_threads)
+        except ValueError as e:  # e.g. a ggml type the kernels cannot multiply: one line naming the problem
+            raise ValueError(f"C++ backend: {e}") from None
+
+    @property
+    def kv_cache_bytes(self) -> int:
+        return self._model.kv_cache_bytes
+
+    def reset(self) -> None:
+        """Forget the cache."""
+        self._model.reset()
+
+    def forward(self, tokens, pos: int, last_only: bool = False) -> np.ndarray:
+        """Evaluate tokens [n] at positions pos..pos+n-1, append their K/V to the cache.
+
+        Returns logits [n, n_vocab], or [1, n_vocab] for the last token only when last_only.
+        Raises ValueError for bad tokens or positions, or when pos + n > n_ctx.
+        """
+        tokens = np.asarray(tokens)
+        if tokens.ndim != 1 or tokens.size == 0 or not np.issubdtype(tokens.dtype, np.integer):
+            raise ValueError(f"tokens must be a non-empty 1-D integer array, got shape {tokens.shape} {tokens.dtype}")
+        if isinstance(pos, bool) or not isinstance(pos, (int, np.integer)) or pos < 0:
+            raise ValueError(f"pos must be a non-negative integer, got {pos!r}")
+        if pos + tokens.size > self.n_ctx:
+            raise ValueError(f"context full: positions {pos}..{pos + tokens.size - 1} do not fit in n_ctx {self.n_ctx}")
+        if tokens.min() < 0 or tokens.max() >= self.config.n_vocab:
+            raise ValueError(f"token id out of range [0, {self.config.n_vocab})")
+        return self._model.forward(tokens.astype(np.int32), int(pos), bool(last_only))
+
+
+# ---- the attention kernel alone (for tests and benchmarks) ----
+def attention(q: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, pos: int, version: str | None = None,
+              n_threads: int = 1) -> np.ndarray:
+    """Causal GQA attention: q [n, n_head, hd] at positions pos..pos+n-1 against k/v caches [n_ctx, n_head_kv, hd].
+
+    Returns [n, n_head * hd], like lessons.l06_attention.attention (whose cache is [n_head_kv, n_ctx, hd]).
+    version: one of attention_versions() (None = the fastest this CPU runs).
+    """
+    return _core.attention(q, k_cache, v_cache, int(pos), version or "", int(n_threads))
+
+
+def attention_versions() -> list[str]:
+    """Every attention version this build has and this CPU can run, slowest first."""
+    return [name for name, _idea, available in _core.attention_versions() if available]
+
+
+def attention_active() -> str:
+    return _core.attention_active()

@@ -1,0 +1,231 @@
+// model.cpp -- the LLaMA forward pass, read top to bottom like lessons/l08_transformer.py.
+//
+//     x = token_embd[tokens]                                    [n, n_embd]   (only the rows we need, dequantized)
+//     for each layer:
+//         h = rmsnorm(x) * attn_norm
+//         q, k, v = h W_q^T, h W_k^T, h W_v^T                   RoPE on q and k; k, v appended to the cache
+//         x += attention(q, K cache, V cache) W_o^T
+//         h = rmsnorm(x) * ffn_norm
+//         x += (silu(h W_gate^T) * h W_up^T) W_down^T
+//     logits = (rmsnorm(x) * output_norm) W_out^T               [n, n_vocab]  (or the last row only)
+//
+// Prefill and decode are the same code: a prompt goes through each layer as an [n, n_embd] matrix
+// (quant_matmul with n_tok = n reads each weight block once for many tokens), a decoded token is n = 1.
+// All parallelism lives in one thread pool (the -t flag), used by quant_matmul and attention.
+#include "model.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "quant_blocks.h"  // quant_type(): the per-type row dequantizer, for the embedding lookup
+
+namespace ll {
+
+// ---- construction: check everything once, so forward() can trust its inputs ----
+static void check_weight(const WeightRef& w, int64_t n_rows, int64_t n_cols, const char* what) {
+    if (!w.data) throw std::invalid_argument(std::string("missing weight ") + what);
+    if (w.n_rows != n_rows || w.n_cols != n_cols)
+        throw std::invalid_argument(std::string("weight ") + what + " has shape [" + std::to_string(w.n_rows) + ", " +
+                                    std::to_string(w.n_cols) + "], expected [" + std::to_string(n_rows) + ", " +
+                                    std::to_string(n_cols) + "]");
+    row_bytes(w.ggml_type, n_cols);  // throws std::invalid_argument for a type or shape quant_matmul cannot do
+}
+
+LlamaModel::LlamaModel(const LlamaHParams& hp, ModelWeightRefs weights, int n_ctx, int n_threads)
+    : hp_(hp), w_(std::move(weights)), n_ctx_(n_ctx), pool_(std::max(1, n_threads)) {
+    if (hp.n_vocab < 1 || hp.n_embd < 1 || hp.n_layer < 1 || hp.n_head < 1 || hp.n_head_kv < 1 || hp.head_dim < 1 ||
+        hp.n_ff < 1 || hp.n_head % hp.n_head_kv)
+        throw std::invalid_argument("bad model hyper-parameters");
+    if (hp.n_rot < 0 || hp.n_rot > hp.head_dim || hp.n_rot % 2) throw std::invalid_argument("bad rope dimension count");
+    if (n_ctx < 1) throw std::invalid_argument("n_ctx must be at least 1");
+    if (n_threads < 1) throw std::invalid_argument("n_threads must be at least 1");
+    if (int(w_.layers.size()) != hp.n_layer) throw std::invalid_argument("number of layers does not match n_layer");
+    q_dim_ = int64_t(hp.n_head) * hp.head_dim;
+    kv_dim_ = int64_t(hp.n_head_kv) * hp.head_dim;
+    check_weight(w_.token_embd, hp.n_vocab, hp.n_embd, "token_embd");
+    const QuantType* qt = quant_type(w_.token_embd.ggml_type);
+    if (!qt || !qt->dequantize_row) throw std::invalid_argument("token_embd: unsupported ggml type");
+    check_weight(w_.output, hp.n_vocab, hp.n_embd, "output");
+    if (!w_.output_norm) throw std::invalid_argument("missing weight output_norm");
+    for (const auto& L : w_.layers) {
+        if (!L.attn_norm || !L.ffn_norm) throw std::invalid_argument("missing norm weight");
+        check_weight(L.wq, q_dim_, hp.n_embd, "attn_q");
+        check_weight(L.wk, kv_dim_, hp.n_embd, "attn_k");
+        check_weight(L.wv, kv_dim_, hp.n_embd, "attn_v");
+        check_weight(L.wo, hp.n_embd, q_dim_, "attn_output");
+        check_weight(L.w_gate, hp.n_ff, hp.n_embd, "ffn_gate");
+        check_weight(L.w_up, hp.n_ff, hp.n_embd, "ffn_up");
+        check_weight(L.w_down, hp.n_embd, hp.n_ff, "ffn_down");
+    }
+    const size_t cache = size_t(hp.n_layer) * size_t(n_ctx) * size_t(kv_dim_);
+    k_cache_.assign(cache, 0.0f);
+    v_cache_.assign(cache, 0.0f);
+    const size_t B = kMaxBatch;
+    x_.resize(B * hp.n_embd);
+    xn_.resize(B * hp.n_embd);
+    q_.resize(B * q_dim_);
+    k_.resize(B * kv_dim_);
+    v_.resize(B * kv_dim_);
+    att_.resize(B * q_dim_);
+    gate_.resize(B * hp.n_ff);
+    up_.resize(B * hp.n_ff);
+    ffn_out_.resize(B * hp.n_embd);
+}
+
+void LlamaModel::reset() {
+    // Entries past the current position are never read (attention is causal), but a clean slate is cheap
+    // and makes a reset model bit-identical to a fresh one.
+    std::fill(k_cache_.begin(), k_cache_.end(), 0.0f);
+    std::fill(v_cache_.begin(), v_cache_.end(), 0.0f);
+}
+
+// ---- the pieces ----
+// --8<-- [start:embed]
+// The embedding table stays quantized in the mmap: dequantize just the n rows these tokens select.
+void LlamaModel::embed(const int32_t* tokens, int n, float* x) {
+    const WeightRef& e = w_.token_embd;
+    const size_t rb = row_bytes(e.ggml_type, e.n_cols);
+    const DequantRowFn dequantize_row = quant_type(e.ggml_type)->dequantize_row;
+    for (int t = 0; t < n; t++) dequantize_row(e.data + size_t(tokens[t]) * rb, x + int64_t(t) * hp_.n_embd, hp_.n_embd);
+}
+// --8<-- [end:embed]
+
+void LlamaModel::matmul(const WeightRef& w, const float* x, int n_tok, float* y) {
+    quant_matmul(w.ggml_type, w.data, w.n_rows, w.n_cols, x, n_tok, y, pool_);  // [n_tok, n_cols] -> [n_tok, n_rows]
+}
+
+static void rmsnorm_rows(const float* x, const float* weight, float* out, int n, int64_t dim, float eps) {
+    for (int t = 0; t < n; t++) rmsnorm(x + t * dim, weight, out + t * dim, dim, eps);
+}
+
+static void add_rows(float* x, const float* y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] += y[i];  // the residual stream (the compiler vectorizes this)
+}
+
+// RoPE rotates the first n_rot channels of every head; kern's rope() does whole heads, so a partial
+// rotation (n_rot < head_dim) goes head by head with head_dim = n_rot: the frequencies then use n_rot too,
+// which is exactly how llama.cpp defines partial RoPE.
+static void rope_heads(float* x, int n_head, int head_dim, int n_rot, int pos, float base, bool neox) {
+    if (n_rot == 0 || n_rot == head_dim) {
+        rope(x, n_head, head_dim, pos, base, neox);  // [n_head, head_dim], in place
+        return;
+    }
+    for (int h = 0; h < n_head; h++) rope(x + int64_t(h) * head_dim, 1, n_rot, pos, base, neox);
+}
+
+// ---- decoding one token: fewer barriers ----
+// A token's matrix-vector products are short (tens of microseconds), so each thread-pool barrier is a
+// real cost, and a big one when a core is shared and a worker may be descheduled. Decoding therefore
+// runs Q, K and V as ONE parallel loop over row blocks of the three matrices, and gate and up as one
+// loop whose blocks also apply SwiGLU to the rows they just made: 5 barriers per layer instead of 8.
+// Inside a pool task quant_matmul runs inline on the block's rows (nested parallel_for is inline).
+static void matmul_rows(const WeightRef& w, int64_t r0, int64_t r1, const float* x, float* y, ThreadPool& pool) {
+    const size_t rb = row_bytes(w.ggml_type, w.n_cols);
+    quant_matmul(w.ggml_type, w.data + r0 * rb, r1 - r0, w.n_cols, x, 1, y + r0, pool);  // y[r0..r1) = W[r0..r1) x
+}
+
+// Rows per task: enough that re-quantizing x per task is noise, few enough that each thread gets several.
+static int64_t rows_per_task(int64_t n_rows, int n_threads) {
+    const int64_t per = (n_rows + 4 * n_threads - 1) / (4 * int64_t(n_threads));
+    return std::max<int64_t>(64, (per + 15) / 16 * 16);
+}
+
+void LlamaModel::qkv_one_token(const LayerWeightRefs& L, const float* xn, float* q, float* k, float* v) {
+    const WeightRef* mats[3] = {&L.wq, &L.wk, &L.wv};
+    float* outs[3] = {q, k, v};
+    const int64_t step = rows_per_task(q_dim_ + 2 * kv_dim_, pool_.n_threads());
+    int64_t first_task[4] = {0, 0, 0, 0};  // task index where each matrix starts
+    for (int m = 0; m < 3; m++) first_task[m + 1] = first_task[m] + (mats[m]->n_rows + step - 1) / step;
+    pool_.parallel_for(first_task[3], [&](int64_t begin, int64_t end) {
+        for (int64_t task = begin; task < end; task++) {
+            const int m = task < first_task[1] ? 0 : task < first_task[2] ? 1 : 2;
+            const int64_t r0 = (task - first_task[m]) * step, r1 = std::min(mats[m]->n_rows, r0 + step);
+            matmul_rows(*mats[m], r0, r1, xn, outs[m], pool_);
+        }
+    });
+}
+
+void LlamaModel::ffn_up_one_token(const LayerWeightRefs& L, const float* xn, float* gate, float* up) {
+    const int64_t step = rows_per_task(2 * int64_t(hp_.n_ff), pool_.n_threads());
+    pool_.parallel_for((hp_.n_ff + step - 1) / step, [&](int64_t begin, int64_t end) {
+        for (int64_t task = begin; task < end; task++) {
+            const int64_t r0 = task * step, r1 = std::min<int64_t>(hp_.n_ff, r0 + step);
+            matmul_rows(L.w_gate, r0, r1, xn, gate, pool_);
+            matmul_rows(L.w_up, r0, r1, xn, up, pool_);
+            swiglu(gate + r0, up + r0, gate + r0, r1 - r0);  // these rows are ready: silu(gate) * up, in place
+        }
+    });
+}
+
+// ---- one micro-batch through the whole model ----
+// --8<-- [start:forward_batch]
+void LlamaModel::forward_batch(const int32_t* tokens, int n, int pos, float* logits, bool last_only) {
+    const LlamaHParams& c = hp_;
+    const int64_t d = c.n_embd;
+    float *x = x_.data(), *xn = xn_.data(), *q = q_.data(), *k = k_.data(), *v = v_.data();
+    float *att = att_.data(), *gate = gate_.data(), *up = up_.data(), *tmp = ffn_out_.data();
+    const AttentionShape shape{n, pos, c.n_head, c.n_head_kv, c.head_dim};
+    const bool fused = n == 1 && fuse_decode_;
+
+    embed(tokens, n, x);  // [n, d]
+    for (int l = 0; l < c.n_layer; l++) {
+        const LayerWeightRefs& L = w_.layers[l];
+        // ---- attention block ----
+        rmsnorm_rows(x, L.attn_norm, xn, n, d, c.rms_eps);  // [n, d]
+        if (fused) {
+            qkv_one_token(L, xn, q, k, v);  // the three products below, one barrier
+        } else {
+            matmul(L.wq, xn, n, q);  // [n, d] -> [n, n_head*hd]
+            matmul(L.wk, xn, n, k);  // [n, d] -> [n, n_head_kv*hd]
+            matmul(L.wv, xn, n, v);  // [n, d] -> [n, n_head_kv*hd]
+        }
+        for (int t = 0; t < n; t++) {
+            rope_heads(q + t * q_dim_, c.n_head, c.head_dim, c.n_rot, pos + t, c.rope_base, c.rope_neox);
+            rope_heads(k + t * kv_dim_, c.n_head_kv, c.head_dim, c.n_rot, pos + t, c.rope_base, c.rope_neox);
+        }
+        std::memcpy(k_at(l, pos), k, sizeof(float) * n * kv_dim_);  // positions pos..pos+n-1 are contiguous
+        std::memcpy(v_at(l, pos), v, sizeof(float) * n * kv_dim_);
+        attention(q, k_at(l, 0), v_at(l, 0), att, shape, pool_);  // [n, n_head*hd]
+        matmul(L.wo, att, n, tmp);                                // [n, n_head*hd] -> [n, d]
+        add_rows(x, tmp, n * d);
+        // ---- feed-forward block ----
+        rmsnorm_rows(x, L.ffn_norm, xn, n, d, c.rms_eps);  // [n, d]
+        if (fused) {
+            ffn_up_one_token(L, xn, gate, up);  // gate, up and SwiGLU below, one barrier
+        } else {
+            matmul(L.w_gate, xn, n, gate);                // [n, d] -> [n, n_ff]
+            matmul(L.w_up, xn, n, up);                    // [n, d] -> [n, n_ff]
+            swiglu(gate, up, gate, int64_t(n) * c.n_ff);  // silu(gate) * up, in place: [n, n_ff]
+        }
+        matmul(L.w_down, gate, n, tmp);  // [n, n_ff] -> [n, d]
+        add_rows(x, tmp, n * d);
+    }
+    if (!logits) return;  // a prompt chunk before the last one, in last_only mode: nobody reads these logits
+    // ---- output: only the rows the caller wants ----
+    const int first = last_only ? n - 1 : 0, rows = n - first;
+    rmsnorm_rows(x + first * d, w_.output_norm, xn, rows, d, c.rms_eps);  // [rows, d]
+    matmul(w_.output, xn, rows, logits);                                  // [rows, d] -> [rows, n_vocab]
+}
+// --8<-- [end:forward_batch]
+
+void LlamaModel::forward(const int32_t* tokens, int n, int pos, float* logits, bool last_only) {
+    if (n < 1) throw std::invalid_argument("forward: no tokens");
+    if (pos < 0 || int64_t(pos) + n > n_ctx_)
+        throw std::invalid_argument("context full: positions " + std::to_string(pos) + ".." + std::to_string(int64_t(pos) + n - 1) +
+                                    " do not fit in n_ctx " + std::to_string(n_ctx_));
+    for (int t = 0; t < n; t++)
+        if (tokens[t] < 0 || tokens[t] >= hp_.n_vocab)
+            throw std::invalid_argument("token id " + std::to_string(tokens[t]) + " out of range [0, " + std::to_string(hp_.n_vocab) + ")");
+    // Micro-batches keep the scratch buffers small whatever the prompt length; attention is causal, so
+    // feeding a prompt in pieces gives the same result as feeding it at once.
+    for (int off = 0; off < n; off += kMaxBatch) {
+        const int nb = std::min(kMaxBatch, n - off);
+        const bool last_chunk = off + nb == n;
+        float* out = last_only ? (last_chunk ? logits : nullptr) : logits + int64_t(off) * hp_.n_vocab;
+        forward_batch(tokens + off, nb, pos + off, out, last_only);
+    }
+}
+
+}  // namespace ll

@@ -1,0 +1,111 @@
+// model.h -- the whole LLaMA forward pass in C++: the fast twin of lessons/l08_transformer.py.
+//
+// The model owns nothing big: every weight matrix is a pointer into the GGUF file's mmap (raw ggml
+// blocks, read in place by quant_matmul; no copy, no dequantized duplicate). What it does own is the
+// KV cache, one thread pool, and a few scratch buffers sized for one micro-batch of tokens.
+//
+// KV cache: float32, [n_layer][n_ctx][n_head_kv][head_dim] for K and the same for V. f32 rather than
+// llama.cpp's f16 because (1) the numpy lesson keeps f32, so the two backends agree to rounding and a
+// test can compare them tightly, and (2) for the models this project runs (SmolLM2-135M: 30 layers,
+// 3 KV heads of 64) the cache is small: 46 KB per position for K and V together, 23.6 MB at n_ctx 512.
+// One position's K (or V) for a layer is one contiguous row of n_head_kv*head_dim floats: exactly the
+// output row of the W_k (W_v) product, stored with a single memcpy.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels.h"
+#include "threadpool.h"
+
+namespace ll {
+
+// ---- hyper-parameters (a copy of lessons.l08b_config.LlamaConfig's numbers) ----
+struct LlamaHParams {
+    int n_vocab = 0, n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, head_dim = 0, n_ff = 0;
+    int n_rot = 0;  // channels RoPE rotates per head (0 = all of head_dim)
+    float rope_base = 10000.0f, rms_eps = 1e-5f;
+    bool rope_neox = false;
+};
+
+// A weight matrix read in place: n_rows rows of n_cols elements, each row row_bytes(type, n_cols) raw bytes.
+struct WeightRef {
+    int ggml_type = GGML_F32;
+    const uint8_t* data = nullptr;
+    int64_t n_rows = 0, n_cols = 0;
+};
+
+struct LayerWeightRefs {
+    const float* attn_norm = nullptr;     // [n_embd]
+    WeightRef wq, wk, wv, wo;             // [n_head*hd, n_embd], [n_head_kv*hd, n_embd] x2, [n_embd, n_head*hd]
+    const float* ffn_norm = nullptr;      // [n_embd]
+    WeightRef w_gate, w_up, w_down;       // [n_ff, n_embd] x2, [n_embd, n_ff]
+};
+
+struct ModelWeightRefs {
+    WeightRef token_embd;                 // [n_vocab, n_embd]
+    std::vector<LayerWeightRefs> layers;  // n_layer of them
+    const float* output_norm = nullptr;   // [n_embd]
+    WeightRef output;                     // [n_vocab, n_embd]; == token_embd when the embeddings are tied
+};
+
+// ---- attention (attention.cpp): causal grouped-query attention against the KV cache ----
+// q: [n_tok, n_head, head_dim] for positions pos..pos+n_tok-1 (RoPE applied).
+// k_cache, v_cache: one layer's cache, [n_ctx][n_head_kv][head_dim]; positions 0..pos+n_tok-1 filled.
+// out: [n_tok, n_head * head_dim]. Query head h reads KV head h / (n_head / n_head_kv).
+struct AttentionShape {
+    int n_tok, pos, n_head, n_head_kv, head_dim;
+};
+void attention(const float* q, const float* k_cache, const float* v_cache, float* out, const AttentionShape& s,
+               ThreadPool& pool);
+void attention_v(const std::string& version, const float* q, const float* k_cache, const float* v_cache, float* out,
+                 const AttentionShape& s, ThreadPool& pool);
+std::vector<VersionInfo> attention_versions();
+std::string attention_active();
+
+// ---- the model ----
+class LlamaModel {
+public:
+    // Checks every shape and size (throws std::invalid_argument with a one-line message).
+    LlamaModel(const LlamaHParams& hp, ModelWeightRefs weights, int n_ctx, int n_threads);
+
+    // Decoding (one token) fuses Q/K/V and gate/up/SwiGLU into one parallel loop each (same numbers,
+    // fewer barriers). Off: the plain one-product-at-a-time path, kept for tests and benchmarks.
+    void set_fuse_decode(bool on) { fuse_decode_ = on; }
+    bool fuse_decode() const { return fuse_decode_; }
+
+    // Evaluates tokens[0..n) at positions pos..pos+n-1 and appends their K/V to the cache.
+    // logits: [n, n_vocab], or [1, n_vocab] (the last token's only) when last_only.
+    void forward(const int32_t* tokens, int n, int pos, float* logits, bool last_only);
+    void reset();  // forget the cache
+
+    const LlamaHParams& hparams() const { return hp_; }
+    int n_ctx() const { return n_ctx_; }
+    int n_threads() const { return pool_.n_threads(); }
+    size_t kv_cache_bytes() const { return (k_cache_.size() + v_cache_.size()) * sizeof(float); }
+
+    // The prompt is fed through in micro-batches of at most this many tokens (bounds the scratch memory).
+    static constexpr int kMaxBatch = 256;
+
+private:
+    void forward_batch(const int32_t* tokens, int n, int pos, float* logits, bool last_only);
+    void embed(const int32_t* tokens, int n, float* x);
+    void matmul(const WeightRef& w, const float* x, int n_tok, float* y);
+    void qkv_one_token(const LayerWeightRefs& L, const float* xn, float* q, float* k, float* v);
+    void ffn_up_one_token(const LayerWeightRefs& L, const float* xn, float* gate, float* up);
+    float* k_at(int layer, int pos) { return k_cache_.data() + (size_t(layer) * n_ctx_ + pos) * kv_dim_; }
+    float* v_at(int layer, int pos) { return v_cache_.data() + (size_t(layer) * n_ctx_ + pos) * kv_dim_; }
+
+    LlamaHParams hp_;
+    ModelWeightRefs w_;
+    int n_ctx_;
+    bool fuse_decode_ = true;
+    int64_t q_dim_, kv_dim_;
+    ThreadPool pool_;
+    std::vector<float> k_cache_, v_cache_;  // [n_layer][n_ctx][n_head_kv][head_dim]
+    // scratch for one micro-batch of up to kMaxBatch tokens
+    std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, ffn_out_, logits_tmp_;
+};
+
+}  // namespace ll

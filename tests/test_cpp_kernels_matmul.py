@@ -1,0 +1,207 @@
+"""quant_matmul: every version x every weight type x odd shapes, against numpy's dequantize-then-matmul.
+
+Oracles: lessons.l12_quants.dequantize (itself checked against gguf-py) for the weights, and for the int8
+versions a numpy emulation of the 8-bit activations they use (Q8_0/Q8_1 as lessons.l12b quantizes them,
+Q8_K as llama.cpp does), so the comparison is tight: a wrong nibble, scale or sub-block shows up as an
+error hundreds of times the tolerance.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lessons import l12b_legacy_quants as legacy
+from lessons.l12_quants import dequantize
+
+K = pytest.importorskip("cpp_core.kernels", reason="the C++ core is not built (pip install -e .)")
+
+TYPES = {"f32": 0, "f16": 1, "bf16": 30, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8,
+         "q2_k": 10, "q3_k": 11, "q4_k": 12, "q5_k": 13, "q6_k": 14}
+BLOCK = {0: (1, 4), 1: (1, 2), 30: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34),
+         10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210)}
+# byte offsets of each block's fp16 scales: random bytes there could be inf/nan, so they get sane values
+F16_FIELDS = {2: [(0, 0.02)], 3: [(0, 0.02), (2, 0.5)], 6: [(0, 0.02)], 7: [(0, 0.02), (2, 0.5)], 8: [(0, 0.02)],
+              10: [(80, 0.02), (82, 0.02)], 11: [(108, 0.02)], 12: [(0, 0.02), (2, 0.02)], 13: [(0, 0.02), (2, 0.02)],
+              14: [(208, 0.02)]}
+ACT = {2: "q8_0", 6: "q8_0", 8: "q8_0", 3: "q8_1", 7: "q8_1", 10: "q8_k", 11: "q8_k", 12: "q8_k", 13: "q8_k", 14: "q8_k"}
+
+
+def versions() -> list:
+    out = []
+    for name, _, ok in K._core.list_versions("quant_matmul"):
+        marks = [] if ok else [pytest.mark.skip(reason=f"quant_matmul {name} needs CPU features this machine lacks")]
+        out.append(pytest.param(name, marks=marks, id=name))
+    return out
+
+
+def random_weights(t: int, n_rows: int, n_cols: int, seed: int) -> np.ndarray:
+    """Raw rows of type t: random bits everywhere (every code pattern), sane values in the fp16 scales."""
+    rng = np.random.default_rng(seed)
+    if t == 0:
+        return rng.standard_normal((n_rows, n_cols)).astype(np.float32)
+    if t == 1:
+        return rng.standard_normal((n_rows, n_cols)).astype(np.float16)
+    if t == 30:
+        return (rng.standard_normal((n_rows, n_cols)).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    block, nbytes = BLOCK[t]
+    raw = rng.integers(0, 256, size=(n_rows, n_cols // block, nbytes), dtype=np.uint8)
+    for off, scale in F16_FIELDS[t]:
+        vals = rng.uniform(-scale, scale, size=raw.shape[:2]).astype(np.float16)
+        if t in (10, 12, 13):  # k-quant d and dmin are non-negative in real files (mins are subtracted)
+            vals = np.abs(vals)
+        raw[..., off:off + 2] = vals.view(np.uint8).reshape(raw.shape[:2] + (2,))
+    return raw.reshape(n_rows, -1)
+
+
+def float_weights(W: np.ndarray, t: int) -> np.ndarray:
+    n_cols = K.n_cols_of(W, t)
+    return dequantize(W, t, (W.shape[0], n_cols)).astype(np.float64)
+
+
+def emulate_activations(x: np.ndarray, fmt: str) -> np.ndarray:
+    """x as the int8 versions see it: quantized to fmt and back, in float64."""
+    if fmt == "q8_0":
+        blocks = legacy.quantize_q8_0(x.reshape(-1, 32).astype(np.float32))
+        return legacy.dequantize_q8_0(blocks).reshape(x.shape).astype(np.float64)
+    if fmt == "q8_1":
+        blocks = legacy.quantize_q8_1(x.reshape(-1, 32).astype(np.float32))
+        return legacy.dequantize_q8_1(blocks).reshape(x.shape).astype(np.float64)
+    # Q8_K (llama.cpp's quantize_row_q8_K): the largest-magnitude value maps to -127, d stays float32
+    b = x.reshape(-1, 256).astype(np.float32)
+    mx = np.take_along_axis(b, np.abs(b).argmax(-1)[:, None], -1)
+    iscale = np.where(mx != 0, np.float32(-127) / np.where(mx != 0, mx, 1), 0).astype(np.float32)
+    q = np.minimum(127, np.rint(iscale * b))
+    d = np.where(iscale != 0, np.float32(1) / np.where(iscale != 0, iscale, 1), 0).astype(np.float32)
+    return (q * d).reshape(x.shape).astype(np.float64)
+
+
+def q8_1_offset_rounding(W: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Q4_1/Q5_1 x Q8_1 use the activation's stored s = fp16(d * sum(q)) for the weight offset m: the
+    difference from the exact m * sum(x_quantized), per [token, row]."""
+    n_tok, n_cols = x.shape
+    blocks = legacy.quantize_q8_1(x.reshape(-1, 32).astype(np.float32)).reshape(n_tok, n_cols // 32, 36)
+    d = blocks[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float64)
+    s16 = blocks[..., 2:4].copy().view(np.float16)[..., 0].astype(np.float64)
+    exact = d * blocks[..., 4:].view(np.int8).sum(-1)  # [n_tok, n_blocks]
+    m = W.reshape(W.shape[0], n_cols // 32, -1)[..., 2:4].copy().view(np.float16)[..., 0].astype(np.float64)
+    return (s16 - exact) @ m.T  # [n_tok, n_blocks] @ [n_blocks, n_rows]
+
+
+SHAPES = [(1, 1), (5, 1), (37, 3), (16, 2)]  # (n_rows, n_col_blocks): 1 row, 1 block, odd counts
+
+
+@pytest.mark.parametrize("version", versions())
+@pytest.mark.parametrize("type_name", list(TYPES))
+@pytest.mark.parametrize("n_tok", [1, 3, 9])
+def test_quant_matmul(version, type_name, n_tok):
+    t = TYPES[type_name]
+    block = BLOCK[t][0] if BLOCK[t][0] > 1 else 16
+    for i, (n_rows, n_blocks) in enumerate(SHAPES):
+        n_cols = block * n_blocks + (3 if block == 16 and i % 2 else 0)  # float types: not a multiple of 16 either
+        W = random_weights(t, n_rows, n_cols, seed=100 * t + i)
+        x = np.random.default_rng(i + n_tok).standard_normal((n_tok, n_cols)).astype(np.float32)
+        Wf = float_weights(W, t)
+        int8 = " x q8" in K.quant_matmul_kernel(version, t)  # this version quantizes x for this type
+        xs = emulate_activations(x, ACT[t]) if int8 else x.astype(np.float64)
+        want = xs @ Wf.T  # [n_tok, n_cols] @ [n_cols, n_rows] -> [n_tok, n_rows]
+        if int8 and ACT[t] == "q8_1":
+            want += q8_1_offset_rounding(W, x)
+        scale = np.abs(xs) @ np.abs(Wf).T  # what rounding errors are relative to
+        tol = 2e-6 if not int8 else 1e-5  # float32 accumulation; int8 sums are exact, only the scales round
+        got = K.quant_matmul(W, t, x, version=version, n_threads=2)
+        assert got.shape == (n_tok, n_rows)
+        err = np.abs(got - want)
+        assert np.all(err <= tol * scale + 1e-6), f"{type_name} {version} {n_rows}x{n_cols}: max err/scale {np.max(err / (scale + 1e-30)):.2e}"
+
+
+@pytest.mark.parametrize("version", [v for v in versions() if not v.id.startswith(("v0", "v1", "v2"))])
+@pytest.mark.parametrize("type_name", [n for n, t in TYPES.items() if t in ACT])
+def test_simd_matches_scalar_int8(version, type_name):
+    """The SIMD versions compute the same integer sums as v2_int8: they may differ only in float rounding."""
+    t = TYPES[type_name]
+    if " x q8" not in K.quant_matmul_kernel(version, t):
+        pytest.skip(f"{version} keeps x in float32 for {type_name}")
+    n_cols = BLOCK[t][0] * (8 if BLOCK[t][0] == 32 else 3)
+    W = random_weights(t, 29, n_cols, seed=7)
+    x = np.random.default_rng(3).standard_normal((5, n_cols)).astype(np.float32)
+    ref = K.quant_matmul(W, t, x, version="v2_int8")
+    got = K.quant_matmul(W, t, x, version=version)
+    scale = np.abs(x) @ np.abs(float_weights(W, t)).T
+    assert np.all(np.abs(got - ref) <= 1e-5 * scale)
+
+
+def test_kernel_names_follow_versions():
+    assert "dequantize" in K.quant_matmul_kernel("v0_scalar_dequant", 3)
+    assert K.quant_matmul_kernel("v2_int8", 3) == "q4_1 x q8_1 scalar"
+    assert K.quant_matmul_kernel("v2_int8", 14) == "q6_k x q8_k scalar"
+    with pytest.raises(ValueError):
+        K.quant_matmul_kernel("v9", 3)
+
+
+@pytest.mark.parametrize("type_name", list(TYPES))
+def test_dequantize_matches_lesson(type_name):
+    t = TYPES[type_name]
+    W = random_weights(t, 7, BLOCK[t][0] * 2 if BLOCK[t][0] > 1 else 40, seed=t)
+    np.testing.assert_array_equal(K.dequantize(W, t), float_weights(W, t).astype(np.float32))
+
+
+@pytest.mark.parametrize("fmt", ["q8_0", "q8_1"])
+def test_activation_quantizer_matches_lesson(fmt):
+    x = (np.random.default_rng(0).standard_normal((4, 256)) * 3).astype(np.float32)
+    x[0, :32] = 0.0  # an all-zero block
+    got = K.quantize_activations(x, fmt).reshape(-1, 34 if fmt == "q8_0" else 36)
+    want = (legacy.quantize_q8_0 if fmt == "q8_0" else legacy.quantize_q8_1)(x.reshape(-1, 32))
+    np.testing.assert_array_equal(got[:, :2], want[:, :2])  # d, as fp16
+    q_got, q_want = got[:, -32:].view(np.int8).astype(int), want[:, -32:].view(np.int8).astype(int)
+    assert np.abs(q_got - q_want).max() <= 1 and np.mean(q_got != q_want) < 0.01  # ties/ulps: round-half-even vs away
+
+
+def test_q8k_quantizer_matches_llama_cpp_formula():
+    x = (np.random.default_rng(1).standard_normal((2, 512)) * 2).astype(np.float32)
+    raw = K.quantize_activations(x, "q8_k").reshape(-1, 292)
+    d = raw[:, :4].copy().view(np.float32)[:, 0]
+    q = raw[:, 4:260].view(np.int8).astype(np.float64)
+    bsums = raw[:, 260:292].copy().view(np.int16)
+    np.testing.assert_allclose(q * d[:, None], emulate_activations(x, "q8_k").reshape(-1, 256), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(bsums, q.reshape(-1, 16, 16).sum(-1))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_threads_give_identical_results(n_threads):
+    W = random_weights(3, 301, 576, seed=1)
+    x = np.random.default_rng(0).standard_normal((4, 576)).astype(np.float32)
+    ref = K.quant_matmul(W, 3, x, n_threads=1)
+    np.testing.assert_array_equal(K.quant_matmul(W, 3, x, n_threads=n_threads), ref)
+
+
+def test_vector_x_and_empty_rows():
+    W = random_weights(8, 3, 64, seed=0)
+    x = np.ones(64, np.float32)
+    y = K.quant_matmul(W, 8, x)
+    assert y.shape == (3,)
+    np.testing.assert_allclose(y, K.quant_matmul(W, 8, x[None])[0])
+    assert K.quant_matmul(W[:0], 8, x[None]).shape == (1, 0)
+
+
+@pytest.mark.parametrize("bad", ["type", "cols", "x", "kquant_cols"])
+def test_bad_input_raises_value_error(bad):
+    W = random_weights(3, 4, 64, seed=0)
+    x = np.ones((2, 64), np.float32)
+    with pytest.raises(ValueError):
+        if bad == "type":
+            K.quant_matmul(W, 99, x)
+        elif bad == "cols":
+            K.quant_matmul(W[:, :30], 3, x)  # 30 bytes: not a whole number of 20-byte blocks
+        elif bad == "x":
+            K.quant_matmul(W, 3, np.ones((2, 65), np.float32))
+        else:
+            K._core.quant_matmul(W, 12, 4, 64, x, "", K.thread_pool(1))  # k-quants need 256 columns
+
+
+def test_thread_pool_survives_many_small_jobs():
+    """Hundreds of back-to-back jobs (with workers spinning, sleeping and waking late) give the one-thread result."""
+    W = random_weights(3, 40, 64, seed=2)
+    x = np.random.default_rng(2).standard_normal((2, 64)).astype(np.float32)
+    ref = K.quant_matmul(W, 3, x, n_threads=1)
+    for i in range(300):
+        np.testing.assert_array_equal(K.quant_matmul(W, 3, x, n_threads=2 + i % 3), ref)

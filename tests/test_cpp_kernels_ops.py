@@ -1,0 +1,100 @@
+"""The C++ ops (rmsnorm, rope, swiglu, softmax), every version this CPU runs, against the numpy lessons."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lessons.l04_rmsnorm import rmsnorm as np_rmsnorm
+from lessons.l05_rope import apply_rope, rope_angles
+from lessons.l06_attention import softmax as np_softmax
+from lessons.l07_swiglu import silu
+
+K = pytest.importorskip("cpp_core.kernels", reason="the C++ core is not built (pip install -e .)")
+
+
+def versions(op: str) -> list:
+    """Every version in the build; those this CPU cannot run are skipped with the reason."""
+    out = []
+    for name, _, ok in K._core.list_versions(op):
+        marks = [] if ok else [pytest.mark.skip(reason=f"{op} {name} needs CPU features this machine lacks")]
+        out.append(pytest.param(name, marks=marks, id=name))
+    return out
+
+
+SIZES = [1, 7, 16, 33, 576, 1536]  # odd sizes exercise the SIMD tails
+
+
+@pytest.mark.parametrize("version", versions("rmsnorm"))
+@pytest.mark.parametrize("n", SIZES)
+def test_rmsnorm(version, n):
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal((3, n)) * 4).astype(np.float32)
+    w = rng.standard_normal(n).astype(np.float32)
+    got = K.rmsnorm(x, w, 1e-5, version=version)
+    np.testing.assert_allclose(got, np_rmsnorm(x, w, 1e-5), rtol=2e-6, atol=2e-6)
+
+
+def test_rmsnorm_rejects_bad_weight():
+    with pytest.raises(ValueError, match="weight"):
+        K.rmsnorm(np.ones((2, 8), np.float32), np.ones(7, np.float32), 1e-5)
+
+
+@pytest.mark.parametrize("version", versions("swiglu"))
+@pytest.mark.parametrize("n", SIZES)
+def test_swiglu(version, n):
+    rng = np.random.default_rng(n)
+    gate = (rng.standard_normal(n) * 6).astype(np.float32)
+    gate[:: max(1, n // 4)] = rng.choice([-200.0, -90.0, 0.0, 90.0], size=gate[:: max(1, n // 4)].shape)  # exp's edges
+    up = rng.standard_normal(n).astype(np.float32)
+    got = K.swiglu(gate, up, version=version)
+    np.testing.assert_allclose(got, silu(gate) * up, rtol=3e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("version", versions("softmax"))
+@pytest.mark.parametrize("n", SIZES)
+def test_softmax(version, n):
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal((4, n)) * 5).astype(np.float32)
+    x[1, 1::2] = -np.inf  # a causal mask: those must come out exactly 0
+    x[2] += 300.0  # large scores: only their differences matter
+    got = K.softmax(x, version=version)
+    want = np_softmax(x.astype(np.float64))
+    np.testing.assert_allclose(got, want, rtol=3e-6, atol=1e-8)
+    assert np.all(got[1, 1::2] == 0.0)
+    np.testing.assert_allclose(got.sum(-1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("version", versions("rope"))
+@pytest.mark.parametrize("neox", [False, True], ids=["adjacent", "neox"])
+@pytest.mark.parametrize("n_head,head_dim", [(1, 2), (3, 6), (9, 64), (2, 128)])
+def test_rope(version, neox, n_head, head_dim):
+    rng = np.random.default_rng(head_dim)
+    pos, n_tok = 1000, 3
+    x = rng.standard_normal((n_tok, n_head, head_dim)).astype(np.float32)
+    cos, sin = rope_angles(np.arange(pos, pos + n_tok), head_dim, 100000.0)
+    want = apply_rope(x, cos, sin, neox=neox)
+    got = K.rope(x, pos, 100000.0, neox, version=version)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(K.rope(x[0], pos, 100000.0, neox, version=version), got[0])  # one token, 2-D
+
+
+def test_rope_rejects_odd_head_dim():
+    with pytest.raises(ValueError, match="head_dim"):
+        K.rope(np.ones((2, 5), np.float32), 0, 10000.0, False)
+
+
+def test_listing_is_consistent():
+    listed, avail, active = K.list_versions(), K.available_versions(), K.active_versions()
+    for op in K.OPS:
+        assert listed[op][0].startswith("v0"), op
+        assert set(avail[op]) <= set(listed[op])
+        assert active[op] == avail[op][-1], op  # the fast path runs the last (fastest) version this CPU has
+    with pytest.raises(ValueError, match="unknown"):
+        K.rmsnorm(np.ones(4, np.float32), np.ones(4, np.float32), 1e-5, version="v9_nonsense")
+
+
+def test_thread_pool_counts():
+    assert K.thread_pool(1).n_threads == 1
+    assert K.thread_pool(3).n_threads == 3
+    with pytest.raises(ValueError):
+        K.thread_pool(0)
