@@ -25,11 +25,11 @@ Worked example with SmolLM2's vocabulary (tests check these ids against llama.cp
 
 from __future__ import annotations
 
-import codecs
 import numbers
 
 from lessons.l02b_bpe_pretokenize import pretokenize, pretokenizer_family
 from lessons.l02c_byte_level_bpe import bpe_word_to_ids, bytes_to_symbols, parse_merges, symbols_to_bytes
+from lessons.l02d_stream_decode import StreamDecoder
 from lessons.l03_sentencepiece import spm_encode, spm_token_bytes
 
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
@@ -239,26 +239,3 @@ class Tokenizer:
         """For printing generated tokens; control tokens print as nothing, like llama-cli."""
         return StreamDecoder(self, special)
     # --8<-- [end:decode]
-
-
-# --8<-- [start:stream]
-class StreamDecoder:
-    """Feed ids one at a time; get back only whole characters.
-
-    An emoji like 👍🏽 is 8 UTF-8 bytes and byte-level BPE may spread them over several tokens;
-    printing each token's bytes as they come would print garbage. The incremental UTF-8 decoder
-    holds back an unfinished character until its last byte arrives.
-    """
-
-    def __init__(self, tokenizer: Tokenizer, special: bool = False):
-        self.tokenizer, self.special = tokenizer, special
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    def push(self, tid: int) -> str:
-        """Add one token; return the text it completes ('' while a character is unfinished)."""
-        return self._utf8.decode(self.tokenizer.token_bytes(int(tid), self.special))
-
-    def flush(self) -> str:
-        """End of stream: a dangling partial character comes out as U+FFFD."""
-        return self._utf8.decode(b"", final=True)
-# --8<-- [end:stream]
