@@ -15,15 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from lessons.l01_gguf import GGUFFile, GGUFValueType, write_gguf
+from lessons.l01_gguf import GGUFFile
 from lessons.l02_tokenizer import Tokenizer
-from lessons.l02b_bpe_pretokenize import pretokenize
-from lessons.l02c_byte_level_bpe import bpe_merge, bytes_to_symbols, parse_merges, symbols_to_bytes
-from lessons.l03_sentencepiece import spm_merge
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SPM_VOCAB = FIXTURES / "tokenizer_spm.gguf"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 # ---- fixtures ----
