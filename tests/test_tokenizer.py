@@ -158,3 +158,32 @@ def test_control_tokens_render_only_when_special(oracle, request):
     assert tok.decode(ids, special=False) == "hi"
     with pytest.raises(ValueError, match="out of range"):
         tok.token_bytes(tok.n_vocab)
+
+
+def test_generated_text_matches_llama_cpp(default_model, reference_dir):
+    """The shared reference's greedy continuations: llama.cpp's ids and the text it printed for them
+    (control tokens such as <|im_end|> print as nothing), and the prompts' ids."""
+    ref = json.loads((reference_dir / "smollm2_generation.json").read_text(encoding="utf-8"))
+    tok = Tokenizer.from_metadata(default_model.metadata)
+    prompts = [p for p in ref if not p.startswith("_")]
+    assert prompts
+    for prompt in prompts:
+        assert tok.encode(prompt) == ref[prompt]["prompt_ids"]
+        for weights in ("q4_1", "f32"):
+            ids, text = ref[prompt][f"{weights}_greedy_ids"], ref[prompt][f"{weights}_greedy_text"]
+            assert tok.decode(ids, special=False) == text
+            stream = tok.stream_decoder()
+            assert "".join(stream.push(t) for t in ids) + stream.flush() == text
+    assert ref["_perplexity"]["q4_1"]["n_tokens"] == len(tok.encode(
+        (reference_dir.parent / "data" / "tinyshakespeare-40k.txt").read_text(encoding="utf-8"), parse_special=False))
+
+
+def test_lesson_docstring_examples_are_llama_cpps(oracle, request):
+    """The ids quoted in lessons/l02_tokenizer.py's docstring are the ones llama.cpp gives."""
+    corpus, smollm2 = oracle["corpus"], oracle["vocabs"]["smollm2"]
+    assert smollm2["ids_special"][corpus.index("<|im_start|>user\nHi")] == [1, 4093, 198, 26843]
+    assert smollm2["ids"][corpus.index("Hi!")] == [26843, 17]
+    assert smollm2["ids"][corpus.index("👍🏽")] == [10813, 235, 231, 10813, 233, 138]
+    tok = tokenizer_for("smollm2", oracle, request)
+    assert tok.encode("<|im_start|>", parse_special=False) == [44, 108, 306, 79, 3738, 108, 46]
+    assert tok.decode([26843, 17]) == "Hi!"
