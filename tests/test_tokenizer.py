@@ -184,6 +184,5 @@ def test_lesson_docstring_examples_are_llama_cpps(oracle, request):
     assert smollm2["ids_special"][corpus.index("<|im_start|>user\nHi")] == [1, 4093, 198, 26843]
     assert smollm2["ids"][corpus.index("Hi!")] == [26843, 17]
     assert smollm2["ids"][corpus.index("👍🏽")] == [10813, 235, 231, 10813, 233, 138]
-    tok = tokenizer_for("smollm2", oracle, request)
-    assert tok.encode("<|im_start|>", parse_special=False) == [44, 108, 306, 79, 3738, 108, 46]
-    assert tok.decode([26843, 17]) == "Hi!"
+    assert smollm2["ids"][corpus.index("<|im_start|>")] == [44, 108, 306, 79, 3738, 108, 46]
+    assert tokenizer_for("smollm2", oracle, request).decode([26843, 17]) == "Hi!"

@@ -2,7 +2,7 @@
 
 No SentencePiece GGUF exists on the machines we test on, so we make one: train a small BPE model
 with byte fallback (like Llama 2's) with the `sentencepiece` package on the Shakespeare excerpt plus
-the tokenizer test corpus, and write it as a vocab-only GGUF: `general.architecture = llama`, the
+a few lines of other scripts, and write it as a vocab-only GGUF: `general.architecture = llama`, the
 llama hyper-parameter keys llama.cpp reads even with vocab_only, and the `tokenizer.ggml.*` keys.
 No tensors. llama.cpp then gives the reference ids (tools/make_tokenizer_fixtures.py).
 
@@ -10,7 +10,6 @@ Run with a Python that has `sentencepiece` and `gguf` (tool-only, not project de
     python3 tools/make_spm_vocab.py
 """
 
-import importlib.util
 import sys
 import tempfile
 from pathlib import Path
@@ -24,11 +23,15 @@ USER_DEFINED_SYMBOLS = ["<tool>", "</tool>"]        # token type 4: always match
 GGUF_TYPE = {"normal": 1, "unknown": 2, "control": 3, "user_defined": 4, "unused": 5, "byte": 6}
 
 
-def load_corpus():
-    spec = importlib.util.spec_from_file_location("fixtures", ROOT / "tools" / "make_tokenizer_fixtures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.corpus()
+# A few lines beyond Shakespeare, so the vocabulary has some non-English pieces; characters that
+# stay rare (most CJK, Thai, emoji) are left to byte fallback, which the tests want to exercise.
+TRAINING_EXTRA = [
+    "Здравствуйте, мир! Привет. Ελληνικά γράμματα. Ünïcödé façade résumé naïve café.",
+    "中文分词测试。こんにちは、世界！한국어 텍스트. שלום עולם. مرحبا بالعالم.",
+    "def f(x):\n    return x**2  # square; if (a<=b && c!=d) { x += 1; } 1234567 + 89 = 1234656",
+    "<|im_start|>user Hi!<|im_end|> <|im_start|>assistant Hello, how can I help?<|im_end|> <tool>call()</tool>",
+    "The quick brown fox jumps over the lazy dog. 👍 😀 🇯🇵 email@example.com https://example.org/a?b=c",
+] * 5
 
 
 def train(workdir: Path):
@@ -36,7 +39,7 @@ def train(workdir: Path):
 
     text = (SHARED / "data" / "tinyshakespeare-40k.txt").read_text(encoding="utf-8")
     lines = [line for line in text.splitlines() if line.strip()]
-    lines += [s.replace("\n", " ") for s in load_corpus() if s.strip()] * 3
+    lines += TRAINING_EXTRA
     train_file = workdir / "train.txt"
     train_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     prefix = workdir / "spm"

@@ -11,8 +11,7 @@ For each: ids with special=False and True on every corpus string, BOS/EOS/add_bo
 end-of-generation ids, and for `spm` and `smollm2` the bytes llama.cpp decodes each used token to.
 
 Run with the Python that has llama-cpp-python and gguf:  python3 tools/make_tokenizer_fixtures.py
-The SentencePiece vocabulary is trained on this corpus: after changing the corpus, run
-tools/make_spm_vocab.py first, then this script.
+After rebuilding the SentencePiece vocabulary (tools/make_spm_vocab.py), run this script again.
 """
 
 import ctypes
@@ -74,6 +73,7 @@ EXTRA = [
     "ＡＢＣ１２３",                                     # full-width letters and digits
     "a\U0001379d'll \U00013460x \U0003D000y \U00016D70",   # letters/digits newer than llama.cpp's Unicode 15.1
     "<|im_start|>user\nHi",                            # the lesson docstrings' worked examples
+    "<|im_start|>",
     "Hi!",
     "I'm 42!",
     "👍🏽",
