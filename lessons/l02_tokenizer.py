@@ -179,6 +179,10 @@ class Tokenizer:
         """Text -> token ids. add_bos=None: add BOS (and EOS) as the metadata says."""
         if not isinstance(text, str):
             raise ValueError(f"encode() needs a str, got {type(text).__name__}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:                # a lone surrogate has no UTF-8 bytes
+            raise ValueError(f"text is not valid Unicode (lone surrogate at index {e.start})") from None
         ids = []
         if self.add_bos if add_bos is None else add_bos:
             if self.bos_id is None:

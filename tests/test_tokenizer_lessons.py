@@ -195,6 +195,8 @@ def test_encode_rejects_non_text_and_missing_bos():
     tok = Tokenizer.from_metadata(toy_bpe_metadata())
     with pytest.raises(ValueError, match="needs a str"):
         tok.encode(b"abc")
+    with pytest.raises(ValueError, match="lone surrogate at index 1"):
+        tok.encode("a\ud800b")
     assert tok.bos_id is None                                     # default 11 is out of this vocab
     with pytest.raises(ValueError, match="no BOS token"):
         tok.encode("a", add_bos=True)
