@@ -233,11 +233,11 @@ class Tokenizer:
         return symbols_to_bytes(text) if kind == NORMAL else b""
 
     def decode(self, ids, special: bool = True) -> str:
-        """Token ids -> text. SentencePiece: the space prefix of the first token is dropped."""
-        data = b"".join(self.token_bytes(int(t), special) for t in ids)
-        if self.add_space_prefix and data.startswith(b" "):
-            data = data[1:]
-        return data.decode("utf-8", errors="replace")
+        """Token ids -> text. With a space prefix, the first token loses one leading space."""
+        pieces = [self.token_bytes(int(t), special) for t in ids]
+        if self.add_space_prefix and pieces and pieces[0].startswith(b" "):
+            pieces[0] = pieces[0][1:]                 # only the first token's, as llama.cpp does
+        return b"".join(pieces).decode("utf-8", errors="replace")
 
     def stream_decoder(self, special: bool = False) -> StreamDecoder:
         """For printing generated tokens; control tokens print as nothing, like llama-cli."""

@@ -186,3 +186,13 @@ def test_lesson_docstring_examples_are_llama_cpps(oracle, request):
     assert smollm2["ids"][corpus.index("👍🏽")] == [10813, 235, 231, 10813, 233, 138]
     assert smollm2["ids"][corpus.index("<|im_start|>")] == [44, 108, 306, 79, 3738, 108, 46]
     assert tokenizer_for("smollm2", oracle, request).decode([26843, 17]) == "Hi!"
+
+
+@pytest.mark.parametrize("vocab", ["smollm2", "spm"])
+def test_decode_matches_llama_cpp_detokenize(vocab, oracle, request):
+    """llama_detokenize(remove_special=False) on llama.cpp's own ids, with and without control tokens."""
+    tok, want = tokenizer_for(vocab, oracle, request), oracle["vocabs"][vocab]
+    for key, ids_key, special in (("detok", "ids_special", True), ("detok_plain", "ids_special", False),
+                                  ("detok_bos", "ids_add_bos", True)):
+        for ids, text_hex in zip(want[ids_key], want[key]):
+            assert tok.decode(ids, special=special) == bytes.fromhex(text_hex).decode("utf-8", errors="replace")

@@ -123,6 +123,15 @@ def write_pre_variant(src_path: str, pre: str | None, dst: Path):
     w.close()
 
 
+def detokenize(llama_cpp, vocab, ids: list[int], unparse_special: bool) -> bytes:
+    tokens = (llama_cpp.llama_token * max(len(ids), 1))(*ids)
+    buf = ctypes.create_string_buffer(64 * len(ids) + 64)
+    n = llama_cpp.llama_detokenize(vocab, tokens, len(ids), buf, len(buf), False, unparse_special)
+    if n < 0:
+        raise RuntimeError("detokenize buffer too small")
+    return buf.raw[:n]
+
+
 def record(path: str, texts: list[str], pieces: bool) -> dict:
     import llama_cpp
 
@@ -139,6 +148,10 @@ def record(path: str, texts: list[str], pieces: bool) -> dict:
         "ids_special": [llm.tokenize(t.encode("utf-8"), add_bos=False, special=True) for t in texts],
         "ids_add_bos": [llm.tokenize(t.encode("utf-8"), add_bos=True, special=True) for t in texts[:8]],
     }
+    if pieces:  # llama.cpp's detokenizer on our ids (remove_special=False), with and without specials
+        for key, ids_key, unparse in (("detok", "ids_special", True), ("detok_plain", "ids_special", False),
+                                      ("detok_bos", "ids_add_bos", True)):
+            entry[key] = [detokenize(llama_cpp, vocab, ids, unparse).hex() for ids in entry[ids_key]]
     if pieces:  # what llama.cpp decodes each token to (special=True), for every token we used
         used = sorted({i for ids in entry["ids"] + entry["ids_special"] for i in ids} | set(entry["eog"]))
         if n_vocab <= 4096:
