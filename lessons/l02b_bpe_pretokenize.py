@@ -17,13 +17,14 @@ Worked example, SmolLM2 (`smollm`: first r"\\p{N}", then the GPT-2 regex) on "I'
                                                               letter after it in its own piece
 
 With `llama-bpe` (Llama 3) the same text gives ["I", "'m", " ", "42", "!"]: digits in runs of
-at most three, and the space still alone because " ?" in that regex only attaches to letters.
+at most three, and the space still alone because no branch of that regex lets a space lead digits.
 
-Two details copied from llama.cpp on purpose:
+Three details copied from llama.cpp on purpose:
 - The GPT-2 regex string ends with r"\\s+(?!\\S)" without GPT-2's final "|\\s+". Nothing is lost:
   a lone whitespace character before a non-space becomes a gap, and gaps are pieces too.
 - `\\s` is Unicode's White_Space (the `regex` package agrees; Python's `re` would differ on
-  U+001C..U+001F), and \\p{L}/\\p{N} are Unicode's letter/number categories.
+  U+001C..U+001F), and \\p{L}/\\p{N} are Unicode's letter/number categories...
+- ... as of Unicode 15.1, llama.cpp's tables; see "Unicode versions" below.
 """
 
 from __future__ import annotations
