@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numbers
 
-from lessons.l02b_bpe_pretokenize import pretokenize, pretokenizer_family
+from lessons.l02b_bpe_pretokenize import LLAMA3_NAMES, pretokenize, pretokenizer_family
 from lessons.l02c_byte_level_bpe import bpe_word_to_ids, bytes_to_symbols, parse_merges, symbols_to_bytes
 from lessons.l02d_stream_decode import StreamDecoder
 from lessons.l03_sentencepiece import spm_encode, spm_token_bytes
@@ -130,11 +130,12 @@ class Tokenizer:
             if not isinstance(merges, (list, tuple)):
                 raise ValueError("byte-level BPE needs tokenizer.ggml.merges (a list of strings)")
             self.ranks = parse_merges(merges)
-            self.pre = pretokenizer_family(_get(md, "tokenizer.ggml.pre", str))
+            pre_name = _get(md, "tokenizer.ggml.pre", str)
+            self.pre = pretokenizer_family(pre_name)
             self.add_space_prefix = False
-            self.ignore_merges = self.pre == "llama3"
+            self.ignore_merges = pre_name in LLAMA3_NAMES
             self._word_cache: dict[str, list[int]] = {}
-        self.add_bos = _get(md, "tokenizer.ggml.add_bos_token", bool, is_spm or self.pre == "llama3")
+        self.add_bos = _get(md, "tokenizer.ggml.add_bos_token", bool, is_spm or self.ignore_merges)
         self.add_eos = _get(md, "tokenizer.ggml.add_eos_token", bool, False)
         if self.add_bos and self.bos_id is None:
             raise ValueError("tokenizer.ggml.add_bos_token is set but there is no BOS token")

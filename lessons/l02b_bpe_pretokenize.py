@@ -52,9 +52,11 @@ PRE_NAMES = {
     "gpt-2": "gpt2", "phi-2": "gpt2", "roberta-bpe": "gpt2", "mpt": "gpt2", "olmo": "gpt2", "jais": "gpt2",
     "smollm": "smollm", "starcoder": "smollm", "refact": "smollm", "command-r": "smollm",
     "codeshell": "smollm", "exaone": "smollm", "minerva-7b": "smollm",
-    "llama3": "llama3", "llama-v3": "llama3", "llama-bpe": "llama3", "falcon3": "llama3",
-    "dbrx": "llama3", "smaug-bpe": "llama3",
+    "llama3": "llama3", "llama-v3": "llama3", "llama-bpe": "llama3", "falcon3": "llama3", "falcon-h1": "llama3",
+    "pixtral": "llama3", "dbrx": "llama3", "smaug-bpe": "llama3",
 }
+# Of those, Llama 3's own names also add BOS by default and take a pre-token whole when it is a token.
+LLAMA3_NAMES = {"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral"}
 
 _COMPILED = {name: [regex.compile(p) for p in pats] for name, pats in PRETOKENIZERS.items()}
 

@@ -133,8 +133,9 @@ def test_add_bos_and_add_eos_follow_metadata():
     assert tok.encode("c") == [0, 2, 1]             # as the metadata says: BOS and EOS
     assert tok.encode("c", add_bos=False) == [2]    # plain text
     assert tok.encode("c", add_bos=True) == [0, 2]  # BOS forced, EOS only when the metadata decides
-    assert Tokenizer.from_metadata(toy_bpe_metadata() | {"tokenizer.ggml.pre": "llama-bpe",
-                                                         "tokenizer.ggml.bos_token_id": 0}).add_bos
+    for pre, llama3_style in (("llama-bpe", True), ("dbrx", False), ("smollm", False)):
+        tok = Tokenizer.from_metadata(toy_bpe_metadata() | {"tokenizer.ggml.pre": pre, "tokenizer.ggml.bos_token_id": 0})
+        assert tok.add_bos == tok.ignore_merges == llama3_style, pre
 
 
 def test_gguf_round_trip_of_conftest_vocabularies(tmp_path):
