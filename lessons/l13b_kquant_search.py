@@ -138,9 +138,11 @@ def make_qkx2_quants(x, w, nmax, rmin, rdelta, nstep, use_mad):
     sum_w, sum_x = seq_sum(w), seq_sum(w * x)
 
     def round_clip(iscale, lo):                                # l = clamp(round(iscale * (x - lo)), 0, nmax)
-        l = x - lo                                             # [n, G]
+        l = np.subtract(x, lo)                                 # [n, G]
         l *= iscale
-        return np.clip(round_small(l, out=l), 0, nmax, out=l)
+        round_small(l, out=l)
+        np.maximum(l, np.float32(0), out=l)
+        return np.minimum(l, np.float32(nmax), out=l)
 
     def error(scale, the_lo, l):                               # weighted error of x ~ scale * l + the_lo
         diff = scale * l
