@@ -196,10 +196,11 @@ def do_perplexity(gguf, args, out, err) -> None:
                              f"= {2 * n_ctx}")
     print(f"perplexity: {len(ids)} tokens, {len(ids) // n_ctx} chunks of {n_ctx}", file=err)
 
-    def on_chunk(i, ppl):
+    def on_chunk(i, n_chunks, ppl):  # llama-perplexity's running figures: [1]40.1234 [2]...
         print(f"[{i + 1}]{ppl:.4f}", end=" ", file=err, flush=True)
 
-    ppl, stderr = perplexity(model, ids, n_ctx, on_chunk=on_chunk)
+    bos_id = tok.bos_id if tok.add_bos else None  # a BOS-adding model gets BOS at each chunk start
+    ppl, stderr = perplexity(model, ids, n_ctx, on_chunk=on_chunk, bos_id=bos_id)
     print(file=err)
     print(f"Final estimate: PPL = {ppl:.4f} +/- {stderr:.5f}", file=out)
 
