@@ -159,7 +159,7 @@ def make_qkx2_quants(x, w, nmax, rmin, rdelta, nstep, use_mad):
     scale = np.float32(1) / iscale
     best_err = error(scale, lo, round_clip(iscale, lo))
     best_iscale, best_lo = iscale, lo                          # enough to rebuild the winning L at the end
-    for k in range(nstep + 1):
+    for k in range(nstep + 1 if nstep >= 1 else 0):            # (nstep 0 means: no search at all)
         # the candidates start from the best min found so far (llama.cpp updates `min` as it goes)
         iscale = (np.float32(rmin) + np.float32(rdelta) * np.float32(k) + np.float32(nmax)) \
             / np.where(flat, np.float32(1), hi - lo)
