@@ -196,10 +196,11 @@ def do_perplexity(gguf, args, out, err) -> None:
                              f"= {2 * n_ctx}")
     print(f"perplexity: {len(ids)} tokens, {len(ids) // n_ctx} chunks of {n_ctx}", file=err)
 
-    def on_chunk(i, ppl):
+    def on_chunk(i, n_chunks, ppl):  # llama-perplexity's running figures: [1]40.1234 [2]...
         print(f"[{i + 1}]{ppl:.4f}", end=" ", file=err, flush=True)
 
-    ppl, stderr = perplexity(model, ids, n_ctx, on_chunk=on_chunk)
+    bos_id = tok.bos_id if tok.add_bos else None  # a BOS-adding model gets BOS at each chunk start
+    ppl, stderr = perplexity(model, ids, n_ctx, on_chunk=on_chunk, bos_id=bos_id)
     print(file=err)
     print(f"Final estimate: PPL = {ppl:.4f} +/- {stderr:.5f}", file=out)
 
@@ -253,6 +254,9 @@ def main(argv=None, out=None, err=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         check_args(args)
+        if args.threads and "numpy" not in sys.modules:  # BLAS reads its thread count once, at import
+            for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                os.environ.setdefault(var, str(args.threads))
         gguf = open_model(model_path(args))
         if args.inspect:
             do_inspect(gguf, out)
