@@ -115,6 +115,50 @@ static void rope_heads(float* x, int n_head, int head_dim, int n_rot, int pos, f
     for (int h = 0; h < n_head; h++) rope(x + int64_t(h) * head_dim, 1, n_rot, pos, base, neox);
 }
 
+// ---- decoding one token: fewer barriers ----
+// A token's matrix-vector products are short (tens of microseconds), so each thread-pool barrier is a
+// real cost, and a big one when a core is shared and a worker may be descheduled. Decoding therefore
+// runs Q, K and V as ONE parallel loop over row blocks of the three matrices, and gate and up as one
+// loop whose blocks also apply SwiGLU to the rows they just made: 5 barriers per layer instead of 8.
+// Inside a pool task quant_matmul runs inline on the block's rows (nested parallel_for is inline).
+static void matmul_rows(const WeightRef& w, int64_t r0, int64_t r1, const float* x, float* y, ThreadPool& pool) {
+    const size_t rb = row_bytes(w.ggml_type, w.n_cols);
+    quant_matmul(w.ggml_type, w.data + r0 * rb, r1 - r0, w.n_cols, x, 1, y + r0, pool);  // y[r0..r1) = W[r0..r1) x
+}
+
+// Rows per task: enough that re-quantizing x per task is noise, few enough that each thread gets several.
+static int64_t rows_per_task(int64_t n_rows, int n_threads) {
+    const int64_t per = (n_rows + 4 * n_threads - 1) / (4 * int64_t(n_threads));
+    return std::max<int64_t>(64, (per + 15) / 16 * 16);
+}
+
+void LlamaModel::qkv_one_token(const LayerWeightRefs& L, const float* xn, float* q, float* k, float* v) {
+    const WeightRef* mats[3] = {&L.wq, &L.wk, &L.wv};
+    float* outs[3] = {q, k, v};
+    const int64_t step = rows_per_task(q_dim_ + 2 * kv_dim_, pool_.n_threads());
+    int64_t first_task[4] = {0, 0, 0, 0};  // task index where each matrix starts
+    for (int m = 0; m < 3; m++) first_task[m + 1] = first_task[m] + (mats[m]->n_rows + step - 1) / step;
+    pool_.parallel_for(first_task[3], [&](int64_t begin, int64_t end) {
+        for (int64_t task = begin; task < end; task++) {
+            const int m = task < first_task[1] ? 0 : task < first_task[2] ? 1 : 2;
+            const int64_t r0 = (task - first_task[m]) * step, r1 = std::min(mats[m]->n_rows, r0 + step);
+            matmul_rows(*mats[m], r0, r1, xn, outs[m], pool_);
+        }
+    });
+}
+
+void LlamaModel::ffn_up_one_token(const LayerWeightRefs& L, const float* xn, float* gate, float* up) {
+    const int64_t step = rows_per_task(2 * int64_t(hp_.n_ff), pool_.n_threads());
+    pool_.parallel_for((hp_.n_ff + step - 1) / step, [&](int64_t begin, int64_t end) {
+        for (int64_t task = begin; task < end; task++) {
+            const int64_t r0 = task * step, r1 = std::min<int64_t>(hp_.n_ff, r0 + step);
+            matmul_rows(L.w_gate, r0, r1, xn, gate, pool_);
+            matmul_rows(L.w_up, r0, r1, xn, up, pool_);
+            swiglu(gate + r0, up + r0, gate + r0, r1 - r0);  // these rows are ready: silu(gate) * up, in place
+        }
+    });
+}
+
 // ---- one micro-batch through the whole model ----
 // --8<-- [start:forward_batch]
 void LlamaModel::forward_batch(const int32_t* tokens, int n, int pos, float* logits, bool last_only) {
@@ -123,15 +167,20 @@ void LlamaModel::forward_batch(const int32_t* tokens, int n, int pos, float* log
     float *x = x_.data(), *xn = xn_.data(), *q = q_.data(), *k = k_.data(), *v = v_.data();
     float *att = att_.data(), *gate = gate_.data(), *up = up_.data(), *tmp = ffn_out_.data();
     const AttentionShape shape{n, pos, c.n_head, c.n_head_kv, c.head_dim};
+    const bool fused = n == 1 && fuse_decode_;
 
     embed(tokens, n, x);  // [n, d]
     for (int l = 0; l < c.n_layer; l++) {
         const LayerWeightRefs& L = w_.layers[l];
         // ---- attention block ----
         rmsnorm_rows(x, L.attn_norm, xn, n, d, c.rms_eps);  // [n, d]
-        matmul(L.wq, xn, n, q);                              // [n, d] -> [n, n_head*hd]
-        matmul(L.wk, xn, n, k);                              // [n, d] -> [n, n_head_kv*hd]
-        matmul(L.wv, xn, n, v);                              // [n, d] -> [n, n_head_kv*hd]
+        if (fused) {
+            qkv_one_token(L, xn, q, k, v);  // the three products below, one barrier
+        } else {
+            matmul(L.wq, xn, n, q);  // [n, d] -> [n, n_head*hd]
+            matmul(L.wk, xn, n, k);  // [n, d] -> [n, n_head_kv*hd]
+            matmul(L.wv, xn, n, v);  // [n, d] -> [n, n_head_kv*hd]
+        }
         for (int t = 0; t < n; t++) {
             rope_heads(q + t * q_dim_, c.n_head, c.head_dim, c.n_rot, pos + t, c.rope_base, c.rope_neox);
             rope_heads(k + t * kv_dim_, c.n_head_kv, c.head_dim, c.n_rot, pos + t, c.rope_base, c.rope_neox);
@@ -143,10 +192,14 @@ void LlamaModel::forward_batch(const int32_t* tokens, int n, int pos, float* log
         add_rows(x, tmp, n * d);
         // ---- feed-forward block ----
         rmsnorm_rows(x, L.ffn_norm, xn, n, d, c.rms_eps);  // [n, d]
-        matmul(L.w_gate, xn, n, gate);                      // [n, d] -> [n, n_ff]
-        matmul(L.w_up, xn, n, up);                          // [n, d] -> [n, n_ff]
-        swiglu(gate, up, gate, int64_t(n) * c.n_ff);        // silu(gate) * up, in place: [n, n_ff]
-        matmul(L.w_down, gate, n, tmp);                     // [n, n_ff] -> [n, d]
+        if (fused) {
+            ffn_up_one_token(L, xn, gate, up);  // gate, up and SwiGLU below, one barrier
+        } else {
+            matmul(L.w_gate, xn, n, gate);                // [n, d] -> [n, n_ff]
+            matmul(L.w_up, xn, n, up);                    // [n, d] -> [n, n_ff]
+            swiglu(gate, up, gate, int64_t(n) * c.n_ff);  // silu(gate) * up, in place: [n, n_ff]
+        }
+        matmul(L.w_down, gate, n, tmp);  // [n, n_ff] -> [n, d]
         add_rows(x, tmp, n * d);
     }
     if (!logits) return;  // a prompt chunk before the last one, in last_only mode: nobody reads these logits

@@ -70,6 +70,11 @@ public:
     // Checks every shape and size (throws std::invalid_argument with a one-line message).
     LlamaModel(const LlamaHParams& hp, ModelWeightRefs weights, int n_ctx, int n_threads);
 
+    // Decoding (one token) fuses Q/K/V and gate/up/SwiGLU into one parallel loop each (same numbers,
+    // fewer barriers). Off: the plain one-product-at-a-time path, kept for tests and benchmarks.
+    void set_fuse_decode(bool on) { fuse_decode_ = on; }
+    bool fuse_decode() const { return fuse_decode_; }
+
     // Evaluates tokens[0..n) at positions pos..pos+n-1 and appends their K/V to the cache.
     // logits: [n, n_vocab], or [1, n_vocab] (the last token's only) when last_only.
     void forward(const int32_t* tokens, int n, int pos, float* logits, bool last_only);
@@ -87,12 +92,15 @@ private:
     void forward_batch(const int32_t* tokens, int n, int pos, float* logits, bool last_only);
     void embed(const int32_t* tokens, int n, float* x);
     void matmul(const WeightRef& w, const float* x, int n_tok, float* y);
+    void qkv_one_token(const LayerWeightRefs& L, const float* xn, float* q, float* k, float* v);
+    void ffn_up_one_token(const LayerWeightRefs& L, const float* xn, float* gate, float* up);
     float* k_at(int layer, int pos) { return k_cache_.data() + (size_t(layer) * n_ctx_ + pos) * kv_dim_; }
     float* v_at(int layer, int pos) { return v_cache_.data() + (size_t(layer) * n_ctx_ + pos) * kv_dim_; }
 
     LlamaHParams hp_;
     ModelWeightRefs w_;
     int n_ctx_;
+    bool fuse_decode_ = true;
     int64_t q_dim_, kv_dim_;
     ThreadPool pool_;
     std::vector<float> k_cache_, v_cache_;  // [n_layer][n_ctx][n_head_kv][head_dim]

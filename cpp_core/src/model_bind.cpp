@@ -133,9 +133,14 @@ void register_model(py::module_& m) {
              py::arg("n_threads"))
         .def("forward", &PyLlamaModel::forward, py::arg("tokens"), py::arg("pos"), py::arg("last_only") = false)
         .def("reset", [](PyLlamaModel& self) { self.model->reset(); })
+        .def_property("fuse_decode", [](const PyLlamaModel& self) { return self.model->fuse_decode(); },
+                      [](PyLlamaModel& self, bool on) { self.model->set_fuse_decode(on); },
+                      "decode with fused Q/K/V and gate/up/SwiGLU loops (default True)")
         .def_property_readonly("n_ctx", [](const PyLlamaModel& self) { return self.model->n_ctx(); })
         .def_property_readonly("n_threads", [](const PyLlamaModel& self) { return self.model->n_threads(); })
-        .def_property_readonly("kv_cache_bytes", [](const PyLlamaModel& self) { return self.model->kv_cache_bytes(); });
+        .def_property_readonly("kv_cache_bytes", [](const PyLlamaModel& self) { return self.model->kv_cache_bytes(); })
+        .def_property_readonly("arrays", [](const PyLlamaModel& self) { return self.keep_alive; },
+                               "the arrays whose memory the model reads (views of the GGUF mmap)");
     m.def("attention", &attention_py, py::arg("q"), py::arg("k_cache"), py::arg("v_cache"), py::arg("pos"),
           py::arg("version") = "", py::arg("n_threads") = 1,
           "Causal GQA attention of n new queries at positions pos.. against a [n_ctx, n_head_kv, head_dim] cache.");

@@ -1,0 +1,265 @@
+"""The C++ model (cpp_core/model.py) against the numpy lesson model, on tiny random GGUF models.
+
+Every code path of the forward pass in a fraction of a second each: weight types (F32, Q8_0, Q4_1),
+plain multi-head, grouped-query and multi-query attention, normal and NEOX RoPE, partial RoPE, several
+RoPE bases, untied output, prompts longer than one C++ micro-batch, decode after prefill, reset, thread
+counts, last_only, and the one-line errors for bad input. The oracle is lessons.l08_transformer.NumpyLlama.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lessons.l01_gguf import GGMLType, GGUFFile, write_gguf
+
+gguf_quants = pytest.importorskip("gguf.quants", reason="gguf-py (llama.cpp's reader) quantizes the test weights")
+cpp_model = pytest.importorskip("cpp_core.model", reason="the C++ core is not built (pip install -e .)")
+from lessons import l08b_config  # noqa: E402
+from lessons.l08_transformer import NumpyLlama  # noqa: E402
+
+CppLlama = cpp_model.CppLlama
+
+
+# ---- tiny random models ----
+def tiny_llama(path, *, arch="llama", n_embd=64, n_layer=2, n_head=4, n_head_kv=2, n_ff=96, n_vocab=80, n_ctx_train=320,
+               rope_base=10000.0, n_rot=None, weight_type=GGMLType.F32, tied=True, seed=0):
+    """Write a random-weight llama-style GGUF (no tokenizer: the model needs only vocab_size)."""
+    rng = np.random.default_rng(seed)
+    head_dim = n_embd // n_head
+    md = {
+        "general.architecture": arch,
+        f"{arch}.vocab_size": n_vocab,
+        f"{arch}.context_length": n_ctx_train,
+        f"{arch}.embedding_length": n_embd,
+        f"{arch}.block_count": n_layer,
+        f"{arch}.feed_forward_length": n_ff,
+        f"{arch}.attention.head_count": n_head,
+        f"{arch}.attention.head_count_kv": n_head_kv,
+        f"{arch}.attention.layer_norm_rms_epsilon": 1e-5,
+        f"{arch}.rope.freq_base": float(rope_base),
+        f"{arch}.rope.dimension_count": n_rot or head_dim,
+    }
+
+    def matrix(name, rows, cols, scale=1.0):
+        w = (rng.standard_normal((rows, cols)) * scale / np.sqrt(cols)).astype(np.float32)
+        if weight_type == GGMLType.F32:
+            return (name, GGMLType.F32, (rows, cols), w)
+        return (name, weight_type, (rows, cols), gguf_quants.quantize(w, int(weight_type)))
+
+    def norm(name):
+        return (name, GGMLType.F32, (n_embd,), (1.0 + 0.1 * rng.standard_normal(n_embd)).astype(np.float32))
+
+    q, kv = n_head * head_dim, n_head_kv * head_dim
+    tensors = [matrix("token_embd.weight", n_vocab, n_embd, scale=np.sqrt(n_embd)), norm("output_norm.weight")]
+    if not tied:
+        tensors.append(matrix("output.weight", n_vocab, n_embd))
+    for i in range(n_layer):
+        tensors += [norm(f"blk.{i}.attn_norm.weight"), norm(f"blk.{i}.ffn_norm.weight"),
+                    matrix(f"blk.{i}.attn_q.weight", q, n_embd, 3.0), matrix(f"blk.{i}.attn_k.weight", kv, n_embd, 3.0),
+                    matrix(f"blk.{i}.attn_v.weight", kv, n_embd), matrix(f"blk.{i}.attn_output.weight", n_embd, q),
+                    matrix(f"blk.{i}.ffn_gate.weight", n_ff, n_embd), matrix(f"blk.{i}.ffn_up.weight", n_ff, n_embd),
+                    matrix(f"blk.{i}.ffn_down.weight", n_embd, n_ff)]
+    write_gguf(path, md, tensors)
+    return GGUFFile(path)
+
+
+# ---- the oracle: the numpy lesson, with llama.cpp's 8-bit activations where the weights are quantized ----
+def round_activations(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x [n, k] rounded as llama.cpp's Q8_0/Q8_1 activation blocks of 32: scale d = amax/127 (stored fp16),
+    q = round(x/d). Returns the rounded values d16*q [n, k] and Q8_1's per-block sum error
+    fp16(d*sum(q)) - d16*sum(q) [n, k/32] (Q8_1 stores the block sum in fp16; Q4_1 weights use it)."""
+    blocks = x.astype(np.float32).reshape(len(x), -1, 32)  # [n, k/32, 32]
+    raw = gguf_quants.quantize(x.astype(np.float32), 8).reshape(len(x), -1, 34)  # Q8_0 blocks: fp16 d + 32 int8
+    d16 = raw[:, :, :2].copy().view(np.float16)[..., 0].astype(np.float32)  # [n, k/32]
+    q = raw[:, :, 2:].view(np.int8).astype(np.float32)  # [n, k/32, 32]
+    d32 = np.abs(blocks).max(-1) / np.float32(127)  # the unrounded scale, from which Q8_1's sum is made
+    sum_q = q.sum(-1)
+    sum_error = (d32 * sum_q).astype(np.float16).astype(np.float32) - d16 * sum_q
+    return (d16[..., None] * q).reshape(x.shape), sum_error
+
+
+class _RoundsActivations(np.ndarray):
+    """A weight matrix whose products `x @ W.T` first round x to 8 bits (what llama.cpp and the C++
+    kernels do before a product with quantized weights). For Q4_1 weights, `mins` [rows, k/32] (the
+    blocks' offsets) adds the effect of Q8_1's fp16 block sums. Every other operation sees a plain array."""
+
+    mins = None
+
+    def __array_finalize__(self, obj):  # views such as W.T keep the mins
+        self.mins = getattr(obj, "mins", None)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        mins = next((x.mins for x in inputs if isinstance(x, _RoundsActivations)), None)
+        inputs = [np.asarray(x) for x in inputs]
+        if ufunc is np.matmul and method == "__call__":
+            x = inputs[0]
+            rounded, sum_error = round_activations(x.reshape(-1, x.shape[-1]))
+            out = np.matmul(rounded, inputs[1])
+            if mins is not None:
+                out = out + sum_error @ mins.T  # [n, k/32] @ [k/32, rows]
+            return out.reshape(x.shape[:-1] + out.shape[-1:]).astype(np.float32)
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+
+def _rounding_view(w: np.ndarray, gguf, names) -> np.ndarray:
+    view = w.view(_RoundsActivations)
+    tensors = [gguf.tensors[n] for n in names]
+    if all(t.ggml_type == GGMLType.Q4_1 for t in tensors):  # block = fp16 d, fp16 m, 16 bytes of nibbles
+        view.mins = np.concatenate([np.asarray(t.data).reshape(t.shape[0], -1, 20)[:, :, 2:4].copy().view(np.float16)[..., 0]
+                                    for t in tensors]).astype(np.float32)  # [rows, k/32]
+    return view
+
+
+def numpy_oracle(gguf, n_ctx, weight_type):
+    model = NumpyLlama(gguf, n_ctx=n_ctx)
+    if weight_type != GGMLType.F32:
+        w = model.weights
+        for i, layer in enumerate(w.layers):
+            for field, names in (("wqkv", ["attn_q", "attn_k", "attn_v"]), ("wo", ["attn_output"]),
+                                 ("w_gate_up", ["ffn_gate", "ffn_up"]), ("w_down", ["ffn_down"])):
+                setattr(layer, field, _rounding_view(getattr(layer, field), gguf, [f"blk.{i}.{n}.weight" for n in names]))
+        # the lookup table token_embd stays plain
+        w.output = _rounding_view(w.output, gguf, ["output.weight" if "output.weight" in gguf.tensors else "token_embd.weight"])
+    return model
+
+
+def assert_logits_close(ours, ref, quantized: bool, what=""):
+    """Both sides do the same arithmetic up to float rounding. F32 weights: ~1e-6 of the logits' spread.
+    Quantized weights: mostly ~1e-4 too, but an activation that lands within float noise of an 8-bit
+    rounding boundary can round the other way on one side; one such flip moves that activation by
+    amax/127, and the random models' sharp attention amplifies it to up to ~1% of the spread (RMS) over
+    a few seeds. A wrong head, position, cache entry or scale gives errors of the order of the spread."""
+    assert ours.shape == ref.shape, what
+    spread = float(ref.std())
+    diff = ours.astype(np.float64) - ref
+    rms, worst = float(np.sqrt(np.mean(diff**2))) / spread, float(np.abs(diff).max()) / spread
+    rms_tol, worst_tol = (2e-2, 6e-2) if quantized else (1e-5, 1e-4)
+    assert rms <= rms_tol and worst <= worst_tol, f"{what}: |diff| / spread: rms {rms:.3g}, max {worst:.3g}"
+
+
+VARIANTS = {
+    # name: tiny_llama arguments
+    "f32-gqa": dict(weight_type=GGMLType.F32),
+    "q8_0-gqa": dict(weight_type=GGMLType.Q8_0),
+    "q4_1-gqa": dict(weight_type=GGMLType.Q4_1, rope_base=100000.0),
+    "q4_1-mha-untied": dict(weight_type=GGMLType.Q4_1, n_head_kv=4, tied=False),
+    "f32-mqa-base500k": dict(weight_type=GGMLType.F32, n_head_kv=1, rope_base=500000.0),
+    "f32-neox": dict(weight_type=GGMLType.F32, arch="tinyneox"),
+    "q8_0-neox-partial-rope": dict(weight_type=GGMLType.Q8_0, arch="tinyneox", n_rot=8),
+    "f32-partial-rope-oddheads": dict(weight_type=GGMLType.F32, n_embd=96, n_head=6, n_head_kv=3, n_rot=6),
+}
+
+
+@pytest.fixture
+def neox_arch(monkeypatch):
+    """Register a test architecture that is llama with NEOX-style RoPE, for both backends."""
+    monkeypatch.setitem(l08b_config.ROPE_NEOX_BY_ARCH, "tinyneox", True)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_prefill_then_decode_matches_numpy(tmp_path, neox_arch, variant):
+    gguf = tiny_llama(tmp_path / "m.gguf", **VARIANTS[variant])
+    wt = VARIANTS[variant]["weight_type"]
+    ref, ours = numpy_oracle(gguf, 32, wt), CppLlama(gguf, n_ctx=32, n_threads=2)
+    assert ours.config == ref.config
+    tokens = np.random.default_rng(0).integers(0, ours.config.n_vocab, 12).astype(np.int32)
+    quantized = wt != GGMLType.F32
+    assert_logits_close(ours.forward(tokens[:9], 0), ref.forward(tokens[:9], 0), quantized, "prefill")
+    for pos in range(9, 12):  # decode one token at a time on top of the cache
+        assert_logits_close(ours.forward(tokens[pos:pos + 1], pos), ref.forward(tokens[pos:pos + 1], pos), quantized, f"decode {pos}")
+
+
+def test_long_prompt_spans_micro_batches(tmp_path):
+    """A prompt longer than the C++ micro-batch (256) gives the numpy model's logits on every row."""
+    gguf = tiny_llama(tmp_path / "m.gguf", n_embd=32, n_head=2, n_head_kv=1, n_ff=32, n_layer=1)
+    n = 300
+    tokens = np.random.default_rng(2).integers(0, 80, n).astype(np.int32)
+    ours = CppLlama(gguf, n_ctx=n, n_threads=2).forward(tokens, 0)
+    assert_logits_close(ours, NumpyLlama(gguf, n_ctx=n).forward(tokens, 0), False, "300-token prompt")
+
+
+def test_last_only_reset_and_threads_agree(tmp_path):
+    gguf = tiny_llama(tmp_path / "m.gguf", weight_type=GGMLType.Q4_1)
+    tokens = np.random.default_rng(3).integers(0, 80, 10).astype(np.int32)
+    one = CppLlama(gguf, n_ctx=16, n_threads=1)
+    full = one.forward(tokens, 0)  # [10, n_vocab]
+    one.reset()
+    last = one.forward(tokens, 0, last_only=True)  # the same prompt after reset
+    assert last.shape == (1, 80)
+    np.testing.assert_allclose(last[0], full[-1], rtol=1e-5, atol=1e-5)
+    three = CppLlama(gguf, n_ctx=16, n_threads=3)  # rows split differently over threads: same numbers
+    np.testing.assert_allclose(three.forward(tokens, 0), full, rtol=1e-5, atol=1e-5)
+    # decoding token by token sees the same cache as the prompt did
+    three.reset()
+    step = np.concatenate([three.forward(tokens[i:i + 1], i) for i in range(10)])
+    assert_logits_close(step, full, True, "token by token vs prompt")
+
+
+def test_weights_are_read_in_place(tmp_path):
+    """No copy, no dequantized duplicate: every matrix C++ reads is a view of the file's mmap, and the
+    memory the model adds is its KV cache."""
+    gguf = tiny_llama(tmp_path / "m.gguf", weight_type=GGMLType.Q4_1)
+    m = CppLlama(gguf, n_ctx=16, n_threads=1)
+    c = m.config
+    assert m.kv_cache_bytes == 2 * 4 * c.n_layer * 16 * c.n_head_kv * c.head_dim
+    held = m._model.arrays  # the arrays whose data pointers the C++ model reads
+    for name, t in gguf.tensors.items():
+        if len(t.shape) == 2:
+            assert any(a.ctypes.data == t.data.ctypes.data and np.shares_memory(a, t.data) for a in held), name
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(tokens=[], pos=0), "non-empty"),
+    (dict(tokens=[1, 2], pos=-1), "pos"),
+    (dict(tokens=[80], pos=0), "out of range"),
+    (dict(tokens=[-1], pos=0), "out of range"),
+    (dict(tokens=[1] * 9, pos=8), "context full"),
+    (dict(tokens=[[1, 2]], pos=0), "1-D"),
+    (dict(tokens=[1.5], pos=0), "integer"),
+])
+def test_bad_forward_input_is_a_one_line_error(tmp_path, bad, message):
+    m = CppLlama(tiny_llama(tmp_path / "m.gguf"), n_ctx=16, n_threads=1)
+    with pytest.raises(ValueError, match=message):
+        m.forward(np.asarray(bad["tokens"]), bad["pos"])
+    # the model is still usable afterwards
+    assert m.forward(np.array([1, 2], np.int32), 0).shape == (2, 80)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(n_ctx=0, n_threads=1), "n_ctx"),
+    (dict(n_ctx=10**6, n_threads=1), "n_ctx"),
+    (dict(n_ctx=8, n_threads=0), "n_threads"),
+])
+def test_bad_construction_is_a_one_line_error(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CppLlama(tiny_llama(tmp_path / "m.gguf"), **kwargs)
+
+
+def test_weight_type_the_kernels_cannot_multiply(tmp_path):
+    """A file whose matrices are in a type quant_matmul does not handle fails at load with one line."""
+    gguf = tiny_llama(tmp_path / "m.gguf")
+    tensors = []
+    for name, t in gguf.tensors.items():
+        if name == "blk.1.ffn_up.weight":  # Q8_1 is an activation format in ggml, never a weight type here
+            tensors.append((name, GGMLType.Q8_1, t.shape, np.zeros((t.shape[0], t.shape[1] // 32 * 36), np.uint8)))
+        else:
+            tensors.append((name, t.ggml_type, t.shape, np.array(t.data)))
+    write_gguf(tmp_path / "bad.gguf", gguf.metadata, tensors, metadata_types=gguf.metadata_types)
+    with pytest.raises(ValueError, match="ffn_up|type"):
+        CppLlama(GGUFFile(tmp_path / "bad.gguf"), n_ctx=8, n_threads=1)
+
+
+@pytest.mark.parametrize("weight_type", [GGMLType.Q4_1, GGMLType.F32])
+def test_fused_decode_gives_the_plain_path_numbers(tmp_path, weight_type):
+    """Decoding fuses Q/K/V and gate/up/SwiGLU into one parallel loop each: same rows, same activations,
+    so the same logits as the one-product-at-a-time path, bit for bit, with any thread count."""
+    gguf = tiny_llama(tmp_path / "m.gguf", weight_type=weight_type, n_ff=160)  # n_ff not a multiple of the row blocks
+    tokens = np.random.default_rng(4).integers(0, 80, 6).astype(np.int32)
+    runs = []
+    for fused, threads in [(False, 1), (True, 1), (True, 3)]:
+        m = CppLlama(gguf, n_ctx=8, n_threads=threads)
+        m._model.fuse_decode = fused
+        runs.append(np.concatenate([m.forward(tokens[i:i + 1], i) for i in range(6)]))
+    np.testing.assert_array_equal(runs[1], runs[0])
+    np.testing.assert_array_equal(runs[2], runs[0])

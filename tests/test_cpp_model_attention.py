@@ -1,0 +1,69 @@
+"""The C++ attention kernel, every version, against the numpy lesson (lessons/l06_attention.py).
+
+Shapes cover plain multi-head, grouped-query and multi-query attention, a single new token (decode)
+and several (prefill, with the causal mask), head_dim not a multiple of the SIMD width (8 or 16),
+a head_dim of 1, and a cache longer than the positions in use (entries past them must be ignored).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+cpp_model = pytest.importorskip("cpp_core.model", reason="the C++ core is not built (pip install -e .)")
+from lessons.l06_attention import attention as numpy_attention  # noqa: E402
+
+SHAPES = [  # (n new tokens, pos, n_head, n_head_kv, head_dim)
+    (1, 0, 1, 1, 1),
+    (1, 0, 4, 2, 8),
+    (1, 37, 9, 3, 64),   # SmolLM2 decoding
+    (5, 0, 9, 3, 64),    # SmolLM2 prefill
+    (6, 11, 4, 4, 17),   # plain multi-head, odd head_dim
+    (3, 2, 6, 1, 23),    # multi-query, head_dim with a tail after 16
+    (4, 0, 2, 1, 80),
+]
+
+
+@pytest.mark.parametrize("version", cpp_model.attention_versions())
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "n{}-pos{}-h{}-kv{}-d{}".format(*s))
+@pytest.mark.parametrize("n_threads", [1, 3])
+def test_attention_matches_lesson(version, shape, n_threads):
+    n, pos, n_head, n_head_kv, hd = shape
+    rng = np.random.default_rng(sum(shape))
+    n_ctx = pos + n + 5  # a few unused cache slots, filled with garbage that must not be read
+    q = rng.standard_normal((n, n_head, hd)).astype(np.float32) * 2
+    k = rng.standard_normal((n_ctx, n_head_kv, hd)).astype(np.float32)  # [n_ctx, n_head_kv, hd], the C++ layout
+    v = rng.standard_normal((n_ctx, n_head_kv, hd)).astype(np.float32)
+    k[pos + n:] = np.nan
+    v[pos + n:] = np.nan
+    ours = cpp_model.attention(q, k, v, pos, version=version, n_threads=n_threads)
+    # the lesson's cache is [n_head_kv, n_ctx, hd], and it is given the filled positions only
+    ref = numpy_attention(q, k[: pos + n].transpose(1, 0, 2), v[: pos + n].transpose(1, 0, 2), pos)
+    assert ours.shape == ref.shape == (n, n_head * hd)
+    np.testing.assert_allclose(ours, ref, rtol=2e-5, atol=2e-5)
+
+
+def test_versions_cover_the_ladder():
+    names = [name for name, _idea, _ok in cpp_model._core.attention_versions()]
+    assert names[:2] == ["v0_scalar", "v1_threads"]
+    assert cpp_model.attention_active() in cpp_model.attention_versions()
+
+
+@pytest.mark.parametrize("args, message", [
+    (dict(q=(2, 4, 8), k=(3, 2, 8), pos=2), "cache holds fewer"),
+    (dict(q=(1, 3, 8), k=(4, 2, 8), pos=0), "multiple"),
+    (dict(q=(1, 4, 8), k=(4, 2, 9), pos=0), "head_dim"),
+    (dict(q=(1, 4, 8), k=(4, 2, 8), pos=-1), "fewer|pos"),
+])
+def test_bad_shapes_are_value_errors(args, message):
+    q = np.zeros(args["q"], np.float32)
+    k = np.zeros(args["k"], np.float32)
+    with pytest.raises(ValueError, match=message):
+        cpp_model.attention(q, k, k, args["pos"])
+
+
+def test_unknown_version_is_a_value_error():
+    q = np.zeros((1, 2, 8), np.float32)
+    k = np.zeros((1, 1, 8), np.float32)
+    with pytest.raises(ValueError, match="unknown attention version"):
+        cpp_model.attention(q, k, k, 0, version="v9_quantum")
