@@ -254,6 +254,9 @@ def main(argv=None, out=None, err=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         check_args(args)
+        if args.threads and "numpy" not in sys.modules:  # BLAS reads its thread count once, at import
+            for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                os.environ.setdefault(var, str(args.threads))
         gguf = open_model(model_path(args))
         if args.inspect:
             do_inspect(gguf, out)

@@ -70,6 +70,7 @@ def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray, neox: bool = Fal
 # --8<-- [end:apply_rope]
 
 
+# --8<-- [start:permute_hf_to_gguf]
 def permute_hf_to_gguf(w: np.ndarray, n_heads: int) -> np.ndarray:
     """Reorder the rows of an HF-layout W_q/W_k [n_heads*head_dim, n_in] into GGUF's interleaved layout.
 
@@ -79,3 +80,4 @@ def permute_hf_to_gguf(w: np.ndarray, n_heads: int) -> np.ndarray:
     head_dim = w.shape[0] // n_heads
     w = w.reshape(n_heads, 2, head_dim // 2, *w.shape[1:])  # [head, half, pair, n_in]
     return w.swapaxes(1, 2).reshape(n_heads * head_dim, *w.shape[3:])  # [head, pair, half, n_in] -> rows
+# --8<-- [end:permute_hf_to_gguf]

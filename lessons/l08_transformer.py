@@ -35,17 +35,11 @@ from lessons.l05_rope import apply_rope, rope_angles
 from lessons.l06_attention import KVCache, attention
 from lessons.l07_swiglu import silu
 from lessons.l08b_config import LlamaConfig  # noqa: F401  (the config lesson; re-exported here)
-try:
-    from lessons.l12_quants import dequantize
-except ImportError:  # TEMPORARY until lessons.l12_quants lands on main
-    import gguf.quants
-
-    def dequantize(data, ggml_type, shape):
-        if ggml_type in (0, 1):
-            return np.asarray(data, dtype=np.float32).reshape(shape)
-        return gguf.quants.dequantize(np.asarray(data), gguf.GGMLQuantizationType(int(ggml_type))).reshape(shape)
+from lessons.l12_quants import dequantize
 
 __all__ = ["LlamaConfig", "NumpyLlama", "load_weights"]
+
+MAX_CACHE_BYTES = 16 << 30  # refuse a KV cache bigger than this rather than let the OS find out
 
 
 # ---- weights ----
@@ -104,13 +98,20 @@ class NumpyLlama:
         if isinstance(n_ctx, bool) or not isinstance(n_ctx, (int, np.integer)) or not 1 <= n_ctx <= c.n_ctx_train:
             raise ValueError(f"n_ctx must be between 1 and the model's training context {c.n_ctx_train}, got {n_ctx}")
         self.n_ctx = int(n_ctx)
+        cache_bytes = 2 * c.n_layer * c.n_head_kv * self.n_ctx * c.head_dim * 4  # K and V, float32
+        if cache_bytes > MAX_CACHE_BYTES:
+            raise ValueError(f"a KV cache of n_ctx {n_ctx} would take {cache_bytes / 2**30:.1f} GiB; use a smaller context")
         self.weights = load_weights(gguf, c)
         self.cache = KVCache(c.n_layer, self.n_ctx, c.n_head_kv, c.head_dim)
         # RoPE angles for every position we can ever see, computed once: two [n_ctx, n_rot/2] tables.
         self.rope_cos, self.rope_sin = rope_angles(np.arange(self.n_ctx), c.n_rot or c.head_dim, c.rope_base)
 
     def reset(self) -> None:
-        """Forget the cache. (Stale entries past the current position are never read, so no clearing needed.)"""
+        """Forget the cache: the next forward() should start at pos 0.
+
+        Zeroing is only tidiness: forward() reads the cache at positions below pos + n, and those are
+        the ones the caller has evaluated since the reset.
+        """
         self.cache.k[:] = 0
         self.cache.v[:] = 0
 
@@ -127,8 +128,12 @@ class NumpyLlama:
         return tokens.astype(np.int64)
 
     # --8<-- [start:forward]
-    def forward(self, tokens: np.ndarray, pos: int) -> np.ndarray:
-        """Evaluate tokens [n] at positions pos..pos+n-1, append their K/V to the cache, return logits [n, n_vocab]."""
+    def forward(self, tokens: np.ndarray, pos: int, last_only: bool = False) -> np.ndarray:
+        """Evaluate tokens [n] at positions pos..pos+n-1, append their K/V to the cache, return logits [n, n_vocab].
+
+        last_only=True returns only the last position's logits [1, n_vocab] (all generation needs),
+        skipping the output product for the others: for SmolLM2 it costs as much as 8 blocks.
+        """
         tokens = self._check(tokens, pos)
         c, w = self.config, self.weights
         n, end = tokens.size, pos + tokens.size
@@ -151,6 +156,8 @@ class NumpyLlama:
             h = rmsnorm(x, layer.ffn_norm, c.rms_eps)  # [n, n_embd]
             gate_up = h @ layer.w_gate_up.T  # [n, n_embd] -> [n, 2*n_ff]
             x = x + (silu(gate_up[:, : c.n_ff]) * gate_up[:, c.n_ff :]) @ layer.w_down.T  # [n, n_ff] -> [n, n_embd]
+        if last_only:
+            x = x[-1:]  # [1, n_embd]
         x = rmsnorm(x, w.output_norm, c.rms_eps)  # [n, n_embd]
         return x @ w.output.T  # [n, n_embd] -> [n, n_vocab]
     # --8<-- [end:forward]

@@ -1,3 +1,4 @@
+# --8<-- [start:keys]
 """Lesson 8b: reading a LLaMA model's hyper-parameters from GGUF, and distrusting them.
 
 The transformer in l08_transformer.py needs a dozen numbers. GGUF stores them under keys prefixed by
@@ -22,6 +23,7 @@ GGUFError with one line naming the problem.
 Worked example: SmolLM2 has n_embd 576 and 9 heads, so head_dim = 576 / 9 = 64; 3 KV heads make
 attn_k.weight [3*64, 576] = [192, 576] in numpy order (GGUF lists it the other way round, ne = [576, 192]).
 """
+# --8<-- [end:keys]
 
 from __future__ import annotations
 

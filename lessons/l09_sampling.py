@@ -13,8 +13,10 @@ defaults (common/common.h), one filter after the other on the surviving candidat
   - min_p (0.05; <= 0 = off): keep tokens whose probability is >= min_p times the best one's.
   - temperature (0.8): divide logits by it; < 1 sharpens, > 1 flattens. temp <= 0 means greedy.
   - draw one token from softmax of what is left, with a seeded numpy Generator (seed=None: random).
-Each filter keeps at least one token. llama.cpp draws with its own RNG, so a seeded run here is
-reproducible but not token-for-token equal to llama.cpp's; greedy runs are.
+Each filter keeps at least one token. llama.cpp's chain also has DRY, top-n-sigma, typical-p and
+XTC stages between these; all four are off by default, so they are left out here. llama.cpp draws
+with its own RNG, so a seeded run here is reproducible but not token-for-token equal to llama.cpp's;
+greedy runs are.
 
 Worked example (check it by hand): logits [2, 1, 0, -1] have probabilities [0.644, 0.237, 0.087, 0.032].
 top_k=3 drops -1; renormalized [0.665, 0.245, 0.090]; top_p=0.9: 0.665 < 0.9, 0.665 + 0.245 = 0.910 >= 0.9,

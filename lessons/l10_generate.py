@@ -58,7 +58,7 @@ def generate(model, prompt_ids, n_predict: int, sampler, stop_ids: Collection[in
         return stats
 
     start = time.perf_counter()
-    logits = model.forward(prompt, 0)[-1]  # [n_prompt, n_vocab] -> the last row predicts the next token
+    logits = model.forward(prompt, 0, last_only=True)[-1]  # [1, n_vocab]: the last row predicts the next token
     pos = prompt.size
     while True:
         token = sampler.sample(logits, history)

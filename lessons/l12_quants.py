@@ -78,15 +78,23 @@ def f32_to_bf16(x):
 
 
 # ---- dispatch ----
-def _kquants():
+def _kquant_dequantizers():
     from lessons import l13_kquants  # imported late: lesson 13 builds on this one
-    return l13_kquants
+    return l13_kquants.DEQUANTIZE
+
+
+def _kquant_quantizers():
+    from lessons import l13c_kquant_quantize
+    return l13c_kquant_quantize.QUANTIZE
 
 
 _LEGACY_DEQUANT = {2: legacy.dequantize_q4_0, 3: legacy.dequantize_q4_1, 6: legacy.dequantize_q5_0,
                    7: legacy.dequantize_q5_1, 8: legacy.dequantize_q8_0, 9: legacy.dequantize_q8_1}
 _LEGACY_QUANT = {2: legacy.quantize_q4_0, 3: legacy.quantize_q4_1, 6: legacy.quantize_q5_0,
                  7: legacy.quantize_q5_1, 8: legacy.quantize_q8_0, 9: legacy.quantize_q8_1}
+
+
+_STORAGE_DTYPE = {0: np.float32, 1: np.float16, 30: np.uint16}  # typed arrays the float types may come as
 
 
 # --8<-- [start:dispatch]
@@ -102,6 +110,9 @@ def dequantize(data, ggml_type, shape):
     n_rows = int(np.prod(shape[:-1], dtype=np.int64)) if shape else 1
     expected = n_rows * row_bytes(t, shape[-1] if shape else 1)
     data = np.asarray(data)
+    if data.dtype not in (np.uint8, np.int8, _STORAGE_DTYPE.get(t, np.uint8)):
+        raise ValueError(f"{type_name(t)} data must be raw bytes (uint8) or {np.dtype(_STORAGE_DTYPE.get(t, np.uint8))}, "
+                         f"got {data.dtype}")
     if data.nbytes != expected:
         raise ValueError(f"{type_name(t)} tensor of shape {shape} needs {expected} bytes, got {data.nbytes}")
     raw = np.ascontiguousarray(data)
@@ -113,7 +124,7 @@ def dequantize(data, ggml_type, shape):
         return bf16_to_f32(raw.reshape(-1).view(np.uint16)).reshape(shape)
     if t in _LEGACY_DEQUANT:
         return _LEGACY_DEQUANT[t](raw).reshape(shape)
-    return _kquants().DEQUANTIZE[t](raw).reshape(shape)
+    return _kquant_dequantizers()[t](raw).reshape(shape)
 
 
 def quantize(x, ggml_type):
@@ -129,16 +140,19 @@ def quantize(x, ggml_type):
     if t == 0:
         return x.copy()
     if t == 1:
-        return x.astype(np.float16)
+        with np.errstate(over="ignore"):  # as in C: beyond 65504 becomes inf
+            return x.astype(np.float16)
     if t == 30:
         return f32_to_bf16(x)
     if not np.isfinite(x).all():
         raise ValueError(f"cannot quantize to {type_name(t)}: the data has NaN or inf")
-    block = GGML_TYPES[t][1]
+    _, block, size = GGML_TYPES[t]
     blocks = x.reshape(-1, block)  # [n_blocks, block]
-    if t in _LEGACY_QUANT:
-        raw = _LEGACY_QUANT[t](blocks)
-    else:
-        raw = _kquants().QUANTIZE[t](blocks)
+    quantize_blocks = _LEGACY_QUANT[t] if t in _LEGACY_QUANT else _kquant_quantizers()[t]
+    raw = np.empty((len(blocks), size), dtype=np.uint8)
+    step = 1 << 16  # blocks at a time: bounds the temporaries for big tensors (token_embd: 28M weights)
+    with np.errstate(all="ignore"):  # as in C: huge values may overflow f16 scales, all-zero blocks divide by 0
+        for i in range(0, len(blocks), step):
+            raw[i:i + step] = quantize_blocks(blocks[i:i + step])
     return raw.reshape(x.shape[:-1] + (n_row_bytes,))
 # --8<-- [end:dispatch]

@@ -196,7 +196,7 @@ def quantize_q8_0(x):
 def quantize_q8_1(x):
     d = np.abs(x).max(axis=-1, keepdims=True) / np.float32(127)
     q = round_half_away(x * _inverse(d)).astype(np.int8)
-    s = q.sum(axis=-1, dtype=np.int32)[:, None] * d  # sum(q) * d, in float32, before the f16 rounding
+    s = q.sum(axis=-1, dtype=np.int32).astype(np.float32)[:, None] * d  # sum(q) * d, in float32, before the f16 rounding
     return _pack(BLOCK_Q8_1, d=d, s=s, qs=q)
 # --8<-- [end:quantize]
 

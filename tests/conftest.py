@@ -4,12 +4,19 @@
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
-import numpy as np
-import pytest
+# numpy's OpenBLAS starts a thread per core and spins them while it waits; on a shared or busy machine
+# that makes the model's small matrix products 4-6x slower than one thread (measured: 64 greedy tokens
+# of SmolLM2 took 60 s with 2 threads and 14 s with 1 on a loaded 2-core box). It is read once, when
+# numpy is first imported, so it has to be set here, before any import of numpy. Override it from outside.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from lessons.l01_gguf import GGMLType, GGUFFile, GGUFValueType, write_gguf
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from lessons.l01_gguf import GGMLType, GGUFFile, GGUFValueType, write_gguf  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"  # CI clones the repo with shared/ beside it

@@ -39,3 +39,12 @@ def test_unit_rms_and_scale_invariance():
 def test_eps_keeps_zero_vector_finite():
     out = rmsnorm(np.zeros((1, 8), np.float32), np.ones(8, np.float32), 1e-5)
     assert np.all(out == 0)
+
+
+def test_docstring_examples():
+    import doctest
+
+    import lessons.l04_rmsnorm as module
+
+    result = doctest.testmod(module)
+    assert result.attempted >= 1 and result.failed == 0

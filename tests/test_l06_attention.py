@@ -78,3 +78,12 @@ def test_cached_decode_equals_batched_prefill():
         steps.append(attention(q[t : t + 1], cache.k[1, :, : t + 1], cache.v[1, :, : t + 1], t))
     np.testing.assert_allclose(np.concatenate(steps), batched, rtol=1e-5, atol=1e-6)
     assert not cache.k[0].any()  # other layers untouched
+
+
+def test_docstring_examples():
+    import doctest
+
+    import lessons.l06_attention as module
+
+    result = doctest.testmod(module)
+    assert result.attempted >= 1 and result.failed == 0

@@ -42,3 +42,12 @@ def test_ffn_matches_elementwise_oracle():
         for o in range(d):
             expected[t, o] = sum(float(wd[o, j]) * hidden[j] for j in range(ff))
     np.testing.assert_allclose(swiglu_ffn(x, wg, wu, wd), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_docstring_examples():
+    import doctest
+
+    import lessons.l07_swiglu as module
+
+    result = doctest.testmod(module)
+    assert result.attempted >= 1 and result.failed == 0

@@ -61,6 +61,8 @@ TOKENS = np.array([5, 77, 200, 3, 3, 150, 42], dtype=np.int32)
     {"n_head": 8, "n_head_kv": 1, "rope_base": 100000.0},   # multi-query, SmolLM2's rope base
     {"n_rot": 4, "n_layer": 3},                             # partial rotary dims
     {"vocab": "spm", "weight_type": GGMLType.F16},          # SentencePiece vocab, F16 weights
+    {"weight_type": GGMLType.Q4_1, "tied": False},          # the default model's type, dequantized by lesson 12
+    {"weight_type": GGMLType.Q8_0},
 ])
 def test_matches_float64_oracle(tiny_llama, overrides):
     path = tiny_llama(**overrides)
@@ -77,6 +79,8 @@ def test_decoding_with_the_cache_equals_one_batch(tiny_llama):
     first = model.forward(TOKENS[:3], 0)
     steps = [model.forward(TOKENS[t : t + 1], t) for t in range(3, len(TOKENS))]
     np.testing.assert_allclose(np.concatenate([first, *steps]), batched, rtol=1e-5, atol=1e-5)
+    model.reset()
+    np.testing.assert_allclose(model.forward(TOKENS, 0, last_only=True), batched[-1:], rtol=1e-5, atol=1e-5)
 
 
 def test_worked_example_zero_blocks(tiny_llama):
@@ -148,3 +152,7 @@ def test_forward_rejects_bad_arguments(tiny_llama):
         model.forward(np.array([], np.int32), 0)
     with pytest.raises(ValueError, match="n_ctx"):
         NumpyLlama(GGUFFile(tiny_llama()), n_ctx=10**9)
+    # K and V of 4M positions * 64 channels * 4 bytes = 2 GiB per layer and KV head; 3 layers * 4 heads = 24 GiB
+    huge = tiny_llama(n_embd=256, n_head=4, n_head_kv=4, n_layer=3, n_ctx_train=1 << 22, n_ff=32)
+    with pytest.raises(ValueError, match="24.0 GiB"):
+        NumpyLlama(GGUFFile(huge), n_ctx=1 << 22)

@@ -1,4 +1,6 @@
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,3 +89,17 @@ def test_seed_makes_runs_reproducible():
     assert run(123) == run(123)
     assert run(123) != run(124)
     assert len(set(run(123))) > 5  # temp 1.5 over 500 candidates: really random, not stuck on one token
+
+
+LLAMA_CPP_CASES = json.loads((Path(__file__).parent / "fixtures" / "sampling_llama_cpp.json").read_text())["cases"]
+
+
+@pytest.mark.parametrize("case", LLAMA_CPP_CASES, ids=lambda c: f"seed{c['seed']}")
+def test_chain_matches_llama_cpp(case):
+    # tools/make_fixtures_forward.py ran llama.cpp's samplers on the same logits and history
+    logits = (np.random.default_rng(case["seed"]).standard_normal(200) * 3).astype(np.float32)
+    ids, probs = Sampler(SamplingParams(**case["params"])).distribution(logits, case["history"])
+    assert ids.tolist() == case["ids"]
+    ref = np.array(case["logits"], np.float64)  # llama.cpp's logits after temperature
+    ref = np.exp(ref - ref.max())
+    np.testing.assert_allclose(probs, ref / ref.sum(), rtol=1e-4, atol=1e-7)

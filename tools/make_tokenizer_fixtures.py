@@ -13,6 +13,7 @@ end-of-generation ids, and for `spm` and `smollm2` the bytes llama.cpp decodes e
 Run with the Python that has llama-cpp-python and gguf:  python3 tools/make_tokenizer_fixtures.py
 """
 
+import ctypes
 import hashlib
 import json
 import os
@@ -42,6 +43,7 @@ EXTRA = [
     "東京タワーは333mです。",                            # Japanese + digits
     "abcабв αβγ",                                       # scripts side by side
     "DON'T YOU'LL I'M WE'VE THEY'RE SHE'S HE'D",        # upper-case contractions (Llama 3: case-insensitive)
+    "'LLAMA 'Sam 'sam 'tis O'Sullivan I'LLAMA DON'Tcha we'vE",  # contractions that cut words
     "it’s a ‘quote’ — “double” …",                      # typographic punctuation
     "a \t\t  b\n\n\n   c\t",                            # mixed whitespace runs
     "                                ",                 # 32 spaces
@@ -135,7 +137,7 @@ def record(path: str, texts: list[str], pieces: bool) -> dict:
         used = sorted({i for ids in entry["ids"] + entry["ids_special"] for i in ids} | set(entry["eog"]))
         if n_vocab <= 4096:
             used = list(range(n_vocab))
-        buf = (llama_cpp.c_char * 256)()
+        buf = (ctypes.c_char * 256)()
         entry["pieces_hex"] = {}
         for i in used:
             n = llama_cpp.llama_token_to_piece(vocab, i, buf, len(buf), 0, True)

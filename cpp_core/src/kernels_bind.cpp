@@ -5,6 +5,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
+#include <ctime>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -157,6 +159,72 @@ ByteArray py_quantize_activations(FloatArray x, const std::string& format) {
     return out;
 }
 
+// ---- timing in C++, so Python's call overhead (~1-20 us) does not swamp kernels of ~0.1-100 us ----
+// Returns (best wall seconds per call, CPU seconds of the whole process per call during that best round).
+struct Timing {
+    double wall, cpu;
+};
+template <class F>
+Timing best_of(int rounds, int calls, F&& f) {
+    Timing best{1e30, 0.0};
+    for (int r = 0; r < rounds; r++) {
+        timespec c0, c1;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < calls; i++) f();
+        const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / calls;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+        const double cpu = ((c1.tv_sec - c0.tv_sec) + 1e-9 * (c1.tv_nsec - c0.tv_nsec)) / calls;
+        if (wall < best.wall) best = {wall, cpu};
+    }
+    return best;
+}
+
+// One op on random data of size n (rope: n = n_head * 64), `calls` calls per round.
+py::tuple py_bench_op(const std::string& op, const std::string& version, int64_t n, int rounds, int calls) {
+    std::vector<float> a(static_cast<size_t>(n)), b(static_cast<size_t>(n)), out(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; i++) a[size_t(i)] = float((i * 7919) % 1000) / 250.0f - 2.0f, b[size_t(i)] = 1.0f;
+    Timing t;
+    {
+        py::gil_scoped_release nogil;
+        if (op == "rmsnorm") t = best_of(rounds, calls, [&] { ll::rmsnorm_v(version, a.data(), b.data(), out.data(), n, 1e-5f); });
+        else if (op == "swiglu") t = best_of(rounds, calls, [&] { ll::swiglu_v(version, a.data(), b.data(), out.data(), n); });
+        else if (op == "softmax") t = best_of(rounds, calls, [&] { ll::softmax_v(version, a.data(), n); });
+        else if (op == "rope") t = best_of(rounds, calls, [&] { ll::rope_v(version, a.data(), int(n / 64), 64, 300, 1e5f, false); });
+        else throw std::invalid_argument("bench_op: unknown op " + op);
+    }
+    return py::make_tuple(t.wall, t.cpu);
+}
+
+// A list of weight matrices [(W raw array, ggml_type, n_rows, n_cols)] multiplied by n_tok random tokens,
+// as one forward pass does: seconds per pass through the list.
+py::tuple py_bench_matmuls(py::list mats, int64_t n_tok, const std::string& version, ll::ThreadPool& pool, int rounds,
+                           int calls) {
+    struct Mat { const uint8_t* w; int type; int64_t rows, cols; };
+    std::vector<Mat> ms;
+    std::vector<py::buffer_info> keep;
+    int64_t max_rows = 0, max_cols = 0;
+    for (auto item : mats) {
+        auto tup = item.cast<py::tuple>();
+        keep.push_back(tup[0].cast<py::buffer>().request());
+        Mat m{static_cast<const uint8_t*>(keep.back().ptr), tup[1].cast<int>(), tup[2].cast<int64_t>(), tup[3].cast<int64_t>()};
+        if (size_t(keep.back().size * keep.back().itemsize) != ll::row_bytes(m.type, m.cols) * size_t(m.rows))
+            throw std::invalid_argument("bench_matmuls: a matrix's byte count does not match its shape");
+        max_rows = std::max(max_rows, m.rows), max_cols = std::max(max_cols, m.cols);
+        ms.push_back(m);
+    }
+    std::vector<float> x(static_cast<size_t>(n_tok * max_cols)), y(static_cast<size_t>(n_tok * max_rows));
+    for (size_t i = 0; i < x.size(); i++) x[i] = float((i * 7919) % 1000) / 250.0f - 2.0f;
+    Timing t;
+    {
+        py::gil_scoped_release nogil;
+        t = best_of(rounds, calls, [&] {
+            for (const Mat& m : ms) ll::quant_matmul_v(version, m.type, m.w, m.rows, m.cols, x.data(), n_tok, y.data(), pool);
+        });
+    }
+    return py::make_tuple(t.wall, t.cpu);
+}
+
 }  // namespace
 
 void register_kernels(py::module_& m) {
@@ -187,6 +255,10 @@ void register_kernels(py::module_& m) {
     m.def("softmax", &py_softmax, py::arg("x"), py::arg("version") = "");
     m.def("quant_matmul", &py_quant_matmul, py::arg("W"), py::arg("ggml_type"), py::arg("n_rows"), py::arg("n_cols"),
           py::arg("x"), py::arg("version"), py::arg("pool"));
+    m.def("bench_op", &py_bench_op, py::arg("op"), py::arg("version"), py::arg("n"), py::arg("rounds"), py::arg("calls"),
+          "(best wall seconds per call, process CPU seconds per call)");
+    m.def("bench_matmuls", &py_bench_matmuls, py::arg("mats"), py::arg("n_tok"), py::arg("version"), py::arg("pool"),
+          py::arg("rounds"), py::arg("calls"), "[(W, ggml_type, n_rows, n_cols)] -> (wall, cpu) seconds per pass");
     m.def("dequantize", &py_dequantize, py::arg("raw"), py::arg("ggml_type"), py::arg("n_cols"));
     m.def("quantize_activations", &py_quantize_activations, py::arg("x"), py::arg("format"));
 }

@@ -61,31 +61,36 @@ static void rope_v1(float* x, int n_head, int head_dim, int pos, float freq_base
 // --8<-- [end:rope_v1]
 
 #if defined(__x86_64__) || defined(__i386__)
-// ---- v2: the table, then the rotation 8 lanes at a time ----
-// neox: halves are contiguous, so a = x[i..i+8), b = x[i+half..]: two loads, four FMAs.
-// adjacent pairs: with cos duplicated (c0 c0 c1 c1 ...) and sin as (-s0 s0 -s1 s1 ...),
-//   out = x * cos + swap_pairs(x) * sin,   swap_pairs = (x1 x0 x3 x2 ...), one in-lane shuffle.
-__attribute__((target("avx2,fma"))) static void rope_v2_avx2(float* x, int n_head, int head_dim, int pos,
-                                                              float freq_base, bool neox) {
-    const int half = head_dim / 2;
-    if (head_dim % 16 != 0) return rope_v1(x, n_head, head_dim, pos, freq_base, neox);
-    alignas(32) float cos_t[1024], sin_t[1024];
-    for (int i = 0; i < half; i++) {
+// The rotation with AVX2, given the table (cos duplicated per pair and sin as (-s, s) for adjacent pairs):
+// neox: halves are contiguous, so a = x[i..i+8), b = x[i+half..]: two loads, four multiplies/FMAs.
+// adjacent pairs: out = x * cos + swap_pairs(x) * sin, swap_pairs = (x1 x0 x3 x2 ...), one in-lane shuffle.
+struct RopeTable {
+    alignas(32) float cos_t[1024];
+    alignas(32) float sin_t[1024];
+};
+
+static void fill_rope_table(RopeTable* tab, int head_dim, int pos, float freq_base, bool neox) {
+    for (int i = 0; i < head_dim / 2; i++) {
         const double theta = rope_angle(pos, i, head_dim, freq_base);
         const float c = float(std::cos(theta)), s = float(std::sin(theta));
         if (neox) {
-            cos_t[i] = c, sin_t[i] = s;
+            tab->cos_t[i] = c, tab->sin_t[i] = s;
         } else {
-            cos_t[2 * i] = cos_t[2 * i + 1] = c;
-            sin_t[2 * i] = -s, sin_t[2 * i + 1] = s;
+            tab->cos_t[2 * i] = tab->cos_t[2 * i + 1] = c;
+            tab->sin_t[2 * i] = -s, tab->sin_t[2 * i + 1] = s;
         }
     }
+}
+
+__attribute__((target("avx2,fma"))) static void rotate_heads_avx2(float* x, int n_head, int head_dim, bool neox,
+                                                                   const RopeTable& tab) {
+    const int half = head_dim / 2;
     for (int h = 0; h < n_head; h++) {
         float* head = x + int64_t(h) * head_dim;
         if (neox) {
             for (int i = 0; i < half; i += 8) {
                 const __m256 a = _mm256_loadu_ps(head + i), b = _mm256_loadu_ps(head + i + half);
-                const __m256 c = _mm256_load_ps(cos_t + i), s = _mm256_load_ps(sin_t + i);
+                const __m256 c = _mm256_load_ps(tab.cos_t + i), s = _mm256_load_ps(tab.sin_t + i);
                 _mm256_storeu_ps(head + i, _mm256_fmsub_ps(a, c, _mm256_mul_ps(b, s)));
                 _mm256_storeu_ps(head + i + half, _mm256_fmadd_ps(a, s, _mm256_mul_ps(b, c)));
             }
@@ -93,12 +98,40 @@ __attribute__((target("avx2,fma"))) static void rope_v2_avx2(float* x, int n_hea
             for (int i = 0; i < head_dim; i += 8) {
                 const __m256 v = _mm256_loadu_ps(head + i);
                 const __m256 swapped = _mm256_permute_ps(v, 0xB1);  // (1 0 3 2) in each 128-bit lane
-                _mm256_storeu_ps(head + i, _mm256_fmadd_ps(v, _mm256_load_ps(cos_t + i),
-                                                            _mm256_mul_ps(swapped, _mm256_load_ps(sin_t + i))));
+                _mm256_storeu_ps(head + i, _mm256_fmadd_ps(v, _mm256_load_ps(tab.cos_t + i),
+                                                            _mm256_mul_ps(swapped, _mm256_load_ps(tab.sin_t + i))));
             }
         }
     }
 }
+
+// ---- v2: the table, then the rotation 8 lanes at a time ----
+static void rope_v2_avx2(float* x, int n_head, int head_dim, int pos, float freq_base, bool neox) {
+    if (head_dim % 16 != 0) return rope_v1(x, n_head, head_dim, pos, freq_base, neox);
+    RopeTable tab;
+    fill_rope_table(&tab, head_dim, pos, freq_base, neox);
+    rotate_heads_avx2(x, n_head, head_dim, neox, tab);
+}
+
+// ---- v3: v2, keeping the last table: q and k of a token, in all layers, share one position ----
+// (60 calls per token for SmolLM2's 30 layers, one of which computes the trig.) One cache per thread.
+// --8<-- [start:rope_v3]
+static void rope_v3_cached(float* x, int n_head, int head_dim, int pos, float freq_base, bool neox) {
+    if (head_dim % 16 != 0) return rope_v1(x, n_head, head_dim, pos, freq_base, neox);
+    struct Cache {
+        RopeTable tab;
+        int pos = -1, head_dim = 0;
+        float freq_base = 0.0f;
+        bool neox = false;
+    };
+    thread_local Cache cache;
+    if (cache.pos != pos || cache.head_dim != head_dim || cache.freq_base != freq_base || cache.neox != neox) {
+        fill_rope_table(&cache.tab, head_dim, pos, freq_base, neox);
+        cache.pos = pos, cache.head_dim = head_dim, cache.freq_base = freq_base, cache.neox = neox;
+    }
+    rotate_heads_avx2(x, n_head, head_dim, neox, cache.tab);
+}
+// --8<-- [end:rope_v3]
 #endif
 
 static const detail::OpVersion<RopeFn> kRopeVersions[] = {
@@ -106,6 +139,7 @@ static const detail::OpVersion<RopeFn> kRopeVersions[] = {
     {"v1_table", "cos/sin once per call, shared by the heads", rope_v1, detail::cpu_any},
 #if defined(__x86_64__) || defined(__i386__)
     {"v2_avx2", "the rotation 8 lanes at a time", rope_v2_avx2, detail::cpu_avx2},
+    {"v3_cached", "the last position's table kept: q, k and all layers share it", rope_v3_cached, detail::cpu_avx2},
 #endif
 };
 

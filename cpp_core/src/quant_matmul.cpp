@@ -5,7 +5,9 @@
 //   v2_int8            quantize x once to 8 bits (Q8_0/Q8_1/Q8_K), then exact integer dot products per block
 //   v3_avx2            v2 with AVX2 dot products (vpmaddubsw: 32 u8 x s8 products per instruction)
 //   v4_avx512vnni      v3 with AVX-512 VNNI (vpdpbusd: 64 u8 x s8 products summed into 16 int32 per instruction)
-//   v5_tiled           for several tokens: each weight block is unpacked once and used for 4 tokens
+//   v4b_f32act         (the road not taken) v4's loop with x kept in float32: dequantize-and-FMA
+//   v5_pairs           activations laid out to match the unpacked weights, weight scales gathered 16 at a
+//                      time, and each unpacked weight block used for up to 4 tokens (Q4_0, Q4_1, Q8_0)
 // Every version is checked against numpy's dequantize-then-matmul (tests/test_cpp_kernels_matmul.py).
 #include <algorithm>
 #include <stdexcept>
@@ -15,6 +17,7 @@
 #include "cpu_features.h"
 #include "kernels.h"
 #include "quant_blocks.h"
+#include "quant_pairs.h"
 
 namespace ll {
 
@@ -114,6 +117,87 @@ static void matmul_v4(const QuantType& t, const uint8_t* W, int64_t n_rows, int6
     matmul_int8_level(LEVEL_AVX512, t, W, n_rows, n_cols, x, n_tok, y, pool);
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+// ---- v4b: the alternative to int8 activations: x stays float32, weights dequantized in registers ----
+// Q4_1 and Q8_0 only (other types run v4). Not the fast path: see docs/20-kernels-matmul.md for why.
+float dot_q4_1_f32act_avx512(int64_t n, const uint8_t* w, const float* x, const float* x_block_sums);
+float dot_q8_0_f32act_avx512(int64_t n, const uint8_t* w, const float* x, const float* x_block_sums);
+
+static void matmul_v4b(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                       int64_t n_tok, float* y, ThreadPool& pool) {
+    using F32ActDot = float (*)(int64_t, const uint8_t*, const float*, const float*);
+    F32ActDot dot;
+    if (t.ggml_type == GGML_Q4_1) dot = dot_q4_1_f32act_avx512;
+    else if (t.ggml_type == GGML_Q8_0) dot = dot_q8_0_f32act_avx512;
+    else return matmul_v4(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    const int64_t nb = n_cols / QK;
+    std::vector<float> block_sums(size_t(n_tok * nb));  // sum of x per block of 32, per token
+    for (int64_t i = 0; i < n_tok * nb; i++) {
+        float s = 0.0f;
+        for (int j = 0; j < QK; j++) s += x[i * QK + j];
+        block_sums[size_t(i)] = s;
+    }
+    const size_t rb = size_t(nb) * t.block_bytes;
+    const float* sums = block_sums.data();
+    const int64_t n_tasks = (n_rows + kRowsPerTask - 1) / kRowsPerTask;
+    pool.parallel_for(n_tasks, [&](int64_t begin, int64_t end) {
+        const int64_t r0 = begin * kRowsPerTask, r1 = std::min(n_rows, end * kRowsPerTask);
+        for (int64_t tok = 0; tok < n_tok; tok++)
+            for (int64_t r = r0; r < r1; r++) y[tok * n_rows + r] = dot(n_cols, W + r * rb, x + tok * n_cols, sums + tok * nb);
+    });
+}
+#endif
+
+#if defined(__x86_64__) || defined(__i386__)
+// ---- v5: activations laid out for the unpacked weights, scales hoisted, 1-4 tokens per weight block ----
+// Only Q4_0, Q4_1 and Q8_0 (the default model's types) have v5 kernels; other types run v4.
+using PairsDotFn = void (*)(int64_t, const uint8_t*, const ActPairsView*, int, float*);
+
+// --8<-- [start:matmul_v5]
+static void matmul_v5(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                      int64_t n_tok, float* y, ThreadPool& pool) {
+    PairsKind kind;
+    PairsDotFn dot;
+    switch (t.ggml_type) {
+        case GGML_Q4_1: kind = PairsKind::Q4_1, dot = dot_q4_1_pairs_avx512; break;
+        case GGML_Q4_0: kind = PairsKind::Q4_0, dot = dot_q4_0_pairs_avx512; break;
+        case GGML_Q8_0: kind = PairsKind::Q8_0, dot = dot_q8_0_pairs_avx512; break;
+        default: return matmul_v4(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    }
+    thread_local std::vector<uint8_t> act_buf;
+    thread_local std::vector<ActPairsView> views;
+    const size_t act_stride = act_pairs_bytes(n_cols);
+    act_buf.resize(act_stride * size_t(n_tok) + 64);
+    uint8_t* act = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(act_buf.data()) + 63) & ~uintptr_t(63));
+    pool.parallel_for(n_tok, [&](int64_t begin, int64_t end) {
+        for (int64_t tok = begin; tok < end; tok++) quantize_act_pairs(kind, x + tok * n_cols, act + tok * act_stride, n_cols);
+    });
+    views.resize(size_t(n_tok));
+    for (int64_t tok = 0; tok < n_tok; tok++) views[size_t(tok)] = act_pairs_view(act + tok * act_stride, n_cols);
+    const ActPairsView* view = views.data();  // (a thread_local named inside the lambda would be each worker's own)
+
+    const size_t rb = size_t(n_cols / t.block_size) * t.block_bytes;
+    // Tokens are walked in tiles whose activations fit in L1 next to the task's rows (~24 KB of them);
+    // inside a tile each row is read once per 4 tokens.
+    const int64_t tile = std::max<int64_t>(4, std::min<int64_t>(32, int64_t(24 * 1024 / act_stride)) & ~int64_t(3));
+    const int64_t n_tasks = (n_rows + kRowsPerTask - 1) / kRowsPerTask;
+    pool.parallel_for(n_tasks, [&](int64_t begin, int64_t end) {
+        const int64_t r0 = begin * kRowsPerTask, r1 = std::min(n_rows, end * kRowsPerTask);
+        float out[4];
+        for (int64_t t0 = 0; t0 < n_tok; t0 += tile) {
+            const int64_t t1 = std::min(n_tok, t0 + tile);
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t tok = t0; tok < t1; tok += 4) {
+                    const int nt = int(std::min<int64_t>(4, t1 - tok));
+                    dot(n_cols, W + r * rb, view + tok, nt, out);
+                    for (int k = 0; k < nt; k++) y[(tok + k) * n_rows + r] = out[k];
+                }
+        }
+    });
+}
+// --8<-- [end:matmul_v5]
+#endif
+
 static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
     {"v0_scalar_dequant", "line-by-line port: dequantize a row, dot with x", matmul_v0, detail::cpu_any},
     {"v1_threads", "rows split over the thread pool", matmul_v1, detail::cpu_any},
@@ -121,6 +205,8 @@ static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
 #if defined(__x86_64__) || defined(__i386__)
     {"v3_avx2", "AVX2 integer dot products", matmul_v3, detail::cpu_avx2},
     {"v4_avx512vnni", "AVX-512 VNNI dot products", matmul_v4, detail::cpu_avx512vnni},
+    {"v4b_f32act", "x kept in float32, weights dequantized in registers", matmul_v4b, detail::cpu_avx512vnni},
+    {"v5_pairs", "activations laid out for the weights; 4 tokens per weight block", matmul_v5, detail::cpu_avx512vnni},
 #endif
 };
 
@@ -159,6 +245,10 @@ std::string quant_matmul_kernel(const std::string& version, int ggml_type) {
     detail::find_version(kMatmulVersions, version, "quant_matmul");
     const QuantType* t = quant_type(ggml_type);
     if (!t) throw std::invalid_argument("unsupported ggml type " + std::to_string(ggml_type));
+    if (version.rfind("v4b", 0) == 0 && (ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
+        return std::string(t->name) + " dequantized in registers x f32 avx512";
+    if (version.rfind("v5", 0) == 0 && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
+        return std::string(t->name) + " x q8 pairs avx512vnni, 1-4 tokens per block";
     if (version.rfind("v0", 0) == 0 || version.rfind("v1", 0) == 0) return std::string(t->name) + " dequantize + f32 dot scalar";
     return dot_name_for_level(*t, version_level(version));
 }

@@ -16,9 +16,14 @@ static inline void cpu_relax() {
 #endif
 }
 
-// About 20-100 microseconds of polling: long enough to bridge the gap between two matrix products
-// of one token, short enough not to steal a shared core for long once the model is idle.
+// Tens of microseconds of polling: enough to bridge the gap between two matrix products of one
+// token, short enough not to hold a shared core for long once the model is idle.
 static constexpr int kSpinIterations = 1 << 12;
+static constexpr int64_t kMaxChunks = 0xFFFF;
+
+static inline uint32_t job_of(uint64_t claim) { return uint32_t(claim >> 32); }
+static inline int64_t count_of(uint64_t claim) { return int64_t((claim >> 16) & 0xFFFF); }
+static inline int64_t next_of(uint64_t claim) { return int64_t(claim & 0xFFFF); }
 
 static thread_local bool tls_in_pool = false;
 
@@ -35,41 +40,47 @@ ThreadPool::~ThreadPool() {
     for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run_chunks() {
+// Claims and runs one chunk of `job`; false when the job has no chunk left (or is no longer current).
+bool ThreadPool::run_one_chunk(uint32_t job) {
+    uint64_t c = claim_.load(std::memory_order_acquire);
     for (;;) {
-        const int64_t begin = next_.fetch_add(chunk_, std::memory_order_relaxed);
-        if (begin >= n_) return;
-        const int64_t end = std::min(n_, begin + chunk_);
-        try {
-            (*fn_)(begin, end);
-        } catch (...) {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (!error_) error_ = std::current_exception();
-            next_.store(n_, std::memory_order_relaxed);  // the others stop taking chunks
-        }
+        if (job_of(c) != job || next_of(c) >= count_of(c)) return false;
+        if (claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) break;
     }
+    const int64_t count = count_of(c), begin = next_of(c) * chunk_;
+    const int64_t end = std::min(n_, begin + chunk_);
+    try {
+        (*fn_)(begin, end);
+    } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!error_) error_ = std::current_exception();
+    }
+    if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == count) {
+        std::lock_guard<std::mutex> lock(mutex_);  // the caller may be about to sleep: notify under the lock
+        done_cv_.notify_one();
+    }
+    return true;
 }
 
 void ThreadPool::worker_loop() {
     tls_in_pool = true;
-    uint64_t seen = 0;
+    uint32_t seen = 0;
     for (;;) {
-        uint64_t gen = generation_.load(std::memory_order_acquire);
-        for (int i = 0; i < kSpinIterations && gen == seen; i++) {
+        uint32_t job = job_of(claim_.load(std::memory_order_acquire));
+        for (int i = 0; i < kSpinIterations && job == seen; i++) {
             cpu_relax();
-            gen = generation_.load(std::memory_order_acquire);
+            job = job_of(claim_.load(std::memory_order_acquire));
         }
-        if (gen == seen) {
+        if (job == seen) {
             std::unique_lock<std::mutex> lock(mutex_);
-            wake_cv_.wait(lock, [&] { return stop_ || generation_.load(std::memory_order_acquire) != seen; });
+            sleepers_++;
+            wake_cv_.wait(lock, [&] { return stop_ || job_of(claim_.load(std::memory_order_acquire)) != seen; });
+            sleepers_--;
             if (stop_) return;
-            gen = generation_.load(std::memory_order_acquire);
+            job = job_of(claim_.load(std::memory_order_acquire));
         }
-        seen = gen;
-        run_chunks();
-        if (busy_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-            std::lock_guard<std::mutex> lock(mutex_);
-            done_cv_.notify_one();
+        seen = job;
+        while (run_one_chunk(job)) {
         }
     }
 }
@@ -81,30 +92,42 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
         return;
     }
     std::lock_guard<std::mutex> call_lock(call_mutex_);
+    // A few chunks per thread balance the load when a core is shared.
+    const int64_t chunk = std::max<int64_t>({1, (n + 4 * n_threads_ - 1) / (4 * n_threads_), (n + kMaxChunks - 1) / kMaxChunks});
+    const int64_t count = (n + chunk - 1) / chunk;
+    uint32_t job;
+    bool wake;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         fn_ = &fn;
         n_ = n;
-        // Several chunks per thread balance the load when a core is shared; never fewer than n / 64.
-        chunk_ = std::max<int64_t>(1, (n + 4 * n_threads_ - 1) / (4 * n_threads_));
-        next_.store(0, std::memory_order_relaxed);
+        chunk_ = chunk;
         error_ = nullptr;
-        busy_.store(int(workers_.size()), std::memory_order_relaxed);
-        generation_.fetch_add(1, std::memory_order_release);
+        done_.store(0, std::memory_order_relaxed);
+        job = job_of(claim_.load(std::memory_order_relaxed)) + 1;
+        claim_.store((uint64_t(job) << 32) | (uint64_t(count) << 16), std::memory_order_release);
+        wake = sleepers_ > 0;
     }
-    wake_cv_.notify_all();
+    if (wake) wake_cv_.notify_all();
 
     tls_in_pool = true;
-    run_chunks();
+    while (run_one_chunk(job)) {
+    }
     tls_in_pool = false;
 
-    for (int i = 0; i < kSpinIterations && busy_.load(std::memory_order_acquire) != 0; i++) cpu_relax();
-    if (busy_.load(std::memory_order_acquire) != 0) {
+    // Every chunk is claimed; wait for the ones other threads are still running.
+    for (int i = 0; i < kSpinIterations && done_.load(std::memory_order_acquire) != count; i++) cpu_relax();
+    if (done_.load(std::memory_order_acquire) != count) {
         std::unique_lock<std::mutex> lock(mutex_);
-        done_cv_.wait(lock, [&] { return busy_.load(std::memory_order_acquire) == 0; });
+        done_cv_.wait(lock, [&] { return done_.load(std::memory_order_acquire) == count; });
     }
-    fn_ = nullptr;
-    if (error_) std::rethrow_exception(error_);
+    std::exception_ptr error;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        error = error_;
+        error_ = nullptr;
+    }
+    if (error) std::rethrow_exception(error);
 }
 
 }  // namespace ll
