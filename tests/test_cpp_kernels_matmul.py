@@ -92,7 +92,7 @@ SHAPES = [(1, 1), (5, 1), (37, 3), (16, 2)]  # (n_rows, n_col_blocks): 1 row, 1 
 
 @pytest.mark.parametrize("version", versions())
 @pytest.mark.parametrize("type_name", list(TYPES))
-@pytest.mark.parametrize("n_tok", [1, 3, 9])
+@pytest.mark.parametrize("n_tok", [1, 3, 6, 9])
 def test_quant_matmul(version, type_name, n_tok):
     t = TYPES[type_name]
     block = BLOCK[t][0] if BLOCK[t][0] > 1 else 16

@@ -8,6 +8,7 @@ llama.cpp itself: our Q4_1 logits must be at least as close to the F32 ones as l
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,17 +100,16 @@ def test_last_only_and_decode_match_the_full_prompt(model, ref_values):
     assert np.array_equal(full[3:].argmax(-1), steps.argmax(-1))
 
 
-@pytest.mark.slow
-def test_perplexity_no_worse_than_llama_cpp(default_model, ref_values, shared_dir):
-    """llama-perplexity's method, -c 512, on the 40k-character Shakespeare excerpt: llama.cpp Q4_1 gets 40.291."""
-    tokenizer_mod = pytest.importorskip("lessons.l02_tokenizer", reason="the tokenizer lesson is not there yet")
+def test_perplexity_first_chunks_close_to_llama_cpp(model):
+    """llama-perplexity's method (second half of each chunk scored) on the first three 128-token chunks
+    of tinyshakespeare-40k, with llama.cpp's own tokens and perplexity on them (tests/fixtures, made by
+    tools/make_model_fixtures.py), so every logit row of a prompt is checked in seconds. The whole text
+    at -c 512 takes minutes: tools/benchmark.py --perplexity measures it (llama.cpp Q4_1: 40.291).
+    On 189 scored tokens rounding noise shows: the exact-f32 numpy lesson on the same Q4_1 weights
+    scores 36.14 where llama.cpp scores 35.79 (1% apart), so we allow 2%. A real fault costs far more."""
     from lessons.l11_perplexity import perplexity
-    generation, _, _ = ref_values
-    text = (shared_dir / "data" / "tinyshakespeare-40k.txt").read_text()
-    tok = tokenizer_mod.Tokenizer.from_metadata(default_model.metadata)
-    ids = np.array(tok.encode(text, add_bos=False), np.int32)
-    m = cpp_model.CppLlama(default_model, n_ctx=512, n_threads=2)
-    ppl, _stderr = perplexity(m, ids, 512)
-    lcpp = generation["_perplexity"]["q4_1"]
-    lcpp = lcpp["ppl"] if isinstance(lcpp, dict) else lcpp
-    assert ppl <= lcpp * 1.002, f"perplexity {ppl:.3f} vs llama.cpp Q4_1 {lcpp:.3f}"
+    fixture = json.loads((Path(__file__).parent / "fixtures" / "smollm2_perplexity_chunks.json").read_text())
+    ids = np.array(fixture["token_ids"], np.int32)
+    ppl, stderr = perplexity(model, ids, fixture["n_ctx"])
+    assert np.isfinite(stderr) and stderr > 0
+    assert ppl <= fixture["perplexity"] * 1.02, f"perplexity {ppl:.3f} vs llama.cpp {fixture['perplexity']:.3f}"

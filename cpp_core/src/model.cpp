@@ -147,6 +147,7 @@ void LlamaModel::qkv_one_token(const LayerWeightRefs& L, const float* xn, float*
     });
 }
 
+// --8<-- [start:ffn_up_one_token]
 void LlamaModel::ffn_up_one_token(const LayerWeightRefs& L, const float* xn, float* gate, float* up) {
     const int64_t step = rows_per_task(2 * int64_t(hp_.n_ff), pool_.n_threads());
     pool_.parallel_for((hp_.n_ff + step - 1) / step, [&](int64_t begin, int64_t end) {
@@ -158,6 +159,7 @@ void LlamaModel::ffn_up_one_token(const LayerWeightRefs& L, const float* xn, flo
         }
     });
 }
+// --8<-- [end:ffn_up_one_token]
 
 // ---- one micro-batch through the whole model ----
 // --8<-- [start:forward_batch]

@@ -7,7 +7,7 @@
 //   v4_avx512vnni      v3 with AVX-512 VNNI (vpdpbusd: 64 u8 x s8 products summed into 16 int32 per instruction)
 //   v4b_f32act         (the road not taken) v4's loop with x kept in float32: dequantize-and-FMA
 //   v5_pairs           activations laid out to match the unpacked weights, weight scales gathered 16 at a
-//                      time, and each unpacked weight block used for up to 4 tokens (Q4_0, Q4_1, Q8_0)
+//                      time, and each unpacked weight block used for up to 8 tokens (Q4_0, Q4_1, Q8_0)
 // Every version is checked against numpy's dequantize-then-matmul (tests/test_cpp_kernels_matmul.py).
 #include <algorithm>
 #include <stdexcept>
@@ -23,8 +23,8 @@ namespace ll {
 
 using MatmulFn = void (*)(const QuantType&, const uint8_t*, int64_t, int64_t, const float*, int64_t, float*, ThreadPool&);
 
-// Rows handed to a thread at a time: enough that a chunk's weights are worth the scheduling,
-// and a multiple of 4 for the tiled kernels.
+// Rows per task: a few KB of weights, enough to be worth the scheduling (the pool then groups
+// tasks into a few chunks per thread).
 static constexpr int64_t kRowsPerTask = 16;
 
 // ---- v0: dequantize, then dot (the numpy lesson: x @ dequantize(W).T) ----
@@ -149,9 +149,10 @@ static void matmul_v4b(const QuantType& t, const uint8_t* W, int64_t n_rows, int
 #endif
 
 #if defined(__x86_64__) || defined(__i386__)
-// ---- v5: activations laid out for the unpacked weights, scales hoisted, 1-4 tokens per weight block ----
+// ---- v5: activations laid out for the unpacked weights, scales hoisted, 1-8 tokens per weight block ----
 // Only Q4_0, Q4_1 and Q8_0 (the default model's types) have v5 kernels; other types run v4.
 using PairsDotFn = void (*)(int64_t, const uint8_t*, const ActPairsView*, int, float*);
+static constexpr int kPairsTokens = 8;  // tokens per unpacked weight block (the kernels take 1..8)
 
 // --8<-- [start:matmul_v5]
 static void matmul_v5(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
@@ -178,17 +179,17 @@ static void matmul_v5(const QuantType& t, const uint8_t* W, int64_t n_rows, int6
 
     const size_t rb = size_t(n_cols / t.block_size) * t.block_bytes;
     // Tokens are walked in tiles whose activations fit in L1 next to the task's rows (~24 KB of them);
-    // inside a tile each row is read once per 4 tokens.
-    const int64_t tile = std::max<int64_t>(4, std::min<int64_t>(32, int64_t(24 * 1024 / act_stride)) & ~int64_t(3));
+    // inside a tile each row is read once per 8 tokens.
+    const int64_t tile = std::max<int64_t>(kPairsTokens, std::min<int64_t>(32, int64_t(24 * 1024 / act_stride)) & ~int64_t(kPairsTokens - 1));
     const int64_t n_tasks = (n_rows + kRowsPerTask - 1) / kRowsPerTask;
     pool.parallel_for(n_tasks, [&](int64_t begin, int64_t end) {
         const int64_t r0 = begin * kRowsPerTask, r1 = std::min(n_rows, end * kRowsPerTask);
-        float out[4];
+        float out[kPairsTokens];
         for (int64_t t0 = 0; t0 < n_tok; t0 += tile) {
             const int64_t t1 = std::min(n_tok, t0 + tile);
             for (int64_t r = r0; r < r1; r++)
-                for (int64_t tok = t0; tok < t1; tok += 4) {
-                    const int nt = int(std::min<int64_t>(4, t1 - tok));
+                for (int64_t tok = t0; tok < t1; tok += kPairsTokens) {
+                    const int nt = int(std::min<int64_t>(kPairsTokens, t1 - tok));
                     dot(n_cols, W + r * rb, view + tok, nt, out);
                     for (int k = 0; k < nt; k++) y[(tok + k) * n_rows + r] = out[k];
                 }
@@ -206,7 +207,7 @@ static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
     {"v3_avx2", "AVX2 integer dot products", matmul_v3, detail::cpu_avx2},
     {"v4_avx512vnni", "AVX-512 VNNI dot products", matmul_v4, detail::cpu_avx512vnni},
     {"v4b_f32act", "x kept in float32, weights dequantized in registers", matmul_v4b, detail::cpu_avx512vnni},
-    {"v5_pairs", "activations laid out for the weights; 4 tokens per weight block", matmul_v5, detail::cpu_avx512vnni},
+    {"v5_pairs", "activations laid out for the weights; 8 tokens per weight block", matmul_v5, detail::cpu_avx512vnni},
 #endif
 };
 
@@ -248,7 +249,7 @@ std::string quant_matmul_kernel(const std::string& version, int ggml_type) {
     if (version.rfind("v4b", 0) == 0 && (ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return std::string(t->name) + " dequantized in registers x f32 avx512";
     if (version.rfind("v5", 0) == 0 && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
-        return std::string(t->name) + " x q8 pairs avx512vnni, 1-4 tokens per block";
+        return std::string(t->name) + " x q8 pairs avx512vnni, 1-8 tokens per block";
     if (version.rfind("v0", 0) == 0 || version.rfind("v1", 0) == 0) return std::string(t->name) + " dequantize + f32 dot scalar";
     return dot_name_for_level(*t, version_level(version));
 }
