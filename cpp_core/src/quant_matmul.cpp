@@ -203,32 +203,29 @@ static void matmul_v5(const QuantType& t, const uint8_t* W, int64_t n_rows, int6
 #endif
 
 #if defined(__x86_64__) || defined(__i386__)
-// ---- v6: float32 activations again, now tiled: each dequantized block used for up to 8 tokens ----
+// ---- v6: float32 activations again, now tiled: each dequantized block used for several tokens ----
 // The fast path. v5 is faster on prompts, but int8 activations cost accuracy (see the docs page);
-// v6 computes the F32 model's product. Types without a v6 kernel (k-quants, Q5_x, float types) run v5.
+// v6 computes the F32 model's product. Two builds of the idea: AVX-512 (8 tokens per block) and AVX2
+// (4 tokens). Types without a v6 kernel (k-quants, Q5_x, float types) run v5 (AVX-512) or v3 (AVX2).
+using TiledDot = void (*)(int64_t, const uint8_t*, const float* const*, int, float*);
 void dot_q4_0_f32tiled_avx512(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
 void dot_q4_1_f32tiled_avx512(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
 void dot_q8_0_f32tiled_avx512(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
+void dot_q4_0_f32tiled_avx2(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
+void dot_q4_1_f32tiled_avx2(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
+void dot_q8_0_f32tiled_avx2(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
 
 // --8<-- [start:matmul_v6]
-static void matmul_v6(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
-                      int64_t n_tok, float* y, ThreadPool& pool) {
-    using TiledDot = void (*)(int64_t, const uint8_t*, const float* const*, int, float*);
-    TiledDot dot;
-    switch (t.ggml_type) {
-        case GGML_Q4_0: dot = dot_q4_0_f32tiled_avx512; break;
-        case GGML_Q4_1: dot = dot_q4_1_f32tiled_avx512; break;
-        case GGML_Q8_0: dot = dot_q8_0_f32tiled_avx512; break;
-        default: return matmul_v5(t, W, n_rows, n_cols, x, n_tok, y, pool);
-    }
+static void matmul_f32_tiled(TiledDot dot, int tile_tokens, const QuantType& t, const uint8_t* W, int64_t n_rows,
+                             int64_t n_cols, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
     const size_t rb = size_t(n_cols / t.block_size) * t.block_bytes;
     const int64_t n_tasks = (n_rows + kRowsPerTask - 1) / kRowsPerTask;
     pool.parallel_for(n_tasks, [&](int64_t begin, int64_t end) {
         const int64_t r0 = begin * kRowsPerTask, r1 = std::min(n_rows, end * kRowsPerTask);
         const float* xs[kPairsTokens];
         float out[kPairsTokens];
-        for (int64_t t0 = 0; t0 < n_tok; t0 += kPairsTokens) {  // 8 tokens' rows: 18-48 KB, about L1
-            const int nt = int(std::min<int64_t>(kPairsTokens, n_tok - t0));
+        for (int64_t t0 = 0; t0 < n_tok; t0 += tile_tokens) {  // a tile's token rows: 9-48 KB, about L1
+            const int nt = int(std::min<int64_t>(tile_tokens, n_tok - t0));
             for (int k = 0; k < nt; k++) xs[k] = x + (t0 + k) * n_cols;
             for (int64_t r = r0; r < r1; r++) {
                 dot(n_cols, W + r * rb, xs, nt, out);
@@ -237,7 +234,31 @@ static void matmul_v6(const QuantType& t, const uint8_t* W, int64_t n_rows, int6
         }
     });
 }
+
+static void matmul_v6_avx512(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                             int64_t n_tok, float* y, ThreadPool& pool) {
+    TiledDot dot;
+    switch (t.ggml_type) {
+        case GGML_Q4_0: dot = dot_q4_0_f32tiled_avx512; break;
+        case GGML_Q4_1: dot = dot_q4_1_f32tiled_avx512; break;
+        case GGML_Q8_0: dot = dot_q8_0_f32tiled_avx512; break;
+        default: return matmul_v5(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    }
+    matmul_f32_tiled(dot, 8, t, W, n_rows, n_cols, x, n_tok, y, pool);
+}
 // --8<-- [end:matmul_v6]
+
+static void matmul_v6_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                           int64_t n_tok, float* y, ThreadPool& pool) {
+    TiledDot dot;
+    switch (t.ggml_type) {
+        case GGML_Q4_0: dot = dot_q4_0_f32tiled_avx2; break;
+        case GGML_Q4_1: dot = dot_q4_1_f32tiled_avx2; break;
+        case GGML_Q8_0: dot = dot_q8_0_f32tiled_avx2; break;
+        default: return matmul_v3(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    }
+    matmul_f32_tiled(dot, 4, t, W, n_rows, n_cols, x, n_tok, y, pool);
+}
 #endif
 
 static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
@@ -249,12 +270,13 @@ static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
     {"v4_avx512vnni", "AVX-512 VNNI dot products", matmul_v4, detail::cpu_avx512vnni},
     {"v4b_f32act", "x kept in float32, weights dequantized in registers", matmul_v4b, detail::cpu_avx512vnni},
     {"v5_pairs", "activations laid out for the weights; 8 tokens per weight block", matmul_v5, detail::cpu_avx512vnni},
-    {"v6_f32_tiled", "float32 activations (exact), each dequantized block used for 8 tokens", matmul_v6, detail::cpu_avx512vnni},
+    {"v6_f32_tiled_avx2", "float32 activations (exact), each dequantized block used for 4 tokens", matmul_v6_avx2, detail::cpu_avx2},
+    {"v6_f32_tiled", "float32 activations (exact), each dequantized block used for 8 tokens", matmul_v6_avx512, detail::cpu_avx512vnni},
 #endif
 };
 
 static int version_level(const std::string& name) {
-    if (name.rfind("v3", 0) == 0) return LEVEL_AVX2;
+    if (name.rfind("v3", 0) == 0 || name == "v6_f32_tiled_avx2") return LEVEL_AVX2;
     if (name.rfind("v4", 0) == 0 || name.rfind("v5", 0) == 0 || name.rfind("v6", 0) == 0) return LEVEL_AVX512;
     return LEVEL_SCALAR;
 }
@@ -270,11 +292,20 @@ static const QuantType& check_matmul(int ggml_type, const uint8_t* W, int64_t n_
 
 // The fast path's version: the best this CPU runs, unless the environment variable
 // LLAMA_LESSONS_MATMUL names another (for experiments: e.g. v4b_f32act for float activations).
-static MatmulFn fast_path_matmul() {
+// Without an override: the best float-activation version this CPU runs (v6 AVX-512, v6 AVX2, or v1),
+// because float activations keep the C++ model equal to the F32 model (docs/20-kernels-matmul.md).
+static const char* const kFastPathOrder[] = {"v6_f32_tiled", "v6_f32_tiled_avx2", "v1_threads"};
+
+static const detail::OpVersion<MatmulFn>& fast_path_version() {
     const char* name = std::getenv("LLAMA_LESSONS_MATMUL");
-    if (name && *name) return detail::find_version(kMatmulVersions, name, "quant_matmul").fn;
-    return detail::best_version(kMatmulVersions).fn;
+    if (name && *name) return detail::find_version(kMatmulVersions, name, "quant_matmul");
+    for (const char* candidate : kFastPathOrder)
+        for (const auto& v : kMatmulVersions)
+            if (candidate == std::string(v.name) && v.available()) return v;
+    return kMatmulVersions[0];
 }
+
+static MatmulFn fast_path_matmul() { return fast_path_version().fn; }
 
 void quant_matmul(int ggml_type, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x, int64_t n_tok,
                   float* y, ThreadPool& pool) {
@@ -298,8 +329,10 @@ std::string quant_matmul_kernel(const std::string& version, int ggml_type) {
     if (!t) throw std::invalid_argument("unsupported ggml type " + std::to_string(ggml_type));
     if (version.rfind("v4b", 0) == 0 && (ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return std::string(t->name) + " dequantized in registers x f32 avx512";
-    if (version.rfind("v6", 0) == 0 && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
+    if (version == "v6_f32_tiled" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return std::string(t->name) + " dequantized in registers x f32 avx512, 1-8 tokens per block";
+    if (version == "v6_f32_tiled_avx2" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
+        return std::string(t->name) + " dequantized in registers x f32 avx2, 1-4 tokens per block";
     if (version.rfind("v5", 0) == 0 && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return std::string(t->name) + " x q8 pairs avx512vnni, 1-8 tokens per block";
     if (version.rfind("v0", 0) == 0 || version.rfind("v1", 0) == 0) return std::string(t->name) + " dequantize + f32 dot scalar";
@@ -307,11 +340,7 @@ std::string quant_matmul_kernel(const std::string& version, int ggml_type) {
 }
 
 std::vector<VersionInfo> detail::quant_matmul_versions() { return describe(kMatmulVersions); }
-std::string detail::quant_matmul_active() {
-    const char* name = std::getenv("LLAMA_LESSONS_MATMUL");
-    if (name && *name) return find_version(kMatmulVersions, name, "quant_matmul").name;
-    return best_version(kMatmulVersions).name;
-}
+std::string detail::quant_matmul_active() { return fast_path_version().name; }
 
 // ---- registry of all ops ----
 bool detail::cpu_any() { return true; }
