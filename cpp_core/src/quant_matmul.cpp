@@ -5,11 +5,12 @@
 //   v2_int8            quantize x once to 8 bits (Q8_0/Q8_1/Q8_K), then exact integer dot products per block
 //   v3_avx2            v2 with AVX2 dot products (vpmaddubsw: 32 u8 x s8 products per instruction)
 //   v4_avx512vnni      v3 with AVX-512 VNNI (vpdpbusd: 64 u8 x s8 products summed into 16 int32 per instruction)
-//   v4b_f32act         (the road not taken) v4's loop with x kept in float32: dequantize-and-FMA
+//   v4b_f32act         v4's loop with x kept in float32: dequantize-and-FMA (Q4_1, Q8_0)
 //   v5_pairs           activations laid out to match the unpacked weights, weight scales gathered 16 at a
 //                      time, and each unpacked weight block used for up to 8 tokens (Q4_0, Q4_1, Q8_0)
-//   v6_f32_tiled       the fast path: x stays float32 (no activation rounding), each block dequantized in
-//                      registers once for up to 8 tokens; as accurate as the F32 model (Q4_0, Q4_1, Q8_0)
+//   v6_f32_tiled_avx2  the fast path: x stays float32 (no activation rounding), each block dequantized in
+//   v6_f32_tiled       registers once for up to 4 (AVX2) or 8 (AVX-512) tokens; the F32 model's product
+//                      (Q4_0, Q4_1, Q8_0). Fast path = first of v6 AVX-512, v6 AVX2, v1 this CPU runs.
 // Every version is checked against numpy's dequantize-then-matmul (tests/test_cpp_kernels_matmul.py).
 #include <algorithm>
 #include <cstdlib>
