@@ -263,3 +263,17 @@ def test_fused_decode_gives_the_plain_path_numbers(tmp_path, weight_type):
         runs.append(np.concatenate([m.forward(tokens[i:i + 1], i) for i in range(6)]))
     np.testing.assert_array_equal(runs[1], runs[0])
     np.testing.assert_array_equal(runs[2], runs[0])
+
+
+@pytest.mark.parametrize("weight_type", [GGMLType.Q4_1, GGMLType.Q8_0])
+def test_f32_activations_match_the_plain_numpy_lesson(tmp_path, weight_type):
+    """f32_activations=True: no 8-bit rounding of the activations, so the plain numpy lesson (which
+    never rounds them) is the oracle, as tight as for F32 weights; prefill and fused decode both."""
+    gguf = tiny_llama(tmp_path / "m.gguf", weight_type=weight_type)
+    ref = NumpyLlama(gguf, n_ctx=16)
+    ours = CppLlama(gguf, n_ctx=16, n_threads=2, f32_activations=True)
+    assert ours.f32_activations and ours._model.matmul_version
+    tokens = np.random.default_rng(5).integers(0, 80, 8).astype(np.int32)
+    assert_logits_close(ours.forward(tokens[:6], 0), ref.forward(tokens[:6], 0), False, "prefill")
+    for pos in (6, 7):
+        assert_logits_close(ours.forward(tokens[pos:pos + 1], pos), ref.forward(tokens[pos:pos + 1], pos), False, f"decode {pos}")
