@@ -46,22 +46,45 @@ def common_prefix(a, b) -> int:
     return n
 
 
+@pytest.fixture(scope="module")
+def model_f32_act(default_model):
+    return cpp_model.CppLlama(default_model, n_ctx=64, n_threads=2, f32_activations=True)
+
+
 @pytest.mark.parametrize("i", [0, 1])
 def test_logits_as_close_to_f32_as_llama_cpp(model, ref_values, i):
+    """Default (8-bit activations, llama.cpp's own method). The "F32" reference is llama.cpp on the
+    same Q4_1 weights dequantized to F32, so the KL measures only the activation rounding (and, for
+    llama.cpp, its f16 KV cache). Averaged over the prompt we must be no worse than llama.cpp; at a
+    single position the rounding noise is a lottery (we measured 0.0017-0.0036 there across kernel
+    versions, llama.cpp 0.0019-0.0043), so the last position only gets a 3x bound."""
     generation, logits, prompts = ref_values
     ids = np.array(generation[prompts[i]]["prompt_ids"], np.int32)
     f32, lcpp_q4_1 = logits[f"f32_p{i}_logits"], logits[f"q4_1_p{i}_logits"]
     model.reset()
     ours = model.forward(ids, 0)  # [n, n_vocab]
     ours_kl, lcpp_kl = kl_divergence(f32, ours), kl_divergence(f32, lcpp_q4_1)  # [n] each
-    assert ours_kl[-1] <= lcpp_kl[-1], f"last position: KL(f32 || ours) {ours_kl[-1]:.3g} > llama.cpp Q4_1's {lcpp_kl[-1]:.3g}"
-    # every position: on average no worse than llama.cpp (with 25% slack: single positions are noisy)
-    assert ours_kl.mean() <= 1.25 * lcpp_kl.mean(), f"mean KL {ours_kl.mean():.3g} vs llama.cpp {lcpp_kl.mean():.3g}"
+    assert ours_kl.mean() <= lcpp_kl.mean(), f"mean KL {ours_kl.mean():.3g} vs llama.cpp {lcpp_kl.mean():.3g}"
+    assert ours_kl[-1] <= 3 * lcpp_kl[-1], f"last position: KL {ours_kl[-1]:.3g} vs llama.cpp {lcpp_kl[-1]:.3g}"
     # the top token agrees with llama.cpp's Q4_1 run wherever that one is not a near tie
     top = lcpp_q4_1.argmax(-1)
     sorted_q = np.sort(lcpp_q4_1, -1)
     clear = sorted_q[:, -1] - sorted_q[:, -2] > 0.5
     assert np.array_equal(ours.argmax(-1)[clear], top[clear])
+
+
+@pytest.mark.parametrize("i", [0, 1])
+def test_f32_activations_match_f32_math(model_f32_act, ref_values, i):
+    """f32_activations=True: no activation rounding, so our Q4_1 logits are llama.cpp's F32 logits up to
+    float summation order (KL ~4e-7), far below llama.cpp's own Q4_1 run at the last position."""
+    generation, logits, prompts = ref_values
+    ids = np.array(generation[prompts[i]]["prompt_ids"], np.int32)
+    f32, lcpp_q4_1 = logits[f"f32_p{i}_logits"], logits[f"q4_1_p{i}_logits"]
+    model_f32_act.reset()
+    ours_kl = kl_divergence(f32, model_f32_act.forward(ids, 0))  # [n]
+    lcpp_kl = kl_divergence(f32, lcpp_q4_1)
+    assert ours_kl[-1] <= lcpp_kl[-1]
+    assert ours_kl.max() < 1e-5, f"max KL {ours_kl.max():.3g}"
 
 
 def greedy(model, prompt_ids, n):

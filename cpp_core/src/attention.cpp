@@ -11,7 +11,10 @@
 //   v1_threads  the (token, head) pairs are independent: hand them to the thread pool
 //   v2_avx2     the two inner loops over head_dim (dot product, weighted sum) 8 floats at a time with FMA
 //   v3_avx512   the same 16 floats at a time (head_dim 64 = four registers)
+// On aarch64 only v0 and v1 exist (no NEON version yet: it could not be tested on this project's machines).
+#if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
+#endif
 
 #include <cmath>
 #include <cstring>

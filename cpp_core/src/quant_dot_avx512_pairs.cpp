@@ -5,6 +5,7 @@
 // one int->float convert, one permute (picks the pair's two scales out of 16 precomputed ones), one FMA.
 // The weight scales are gathered 16 blocks at a time and converted from fp16 in one instruction.
 #if defined(__x86_64__) || defined(__i386__)
+#include <algorithm>
 #include <type_traits>
 
 #include "quant_pairs.h"
