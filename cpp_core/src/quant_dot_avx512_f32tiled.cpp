@@ -10,6 +10,7 @@
 #include <algorithm>
 
 #include "quant_blocks.h"
+#include "quant_kquant_scales.h"
 #include "quant_simd_x86.h"
 
 namespace ll {
@@ -86,6 +87,81 @@ void dot_q4_0_f32tiled_avx512(int64_t n, const uint8_t* w, const float* const* x
 void dot_q4_1_f32tiled_avx512(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y) { LL_DISPATCH_NT(F32T_Q4_1) }
 void dot_q8_0_f32tiled_avx512(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y) { LL_DISPATCH_NT(F32T_Q8_0) }
 #undef LL_DISPATCH_NT
+
+// ---- k-quants: Q4_K and Q6_K (the bulk of a Q4_K_M file), same scheme per sub-block ----
+// Q4_K: sub-block s of 32: w = (d * scale_s) * q - (dmin * min_s), q the low or high nibbles of 32 bytes.
+template <int NT>
+LL_AVX512 static void q4_k_f32_tiled(int64_t n, const uint8_t* w, const float* const* xs, float* y) {
+    const BlockQ4_K* b = reinterpret_cast<const BlockQ4_K*>(w);
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    __m512 acc_lo[NT], acc_hi[NT];
+    for (int t = 0; t < NT; t++) acc_lo[t] = acc_hi[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float d = fp16_to_fp32_f16c(b[i].d), dmin = fp16_to_fp32_f16c(b[i].dmin);
+        for (int s = 0; s < 8; s++) {
+            uint8_t sc, m;
+            kquant_scale_min(s, b[i].scales, &sc, &m);
+            const __m512 ds = _mm512_set1_ps(d * sc), dm = _mm512_set1_ps(dmin * m);
+            const uint8_t* qs = b[i].qs + 32 * (s / 2);
+            __m128i p0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+            __m128i p1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16));
+            if (s % 2) p0 = _mm_srli_epi16(p0, 4), p1 = _mm_srli_epi16(p1, 4);
+            const __m512 w_lo = _mm512_sub_ps(_mm512_mul_ps(ds, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(p0, low4)))), dm);
+            const __m512 w_hi = _mm512_sub_ps(_mm512_mul_ps(ds, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(p1, low4)))), dm);
+            const int64_t e = QK_K * i + 32 * s;
+            for (int t = 0; t < NT; t++) {
+                acc_lo[t] = _mm512_fmadd_ps(w_lo, _mm512_loadu_ps(xs[t] + e), acc_lo[t]);
+                acc_hi[t] = _mm512_fmadd_ps(w_hi, _mm512_loadu_ps(xs[t] + e + 16), acc_hi[t]);
+            }
+        }
+    }
+    for (int t = 0; t < NT; t++) y[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc_lo[t], acc_hi[t]));
+}
+
+// Q6_K: sub-block of 16: w = (d * scale) * (q - 32), q = 4 bits of ql | 2 bits of qh << 4.
+template <int NT>
+LL_AVX512 static void q6_k_f32_tiled(int64_t n, const uint8_t* w, const float* const* xs, float* y) {
+    const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(w);
+    const __m128i low4 = _mm_set1_epi8(0x0F), low2 = _mm_set1_epi8(0x03);
+    __m512 acc_lo[NT], acc_hi[NT];
+    for (int t = 0; t < NT; t++) acc_lo[t] = acc_hi[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float d = fp16_to_fp32_f16c(b[i].d);
+        for (int half = 0; half < 2; half++)
+            for (int k = 0; k < 4; k++)
+                for (int g = 0; g < 2; g++) {  // elements l = 16g .. 16g+15 of this group of 32
+                    __m128i ql = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[i].ql + 64 * half + 32 * (k % 2) + 16 * g));
+                    if (k >= 2) ql = _mm_srli_epi16(ql, 4);
+                    const __m128i qh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[i].qh + 32 * half + 16 * g));
+                    const __m128i high = _mm_and_si128(_mm_srl_epi16(qh, _mm_cvtsi32_si128(2 * k)), low2);
+                    const __m128i q = _mm_or_si128(_mm_and_si128(ql, low4), _mm_slli_epi16(high, 4));  // 0..63
+                    const __m512i qc = _mm512_sub_epi32(_mm512_cvtepu8_epi32(q), _mm512_set1_epi32(32));
+                    const int sub = 8 * half + 2 * k + g;
+                    const __m512 wv = _mm512_mul_ps(_mm512_set1_ps(d * b[i].scales[sub]), _mm512_cvtepi32_ps(qc));
+                    const int64_t e = QK_K * i + 16 * sub;
+                    for (int t = 0; t < NT; t++) {
+                        if (g == 0) acc_lo[t] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xs[t] + e), acc_lo[t]);
+                        else acc_hi[t] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xs[t] + e), acc_hi[t]);
+                    }
+                }
+    }
+    for (int t = 0; t < NT; t++) y[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc_lo[t], acc_hi[t]));
+}
+
+#define LL_DISPATCH_K(kernel)                                         \
+    switch (n_tok) {                                                  \
+        case 1: return kernel<1>(n, w, xs, y);                        \
+        case 2: return kernel<2>(n, w, xs, y);                        \
+        case 3: return kernel<3>(n, w, xs, y);                        \
+        case 4: return kernel<4>(n, w, xs, y);                        \
+        case 5: return kernel<5>(n, w, xs, y);                        \
+        case 6: return kernel<6>(n, w, xs, y);                        \
+        case 7: return kernel<7>(n, w, xs, y);                        \
+        default: return kernel<8>(n, w, xs, y);                       \
+    }
+void dot_q4_k_f32tiled_avx512(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y) { LL_DISPATCH_K(q4_k_f32_tiled) }
+void dot_q6_k_f32tiled_avx512(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y) { LL_DISPATCH_K(q6_k_f32_tiled) }
+#undef LL_DISPATCH_K
 
 }  // namespace ll
 #endif

@@ -10,7 +10,8 @@
 //                      time, and each unpacked weight block used for up to 8 tokens (Q4_0, Q4_1, Q8_0)
 //   v6_f32_tiled_avx2  the fast path: x stays float32 (no activation rounding), each block dequantized in
 //   v6_f32_tiled       registers once for up to 4 (AVX2) or 8 (AVX-512) tokens; the F32 model's product
-//                      (Q4_0, Q4_1, Q8_0). Fast path = first of v6 AVX-512, v6 AVX2, v1 this CPU runs.
+//                      (Q4_0, Q4_1, Q8_0; AVX-512 also Q4_K, Q6_K). Fast path = first of v6 AVX-512,
+//                      v6 AVX2, v1 this CPU runs.
 // Every version is checked against numpy's dequantize-then-matmul (tests/test_cpp_kernels_matmul.py).
 #include <algorithm>
 #include <cstdlib>
@@ -206,12 +207,14 @@ static void matmul_v5(const QuantType& t, const uint8_t* W, int64_t n_rows, int6
 #if defined(__x86_64__) || defined(__i386__)
 // ---- v6: float32 activations again, now tiled: each dequantized block used for several tokens ----
 // The fast path. v5 is faster on prompts, but int8 activations cost accuracy (see the docs page);
-// v6 computes the F32 model's product. Two builds of the idea: AVX-512 (8 tokens per block) and AVX2
-// (4 tokens). Types without a v6 kernel (k-quants, Q5_x, float types) run v5 (AVX-512) or v3 (AVX2).
+// v6 computes the F32 model's product. Two builds of the idea: AVX-512 (8 tokens per block; Q4_0, Q4_1,
+// Q8_0, Q4_K, Q6_K) and AVX2 (4 tokens; Q4_0, Q4_1, Q8_0). Other types run v5 (AVX-512) or v3 (AVX2).
 using TiledDot = void (*)(int64_t, const uint8_t*, const float* const*, int, float*);
 void dot_q4_0_f32tiled_avx512(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
 void dot_q4_1_f32tiled_avx512(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
 void dot_q8_0_f32tiled_avx512(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
+void dot_q4_k_f32tiled_avx512(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
+void dot_q6_k_f32tiled_avx512(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
 void dot_q4_0_f32tiled_avx2(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
 void dot_q4_1_f32tiled_avx2(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
 void dot_q8_0_f32tiled_avx2(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
@@ -243,6 +246,8 @@ static void matmul_v6_avx512(const QuantType& t, const uint8_t* W, int64_t n_row
         case GGML_Q4_0: dot = dot_q4_0_f32tiled_avx512; break;
         case GGML_Q4_1: dot = dot_q4_1_f32tiled_avx512; break;
         case GGML_Q8_0: dot = dot_q8_0_f32tiled_avx512; break;
+        case GGML_Q4_K: dot = dot_q4_k_f32tiled_avx512; break;
+        case GGML_Q6_K: dot = dot_q6_k_f32tiled_avx512; break;
         default: return matmul_v5(t, W, n_rows, n_cols, x, n_tok, y, pool);
     }
     matmul_f32_tiled(dot, 8, t, W, n_rows, n_cols, x, n_tok, y, pool);
@@ -330,7 +335,8 @@ std::string quant_matmul_kernel(const std::string& version, int ggml_type) {
     if (!t) throw std::invalid_argument("unsupported ggml type " + std::to_string(ggml_type));
     if (version.rfind("v4b", 0) == 0 && (ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return std::string(t->name) + " dequantized in registers x f32 avx512";
-    if (version == "v6_f32_tiled" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
+    if (version == "v6_f32_tiled" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0 ||
+                                      ggml_type == GGML_Q4_K || ggml_type == GGML_Q6_K))
         return std::string(t->name) + " dequantized in registers x f32 avx512, 1-8 tokens per block";
     if (version == "v6_f32_tiled_avx2" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return std::string(t->name) + " dequantized in registers x f32 avx2, 1-4 tokens per block";
