@@ -160,11 +160,12 @@ def neox_arch(monkeypatch):
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_prefill_then_decode_matches_numpy(tmp_path, neox_arch, variant):
     gguf = tiny_llama(tmp_path / "m.gguf", **VARIANTS[variant])
-    wt = VARIANTS[variant]["weight_type"]
-    ref, ours = numpy_oracle(gguf, 32, wt), CppLlama(gguf, n_ctx=32, n_threads=2)
+    # the fast path keeps activations in float32 (quant_matmul v6), so the plain numpy model is the oracle
+    # for every weight type, at float-rounding tolerance; numpy_oracle's 8-bit emulation fits the int8 versions
+    ref, ours = NumpyLlama(gguf, n_ctx=32), CppLlama(gguf, n_ctx=32, n_threads=2)
     assert ours.config == ref.config
     tokens = np.random.default_rng(0).integers(0, ours.config.n_vocab, 12).astype(np.int32)
-    quantized = wt != GGMLType.F32
+    quantized = False
     assert_logits_close(ours.forward(tokens[:9], 0), ref.forward(tokens[:9], 0), quantized, "prefill")
     for pos in range(9, 12):  # decode one token at a time on top of the cache
         assert_logits_close(ours.forward(tokens[pos:pos + 1], pos), ref.forward(tokens[pos:pos + 1], pos), quantized, f"decode {pos}")

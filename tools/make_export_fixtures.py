@@ -8,7 +8,7 @@ Run with the SYSTEM python that has llama-cpp-python (llama.cpp itself):
 1. the F32 model: llama.cpp's quantize to F32 of the default Q4_1 model (skipped if present);
 2. for each preset, llama.cpp's quantize of the F32 model, and ours (export.py);
 3. each file's perplexity on tinyshakespeare-40k with llama.cpp, llama-perplexity's method
-   (chunks of 512 tokens, BOS first, the second half of each chunk scored), and its KL divergence
+   (chunks of 512 tokens, BOS first if the model wants one, the second half of each chunk scored), and its KL divergence
    from the F32 model's next-token distribution at those same scored positions;
 4. tests/fixtures/export_presets.json: tensor names/shapes, llama.cpp's chosen type for every
    tensor in every preset, file sizes, perplexities, KLs, and how many tensors came out
@@ -76,17 +76,22 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
 
 
-def evaluate(model: Path, reference_logp: np.memmap | None, store_logp: np.memmap | None) -> dict:
-    """Perplexity over all full chunks; KL(F32 || model) and top-1 agreement at the scored positions."""
+def evaluate(model: Path, reference_logp: np.memmap | None, store_logp: np.memmap | None,
+             n_chunk_max: int | None = None) -> dict:
+    """Perplexity over the first n_chunk_max full chunks (all by default); KL(F32 || model) and
+    top-1 agreement at the scored positions."""
     import llama_cpp
     llm = llama_cpp.Llama(str(model), n_ctx=N_CTX, n_batch=N_CTX, n_ubatch=N_CTX, n_threads=2,
                           logits_all=True, verbose=False)
-    tokens = llm.tokenize(TEXT.read_bytes(), add_bos=True, special=False)
+    tokens = llm.tokenize(TEXT.read_bytes(), add_bos=True, special=False)  # add_bos: as the vocabulary says
+    add_bos = bool(llama_cpp.llama_vocab_get_add_bos(llama_cpp.llama_model_get_vocab(llm.model)))
     n_chunk, first = len(tokens) // N_CTX, N_CTX // 2
+    n_chunk = min(n_chunk, n_chunk_max or n_chunk)
     nll, kls, same_top, count, t0 = 0.0, [], 0, 0, time.perf_counter()
     for c in range(n_chunk):
         chunk = list(tokens[c * N_CTX:(c + 1) * N_CTX])
-        chunk[0] = llm.token_bos()  # llama-perplexity puts BOS first in every chunk
+        if add_bos:
+            chunk[0] = llm.token_bos()  # llama-perplexity puts BOS first in every chunk, if the model wants one
         llm.reset()
         llm.eval(chunk)
         logp = log_softmax(np.asarray(llm.scores[first:N_CTX - 1], dtype=np.float32))  # [255, n_vocab]
@@ -100,8 +105,10 @@ def evaluate(model: Path, reference_logp: np.memmap | None, store_logp: np.memma
             kls.append((np.exp(ref) * (ref - logp)).sum(axis=-1))
             same_top += int((ref.argmax(-1) == logp.argmax(-1)).sum())
         count += len(targets)
+        if (c + 1) % 6 == 0:
+            log(f"  chunk {c + 1}/{n_chunk}: ppl so far {math.exp(nll / count):.3f}")
     del llm
-    out = {"ppl": math.exp(nll / count), "scored": count, "n_tokens": len(tokens),
+    out = {"ppl": math.exp(nll / count), "scored": count, "n_tokens": len(tokens), "chunks": n_chunk,
            "seconds": round(time.perf_counter() - t0, 1)}
     if kls:
         kl = np.concatenate(kls)
@@ -120,6 +127,14 @@ def tensor_digests(path: Path) -> dict:
         return {n: hashlib.sha256(np.asarray(t.data).tobytes()).hexdigest()[:16] for n, t in f.tensors.items()}
 
 
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def cached(path: Path, make):
     if path.exists():
         return json.loads(path.read_text())
@@ -133,6 +148,7 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=Path("/tmp/export-work"))
     ap.add_argument("--presets", default=",".join(export.PRESETS))
     ap.add_argument("--stage", choices=["lcpp", "ours", "eval", "all"], default="all")
+    ap.add_argument("--chunks", type=int, default=None, help="evaluate only the first N chunks of 512 tokens")
     args = ap.parse_args()
     presets = [p.strip().upper() for p in args.presets.split(",") if p.strip()]
     work = args.work
@@ -155,21 +171,24 @@ def main() -> int:
     if args.stage in ("eval", "all"):
         f32_eval, logp_file = work / "eval-F32-model.json", work / "f32-logp.npy"
         if not f32_eval.exists():  # the reference distributions: 1.1 GB of float32 on disk, not in RAM
-            n_rows, n_vocab = 5865, 49152  # 23 chunks x 255 scored positions; checked below
+            n_rows, n_vocab = (args.chunks or 23) * (N_CTX // 2 - 1), 49152  # 255 scored per chunk; checked below
             store = np.lib.format.open_memmap(logp_file, mode="w+", dtype=np.float32, shape=(n_rows, n_vocab))
             log("evaluating the F32 model")
-            result = evaluate(f32, None, store)
+            result = evaluate(f32, None, store, args.chunks)
             if result["scored"] != n_rows:
                 raise SystemExit(f"expected {n_rows} scored positions, got {result['scored']}")
             store.flush()
             f32_eval.write_text(json.dumps(result))
         reference = np.load(logp_file, mmap_mode="r")
         for p in presets:
-            for who in ("lcpp", "ours"):
-                model = work / f"{who}-{p}.gguf"
-                if model.exists():
-                    log(f"evaluating {model.name}")
-                    cached(work / f"eval-{who}-{p}.json", lambda: evaluate(model, reference, None))
+            theirs, ours = work / f"lcpp-{p}.gguf", work / f"ours-{p}.gguf"
+            log(f"evaluating {theirs.name}")
+            result = cached(work / f"eval-lcpp-{p}.json", lambda: evaluate(theirs, reference, None, args.chunks))
+            if ours.exists():
+                # byte for byte the same file: llama.cpp's evaluation of it is the same, no need to run it twice
+                log(f"evaluating {ours.name}")
+                cached(work / f"eval-ours-{p}.json", lambda: {**result, "same_file_as_llama_cpp": True}
+                       if file_digest(ours) == file_digest(theirs) else evaluate(ours, reference, None, args.chunks))
 
     write_fixture(work, presets, f32)
     return 0
@@ -210,6 +229,7 @@ def write_fixture(work: Path, presets: list, f32: Path) -> None:
         if (work / f"lcpp-{p}.gguf").exists() and (work / f"ours-{p}.gguf").exists():
             a, b = tensor_digests(work / f"lcpp-{p}.gguf"), tensor_digests(work / f"ours-{p}.gguf")
             entry["identical_tensors"] = sum(a[n] == b.get(n) for n in a)
+            entry["identical_file"] = file_digest(work / f"lcpp-{p}.gguf") == file_digest(work / f"ours-{p}.gguf")
         fixture["presets"][p] = entry
     FIXTURE.parent.mkdir(parents=True, exist_ok=True)
     FIXTURE.write_text(json.dumps(fixture, indent=1) + "\n")
