@@ -45,9 +45,7 @@ class LlamaModel:
         """logits [n, n_vocab] ([1, n_vocab] when last_only) for tokens at positions pos..pos+n-1."""
     def reset(self) -> None: ...
     fuse_decode: bool
-    f32_activations: bool
-    @property
-    def matmul_version(self) -> str: ...
+    matmul_version: str  # "" = the kernels' fast path
     @property
     def n_ctx(self) -> int: ...
     @property

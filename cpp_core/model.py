@@ -11,11 +11,10 @@ pointer to its raw ggml blocks, which quant_matmul reads in place. Only the norm
 converted when a file stores them in another type than F32. The memory the model adds is its KV cache
 (float32, [n_layer][n_ctx][n_head_kv][head_dim] for K and for V) and scratch for one batch of tokens.
 
-Activations: like llama.cpp, every product with quantized weights rounds its input to 8 bits per
-block of 32 and uses int8 dot products (fast; costs a KL of ~2e-3 against float32 math on the same
-weights). f32_activations=True keeps the input in float32 (dequantize-and-FMA in registers): logits
-match float32 math to KL ~1e-6 (perplexity 40.245 instead of 40.29 on the Shakespeare test), at about
-a third of the prompt speed; decoding, which waits on memory more than on arithmetic, loses less.
+Activations: the kernels' fast path keeps the activations in float32 and dequantizes the weights in
+registers, so the logits are the F32 model's (KL ~4e-7 from llama.cpp's run on F32 weights).
+int8_activations=True does what llama.cpp does instead: round the activations to 8 bits per block of
+32 before each product with quantized weights and use int8 dot products (a KL of ~3e-3 from F32).
 
 last_only=True computes the final norm and the output matrix for the last token only: generation needs
 just that row, and for SmolLM2 the output product (49152 x 576) costs as much as 8 layers. Perplexity
@@ -34,6 +33,16 @@ from . import _core
 __all__ = ["CppLlama", "attention", "attention_versions", "attention_active"]
 
 
+# quant_matmul versions that round the activations to 8 bits (llama.cpp's method), fastest first
+INT8_MATMUL_VERSIONS = ("v5_pairs", "v4_avx512vnni", "v3_avx2", "v2_int8")
+
+
+def int8_matmul_version() -> str:
+    """The fastest int8-activation quant_matmul version this CPU runs."""
+    available = {name for name, _idea, ok in _core.list_versions("quant_matmul") if ok}
+    return next(v for v in INT8_MATMUL_VERSIONS if v in available)
+
+
 def _norm_vector(t) -> np.ndarray:
     """A 1-D norm weight as float32: the mmap view itself when the file stores F32, else a small converted copy."""
     if t.ggml_type == GGMLType.F32:
@@ -46,7 +55,7 @@ def _norm_vector(t) -> np.ndarray:
 class CppLlama:
     """A LLaMA model evaluated by the C++ core. forward() evaluates new tokens and returns logits."""
 
-    def __init__(self, gguf, n_ctx: int, n_threads: int = 1, f32_activations: bool = False):
+    def __init__(self, gguf, n_ctx: int, n_threads: int = 1, int8_activations: bool = False):
         self.config = c = LlamaConfig.from_gguf(gguf)  # validates the file before anything is allocated
         if isinstance(n_ctx, bool) or not isinstance(n_ctx, (int, np.integer)) or not 1 <= n_ctx <= c.n_ctx_train:
             raise ValueError(f"n_ctx must be between 1 and the model's training context {c.n_ctx_train}, got {n_ctx}")
@@ -66,13 +75,14 @@ class CppLlama:
                 weights[name] = (int(t.ggml_type), int(shape[0]), int(shape[1]), np.ascontiguousarray(t.data))
         try:
             self._model = _core.LlamaModel(hparams, weights, self.n_ctx, self.n_threads)
-            self._model.f32_activations = bool(f32_activations)
+            if int8_activations:
+                self._model.matmul_version = int8_matmul_version()
         except ValueError as e:  # e.g. a ggml type the kernels cannot multiply: one line naming the problem
             raise ValueError(f"C++ backend: {e}") from None
 
     @property
-    def f32_activations(self) -> bool:
-        return self._model.f32_activations
+    def int8_activations(self) -> bool:
+        return self._model.matmul_version in INT8_MATMUL_VERSIONS
 
     @property
     def kv_cache_bytes(self) -> int:

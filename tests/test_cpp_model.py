@@ -157,15 +157,19 @@ def neox_arch(monkeypatch):
     monkeypatch.setitem(l08b_config.ROPE_NEOX_BY_ARCH, "tinyneox", True)
 
 
+@pytest.mark.parametrize("int8", [False, True], ids=["f32-activations", "int8-activations"])
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_prefill_then_decode_matches_numpy(tmp_path, neox_arch, variant):
+def test_prefill_then_decode_matches_numpy(tmp_path, neox_arch, variant, int8):
+    """Default: the kernels' fast path keeps activations in float32, so the plain numpy lesson is the
+    oracle at float-rounding tolerance, whatever the weight type. int8_activations: the oracle is the
+    lesson with llama.cpp's 8-bit rounding emulated (numpy_oracle)."""
     gguf = tiny_llama(tmp_path / "m.gguf", **VARIANTS[variant])
-    # the fast path keeps activations in float32 (quant_matmul v6), so the plain numpy model is the oracle
-    # for every weight type, at float-rounding tolerance; numpy_oracle's 8-bit emulation fits the int8 versions
-    ref, ours = NumpyLlama(gguf, n_ctx=32), CppLlama(gguf, n_ctx=32, n_threads=2)
+    wt = VARIANTS[variant]["weight_type"]
+    quantized = int8 and wt != GGMLType.F32
+    ref = numpy_oracle(gguf, 32, wt) if quantized else NumpyLlama(gguf, n_ctx=32)
+    ours = CppLlama(gguf, n_ctx=32, n_threads=2, int8_activations=int8)
     assert ours.config == ref.config
     tokens = np.random.default_rng(0).integers(0, ours.config.n_vocab, 12).astype(np.int32)
-    quantized = False
     assert_logits_close(ours.forward(tokens[:9], 0), ref.forward(tokens[:9], 0), quantized, "prefill")
     for pos in range(9, 12):  # decode one token at a time on top of the cache
         assert_logits_close(ours.forward(tokens[pos:pos + 1], pos), ref.forward(tokens[pos:pos + 1], pos), quantized, f"decode {pos}")
@@ -251,30 +255,25 @@ def test_weight_type_the_kernels_cannot_multiply(tmp_path):
         CppLlama(GGUFFile(tmp_path / "bad.gguf"), n_ctx=8, n_threads=1)
 
 
+@pytest.mark.parametrize("int8", [False, True])
 @pytest.mark.parametrize("weight_type", [GGMLType.Q4_1, GGMLType.F32])
-def test_fused_decode_gives_the_plain_path_numbers(tmp_path, weight_type):
+def test_fused_decode_gives_the_plain_path_numbers(tmp_path, weight_type, int8):
     """Decoding fuses Q/K/V and gate/up/SwiGLU into one parallel loop each: same rows, same activations,
     so the same logits as the one-product-at-a-time path, bit for bit, with any thread count."""
     gguf = tiny_llama(tmp_path / "m.gguf", weight_type=weight_type, n_ff=160)  # n_ff not a multiple of the row blocks
     tokens = np.random.default_rng(4).integers(0, 80, 6).astype(np.int32)
     runs = []
     for fused, threads in [(False, 1), (True, 1), (True, 3)]:
-        m = CppLlama(gguf, n_ctx=8, n_threads=threads)
+        m = CppLlama(gguf, n_ctx=8, n_threads=threads, int8_activations=int8)
         m._model.fuse_decode = fused
         runs.append(np.concatenate([m.forward(tokens[i:i + 1], i) for i in range(6)]))
     np.testing.assert_array_equal(runs[1], runs[0])
     np.testing.assert_array_equal(runs[2], runs[0])
 
 
-@pytest.mark.parametrize("weight_type", [GGMLType.Q4_1, GGMLType.Q8_0])
-def test_f32_activations_match_the_plain_numpy_lesson(tmp_path, weight_type):
-    """f32_activations=True: no 8-bit rounding of the activations, so the plain numpy lesson (which
-    never rounds them) is the oracle, as tight as for F32 weights; prefill and fused decode both."""
-    gguf = tiny_llama(tmp_path / "m.gguf", weight_type=weight_type)
-    ref = NumpyLlama(gguf, n_ctx=16)
-    ours = CppLlama(gguf, n_ctx=16, n_threads=2, f32_activations=True)
-    assert ours.f32_activations and ours._model.matmul_version
-    tokens = np.random.default_rng(5).integers(0, 80, 8).astype(np.int32)
-    assert_logits_close(ours.forward(tokens[:6], 0), ref.forward(tokens[:6], 0), False, "prefill")
-    for pos in (6, 7):
-        assert_logits_close(ours.forward(tokens[pos:pos + 1], pos), ref.forward(tokens[pos:pos + 1], pos), False, f"decode {pos}")
+def test_unknown_matmul_version_is_a_value_error(tmp_path):
+    m = CppLlama(tiny_llama(tmp_path / "m.gguf"), n_ctx=8, n_threads=1)
+    with pytest.raises(ValueError, match="not available"):
+        m._model.matmul_version = "v9_quantum"
+    assert m._model.matmul_version == ""  # unchanged, still usable
+    assert m.forward(np.array([1], np.int32), 0).shape == (1, 80)

@@ -92,7 +92,7 @@ void LlamaModel::embed(const int32_t* tokens, int n, float* x) {
 }
 // --8<-- [end:embed]
 
-// The fast path, or (f32 activations) the best float32-activation version this CPU runs.
+// quant_matmul's fast path, or the version the model was asked to use.
 static void matmul_any(const std::string& version, const WeightRef& w, int64_t r0, int64_t r1, const float* x, int n_tok,
                        float* y, ThreadPool& pool) {
     const uint8_t* rows = w.data + r0 * row_bytes(w.ggml_type, w.n_cols);
@@ -106,14 +106,13 @@ void LlamaModel::matmul(const WeightRef& w, const float* x, int n_tok, float* y)
     matmul_any(matmul_version_, w, 0, w.n_rows, x, n_tok, y, pool_);  // [n_tok, n_cols] -> [n_tok, n_rows]
 }
 
-void LlamaModel::set_f32_activations(bool on) {
-    matmul_version_.clear();
-    if (!on) return;
-    // kernels.h's versions that keep x in float32: the AVX-512 dequantize-and-FMA one, else the scalar one
-    for (const char* name : {"v4b_f32act", "v1_threads"})
-        for (const auto& v : list_versions("quant_matmul"))
-            if (v.name == name && v.available && matmul_version_.empty()) matmul_version_ = name;
-    if (matmul_version_.empty()) throw std::invalid_argument("no float32-activation quant_matmul version in this build");
+void LlamaModel::set_matmul_version(const std::string& version) {
+    if (!version.empty()) {
+        bool ok = false;
+        for (const auto& v : list_versions("quant_matmul")) ok |= v.name == version && v.available;
+        if (!ok) throw std::invalid_argument("quant_matmul version " + version + " is not available on this CPU or build");
+    }
+    matmul_version_ = version;
 }
 
 static void rmsnorm_rows(const float* x, const float* weight, float* out, int n, int64_t dim, float eps) {

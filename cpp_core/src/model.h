@@ -75,13 +75,11 @@ public:
     void set_fuse_decode(bool on) { fuse_decode_ = on; }
     bool fuse_decode() const { return fuse_decode_; }
 
-    // Activations: by default every product with quantized weights first rounds the activations to
-    // 8 bits (quant_matmul's fast path, llama.cpp's method: int8 dot products). With f32 activations
-    // on, the products keep x in float32 and dequantize the weights in registers instead: logits equal
-    // to float32 math on the same weights (KL ~1e-6 where 8-bit rounding costs ~2e-3), prompts ~3x slower.
-    void set_f32_activations(bool on);
-    bool f32_activations() const { return !matmul_version_.empty(); }
-    const std::string& matmul_version() const { return matmul_version_; }  // "" = quant_matmul's fast path
+    // Which quant_matmul does the products: "" = the kernels' fast path (float32 activations: the F32
+    // model's arithmetic), or a named version, e.g. an int8 one ("v5_pairs": activations rounded to 8 bits
+    // like llama.cpp). Throws std::invalid_argument for a version this build or CPU does not have.
+    void set_matmul_version(const std::string& version);
+    const std::string& matmul_version() const { return matmul_version_; }
 
     // Evaluates tokens[0..n) at positions pos..pos+n-1 and appends their K/V to the cache.
     // logits: [n, n_vocab], or [1, n_vocab] (the last token's only) when last_only.
