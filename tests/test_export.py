@@ -103,6 +103,12 @@ def test_tiny_model_round_trip(tiny, tmp_path, preset, capsys):
     assert leftovers(tmp_path) == []
 
 
+def test_short_names_are_llama_quantizes_aliases(tiny, tmp_path, capsys):
+    assert run([tiny, tmp_path / "a.gguf", "q4_k"], capsys)[0] == 0
+    with GGUFFile(tmp_path / "a.gguf") as f:
+        assert f.metadata["general.file_type"] == export.PRESETS["Q4_K_M"][0]
+
+
 def test_rows_that_are_not_whole_k_blocks_fall_back(tiny):
     with GGUFFile(tiny) as f:
         q4_k_m = export.plan_types(f, "Q4_K_M")
