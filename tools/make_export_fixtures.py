@@ -226,6 +226,10 @@ def write_fixture(work: Path, presets: list, f32: Path) -> None:
             ev = work / f"eval-{who}-{p}.json"
             if ev.exists():
                 entry[who].update(json.loads(ev.read_text()))
+            elif (work / "eval-F32-model.json").exists() and file_digest(model) == file_digest(f32):
+                # the F32 preset of an F32 model is the model itself: its evaluation is the reference run
+                entry[who].update(json.loads((work / "eval-F32-model.json").read_text()),
+                                  kl_mean=0.0, kl_p99=0.0, same_top=1.0, same_file_as_f32_model=True)
         if (work / f"lcpp-{p}.gguf").exists() and (work / f"ours-{p}.gguf").exists():
             a, b = tensor_digests(work / f"lcpp-{p}.gguf"), tensor_digests(work / f"ours-{p}.gguf")
             entry["identical_tensors"] = sum(a[n] == b.get(n) for n in a)
