@@ -95,9 +95,12 @@ def preset_figure(data: dict, out: Path) -> None:
         if pts:
             ax.scatter([x for x, _, _ in pts], [y for _, y, _ in pts], marker=marker,
                        label={"lcpp": "llama.cpp's file", "ours": "export.py's file"}[who])
-            if who == "lcpp":
+            if who == "lcpp":  # one label per point: presets that made the same tensors share it
+                labels: dict = {}
                 for x, y, p in pts:
-                    ax.annotate(p, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+                    labels.setdefault((round(x, 3), round(y, 3)), []).append(p)
+                for (x, y), names in labels.items():
+                    ax.annotate(" = ".join(names), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if data.get("f32"):
         ax.axhline(data["f32"]["ppl"], color="gray", linestyle=":", label="F32")
     ax.set_xlabel("bits per weight (tensor data)")
