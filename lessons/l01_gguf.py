@@ -10,7 +10,8 @@ A GGUF file is one flat little-endian byte string in four parts:
 
 A string is a u64 byte length followed by UTF-8 bytes (no terminator). An array is a u32 element
 type, a u64 count, then the elements (arrays of arrays are allowed). Version 1 used u32 counts;
-versions 2 and 3 use u64 (3 added big-endian files, which we do not read).
+versions 2 and 3 use u64 (3 added big-endian files, which we do not read). Lesson 1a
+(l01a_gguf_values.py) reads the values; this file reads the structure around them.
 
 Worked example, by hand: the 24 bytes
 
@@ -34,7 +35,6 @@ from __future__ import annotations
 import enum
 import mmap
 import os
-import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,41 +42,12 @@ import numpy as np
 GGUF_MAGIC = b"GGUF"
 GGUF_DEFAULT_ALIGNMENT = 32
 GGML_MAX_DIMS = 4
-MAX_ARRAY_NESTING = 8  # real files nest at most once; a deep nest is an attack, not a model
 
-
-class GGUFError(ValueError):
-    """A malformed or unsupported GGUF file. The message is one line, fit for `error: ...`."""
+from lessons.l01a_gguf_values import (GGUFError, GGUFValueType, SCALAR_FORMATS,  # noqa: F401
+                                      Cursor, read_value, read_value_type)
 
 
 # --8<-- [start:types]
-class GGUFValueType(enum.IntEnum):
-    UINT8 = 0
-    INT8 = 1
-    UINT16 = 2
-    INT16 = 3
-    UINT32 = 4
-    INT32 = 5
-    FLOAT32 = 6
-    BOOL = 7
-    STRING = 8
-    ARRAY = 9
-    UINT64 = 10
-    INT64 = 11
-    FLOAT64 = 12
-
-
-# The fixed-size value types and their struct codes (little endian).
-SCALAR_FORMATS = {
-    GGUFValueType.UINT8: "<B", GGUFValueType.INT8: "<b",
-    GGUFValueType.UINT16: "<H", GGUFValueType.INT16: "<h",
-    GGUFValueType.UINT32: "<I", GGUFValueType.INT32: "<i",
-    GGUFValueType.UINT64: "<Q", GGUFValueType.INT64: "<q",
-    GGUFValueType.FLOAT32: "<f", GGUFValueType.FLOAT64: "<d",
-    GGUFValueType.BOOL: "<?",
-}
-
-
 class GGMLType(enum.IntEnum):
     F32 = 0
     F16 = 1
@@ -146,105 +117,6 @@ class TensorInfo:
         return int(np.prod(self.ne, dtype=np.int64)) if self.ne else 1
 
 
-# ---- a bounds-checked cursor -------------------------------------------------------------------
-# Every read checks that the bytes exist, so a truncated or lying file fails with a clear message
-# instead of an IndexError, a struct.error, or an allocation sized by garbage.
-
-# --8<-- [start:cursor]
-class _Cursor:
-    def __init__(self, buf, size: int):
-        self.buf, self.size, self.pos = buf, size, 0
-
-    def need(self, n: int, what: str) -> None:
-        if n < 0 or self.pos + n > self.size:
-            raise GGUFError(f"truncated file: {what} at byte {self.pos} needs {n} bytes, "
-                            f"only {self.size - self.pos} left")
-
-    def scalar(self, vtype: GGUFValueType, what: str):
-        fmt = SCALAR_FORMATS[vtype]
-        n = struct.calcsize(fmt)
-        self.need(n, what)
-        (value,) = struct.unpack_from(fmt, self.buf, self.pos)
-        self.pos += n
-        return value
-
-    def u32(self, what: str) -> int:
-        return self.scalar(GGUFValueType.UINT32, what)
-
-    def u64(self, what: str) -> int:
-        return self.scalar(GGUFValueType.UINT64, what)
-
-    def string(self, what: str) -> str:
-        n = self.u64(f"length of {what}")
-        self.need(n, what)
-        raw = bytes(self.buf[self.pos:self.pos + n])
-        self.pos += n
-        # surrogateescape keeps invalid UTF-8 byte for byte, so a write round trip is exact.
-        return raw.decode("utf-8", errors="surrogateescape")
-# --8<-- [end:cursor]
-
-
-# ---- metadata values ---------------------------------------------------------------------------
-
-def _value_type(cur: _Cursor, what: str) -> GGUFValueType:
-    code = cur.u32(f"value type of {what}")
-    try:
-        return GGUFValueType(code)
-    except ValueError:
-        raise GGUFError(f"unknown metadata value type {code} for {what}") from None
-
-
-def _read_value(cur: _Cursor, vtype: GGUFValueType, what: str, depth: int = 0):
-    """Read one value of `vtype`; returns (value, type) where arrays have type [elem_type]."""
-    if vtype == GGUFValueType.STRING:
-        return cur.string(what), vtype
-    if vtype != GGUFValueType.ARRAY:
-        if vtype == GGUFValueType.BOOL:  # one byte that must be 0 or 1
-            byte = cur.scalar(GGUFValueType.UINT8, what)
-            if byte > 1:
-                raise GGUFError(f"bad bool value {byte} for {what}")
-            return bool(byte), vtype
-        return cur.scalar(vtype, what), vtype
-    if depth >= MAX_ARRAY_NESTING:
-        raise GGUFError(f"arrays nested deeper than {MAX_ARRAY_NESTING} in {what}")
-    elem_type = _value_type(cur, what)
-    count = cur.u64(f"array length of {what}")
-    # The smallest possible element (1 byte scalars, 8 byte string lengths, 12 byte sub-array
-    # headers) bounds how many elements the rest of the file can hold.
-    min_size = {GGUFValueType.STRING: 8, GGUFValueType.ARRAY: 12}.get(
-        elem_type, struct.calcsize(SCALAR_FORMATS.get(elem_type, "<B")))
-    if count * min_size > cur.size - cur.pos:
-        raise GGUFError(f"array length {count} of {what} runs past the end of the file")
-    if elem_type in SCALAR_FORMATS and elem_type != GGUFValueType.BOOL:
-        # Fast path: numeric arrays (token scores, token types) in one frombuffer.
-        dtype = np.dtype(SCALAR_FORMATS[elem_type])
-        values = np.frombuffer(cur.buf, dtype=dtype, count=count, offset=cur.pos).tolist()
-        cur.pos += count * dtype.itemsize
-        return values, [elem_type]
-    if elem_type == GGUFValueType.STRING:
-        return _read_string_array(cur, count, what), [elem_type]
-    items, item_type = [], elem_type
-    for i in range(count):
-        value, item_type = _read_value(cur, elem_type, f"{what}[{i}]", depth + 1)
-        items.append(value)
-    return items, [item_type]
-
-
-def _read_string_array(cur: _Cursor, count: int, what: str) -> list:
-    """The vocabulary is ~100k strings: one tight loop, bounds checked without building messages."""
-    buf, pos, end, unpack, items = cur.buf, cur.pos, cur.size, struct.Struct("<Q").unpack_from, []
-    for i in range(count):
-        start = pos + 8
-        stop = start + unpack(buf, pos)[0] if start <= end else end + 1
-        if stop > end:
-            cur.pos = pos
-            cur.string(f"{what}[{i}]")  # raises the usual 'truncated file' message
-        items.append(buf[start:stop].decode("utf-8", errors="surrogateescape"))
-        pos = stop
-    cur.pos = pos
-    return items
-
-
 # ---- the file ----------------------------------------------------------------------------------
 
 class GGUFFile:
@@ -253,15 +125,15 @@ class GGUFFile:
     def __init__(self, path):
         self.path = os.fspath(path)
         self._mmap = _map_file(self.path)
-        cur = _Cursor(self._mmap, len(self._mmap))
+        cur = Cursor(self._mmap, len(self._mmap))
         self.version, n_tensors, n_kv = _read_header(cur)
         self.metadata, self.metadata_types = {}, {}
         for i in range(n_kv):
             key = cur.string(f"key of metadata pair {i}")
             if key in self.metadata:
                 raise GGUFError(f"duplicate metadata key '{key}'")
-            vtype = _value_type(cur, f"'{key}'")
-            self.metadata[key], self.metadata_types[key] = _read_value(cur, vtype, f"'{key}'")
+            vtype = read_value_type(cur, f"'{key}'")
+            self.metadata[key], self.metadata_types[key] = read_value(cur, vtype, f"'{key}'")
         self.alignment = _alignment(self.metadata, self.metadata_types)
         infos = [_read_tensor_info(cur, i) for i in range(n_tensors)]
         self.data_offset = -(-cur.pos // self.alignment) * self.alignment  # round up
@@ -312,7 +184,7 @@ def _map_file(path: str) -> mmap.mmap:
         raise GGUFError(f"{path}: {e.strerror or e}") from None
 
 
-def _read_header(cur: _Cursor):
+def _read_header(cur: Cursor):
     cur.need(4, "magic")
     magic = bytes(cur.buf[0:4])
     if magic != GGUF_MAGIC:
@@ -340,7 +212,7 @@ def _alignment(metadata: dict, types: dict) -> int:
     return value
 
 
-def _read_tensor_info(cur: _Cursor, i: int) -> TensorInfo:
+def _read_tensor_info(cur: Cursor, i: int) -> TensorInfo:
     name = cur.string(f"name of tensor {i}")
     n_dims = cur.u32(f"n_dims of tensor '{name}'")
     if not 1 <= n_dims <= GGML_MAX_DIMS:

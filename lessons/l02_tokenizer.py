@@ -25,11 +25,11 @@ Worked example with SmolLM2's vocabulary (tests check these ids against llama.cp
 
 from __future__ import annotations
 
-import codecs
 import numbers
 
-from lessons.l02b_bpe_pretokenize import pretokenize, pretokenizer_family
+from lessons.l02b_bpe_pretokenize import LLAMA3_NAMES, pretokenize, pretokenizer_family
 from lessons.l02c_byte_level_bpe import bpe_word_to_ids, bytes_to_symbols, parse_merges, symbols_to_bytes
+from lessons.l02d_stream_decode import StreamDecoder
 from lessons.l03_sentencepiece import spm_encode, spm_token_bytes
 
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
@@ -130,11 +130,12 @@ class Tokenizer:
             if not isinstance(merges, (list, tuple)):
                 raise ValueError("byte-level BPE needs tokenizer.ggml.merges (a list of strings)")
             self.ranks = parse_merges(merges)
-            self.pre = pretokenizer_family(_get(md, "tokenizer.ggml.pre", str))
+            pre_name = _get(md, "tokenizer.ggml.pre", str)
+            self.pre = pretokenizer_family(pre_name)
             self.add_space_prefix = False
-            self.ignore_merges = self.pre == "llama3"
+            self.ignore_merges = pre_name in LLAMA3_NAMES
             self._word_cache: dict[str, list[int]] = {}
-        self.add_bos = _get(md, "tokenizer.ggml.add_bos_token", bool, is_spm or self.pre == "llama3")
+        self.add_bos = _get(md, "tokenizer.ggml.add_bos_token", bool, is_spm or self.ignore_merges)
         self.add_eos = _get(md, "tokenizer.ggml.add_eos_token", bool, False)
         if self.add_bos and self.bos_id is None:
             raise ValueError("tokenizer.ggml.add_bos_token is set but there is no BOS token")
@@ -179,6 +180,10 @@ class Tokenizer:
         """Text -> token ids. add_bos=None: add BOS (and EOS) as the metadata says."""
         if not isinstance(text, str):
             raise ValueError(f"encode() needs a str, got {type(text).__name__}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:                # a lone surrogate has no UTF-8 bytes
+            raise ValueError(f"text is not valid Unicode (lone surrogate at index {e.start})") from None
         ids = []
         if self.add_bos if add_bos is None else add_bos:
             if self.bos_id is None:
@@ -229,36 +234,13 @@ class Tokenizer:
         return symbols_to_bytes(text) if kind == NORMAL else b""
 
     def decode(self, ids, special: bool = True) -> str:
-        """Token ids -> text. SentencePiece: the space prefix of the first token is dropped."""
-        data = b"".join(self.token_bytes(int(t), special) for t in ids)
-        if self.add_space_prefix and data.startswith(b" "):
-            data = data[1:]
-        return data.decode("utf-8", errors="replace")
+        """Token ids -> text. With a space prefix, the first token loses one leading space."""
+        pieces = [self.token_bytes(int(t), special) for t in ids]
+        if self.add_space_prefix and pieces and pieces[0].startswith(b" "):
+            pieces[0] = pieces[0][1:]                 # only the first token's, as llama.cpp does
+        return b"".join(pieces).decode("utf-8", errors="replace")
 
     def stream_decoder(self, special: bool = False) -> StreamDecoder:
         """For printing generated tokens; control tokens print as nothing, like llama-cli."""
         return StreamDecoder(self, special)
     # --8<-- [end:decode]
-
-
-# --8<-- [start:stream]
-class StreamDecoder:
-    """Feed ids one at a time; get back only whole characters.
-
-    An emoji like 👍🏽 is 8 UTF-8 bytes and byte-level BPE may spread them over several tokens;
-    printing each token's bytes as they come would print garbage. The incremental UTF-8 decoder
-    holds back an unfinished character until its last byte arrives.
-    """
-
-    def __init__(self, tokenizer: Tokenizer, special: bool = False):
-        self.tokenizer, self.special = tokenizer, special
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    def push(self, tid: int) -> str:
-        """Add one token; return the text it completes ('' while a character is unfinished)."""
-        return self._utf8.decode(self.tokenizer.token_bytes(int(tid), self.special))
-
-    def flush(self) -> str:
-        """End of stream: a dangling partial character comes out as U+FFFD."""
-        return self._utf8.decode(b"", final=True)
-# --8<-- [end:stream]

@@ -144,11 +144,10 @@ class NumpyLlama:
             # ---- attention block ----
             h = rmsnorm(x, layer.attn_norm, c.rms_eps)  # [n, n_embd]
             qkv = h @ layer.wqkv.T  # [n, n_embd] -> [n, n_q + 2*n_kv]
-            q = qkv[:, :n_q].reshape(n, c.n_head, c.head_dim)  # [n, n_head, hd]
-            k = qkv[:, n_q : n_q + n_kv].reshape(n, c.n_head_kv, c.head_dim)  # [n, n_head_kv, hd]
+            # q and k heads turn by the same angles: rotate them together, then split
+            qk = apply_rope(qkv[:, : n_q + n_kv].reshape(n, c.n_head + c.n_head_kv, c.head_dim), cos, sin, c.rope_neox)
+            q, k = qk[:, : c.n_head], qk[:, c.n_head :]  # [n, n_head, hd], [n, n_head_kv, hd]
             v = qkv[:, n_q + n_kv :].reshape(n, c.n_head_kv, c.head_dim)  # [n, n_head_kv, hd]
-            q = apply_rope(q, cos, sin, c.rope_neox)
-            k = apply_rope(k, cos, sin, c.rope_neox)
             self.cache.store(i, pos, k, v)
             att = attention(q, self.cache.k[i, :, :end], self.cache.v[i, :, :end], pos)  # [n, n_q]
             x = x + att @ layer.wo.T  # [n, n_q] -> [n, n_embd]

@@ -7,7 +7,8 @@ way llama.cpp's llama-perplexity does, so the numbers can be compared:
   - tokenize the whole text once; cut it into consecutive chunks of n_ctx tokens (the leftover tail
     is dropped; at least 2 chunks' worth of tokens are required).
   - if the model adds a BOS token, the first token of every chunk is *replaced* by BOS (SmolLM2 doesn't).
-  - evaluate each chunk from an empty cache, in one batched forward.
+  - evaluate each chunk from an empty cache, in batched forwards: the first half (context only, its
+    logits are never used, so we ask for the last row only) then the second half.
   - score only the second half: the logit at position j predicts token j+1, for j = n_ctx/2 .. n_ctx-2,
     so every scored token has at least n_ctx/2 tokens of context. That is n_ctx/2 - 1 tokens per chunk.
   - ppl = exp(mean nll); its standard error by the delta method, as llama.cpp prints after "+/-":
@@ -55,8 +56,9 @@ def perplexity(model, ids, n_ctx: int, on_chunk: Callable[[int, int, float], Non
         if bos_id is not None:
             chunk[0] = bos_id
         model.reset()
-        logits = model.forward(chunk, 0)  # [n_ctx, n_vocab]
-        nll = token_nll(logits[first : n_ctx - 1], chunk[first + 1 :])  # [n_ctx/2 - 1]
+        model.forward(chunk[:first], 0, last_only=True)  # the first half is context only: skip its logits
+        logits = model.forward(chunk[first:], first)  # [n_ctx/2, n_vocab], positions first..n_ctx-1
+        nll = token_nll(logits[:-1], chunk[first + 1 :])  # [n_ctx/2 - 1]: position j predicts token j+1
         nll_sum, nll2_sum, count = nll_sum + nll.sum(), nll2_sum + np.square(nll).sum(), count + nll.size
         if on_chunk is not None:
             on_chunk(i, n_chunks, float(np.exp(nll_sum / count)))

@@ -138,9 +138,11 @@ def make_qkx2_quants(x, w, nmax, rmin, rdelta, nstep, use_mad):
     sum_w, sum_x = seq_sum(w), seq_sum(w * x)
 
     def round_clip(iscale, lo):                                # l = clamp(round(iscale * (x - lo)), 0, nmax)
-        l = x - lo                                             # [n, G]
+        l = np.subtract(x, lo)                                 # [n, G]
         l *= iscale
-        return np.clip(round_small(l, out=l), 0, nmax, out=l)
+        round_small(l, out=l)
+        np.maximum(l, np.float32(0), out=l)
+        return np.minimum(l, np.float32(nmax), out=l)
 
     def error(scale, the_lo, l):                               # weighted error of x ~ scale * l + the_lo
         diff = scale * l
@@ -157,7 +159,7 @@ def make_qkx2_quants(x, w, nmax, rmin, rdelta, nstep, use_mad):
     scale = np.float32(1) / iscale
     best_err = error(scale, lo, round_clip(iscale, lo))
     best_iscale, best_lo = iscale, lo                          # enough to rebuild the winning L at the end
-    for k in range(nstep + 1):
+    for k in range(nstep + 1 if nstep >= 1 else 0):            # (nstep 0 means: no search at all)
         # the candidates start from the best min found so far (llama.cpp updates `min` as it goes)
         iscale = (np.float32(rmin) + np.float32(rdelta) * np.float32(k) + np.float32(nmax)) \
             / np.where(flat, np.float32(1), hi - lo)

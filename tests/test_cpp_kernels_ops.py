@@ -88,7 +88,11 @@ def test_listing_is_consistent():
     for op in K.OPS:
         assert listed[op][0].startswith("v0"), op
         assert set(avail[op]) <= set(listed[op])
-        assert active[op] == avail[op][-1], op  # the fast path runs the last (fastest) version this CPU has
+        if op != "quant_matmul":
+            assert active[op] == avail[op][-1], op  # the fast path runs the last (fastest) version this CPU has
+    # quant_matmul's fast path is the best float-activation version (exact, see docs/20-kernels-matmul.md)
+    assert active["quant_matmul"] in avail["quant_matmul"]
+    assert " x q8" not in K.quant_matmul_kernel(active["quant_matmul"], 3)
     with pytest.raises(ValueError, match="unknown"):
         K.rmsnorm(np.ones(4, np.float32), np.ones(4, np.float32), 1e-5, version="v9_nonsense")
 

@@ -160,11 +160,12 @@ def neox_arch(monkeypatch):
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_prefill_then_decode_matches_numpy(tmp_path, neox_arch, variant):
     gguf = tiny_llama(tmp_path / "m.gguf", **VARIANTS[variant])
-    wt = VARIANTS[variant]["weight_type"]
-    ref, ours = numpy_oracle(gguf, 32, wt), CppLlama(gguf, n_ctx=32, n_threads=2)
+    # the fast path keeps activations in float32 (quant_matmul v6), so the plain numpy model is the oracle
+    # for every weight type, at float-rounding tolerance; numpy_oracle's 8-bit emulation fits the int8 versions
+    ref, ours = NumpyLlama(gguf, n_ctx=32), CppLlama(gguf, n_ctx=32, n_threads=2)
     assert ours.config == ref.config
     tokens = np.random.default_rng(0).integers(0, ours.config.n_vocab, 12).astype(np.int32)
-    quantized = wt != GGMLType.F32
+    quantized = False
     assert_logits_close(ours.forward(tokens[:9], 0), ref.forward(tokens[:9], 0), quantized, "prefill")
     for pos in range(9, 12):  # decode one token at a time on top of the cache
         assert_logits_close(ours.forward(tokens[pos:pos + 1], pos), ref.forward(tokens[pos:pos + 1], pos), quantized, f"decode {pos}")
@@ -263,3 +264,17 @@ def test_fused_decode_gives_the_plain_path_numbers(tmp_path, weight_type):
         runs.append(np.concatenate([m.forward(tokens[i:i + 1], i) for i in range(6)]))
     np.testing.assert_array_equal(runs[1], runs[0])
     np.testing.assert_array_equal(runs[2], runs[0])
+
+
+@pytest.mark.parametrize("weight_type", [GGMLType.Q4_1, GGMLType.Q8_0])
+def test_f32_activations_match_the_plain_numpy_lesson(tmp_path, weight_type):
+    """f32_activations=True: no 8-bit rounding of the activations, so the plain numpy lesson (which
+    never rounds them) is the oracle, as tight as for F32 weights; prefill and fused decode both."""
+    gguf = tiny_llama(tmp_path / "m.gguf", weight_type=weight_type)
+    ref = NumpyLlama(gguf, n_ctx=16)
+    ours = CppLlama(gguf, n_ctx=16, n_threads=2, f32_activations=True)
+    assert ours.f32_activations and ours._model.matmul_version
+    tokens = np.random.default_rng(5).integers(0, 80, 8).astype(np.int32)
+    assert_logits_close(ours.forward(tokens[:6], 0), ref.forward(tokens[:6], 0), False, "prefill")
+    for pos in (6, 7):
+        assert_logits_close(ours.forward(tokens[pos:pos + 1], pos), ref.forward(tokens[pos:pos + 1], pos), False, f"decode {pos}")

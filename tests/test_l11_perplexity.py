@@ -14,9 +14,11 @@ class TableModel:
     def __init__(self, table):
         self.table, self.chunks, self.resets = table, [], 0
 
-    def forward(self, tokens, pos):
-        self.chunks.append(np.asarray(tokens).copy())
-        return self.table[np.asarray(tokens)]
+    def forward(self, tokens, pos, last_only=False):
+        if pos == 0:
+            self.chunks.append(np.asarray(tokens).copy())  # the first half of every chunk
+        logits = self.table[np.asarray(tokens)]
+        return logits[-1:] if last_only else logits
 
     def reset(self):
         self.resets += 1

@@ -15,15 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from lessons.l01_gguf import GGUFFile, GGUFValueType, write_gguf
+from lessons.l01_gguf import GGUFFile
 from lessons.l02_tokenizer import Tokenizer
-from lessons.l02b_bpe_pretokenize import pretokenize
-from lessons.l02c_byte_level_bpe import bpe_merge, bytes_to_symbols, parse_merges, symbols_to_bytes
-from lessons.l03_sentencepiece import spm_merge
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SPM_VOCAB = FIXTURES / "tokenizer_spm.gguf"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 # ---- fixtures ----
@@ -138,15 +134,14 @@ def test_stream_decoder_never_splits_a_character(vocab, oracle, request):
         assert "\ufffd" not in "".join(chunks) or "\ufffd" in text
 
 
-def test_stream_decoder_holds_back_an_emoji_split_across_tokens(oracle, request):
+def test_stream_decoder_worked_example(oracle, request):
+    """lessons/l02d_stream_decode.py's docstring: 👍🏽 in six tokens, two characters out."""
     tok = tokenizer_for("smollm2", oracle, request)
-    ids = tok.encode("👍🏽!")
-    assert len(ids) > 3                                    # the emoji's 8 bytes span several tokens
+    ids = oracle["vocabs"]["smollm2"]["ids"][oracle["corpus"].index("👍🏽")]    # llama.cpp's ids
+    assert ids == [10813, 235, 231, 10813, 233, 138]
     stream = tok.stream_decoder()
-    outputs = [stream.push(t) for t in ids]
-    assert "".join(outputs) == "👍🏽!" and stream.flush() == ""
-    assert all(o in ("", "👍", "🏽", "!", "👍🏽") for o in outputs)
-    assert outputs.count("") >= 2                          # held back until the last byte arrived
+    assert [stream.push(t) for t in ids] == ["", "", "👍", "", "", "🏽"]
+    assert stream.flush() == ""
 
 
 def test_stream_decoder_flushes_a_dangling_byte_as_replacement(oracle, request):
@@ -163,3 +158,41 @@ def test_control_tokens_render_only_when_special(oracle, request):
     assert tok.decode(ids, special=False) == "hi"
     with pytest.raises(ValueError, match="out of range"):
         tok.token_bytes(tok.n_vocab)
+
+
+def test_generated_text_matches_llama_cpp(default_model, reference_dir):
+    """The shared reference's greedy continuations: llama.cpp's ids and the text it printed for them
+    (control tokens such as <|im_end|> print as nothing), and the prompts' ids."""
+    ref = json.loads((reference_dir / "smollm2_generation.json").read_text(encoding="utf-8"))
+    tok = Tokenizer.from_metadata(default_model.metadata)
+    prompts = [p for p in ref if not p.startswith("_")]
+    assert prompts
+    for prompt in prompts:
+        assert tok.encode(prompt) == ref[prompt]["prompt_ids"]
+        for weights in ("q4_1", "f32"):
+            ids, text = ref[prompt][f"{weights}_greedy_ids"], ref[prompt][f"{weights}_greedy_text"]
+            assert tok.decode(ids, special=False) == text
+            stream = tok.stream_decoder()
+            assert "".join(stream.push(t) for t in ids) + stream.flush() == text
+    assert ref["_perplexity"]["q4_1"]["n_tokens"] == len(tok.encode(
+        (reference_dir.parent / "data" / "tinyshakespeare-40k.txt").read_text(encoding="utf-8"), parse_special=False))
+
+
+def test_lesson_docstring_examples_are_llama_cpps(oracle, request):
+    """The ids quoted in lessons/l02_tokenizer.py's docstring are the ones llama.cpp gives."""
+    corpus, smollm2 = oracle["corpus"], oracle["vocabs"]["smollm2"]
+    assert smollm2["ids_special"][corpus.index("<|im_start|>user\nHi")] == [1, 4093, 198, 26843]
+    assert smollm2["ids"][corpus.index("Hi!")] == [26843, 17]
+    assert smollm2["ids"][corpus.index("👍🏽")] == [10813, 235, 231, 10813, 233, 138]
+    assert smollm2["ids"][corpus.index("<|im_start|>")] == [44, 108, 306, 79, 3738, 108, 46]
+    assert tokenizer_for("smollm2", oracle, request).decode([26843, 17]) == "Hi!"
+
+
+@pytest.mark.parametrize("vocab", ["smollm2", "spm"])
+def test_decode_matches_llama_cpp_detokenize(vocab, oracle, request):
+    """llama_detokenize(remove_special=False) on llama.cpp's own ids, with and without control tokens."""
+    tok, want = tokenizer_for(vocab, oracle, request), oracle["vocabs"][vocab]
+    for key, ids_key, special in (("detok", "ids_special", True), ("detok_plain", "ids_special", False),
+                                  ("detok_bos", "ids_add_bos", True)):
+        for ids, text_hex in zip(want[ids_key], want[key]):
+            assert tok.decode(ids, special=special) == bytes.fromhex(text_hex).decode("utf-8", errors="replace")

@@ -117,6 +117,27 @@ def test_special_tokens_are_cut_out_longest_first():
     assert tok.encode("ab<u>c") == [3, 8, 2]
 
 
+def test_end_of_generation_ids_from_metadata_and_texts():
+    md = toy_bpe_metadata() | {"tokenizer.ggml.tokens": ["a", "b", "c", "ab", "bc", "abc", "<|im_end|>", "<x>"],
+                               "tokenizer.ggml.eos_token_id": 5, "tokenizer.ggml.eot_token_id": 7}
+    tok = Tokenizer.from_metadata(md)
+    assert tok.eot_ids == {5, 6, 7}                 # EOS, the named EOT, and a well-known text
+    assert tok.types[6] == 3                        # llama.cpp makes "<|im_end|>" a control token
+    assert tok.encode("a<|im_end|>") == [0, 6] and tok.encode("a<|im_end|>", parse_special=False) != [0, 6]
+
+
+def test_add_bos_and_add_eos_follow_metadata():
+    md = toy_bpe_metadata() | {"tokenizer.ggml.bos_token_id": 0, "tokenizer.ggml.eos_token_id": 1,
+                               "tokenizer.ggml.add_bos_token": True, "tokenizer.ggml.add_eos_token": True}
+    tok = Tokenizer.from_metadata(md)
+    assert tok.encode("c") == [0, 2, 1]             # as the metadata says: BOS and EOS
+    assert tok.encode("c", add_bos=False) == [2]    # plain text
+    assert tok.encode("c", add_bos=True) == [0, 2]  # BOS forced, EOS only when the metadata decides
+    for pre, llama3_style in (("llama-bpe", True), ("dbrx", False), ("smollm", False)):
+        tok = Tokenizer.from_metadata(toy_bpe_metadata() | {"tokenizer.ggml.pre": pre, "tokenizer.ggml.bos_token_id": 0})
+        assert tok.add_bos == tok.ignore_merges == llama3_style, pre
+
+
 def test_gguf_round_trip_of_conftest_vocabularies(tmp_path):
     """Metadata only, as run.py --tokenize reads it: no tensors in these files."""
     for name, make in (("bpe", bpe_vocab), ("spm", spm_vocab)):
@@ -175,6 +196,8 @@ def test_encode_rejects_non_text_and_missing_bos():
     tok = Tokenizer.from_metadata(toy_bpe_metadata())
     with pytest.raises(ValueError, match="needs a str"):
         tok.encode(b"abc")
+    with pytest.raises(ValueError, match="lone surrogate at index 1"):
+        tok.encode("a\ud800b")
     assert tok.bos_id is None                                     # default 11 is out of this vocab
     with pytest.raises(ValueError, match="no BOS token"):
         tok.encode("a", add_bos=True)

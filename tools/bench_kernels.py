@@ -15,6 +15,7 @@ of the kernel itself.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -53,14 +54,19 @@ def model_matrices():
     return mats, "random blocks in the model's shapes (model file not installed)"
 
 
+RESULTS: dict = {"ops": {}, "quant_matmul": []}
+
+
 def bench_ops(rounds: int) -> None:
     for op, n in OP_SIZES.items():
+        RESULTS["ops"][op] = {}
         print(f"{op}: {OP_SHAPES[op]}")
         base = None
         for v in K.available_versions()[op]:
             wall, cpu = K._core.bench_op(op, v, n, rounds, 2000)
-            base = base or wall
-            print(f"  {v:14s} {wall * 1e6:8.3f} us   x{base / wall:6.1f} vs v0")
+            base = base or cpu
+            RESULTS["ops"][op][v] = {"wall_s": wall, "cpu_s": cpu}
+            print(f"  {v:14s} cpu {cpu * 1e6:8.3f} us  (wall {wall * 1e6:8.3f} us)   x{base / cpu:6.1f} vs v0")
 
 
 def bench_matmul(threads, tokens, versions, rounds) -> None:
@@ -76,6 +82,8 @@ def bench_matmul(threads, tokens, versions, rounds) -> None:
                     continue  # single-threaded and ~100x slower: once, on decode, is enough
                 slow = v.startswith(("v0", "v1", "v2"))
                 wall, cpu = K._core.bench_matmuls(mats, n_tok, v, pool, 1 if slow else rounds, 1)
+                RESULTS["quant_matmul"].append({"version": v, "n_tok": n_tok, "threads": n_threads,
+                                                "wall_s": wall, "cpu_s": cpu, "bytes": total})
                 print(f"  n_tok={n_tok:3d} threads={n_threads} {v:18s} wall {wall * 1e3:8.2f} ms  cpu {cpu * 1e3:8.2f} ms"
                       f"  = {wall / n_tok * 1e3:7.2f} ms/token  {total / wall / 1e9:5.1f} GB/s", flush=True)
 
@@ -87,6 +95,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, nargs="+", default=[1, 64])
     ap.add_argument("--versions", nargs="+", default=None, help="quant_matmul versions (default: all available)")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--json", help="also write the results here (tools/make_kernel_figures.py plots them)")
     a = ap.parse_args()
     print("cpu:", ", ".join(k for k, v in K.cpu_features().items() if v))
     print("fast path:", K.active_versions())
@@ -94,6 +103,9 @@ def main() -> None:
         bench_ops(a.rounds)
     if a.op in ("all", "quant_matmul"):
         bench_matmul(a.threads, a.tokens, a.versions or K.available_versions()["quant_matmul"], a.rounds)
+    if a.json:
+        RESULTS["cpu"] = [k for k, v in K.cpu_features().items() if v]
+        Path(a.json).write_text(json.dumps(RESULTS, indent=1) + "\n")
 
 
 if __name__ == "__main__":

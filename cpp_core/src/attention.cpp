@@ -11,7 +11,10 @@
 //   v1_threads  the (token, head) pairs are independent: hand them to the thread pool
 //   v2_avx2     the two inner loops over head_dim (dot product, weighted sum) 8 floats at a time with FMA
 //   v3_avx512   the same 16 floats at a time (head_dim 64 = four registers)
+// On aarch64 only v0 and v1 exist (no NEON version yet: it could not be tested on this project's machines).
+#if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
+#endif
 
 #include <cmath>
 #include <cstring>
@@ -23,6 +26,7 @@ namespace ll {
 
 using AttentionFn = void (*)(const float*, const float*, const float*, float*, const AttentionShape&, ThreadPool&);
 
+// --8<-- [start:attend_one]
 // The shared skeleton: one (token, head) pair, with the dot product and weighted sum passed in.
 // scores needs room for pos + n_tok floats.
 template <class Dot, class Axpy>
@@ -39,6 +43,7 @@ static inline void attend_one(const float* q, const float* k_cache, const float*
     std::memset(oh, 0, sizeof(float) * hd);
     for (int j = 0; j < n_kv; j++) axpy(oh, scores[j], v_cache + j * row + int64_t(g) * hd, hd);
 }
+// --8<-- [end:attend_one]
 
 static float* scratch_scores(int64_t n) {
     thread_local std::vector<float> buf;  // one per worker thread, grown as the context grows
@@ -63,6 +68,7 @@ static void attention_v0(const float* q, const float* k, const float* v, float* 
 }
 
 // ---- v1: the (token, head) pairs in parallel ----
+// --8<-- [start:attention_threaded]
 template <class Dot, class Axpy>
 static void attention_threaded(const float* q, const float* k, const float* v, float* out, const AttentionShape& s,
                                ThreadPool& pool, Dot dot, Axpy axpy) {
@@ -72,6 +78,8 @@ static void attention_threaded(const float* q, const float* k, const float* v, f
             attend_one(q, k, v, out, s, int(i / s.n_head), int(i % s.n_head), scores, dot, axpy);
     });
 }
+
+// --8<-- [end:attention_threaded]
 
 static void attention_v1(const float* q, const float* k, const float* v, float* out, const AttentionShape& s, ThreadPool& pool) {
     attention_threaded(q, k, v, out, s, pool, dot_scalar, axpy_scalar);
@@ -102,6 +110,7 @@ __attribute__((target("avx2,fma"))) static void attention_v2(const float* q, con
 }
 
 // ---- v3: AVX-512, 16 floats at a time ----
+// --8<-- [start:dot_avx512]
 __attribute__((target("avx512f"))) static float dot_avx512(const float* a, const float* b, int n) {
     __m512 acc = _mm512_setzero_ps();
     int i = 0;
@@ -112,6 +121,7 @@ __attribute__((target("avx512f"))) static float dot_avx512(const float* a, const
     }
     return _mm512_reduce_add_ps(acc);
 }
+// --8<-- [end:dot_avx512]
 __attribute__((target("avx512f"))) static void axpy_avx512(float* y, float a, const float* x, int n) {
     const __m512 va = _mm512_set1_ps(a);
     int i = 0;

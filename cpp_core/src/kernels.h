@@ -29,6 +29,9 @@ size_t row_bytes(int ggml_type, int64_t n_cols);
 
 // y[t, r] = sum_c W[r, c] * x[t, c]
 // W: n_rows rows of raw ggml blocks, read in place (from the mmap: no copy, no dequantized duplicate).
+// The fast path keeps x in float32 for Q4_0/Q4_1/Q8_0 (v6: the F32 model's product, not the fastest
+// version; see docs/20-kernels-matmul.md); other types quantize x to 8 bits like llama.cpp.
+// The environment variable LLAMA_LESSONS_MATMUL=<version> overrides the choice (read once).
 // x: [n_tok, n_cols] f32, y: [n_tok, n_rows] f32. Types: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
 // Q2_K..Q6_K (k-quants need n_cols % 256 == 0). Throws std::invalid_argument on a bad type or shape.
 void quant_matmul(int ggml_type, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x, int64_t n_tok,
@@ -51,7 +54,7 @@ struct VersionInfo {
 };
 std::vector<std::string> kernel_ops();
 std::vector<VersionInfo> list_versions(const std::string& op);
-std::string active_version(const std::string& op);   // the version the fast path uses (for quant_matmul: decode, n_tok == 1)
+std::string active_version(const std::string& op);   // the version the fast path uses
 
 // Versioned entry points: throw std::invalid_argument for an unknown version or one this CPU cannot run.
 void rmsnorm_v(const std::string& version, const float* x, const float* weight, float* out, int64_t n, float eps);

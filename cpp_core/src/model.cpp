@@ -92,8 +92,28 @@ void LlamaModel::embed(const int32_t* tokens, int n, float* x) {
 }
 // --8<-- [end:embed]
 
+// The fast path, or (f32 activations) the best float32-activation version this CPU runs.
+static void matmul_any(const std::string& version, const WeightRef& w, int64_t r0, int64_t r1, const float* x, int n_tok,
+                       float* y, ThreadPool& pool) {
+    const uint8_t* rows = w.data + r0 * row_bytes(w.ggml_type, w.n_cols);
+    if (version.empty())
+        quant_matmul(w.ggml_type, rows, r1 - r0, w.n_cols, x, n_tok, y, pool);
+    else
+        quant_matmul_v(version, w.ggml_type, rows, r1 - r0, w.n_cols, x, n_tok, y, pool);
+}
+
 void LlamaModel::matmul(const WeightRef& w, const float* x, int n_tok, float* y) {
-    quant_matmul(w.ggml_type, w.data, w.n_rows, w.n_cols, x, n_tok, y, pool_);  // [n_tok, n_cols] -> [n_tok, n_rows]
+    matmul_any(matmul_version_, w, 0, w.n_rows, x, n_tok, y, pool_);  // [n_tok, n_cols] -> [n_tok, n_rows]
+}
+
+void LlamaModel::set_f32_activations(bool on) {
+    matmul_version_.clear();
+    if (!on) return;
+    // kernels.h's versions that keep x in float32: the AVX-512 dequantize-and-FMA one, else the scalar one
+    for (const char* name : {"v4b_f32act", "v1_threads"})
+        for (const auto& v : list_versions("quant_matmul"))
+            if (v.name == name && v.available && matmul_version_.empty()) matmul_version_ = name;
+    if (matmul_version_.empty()) throw std::invalid_argument("no float32-activation quant_matmul version in this build");
 }
 
 static void rmsnorm_rows(const float* x, const float* weight, float* out, int n, int64_t dim, float eps) {
@@ -121,9 +141,9 @@ static void rope_heads(float* x, int n_head, int head_dim, int n_rot, int pos, f
 // runs Q, K and V as ONE parallel loop over row blocks of the three matrices, and gate and up as one
 // loop whose blocks also apply SwiGLU to the rows they just made: 5 barriers per layer instead of 8.
 // Inside a pool task quant_matmul runs inline on the block's rows (nested parallel_for is inline).
-static void matmul_rows(const WeightRef& w, int64_t r0, int64_t r1, const float* x, float* y, ThreadPool& pool) {
-    const size_t rb = row_bytes(w.ggml_type, w.n_cols);
-    quant_matmul(w.ggml_type, w.data + r0 * rb, r1 - r0, w.n_cols, x, 1, y + r0, pool);  // y[r0..r1) = W[r0..r1) x
+static void matmul_rows(const std::string& version, const WeightRef& w, int64_t r0, int64_t r1, const float* x, float* y,
+                        ThreadPool& pool) {
+    matmul_any(version, w, r0, r1, x, 1, y + r0, pool);  // y[r0..r1) = W[r0..r1) x
 }
 
 // Rows per task: enough that re-quantizing x per task is noise, few enough that each thread gets several.
@@ -142,22 +162,24 @@ void LlamaModel::qkv_one_token(const LayerWeightRefs& L, const float* xn, float*
         for (int64_t task = begin; task < end; task++) {
             const int m = task < first_task[1] ? 0 : task < first_task[2] ? 1 : 2;
             const int64_t r0 = (task - first_task[m]) * step, r1 = std::min(mats[m]->n_rows, r0 + step);
-            matmul_rows(*mats[m], r0, r1, xn, outs[m], pool_);
+            matmul_rows(matmul_version_, *mats[m], r0, r1, xn, outs[m], pool_);
         }
     });
 }
 
+// --8<-- [start:ffn_up_one_token]
 void LlamaModel::ffn_up_one_token(const LayerWeightRefs& L, const float* xn, float* gate, float* up) {
     const int64_t step = rows_per_task(2 * int64_t(hp_.n_ff), pool_.n_threads());
     pool_.parallel_for((hp_.n_ff + step - 1) / step, [&](int64_t begin, int64_t end) {
         for (int64_t task = begin; task < end; task++) {
             const int64_t r0 = task * step, r1 = std::min<int64_t>(hp_.n_ff, r0 + step);
-            matmul_rows(L.w_gate, r0, r1, xn, gate, pool_);
-            matmul_rows(L.w_up, r0, r1, xn, up, pool_);
+            matmul_rows(matmul_version_, L.w_gate, r0, r1, xn, gate, pool_);
+            matmul_rows(matmul_version_, L.w_up, r0, r1, xn, up, pool_);
             swiglu(gate + r0, up + r0, gate + r0, r1 - r0);  // these rows are ready: silu(gate) * up, in place
         }
     });
 }
+// --8<-- [end:ffn_up_one_token]
 
 // ---- one micro-batch through the whole model ----
 // --8<-- [start:forward_batch]

@@ -75,6 +75,14 @@ public:
     void set_fuse_decode(bool on) { fuse_decode_ = on; }
     bool fuse_decode() const { return fuse_decode_; }
 
+    // Activations: by default every product with quantized weights first rounds the activations to
+    // 8 bits (quant_matmul's fast path, llama.cpp's method: int8 dot products). With f32 activations
+    // on, the products keep x in float32 and dequantize the weights in registers instead: logits equal
+    // to float32 math on the same weights (KL ~1e-6 where 8-bit rounding costs ~2e-3), prompts ~3x slower.
+    void set_f32_activations(bool on);
+    bool f32_activations() const { return !matmul_version_.empty(); }
+    const std::string& matmul_version() const { return matmul_version_; }  // "" = quant_matmul's fast path
+
     // Evaluates tokens[0..n) at positions pos..pos+n-1 and appends their K/V to the cache.
     // logits: [n, n_vocab], or [1, n_vocab] (the last token's only) when last_only.
     void forward(const int32_t* tokens, int n, int pos, float* logits, bool last_only);
@@ -101,6 +109,7 @@ private:
     ModelWeightRefs w_;
     int n_ctx_;
     bool fuse_decode_ = true;
+    std::string matmul_version_;  // a quant_matmul version to call instead of the fast path ("" = none)
     int64_t q_dim_, kv_dim_;
     ThreadPool pool_;
     std::vector<float> k_cache_, v_cache_;  // [n_layer][n_ctx][n_head_kv][head_dim]

@@ -136,6 +136,10 @@ void register_model(py::module_& m) {
         .def_property("fuse_decode", [](const PyLlamaModel& self) { return self.model->fuse_decode(); },
                       [](PyLlamaModel& self, bool on) { self.model->set_fuse_decode(on); },
                       "decode with fused Q/K/V and gate/up/SwiGLU loops (default True)")
+        .def_property("f32_activations", [](const PyLlamaModel& self) { return self.model->f32_activations(); },
+                      [](PyLlamaModel& self, bool on) { self.model->set_f32_activations(on); },
+                      "keep activations in float32 (exact) instead of rounding them to 8 bits (fast, llama.cpp's way)")
+        .def_property_readonly("matmul_version", [](const PyLlamaModel& self) { return self.model->matmul_version(); })
         .def_property_readonly("n_ctx", [](const PyLlamaModel& self) { return self.model->n_ctx(); })
         .def_property_readonly("n_threads", [](const PyLlamaModel& self) { return self.model->n_threads(); })
         .def_property_readonly("kv_cache_bytes", [](const PyLlamaModel& self) { return self.model->kv_cache_bytes(); })

@@ -5,6 +5,7 @@
 // one int->float convert, one permute (picks the pair's two scales out of 16 precomputed ones), one FMA.
 // The weight scales are gathered 16 blocks at a time and converted from fp16 in one instruction.
 #if defined(__x86_64__) || defined(__i386__)
+#include <algorithm>
 #include <type_traits>
 
 #include "quant_pairs.h"
@@ -131,7 +132,11 @@ LL_AVX512 static void q8_pairs(int64_t n, const uint8_t* w, const ActPairsView* 
         case 1: return kernel<1>(n, w, acts, y);                    \
         case 2: return kernel<2>(n, w, acts, y);                    \
         case 3: return kernel<3>(n, w, acts, y);                    \
-        default: return kernel<4>(n, w, acts, y);                   \
+        case 4: return kernel<4>(n, w, acts, y);                    \
+        case 5: return kernel<5>(n, w, acts, y);                    \
+        case 6: return kernel<6>(n, w, acts, y);                    \
+        case 7: return kernel<7>(n, w, acts, y);                    \
+        default: return kernel<8>(n, w, acts, y);                   \
     }
 
 template <int NT> LL_AVX512 static void q4_1_nt(int64_t n, const uint8_t* w, const ActPairsView* a, float* y) { q4_pairs<NT, true>(n, w, a, y); }

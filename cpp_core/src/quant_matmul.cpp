@@ -5,11 +5,15 @@
 //   v2_int8            quantize x once to 8 bits (Q8_0/Q8_1/Q8_K), then exact integer dot products per block
 //   v3_avx2            v2 with AVX2 dot products (vpmaddubsw: 32 u8 x s8 products per instruction)
 //   v4_avx512vnni      v3 with AVX-512 VNNI (vpdpbusd: 64 u8 x s8 products summed into 16 int32 per instruction)
-//   v4b_f32act         (the road not taken) v4's loop with x kept in float32: dequantize-and-FMA
+//   v4b_f32act         v4's loop with x kept in float32: dequantize-and-FMA (Q4_1, Q8_0)
 //   v5_pairs           activations laid out to match the unpacked weights, weight scales gathered 16 at a
-//                      time, and each unpacked weight block used for up to 4 tokens (Q4_0, Q4_1, Q8_0)
+//                      time, and each unpacked weight block used for up to 8 tokens (Q4_0, Q4_1, Q8_0)
+//   v6_f32_tiled_avx2  the fast path: x stays float32 (no activation rounding), each block dequantized in
+//   v6_f32_tiled       registers once for up to 4 (AVX2) or 8 (AVX-512) tokens; the F32 model's product
+//                      (Q4_0, Q4_1, Q8_0). Fast path = first of v6 AVX-512, v6 AVX2, v1 this CPU runs.
 // Every version is checked against numpy's dequantize-then-matmul (tests/test_cpp_kernels_matmul.py).
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -23,8 +27,8 @@ namespace ll {
 
 using MatmulFn = void (*)(const QuantType&, const uint8_t*, int64_t, int64_t, const float*, int64_t, float*, ThreadPool&);
 
-// Rows handed to a thread at a time: enough that a chunk's weights are worth the scheduling,
-// and a multiple of 4 for the tiled kernels.
+// Rows per task: a few KB of weights, enough to be worth the scheduling (the pool then groups
+// tasks into a few chunks per thread).
 static constexpr int64_t kRowsPerTask = 16;
 
 // ---- v0: dequantize, then dot (the numpy lesson: x @ dequantize(W).T) ----
@@ -149,9 +153,10 @@ static void matmul_v4b(const QuantType& t, const uint8_t* W, int64_t n_rows, int
 #endif
 
 #if defined(__x86_64__) || defined(__i386__)
-// ---- v5: activations laid out for the unpacked weights, scales hoisted, 1-4 tokens per weight block ----
+// ---- v5: activations laid out for the unpacked weights, scales hoisted, 1-8 tokens per weight block ----
 // Only Q4_0, Q4_1 and Q8_0 (the default model's types) have v5 kernels; other types run v4.
 using PairsDotFn = void (*)(int64_t, const uint8_t*, const ActPairsView*, int, float*);
+static constexpr int kPairsTokens = 8;  // tokens per unpacked weight block (the kernels take 1..8)
 
 // --8<-- [start:matmul_v5]
 static void matmul_v5(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
@@ -178,17 +183,17 @@ static void matmul_v5(const QuantType& t, const uint8_t* W, int64_t n_rows, int6
 
     const size_t rb = size_t(n_cols / t.block_size) * t.block_bytes;
     // Tokens are walked in tiles whose activations fit in L1 next to the task's rows (~24 KB of them);
-    // inside a tile each row is read once per 4 tokens.
-    const int64_t tile = std::max<int64_t>(4, std::min<int64_t>(32, int64_t(24 * 1024 / act_stride)) & ~int64_t(3));
+    // inside a tile each row is read once per 8 tokens.
+    const int64_t tile = std::max<int64_t>(kPairsTokens, std::min<int64_t>(32, int64_t(24 * 1024 / act_stride)) & ~int64_t(kPairsTokens - 1));
     const int64_t n_tasks = (n_rows + kRowsPerTask - 1) / kRowsPerTask;
     pool.parallel_for(n_tasks, [&](int64_t begin, int64_t end) {
         const int64_t r0 = begin * kRowsPerTask, r1 = std::min(n_rows, end * kRowsPerTask);
-        float out[4];
+        float out[kPairsTokens];
         for (int64_t t0 = 0; t0 < n_tok; t0 += tile) {
             const int64_t t1 = std::min(n_tok, t0 + tile);
             for (int64_t r = r0; r < r1; r++)
-                for (int64_t tok = t0; tok < t1; tok += 4) {
-                    const int nt = int(std::min<int64_t>(4, t1 - tok));
+                for (int64_t tok = t0; tok < t1; tok += kPairsTokens) {
+                    const int nt = int(std::min<int64_t>(kPairsTokens, t1 - tok));
                     dot(n_cols, W + r * rb, view + tok, nt, out);
                     for (int k = 0; k < nt; k++) y[(tok + k) * n_rows + r] = out[k];
                 }
@@ -196,6 +201,65 @@ static void matmul_v5(const QuantType& t, const uint8_t* W, int64_t n_rows, int6
     });
 }
 // --8<-- [end:matmul_v5]
+#endif
+
+#if defined(__x86_64__) || defined(__i386__)
+// ---- v6: float32 activations again, now tiled: each dequantized block used for several tokens ----
+// The fast path. v5 is faster on prompts, but int8 activations cost accuracy (see the docs page);
+// v6 computes the F32 model's product. Two builds of the idea: AVX-512 (8 tokens per block) and AVX2
+// (4 tokens). Types without a v6 kernel (k-quants, Q5_x, float types) run v5 (AVX-512) or v3 (AVX2).
+using TiledDot = void (*)(int64_t, const uint8_t*, const float* const*, int, float*);
+void dot_q4_0_f32tiled_avx512(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
+void dot_q4_1_f32tiled_avx512(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
+void dot_q8_0_f32tiled_avx512(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
+void dot_q4_0_f32tiled_avx2(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
+void dot_q4_1_f32tiled_avx2(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
+void dot_q8_0_f32tiled_avx2(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
+
+// --8<-- [start:matmul_v6]
+static void matmul_f32_tiled(TiledDot dot, int tile_tokens, const QuantType& t, const uint8_t* W, int64_t n_rows,
+                             int64_t n_cols, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
+    const size_t rb = size_t(n_cols / t.block_size) * t.block_bytes;
+    const int64_t n_tasks = (n_rows + kRowsPerTask - 1) / kRowsPerTask;
+    pool.parallel_for(n_tasks, [&](int64_t begin, int64_t end) {
+        const int64_t r0 = begin * kRowsPerTask, r1 = std::min(n_rows, end * kRowsPerTask);
+        const float* xs[kPairsTokens];
+        float out[kPairsTokens];
+        for (int64_t t0 = 0; t0 < n_tok; t0 += tile_tokens) {  // a tile's token rows: 9-48 KB, about L1
+            const int nt = int(std::min<int64_t>(tile_tokens, n_tok - t0));
+            for (int k = 0; k < nt; k++) xs[k] = x + (t0 + k) * n_cols;
+            for (int64_t r = r0; r < r1; r++) {
+                dot(n_cols, W + r * rb, xs, nt, out);
+                for (int k = 0; k < nt; k++) y[(t0 + k) * n_rows + r] = out[k];
+            }
+        }
+    });
+}
+
+static void matmul_v6_avx512(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                             int64_t n_tok, float* y, ThreadPool& pool) {
+    TiledDot dot;
+    switch (t.ggml_type) {
+        case GGML_Q4_0: dot = dot_q4_0_f32tiled_avx512; break;
+        case GGML_Q4_1: dot = dot_q4_1_f32tiled_avx512; break;
+        case GGML_Q8_0: dot = dot_q8_0_f32tiled_avx512; break;
+        default: return matmul_v5(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    }
+    matmul_f32_tiled(dot, 8, t, W, n_rows, n_cols, x, n_tok, y, pool);
+}
+// --8<-- [end:matmul_v6]
+
+static void matmul_v6_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                           int64_t n_tok, float* y, ThreadPool& pool) {
+    TiledDot dot;
+    switch (t.ggml_type) {
+        case GGML_Q4_0: dot = dot_q4_0_f32tiled_avx2; break;
+        case GGML_Q4_1: dot = dot_q4_1_f32tiled_avx2; break;
+        case GGML_Q8_0: dot = dot_q8_0_f32tiled_avx2; break;
+        default: return matmul_v3(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    }
+    matmul_f32_tiled(dot, 4, t, W, n_rows, n_cols, x, n_tok, y, pool);
+}
 #endif
 
 static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
@@ -206,13 +270,15 @@ static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
     {"v3_avx2", "AVX2 integer dot products", matmul_v3, detail::cpu_avx2},
     {"v4_avx512vnni", "AVX-512 VNNI dot products", matmul_v4, detail::cpu_avx512vnni},
     {"v4b_f32act", "x kept in float32, weights dequantized in registers", matmul_v4b, detail::cpu_avx512vnni},
-    {"v5_pairs", "activations laid out for the weights; 4 tokens per weight block", matmul_v5, detail::cpu_avx512vnni},
+    {"v5_pairs", "activations laid out for the weights; 8 tokens per weight block", matmul_v5, detail::cpu_avx512vnni},
+    {"v6_f32_tiled_avx2", "float32 activations (exact), each dequantized block used for 4 tokens", matmul_v6_avx2, detail::cpu_avx2},
+    {"v6_f32_tiled", "float32 activations (exact), each dequantized block used for 8 tokens", matmul_v6_avx512, detail::cpu_avx512vnni},
 #endif
 };
 
 static int version_level(const std::string& name) {
-    if (name.rfind("v3", 0) == 0) return LEVEL_AVX2;
-    if (name.rfind("v4", 0) == 0 || name.rfind("v5", 0) == 0) return LEVEL_AVX512;
+    if (name.rfind("v3", 0) == 0 || name == "v6_f32_tiled_avx2") return LEVEL_AVX2;
+    if (name.rfind("v4", 0) == 0 || name.rfind("v5", 0) == 0 || name.rfind("v6", 0) == 0) return LEVEL_AVX512;
     return LEVEL_SCALAR;
 }
 
@@ -225,9 +291,26 @@ static const QuantType& check_matmul(int ggml_type, const uint8_t* W, int64_t n_
     return *quant_type(ggml_type);
 }
 
+// The fast path's version: the best this CPU runs, unless the environment variable
+// LLAMA_LESSONS_MATMUL names another (for experiments: e.g. v4b_f32act for float activations).
+// Without an override: the best float-activation version this CPU runs (v6 AVX-512, v6 AVX2, or v1),
+// because float activations keep the C++ model equal to the F32 model (docs/20-kernels-matmul.md).
+static const char* const kFastPathOrder[] = {"v6_f32_tiled", "v6_f32_tiled_avx2", "v1_threads"};
+
+static const detail::OpVersion<MatmulFn>& fast_path_version() {
+    const char* name = std::getenv("LLAMA_LESSONS_MATMUL");
+    if (name && *name) return detail::find_version(kMatmulVersions, name, "quant_matmul");
+    for (const char* candidate : kFastPathOrder)
+        for (const auto& v : kMatmulVersions)
+            if (candidate == std::string(v.name) && v.available()) return v;
+    return kMatmulVersions[0];
+}
+
+static MatmulFn fast_path_matmul() { return fast_path_version().fn; }
+
 void quant_matmul(int ggml_type, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x, int64_t n_tok,
                   float* y, ThreadPool& pool) {
-    static const MatmulFn best = detail::best_version(kMatmulVersions).fn;
+    static const MatmulFn best = fast_path_matmul();
     const QuantType& t = check_matmul(ggml_type, W, n_rows, n_cols, x, n_tok, y);
     if (n_rows == 0 || n_tok == 0) return;
     best(t, W, n_rows, n_cols, x, n_tok, y, pool);
@@ -247,14 +330,18 @@ std::string quant_matmul_kernel(const std::string& version, int ggml_type) {
     if (!t) throw std::invalid_argument("unsupported ggml type " + std::to_string(ggml_type));
     if (version.rfind("v4b", 0) == 0 && (ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return std::string(t->name) + " dequantized in registers x f32 avx512";
+    if (version == "v6_f32_tiled" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
+        return std::string(t->name) + " dequantized in registers x f32 avx512, 1-8 tokens per block";
+    if (version == "v6_f32_tiled_avx2" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
+        return std::string(t->name) + " dequantized in registers x f32 avx2, 1-4 tokens per block";
     if (version.rfind("v5", 0) == 0 && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
-        return std::string(t->name) + " x q8 pairs avx512vnni, 1-4 tokens per block";
+        return std::string(t->name) + " x q8 pairs avx512vnni, 1-8 tokens per block";
     if (version.rfind("v0", 0) == 0 || version.rfind("v1", 0) == 0) return std::string(t->name) + " dequantize + f32 dot scalar";
     return dot_name_for_level(*t, version_level(version));
 }
 
 std::vector<VersionInfo> detail::quant_matmul_versions() { return describe(kMatmulVersions); }
-std::string detail::quant_matmul_active() { return best_version(kMatmulVersions).name; }
+std::string detail::quant_matmul_active() { return fast_path_version().name; }
 
 // ---- registry of all ops ----
 bool detail::cpu_any() { return true; }

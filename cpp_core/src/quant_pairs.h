@@ -38,7 +38,7 @@ size_t act_pairs_bytes(int64_t n);  // bytes for one token (n % 32 == 0)
 void quantize_act_pairs(PairsKind kind, const float* x, uint8_t* out, int64_t n);
 ActPairsView act_pairs_view(const uint8_t* buf, int64_t n);
 
-// y[t] = dot(W row, token t) for 1 <= n_tok <= 4 tokens, AVX-512 VNNI (quant_dot_avx512_pairs.cpp);
+// y[t] = dot(W row, token t) for 1 <= n_tok <= 8 tokens, AVX-512 VNNI (quant_dot_avx512_pairs.cpp);
 // each unpacked weight block serves all n_tok tokens.
 void dot_q4_1_pairs_avx512(int64_t n, const uint8_t* w, const ActPairsView* acts, int n_tok, float* y);
 void dot_q4_0_pairs_avx512(int64_t n, const uint8_t* w, const ActPairsView* acts, int n_tok, float* y);
