@@ -98,13 +98,13 @@ def preset_figure(data: dict, out: Path) -> None:
             if who == "lcpp":  # one label per point: presets that made the same tensors share it
                 labels: dict = {}
                 for x, y, p in pts:
-                    labels.setdefault((round(x, 3), round(y, 3)), []).append(p)
+                    labels.setdefault((round(x, 2), round(y, 1)), []).append(p)
                 for (x, y), names in labels.items():
                     ax.annotate(" = ".join(names), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if data.get("f32"):
         ax.axhline(data["f32"]["ppl"], color="gray", linestyle=":", label="F32")
     ax.set_xlabel("bits per weight (tensor data)")
-    ax.set_ylabel("perplexity, tinyshakespeare-40k (llama.cpp)")
+    ax.set_ylabel("perplexity (llama.cpp), tinyshakespeare 8 x 512")
     ax.set_title("SmolLM2-135M: every preset, llama.cpp's quantizer and ours")
     ax.legend()
     fig.tight_layout()
