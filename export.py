@@ -3,7 +3,7 @@
 
     python export.py IN.gguf OUT.gguf TYPE        TYPE: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0
                                                         Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M
-                                                        Q5_K_S Q5_K_M Q6_K
+                                                        Q5_K_S Q5_K_M Q6_K  (and Q3_K, Q4_K, Q5_K = the _M ones)
 
 A preset is not one tensor type but a recipe. llama.cpp's recipe (llama_tensor_get_type in
 llama-quant.cpp) starts every weight matrix at the preset's base type and then moves some:
@@ -55,6 +55,7 @@ PRESETS: dict[str, tuple[int, GGMLType]] = {
     "Q6_K": (18, T.Q6_K),
 }
 # --8<-- [end:presets]
+ALIASES = {"Q3_K": "Q3_K_M", "Q4_K": "Q4_K_M", "Q5_K": "Q5_K_M"}  # llama-quantize's short names
 FLOAT_TYPES = (T.F32, T.F16, T.BF16)
 QUANTIZATION_VERSION = 2  # ggml's GGML_QNT_VERSION: the block layouts we write
 SPLIT_KEYS = ("split.no", "split.count", "split.tensors.count")  # a quantized file is one file
@@ -436,7 +437,7 @@ def parse_args(argv):
                    help="accepted for llama-quantize compatibility; requantizing is always allowed here")
     p.add_argument("--dry-run", action="store_true", help="print each tensor's planned type; write nothing")
     args = p.parse_args(argv)
-    args.type = args.type.upper()
+    args.type = ALIASES.get(args.type.upper(), args.type.upper())
     if args.type not in PRESETS:
         raise UsageError(f"unknown type '{args.type}' (choose from {', '.join(PRESETS)})")
     if not os.path.isfile(args.input):

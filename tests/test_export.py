@@ -103,6 +103,12 @@ def test_tiny_model_round_trip(tiny, tmp_path, preset, capsys):
     assert leftovers(tmp_path) == []
 
 
+def test_short_names_are_llama_quantizes_aliases(tiny, tmp_path, capsys):
+    assert run([tiny, tmp_path / "a.gguf", "q4_k"], capsys)[0] == 0
+    with GGUFFile(tmp_path / "a.gguf") as f:
+        assert f.metadata["general.file_type"] == export.PRESETS["Q4_K_M"][0]
+
+
 def test_rows_that_are_not_whole_k_blocks_fall_back(tiny):
     with GGUFFile(tiny) as f:
         q4_k_m = export.plan_types(f, "Q4_K_M")
@@ -196,3 +202,30 @@ def test_output_file_is_readable_by_others(tiny, tmp_path, capsys):
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_untied_output_and_a_3d_expert_tensor(tmp_path, capsys):
+    """Another architecture's layout: output.weight present (token_embd keeps the base type), and a
+    3-D stack of experts quantized row by row."""
+    rng = np.random.default_rng(7)
+    experts = (rng.standard_normal((4, 64, 256)) * 0.05).astype(np.float32)  # [n_expert, rows, 256]
+    tensors = [("token_embd.weight", T.F32, (64, 256), (rng.standard_normal((64, 256)) * 0.05).astype(np.float32)),
+               ("output.weight", T.F32, (64, 256), (rng.standard_normal((64, 256)) * 0.05).astype(np.float32)),
+               ("blk.0.ffn_down_exps.weight", T.F32, experts.shape, experts),
+               ("blk.0.ffn_gate_inp.weight", T.F32, (4, 256), np.ones((4, 256), np.float32))]
+    src = tmp_path / "moe.gguf"
+    write_gguf(src, {"general.architecture": "qwen2moe", "qwen2moe.block_count": 1,
+                     "qwen2moe.attention.head_count": 4, "qwen2moe.attention.head_count_kv": 4,
+                     "qwen2moe.expert_count": 4}, tensors)
+    out = tmp_path / "moe-q4_k_m.gguf"
+    assert run([src, out, "Q4_K_M"], capsys)[0] == 0
+    from lessons.l12_quants import dequantize
+    with GGUFFile(out) as f:
+        types = {n: t.ggml_type for n, t in f.tensors.items()}
+        assert types == {"token_embd.weight": T.Q4_K, "output.weight": T.Q6_K,
+                         "blk.0.ffn_down_exps.weight": T.Q6_K,  # layer 0 of 1: the last eighth, more bits
+                         "blk.0.ffn_gate_inp.weight": T.F32}    # the router is never quantized
+        t = f.tensors["blk.0.ffn_down_exps.weight"]
+        assert tuple(t.ne) == (256, 64, 4)
+        got = dequantize(t.data, t.ggml_type, t.shape)
+        assert np.sqrt(np.mean((got - experts) ** 2) / np.mean(experts ** 2)) < MAX_REL_RMS[T.Q6_K]

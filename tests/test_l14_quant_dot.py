@@ -137,3 +137,22 @@ def test_quantized_activations_on_the_default_model(reference, default_model, de
     assert corr > 0.5
     # the copy has its own cache and weights: the float model is unchanged
     np.testing.assert_array_equal(run_prompts(default_numpy_model, [ids])[0], yf)
+
+
+# ---- the C++ twin: its int8 kernels must compute lesson 14's numbers ----
+INT8_KERNELS = ("v2_int8", "v3_avx2", "v4_avx512vnni", "v5_pairs")  # cpp_core's versions that quantize x
+
+
+@pytest.mark.parametrize("wtype", LEGACY + [T.Q4_K])
+def test_cpp_int8_kernels_agree_with_the_lesson(wtype):
+    kernels = pytest.importorskip("cpp_core.kernels")
+    from lessons.l12_quants import quantize
+    versions = [v for v in kernels.available_versions().get("quant_matmul", []) if v in INT8_KERNELS]
+    assert versions, "no int8 quant_matmul version in cpp_core"
+    rng = np.random.default_rng(6)
+    raw = quantize((rng.standard_normal((48, 512)) * 0.1).astype(np.float32), wtype)
+    x = rng.standard_normal((5, 512)).astype(np.float32)
+    ours = L.matmul_quantized(x, raw, wtype)
+    for version in versions:
+        theirs = kernels.quant_matmul(raw, int(wtype), x, version=version)
+        assert np.abs(theirs - ours).max() <= 2e-6 * np.abs(ours).max(), version

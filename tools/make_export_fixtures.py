@@ -147,7 +147,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path("/tmp/export-work"))
     ap.add_argument("--presets", default=",".join(export.PRESETS))
-    ap.add_argument("--stage", choices=["lcpp", "ours", "eval", "all"], default="all")
+    ap.add_argument("--stage", choices=["lcpp", "ours", "eval", "validate", "all"], default="all")
     ap.add_argument("--chunks", type=int, default=None, help="evaluate only the first N chunks of 512 tokens")
     args = ap.parse_args()
     presets = [p.strip().upper() for p in args.presets.split(",") if p.strip()]
@@ -190,6 +190,11 @@ def main() -> int:
                 cached(work / f"eval-ours-{p}.json", lambda: {**result, "same_file_as_llama_cpp": True}
                        if file_digest(ours) == file_digest(theirs) else evaluate(ours, reference, None, args.chunks))
 
+    if args.stage == "validate":
+        # the evaluator itself, checked: the default model over all chunks against llama-perplexity's
+        # number in shared/reference (the Q4_1 preset of the F32 model reproduces that file's tensors)
+        log("evaluating the default model on all chunks")
+        cached(work / "eval-validate.json", lambda: evaluate(default_model_path(), None, None))
     write_fixture(work, presets, f32)
     return 0
 
@@ -209,6 +214,10 @@ def write_fixture(work: Path, presets: list, f32: Path) -> None:
         if (work / "eval-F32-model.json").exists() else old.get("f32"),
         "presets": old.get("presets", {}),
     }
+    if (work / "eval-validate.json").exists():
+        reference = json.loads((SHARED / "reference" / "smollm2_generation.json").read_text())["_perplexity"]["q4_1"]
+        fixture["evaluator_check"] = {"model": "the default Q4_1 file, all chunks", "ppl": json.loads(
+            (work / "eval-validate.json").read_text())["ppl"], "llama_perplexity_reference": reference["ppl"]}
     with GGUFFile(f32) as f:
         md = f.metadata
         for key in (f"{facts.arch}.attention.head_count", f"{facts.arch}.attention.head_count_kv"):
@@ -226,6 +235,10 @@ def write_fixture(work: Path, presets: list, f32: Path) -> None:
             ev = work / f"eval-{who}-{p}.json"
             if ev.exists():
                 entry[who].update(json.loads(ev.read_text()))
+            elif (work / "eval-F32-model.json").exists() and file_digest(model) == file_digest(f32):
+                # the F32 preset of an F32 model is the model itself: its evaluation is the reference run
+                entry[who].update(json.loads((work / "eval-F32-model.json").read_text()),
+                                  kl_mean=0.0, kl_p99=0.0, same_top=1.0, same_file_as_f32_model=True)
         if (work / f"lcpp-{p}.gguf").exists() and (work / f"ours-{p}.gguf").exists():
             a, b = tensor_digests(work / f"lcpp-{p}.gguf"), tensor_digests(work / f"ours-{p}.gguf")
             entry["identical_tensors"] = sum(a[n] == b.get(n) for n in a)

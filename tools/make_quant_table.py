@@ -50,29 +50,35 @@ def tensor_bytes(tensors, types: list[str]) -> tuple[int, int]:
 
 
 def preset_table(data: dict) -> str:
+    """One row per preset. Where our file is byte-identical to llama.cpp's, one set of numbers
+    describes both; otherwise each cell shows llama.cpp's / ours."""
     f32 = data.get("f32") or {}
-    lines = ["| preset | bits/weight | size MiB (llama.cpp / ours) | PPL llama.cpp | PPL ours | "
-             "KL vs F32 llama.cpp | KL vs F32 ours | same top token (ours) | tensors byte-identical |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| preset | bits/weight | file MiB | byte-identical to llama.cpp's | PPL | PPL vs F32 | "
+             "KL vs F32 | same top token as F32 |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     if f32:
-        lines.append(f"| F32 model | 32.00 | {f32['size'] / 2**20:.1f} | {f32['ppl']:.3f} | | 0 | | | |")
+        lines.append(f"| (F32 model) | 32.00 | {f32['size'] / 2**20:.1f} | | {f32['ppl']:.3f} | | 0 | 100% |")
+
+    def cell(e, key, fmt):
+        vals = [format(e[who][key], fmt) if key in e.get(who, {}) else "n/a" for who in ("lcpp", "ours")]
+        return vals[0] if e.get("identical_file") else " / ".join(vals)
+
     for p in export.PRESETS:
         e = data["presets"].get(p)
         if not e or "lcpp" not in e:
             continue
-        lc, ours = e["lcpp"], e.get("ours", {})
+        lc = e["lcpp"]
         nbytes, n = tensor_bytes(data["tensors"], lc["types"].split())
-
-        def num(d, key, fmt):
-            return format(d[key], fmt) if key in d else "n/a"
-        size = f"{lc['size'] / 2**20:.1f} / {ours['size'] / 2**20:.1f}" if ours else f"{lc['size'] / 2**20:.1f} / n/a"
-        same = f"{100 * ours['same_top']:.1f}%" if "same_top" in ours else "n/a"
-        ident = f"{e['identical_tensors']}/{len(data['tensors'])}" if "identical_tensors" in e else "n/a"
-        lines.append(f"| {p} | {8 * nbytes / n:.2f} | {size} | {num(lc, 'ppl', '.3f')} | {num(ours, 'ppl', '.3f')} | "
-                     f"{num(lc, 'kl_mean', '.2e')} | {num(ours, 'kl_mean', '.2e')} | {same} | {ident} |")
-    return ("Bits per weight counts tensor data only (as llama-quantize reports it); sizes are whole files, "
-            "with the 49152-token vocabulary. PPL and KL: llama.cpp's evaluation of each file "
-            "(KL: mean over the 5865 scored positions).\n\n" + "\n".join(lines) + "\n")
+        same = "yes" if e.get("identical_file") else f"no ({e.get('identical_tensors', '?')}/{len(data['tensors'])} tensors)"
+        for who in ("lcpp", "ours"):
+            if "ppl" in e.get(who, {}) and f32:
+                e[who]["dppl"] = e[who]["ppl"] - f32["ppl"]
+                e[who]["top"] = 100 * e[who]["same_top"]
+        lines.append(f"| {p} | {8 * nbytes / n:.2f} | {lc['size'] / 2**20:.1f} | {same} | {cell(e, 'ppl', '.3f')} | "
+                     f"{cell(e, 'dppl', '+.3f')} | {cell(e, 'kl_mean', '.2e')} | {cell(e, 'top', '.1f')}% |")
+    scope = (f"the first {f32['chunks']} chunks of 512 tokens, {f32['scored']} scored positions" if f32 else "")
+    return ("Bits per weight counts tensor data only (as llama-quantize reports it); file sizes include the "
+            "49152-token vocabulary. PPL and KL: llama.cpp's evaluation of each file on "
+            f"{scope} (KL: the mean over those positions, in nats).\n\n" + "\n".join(lines) + "\n")
 
 
 def preset_figure(data: dict, out: Path) -> None:
@@ -89,13 +95,16 @@ def preset_figure(data: dict, out: Path) -> None:
         if pts:
             ax.scatter([x for x, _, _ in pts], [y for _, y, _ in pts], marker=marker,
                        label={"lcpp": "llama.cpp's file", "ours": "export.py's file"}[who])
-            if who == "lcpp":
+            if who == "lcpp":  # one label per point: presets that made the same tensors share it
+                labels: dict = {}
                 for x, y, p in pts:
-                    ax.annotate(p, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+                    labels.setdefault((round(x, 2), round(y, 1)), []).append(p)
+                for (x, y), names in labels.items():
+                    ax.annotate(" = ".join(names), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if data.get("f32"):
         ax.axhline(data["f32"]["ppl"], color="gray", linestyle=":", label="F32")
     ax.set_xlabel("bits per weight (tensor data)")
-    ax.set_ylabel("perplexity, tinyshakespeare-40k (llama.cpp)")
+    ax.set_ylabel("perplexity (llama.cpp), tinyshakespeare 8 x 512")
     ax.set_title("SmolLM2-135M: every preset, llama.cpp's quantizer and ours")
     ax.legend()
     fig.tight_layout()
