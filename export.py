@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lessons.l01_gguf import GGML_BLOCK_INFO, GGMLType, GGUFFile, GGUFValueType
+from lessons.l01b_gguf_writer import header_bytes
 from lessons.l12_quants import dequantize, quantize
 
 T = GGMLType  # short alias: the rules below are a wall of type names
@@ -288,30 +289,14 @@ def convert_tensor(info, new_type: GGMLType):
 
 
 # ---- Writing: the GGUF layout, streamed ----
-# lessons/l01b_gguf_writer.write_gguf wants every tensor's bytes up front; here a model may be
-# bigger than RAM, so we lay out the header from the planned types and then stream the data.
+# write_gguf (lesson 1b) wants every tensor's bytes up front; here a model may be
+# bigger than RAM, so we lay out the header (header_bytes) from the planned types and stream the data.
 def out_metadata(gguf: GGUFFile, ftype: int) -> tuple[dict, dict]:
     metadata = {k: v for k, v in gguf.metadata.items() if k not in SPLIT_KEYS}
     types = {k: v for k, v in gguf.metadata_types.items() if k in metadata}
     for key, value in (("general.quantization_version", QUANTIZATION_VERSION), ("general.file_type", ftype)):
         metadata[key], types[key] = value, GGUFValueType.UINT32
     return metadata, types
-
-
-def header_bytes(metadata: dict, types: dict, tensors: list, alignment: int, version: int = 3) -> bytes:
-    """tensors: [(name, ne, ggml_type, nbytes)] in file order."""
-    from lessons.l01b_gguf_writer import _string, _type_code, _value, infer_type
-    import struct
-    out = [b"GGUF", struct.pack("<IQQ", version, len(tensors), len(metadata))]
-    for key, value in metadata.items():
-        vtype = types.get(key) or infer_type(value)
-        out += [_string(key), struct.pack("<I", _type_code(vtype)), _value(value, vtype)]
-    offset = 0
-    for name, ne, ggml_type, nbytes in tensors:
-        out += [_string(name), struct.pack(f"<I{len(ne)}Q", len(ne), *ne), struct.pack("<IQ", ggml_type, offset)]
-        offset += -(-nbytes // alignment) * alignment
-    head = b"".join(out)
-    return head + b"\0" * (-len(head) % alignment)
 
 
 # ---- The whole job ----
@@ -344,7 +329,7 @@ def export(in_path: str, out_path: str, preset: str, progress=None) -> ExportSta
             n_rows = info.n_elements // max(int(info.ne[0]), 1)
             layout.append((name, tuple(int(d) for d in info.ne), new, n_rows * row_bytes(new, int(info.ne[0]))))
         metadata, mtypes = out_metadata(gguf, PRESETS[preset][0])
-        head = header_bytes(metadata, mtypes, layout, gguf.alignment)
+        head = header_bytes(metadata, layout, mtypes, gguf.alignment)
         requantized = [n for n in order if gguf.tensors[n].ggml_type not in FLOAT_TYPES
                        and types[n] != gguf.tensors[n].ggml_type]
         with AtomicFile(out_path) as f:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from lessons.l01_gguf import GGMLType
-from lessons.l08_transformer import LlamaConfig
+from lessons.l08_transformer import LlamaConfig, check_forward_args
 
 from . import _core
 
@@ -98,15 +98,7 @@ class CppLlama:
         Returns logits [n, n_vocab], or [1, n_vocab] for the last token only when last_only.
         Raises ValueError for bad tokens or positions, or when pos + n > n_ctx.
         """
-        tokens = np.asarray(tokens)
-        if tokens.ndim != 1 or tokens.size == 0 or not np.issubdtype(tokens.dtype, np.integer):
-            raise ValueError(f"tokens must be a non-empty 1-D integer array, got shape {tokens.shape} {tokens.dtype}")
-        if isinstance(pos, bool) or not isinstance(pos, (int, np.integer)) or pos < 0:
-            raise ValueError(f"pos must be a non-negative integer, got {pos!r}")
-        if pos + tokens.size > self.n_ctx:
-            raise ValueError(f"context full: positions {pos}..{pos + tokens.size - 1} do not fit in n_ctx {self.n_ctx}")
-        if tokens.min() < 0 or tokens.max() >= self.config.n_vocab:
-            raise ValueError(f"token id out of range [0, {self.config.n_vocab})")
+        tokens = check_forward_args(tokens, pos, self.n_ctx, self.config.n_vocab)
         return self._model.forward(tokens.astype(np.int32), int(pos), bool(last_only))
 
 

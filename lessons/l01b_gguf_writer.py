@@ -88,6 +88,27 @@ def _tensor_bytes(name: str, ggml_type: GGMLType, shape: tuple, data) -> bytes:
 
 
 # --8<-- [start:write]
+def header_bytes(metadata: dict, tensor_layout, metadata_types: dict | None = None,
+                 alignment: int = GGUF_DEFAULT_ALIGNMENT, version: int = 3) -> bytes:
+    """Everything before the tensor data, padded to the alignment.
+
+    tensor_layout: [(name, ne, ggml_type, nbytes)] in file order; each tensor's offset is the
+    previous one's plus its bytes rounded up to the alignment.
+    """
+    types = metadata_types or {}
+    out = [GGUF_MAGIC, struct.pack("<IQQ", version, len(tensor_layout), len(metadata))]
+    for key, value in metadata.items():
+        vtype = types[key] if key in types else infer_type(value)
+        out += [_string(key), struct.pack("<I", _type_code(vtype)), _value(value, vtype)]
+    offset = 0
+    for name, ne, ggml_type, nbytes in tensor_layout:  # ne: ggml order, the numpy shape reversed
+        out += [_string(name), struct.pack(f"<I{len(ne)}Q", len(ne), *ne),
+                struct.pack("<IQ", ggml_type, offset)]
+        offset += -(-nbytes // alignment) * alignment
+    head = b"".join(out)
+    return head + b"\0" * (-len(head) % alignment)
+
+
 def write_gguf(path, metadata: dict, tensors, metadata_types: dict | None = None,
                alignment: int = GGUF_DEFAULT_ALIGNMENT, version: int = 3) -> None:
     """Write a GGUF file. tensors: [(name, ggml_type, numpy_shape, array)]."""
@@ -95,42 +116,28 @@ def write_gguf(path, metadata: dict, tensors, metadata_types: dict | None = None
     if "general.alignment" in metadata:
         alignment = int(metadata["general.alignment"])
         types.setdefault("general.alignment", GGUFValueType.UINT32)
-    tensors = [(n, GGMLType(t), tuple(int(d) for d in s), a) for n, t, s, a in tensors]
-
-    # header + metadata
-    out = [GGUF_MAGIC, struct.pack("<IQQ", version, len(tensors), len(metadata))]
-    for key, value in metadata.items():
-        vtype = types[key] if key in types else infer_type(value)
-        out += [_string(key), struct.pack("<I", _type_code(vtype)), _value(value, vtype)]
-
-    # tensor infos: ne is the numpy shape reversed; offsets are aligned, relative to the data
-    blobs, offset = [], 0
+    blobs, layout = [], []
     for name, ggml_type, shape, data in tensors:
+        ggml_type, shape = GGMLType(ggml_type), tuple(int(d) for d in shape)
         blob = _tensor_bytes(name, ggml_type, shape, data)
-        ne = tuple(reversed(shape))
-        out += [_string(name), struct.pack(f"<I{len(ne)}Q", len(ne), *ne),
-                struct.pack("<IQ", ggml_type, offset)]
-        blobs.append((offset, blob))
-        offset += -(-len(blob) // alignment) * alignment
-
-    _write_atomically(path, out, blobs, alignment)
+        blobs.append(blob)
+        layout.append((name, tuple(reversed(shape)), ggml_type, len(blob)))
+    head = header_bytes(metadata, layout, types, alignment, version)
+    _write_atomically(path, head, blobs, alignment)
 # --8<-- [end:write]
 
 
-def _write_atomically(path, head_parts, blobs, alignment: int) -> None:
+def _write_atomically(path, head: bytes, blobs, alignment: int) -> None:
+    """head, then each blob at the next multiple of the alignment; via a temporary file."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".gguf", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            head = b"".join(head_parts)
             f.write(head)
-            data_start = -(-len(head) // alignment) * alignment
-            f.write(b"\0" * (data_start - len(head)))
-            for offset, blob in blobs:
-                f.write(b"\0" * (data_start + offset - f.tell()))
+            for blob in blobs:
                 f.write(blob)
-            f.write(b"\0" * (-f.tell() % alignment))
+                f.write(b"\0" * (-f.tell() % alignment))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

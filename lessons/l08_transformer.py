@@ -37,9 +37,23 @@ from lessons.l07_swiglu import silu
 from lessons.l08b_config import LlamaConfig  # noqa: F401  (the config lesson; re-exported here)
 from lessons.l12_quants import dequantize
 
-__all__ = ["LlamaConfig", "NumpyLlama", "load_weights"]
+__all__ = ["LlamaConfig", "NumpyLlama", "check_forward_args", "load_weights"]
 
 MAX_CACHE_BYTES = 16 << 30  # refuse a KV cache bigger than this rather than let the OS find out
+
+
+def check_forward_args(tokens, pos, n_ctx: int, n_vocab: int) -> np.ndarray:
+    """Every backend's forward() starts here: tokens [n] as int64, or a one-line ValueError."""
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 1 or tokens.size == 0 or not np.issubdtype(tokens.dtype, np.integer):
+        raise ValueError(f"tokens must be a non-empty 1-D integer array, got shape {tokens.shape} {tokens.dtype}")
+    if isinstance(pos, bool) or not isinstance(pos, (int, np.integer)) or pos < 0:
+        raise ValueError(f"pos must be a non-negative integer, got {pos!r}")
+    if pos + tokens.size > n_ctx:
+        raise ValueError(f"context full: positions {pos}..{pos + tokens.size - 1} do not fit in n_ctx {n_ctx}")
+    if tokens.min() < 0 or tokens.max() >= n_vocab:
+        raise ValueError(f"token id out of range [0, {n_vocab})")
+    return tokens.astype(np.int64)
 
 
 # ---- weights ----
@@ -115,18 +129,6 @@ class NumpyLlama:
         self.cache.k[:] = 0
         self.cache.v[:] = 0
 
-    def _check(self, tokens, pos: int) -> np.ndarray:
-        tokens = np.asarray(tokens)
-        if tokens.ndim != 1 or tokens.size == 0 or not np.issubdtype(tokens.dtype, np.integer):
-            raise ValueError(f"tokens must be a non-empty 1-D integer array, got shape {tokens.shape} {tokens.dtype}")
-        if isinstance(pos, bool) or not isinstance(pos, (int, np.integer)) or pos < 0:
-            raise ValueError(f"pos must be a non-negative integer, got {pos!r}")
-        if pos + tokens.size > self.n_ctx:
-            raise ValueError(f"context full: positions {pos}..{pos + tokens.size - 1} do not fit in n_ctx {self.n_ctx}")
-        if tokens.min() < 0 or tokens.max() >= self.config.n_vocab:
-            raise ValueError(f"token id out of range [0, {self.config.n_vocab})")
-        return tokens.astype(np.int64)
-
     # --8<-- [start:forward]
     def forward(self, tokens: np.ndarray, pos: int, last_only: bool = False) -> np.ndarray:
         """Evaluate tokens [n] at positions pos..pos+n-1, append their K/V to the cache, return logits [n, n_vocab].
@@ -134,7 +136,7 @@ class NumpyLlama:
         last_only=True returns only the last position's logits [1, n_vocab] (all generation needs),
         skipping the output product for the others: for SmolLM2 it costs as much as 8 blocks.
         """
-        tokens = self._check(tokens, pos)
+        tokens = check_forward_args(tokens, pos, self.n_ctx, self.config.n_vocab)
         c, w = self.config, self.weights
         n, end = tokens.size, pos + tokens.size
         n_q, n_kv = c.n_head * c.head_dim, c.n_head_kv * c.head_dim
