@@ -226,11 +226,11 @@ def test_rows_longer_than_16_blocks(version, type_name, n_blocks, n_tok):
     assert np.all(np.abs(got - want) <= (1e-5 if int8 else 2e-6) * scale + 1e-6)
 
 
-@pytest.mark.parametrize("version", [v for v in versions() if v.id.startswith(("v7", "v8"))])
+@pytest.mark.parametrize("version", [v for v in versions() if v.id.startswith(("v7", "v8", "v9"))])
 @pytest.mark.parametrize("type_name", ["q4_0", "q4_1", "q8_0"])
 @pytest.mark.parametrize("n_tok", [1, 2])
 def test_rows4_versions_equal_v6_bitwise(version, type_name, n_tok):
-    """v7/v8 make v6's very weights and sum them in v6's order, four rows at a time: equal to the last bit."""
+    """v7-v9 make v6's very weights and sum them in v6's order, four rows at a time: equal to the last bit."""
     t = TYPES[type_name]
     W = random_weights(t, 23, 32 * 18, seed=5)
     x = np.random.default_rng(5).standard_normal((n_tok, 32 * 18)).astype(np.float32)

@@ -18,6 +18,9 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 #include "cpu_features.h"
 #include "kernels.h"
@@ -278,7 +281,8 @@ void dot4_q8_0_f32tiled_avx512(int64_t n, const uint8_t* w, int64_t rb, const fl
 
 // --8<-- [start:matmul_v7]
 static void matmul_rows4(TiledDot dot, Rows4Dot dot4, const QuantType& t, const uint8_t* W, int64_t n_rows,
-                         int64_t n_cols, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
+                         int64_t n_cols, const float* x, int64_t n_tok, float* y, ThreadPool& pool,
+                         int64_t prefetch_ahead = 0) {
     if (n_tok > 2) return matmul_f32_tiled(dot, 8, t, W, n_rows, n_cols, x, n_tok, y, pool);  // prompts: v6
     const int64_t rb = int64_t(n_cols / t.block_size) * t.block_bytes;
     const int64_t n_tasks = (n_rows + kRowsPerTask - 1) / kRowsPerTask;
@@ -289,6 +293,11 @@ static void matmul_rows4(TiledDot dot, Rows4Dot dot4, const QuantType& t, const 
         float out[8];
         int64_t r = r0;
         for (; r + 4 <= r1; r += 4) {  // four rows per call
+            if (prefetch_ahead > 0) {  // v9: ask for the bytes of the rows prefetch_ahead bytes further on
+                const uint8_t* a = W + r * rb + prefetch_ahead;
+                const uint8_t* e = std::min(a + 4 * rb, W + n_rows * rb);
+                for (; a < e; a += 64) _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
+            }
             dot4(n_cols, W + r * rb, rb, xs, nt, out);
             for (int k = 0; k < nt; k++)
                 for (int i = 0; i < 4; i++) y[k * n_rows + r + i] = out[k * 4 + i];
@@ -323,6 +332,22 @@ static void matmul_v8(const QuantType& t, const uint8_t* W, int64_t n_rows, int6
         default: return matmul_v7(t, W, n_rows, n_cols, x, n_tok, y, pool);
     }
 }
+// ---- v9: v8 with software prefetch ----
+// Per core, v8 streams the whole model at ~5 GB/s but a plain read streams 15 GB/s: with the core busy
+// computing, the hardware prefetcher runs too few misses ahead across the model's 211 small matrices.
+// v9 touches the rows 2 KB ahead (one prefetch per 64-byte line, ~22 per four Q4_1 rows of 576) before
+// each four-row call. Results identical to v8 (prefetching changes no arithmetic).
+static constexpr int64_t kPrefetchAhead = 2048;
+
+static void matmul_v9(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                      int64_t n_tok, float* y, ThreadPool& pool) {
+    switch (t.ggml_type) {
+        case GGML_Q4_0: return matmul_rows4(dot_q4_0_f32tiled_avx512, dot4l_q4_0_f32tiled_avx512, t, W, n_rows, n_cols, x, n_tok, y, pool, kPrefetchAhead);
+        case GGML_Q4_1: return matmul_rows4(dot_q4_1_f32tiled_avx512, dot4l_q4_1_f32tiled_avx512, t, W, n_rows, n_cols, x, n_tok, y, pool, kPrefetchAhead);
+        case GGML_Q8_0: return matmul_rows4(dot_q8_0_f32tiled_avx512, dot4_q8_0_f32tiled_avx512, t, W, n_rows, n_cols, x, n_tok, y, pool, kPrefetchAhead);
+        default: return matmul_v6_avx512(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    }
+}
 #endif
 
 static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
@@ -338,6 +363,7 @@ static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
     {"v6_f32_tiled", "float32 activations (exact), each dequantized block used for 8 tokens", matmul_v6_avx512, detail::cpu_avx512vnni},
     {"v7_rows4", "v6, with 1-2 tokens done four rows at a time (decoding)", matmul_v7, detail::cpu_avx512vnni},
     {"v8_rows4_lut", "v7 with 4-bit weights looked up in the block's 16 values", matmul_v8, detail::cpu_avx512vnni},
+    {"v9_prefetch", "v8 with software prefetch of the rows 2 KB ahead", matmul_v9, detail::cpu_avx512vnni},
 #endif
 };
 
@@ -396,11 +422,11 @@ std::string quant_matmul_kernel(const std::string& version, int ggml_type) {
     if (!t) throw std::invalid_argument("unsupported ggml type " + std::to_string(ggml_type));
     if (version.rfind("v4b", 0) == 0 && (ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return std::string(t->name) + " dequantized in registers x f32 avx512";
-    if ((version == "v7_rows4" || version == "v8_rows4_lut") &&
+    if ((version == "v7_rows4" || version == "v8_rows4_lut" || version == "v9_prefetch") &&
         (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
-        return std::string(t->name) + (version == "v8_rows4_lut" && ggml_type != GGML_Q8_0 ? " looked up in registers" : " dequantized in registers") +
+        return std::string(t->name) + (version != "v7_rows4" && ggml_type != GGML_Q8_0 ? " looked up in registers" : " dequantized in registers") +
                " x f32 avx512, 4 rows x 1-2 tokens or 1-8 tokens per block";
-    if ((version == "v6_f32_tiled" || version == "v7_rows4" || version == "v8_rows4_lut") && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0 ||
+    if ((version == "v6_f32_tiled" || version == "v7_rows4" || version == "v8_rows4_lut" || version == "v9_prefetch") && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0 ||
                                       ggml_type == GGML_Q4_K || ggml_type == GGML_Q6_K))
         return std::string(t->name) + " dequantized in registers x f32 avx512, 1-8 tokens per block";
     if (version == "v6_f32_tiled_avx2" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
