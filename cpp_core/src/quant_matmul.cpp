@@ -8,10 +8,13 @@
 //   v4b_f32act         v4's loop with x kept in float32: dequantize-and-FMA (Q4_1, Q8_0)
 //   v5_pairs           activations laid out to match the unpacked weights, weight scales gathered 16 at a
 //                      time, and each unpacked weight block used for up to 8 tokens (Q4_0, Q4_1, Q8_0)
-//   v6_f32_tiled_avx2  the fast path: x stays float32 (no activation rounding), each block dequantized in
+//   v6_f32_tiled_avx2  x stays float32 (no activation rounding), each block dequantized in
 //   v6_f32_tiled       registers once for up to 4 (AVX2) or 8 (AVX-512) tokens; the F32 model's product
-//                      (Q4_0, Q4_1, Q8_0; AVX-512 also Q4_K, Q6_K). Fast path = first of v6 AVX-512,
-//                      v6 AVX2, v1 this CPU runs.
+//                      (Q4_0, Q4_1, Q8_0; AVX-512 also Q4_K, Q6_K)
+//   v7_rows4           v6, with 1-2 tokens (decoding) done four rows per call: 8 FMA chains, x loaded once
+//   v8_rows4_lut       v7 with 4-bit weights looked up (vpermps) in the block's 16 values: fewer uops
+//   v9_prefetch        the fast path: v8 with software prefetch 2 KB ahead. v7-v9 are bit-identical to v6.
+//                      Fast path = first of v9, v6 AVX-512, v6 AVX2, v1 this CPU runs.
 // Every version is checked against numpy's dequantize-then-matmul (tests/test_cpp_kernels_matmul.py).
 #include <algorithm>
 #include <cstdlib>
@@ -385,9 +388,9 @@ static const QuantType& check_matmul(int ggml_type, const uint8_t* W, int64_t n_
 
 // The fast path's version: the best this CPU runs, unless the environment variable
 // LLAMA_LESSONS_MATMUL names another (for experiments: e.g. v4b_f32act for float activations).
-// Without an override: the best float-activation version this CPU runs (v6 AVX-512, v6 AVX2, or v1),
+// Without an override: the best float-activation version this CPU runs (v9, v6 AVX-512, v6 AVX2, or v1),
 // because float activations keep the C++ model equal to the F32 model (docs/20-kernels-matmul.md).
-static const char* const kFastPathOrder[] = {"v6_f32_tiled", "v6_f32_tiled_avx2", "v1_threads"};
+static const char* const kFastPathOrder[] = {"v9_prefetch", "v6_f32_tiled", "v6_f32_tiled_avx2", "v1_threads"};
 
 static const detail::OpVersion<MatmulFn>& fast_path_version() {
     const char* name = std::getenv("LLAMA_LESSONS_MATMUL");
