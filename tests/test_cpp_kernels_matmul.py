@@ -92,7 +92,7 @@ SHAPES = [(1, 1), (5, 1), (37, 3), (16, 2)]  # (n_rows, n_col_blocks): 1 row, 1 
 
 @pytest.mark.parametrize("version", versions())
 @pytest.mark.parametrize("type_name", list(TYPES))
-@pytest.mark.parametrize("n_tok", [1, 3, 6, 9])
+@pytest.mark.parametrize("n_tok", [1, 2, 3, 6, 9])
 def test_quant_matmul(version, type_name, n_tok):
     t = TYPES[type_name]
     block = BLOCK[t][0] if BLOCK[t][0] > 1 else 16
@@ -210,11 +210,13 @@ def test_thread_pool_survives_many_small_jobs():
 @pytest.mark.parametrize("version", [v for v in versions() if not v.id.startswith(("v0", "v1"))])
 @pytest.mark.parametrize("type_name", ["q4_0", "q4_1", "q8_0"])
 @pytest.mark.parametrize("n_blocks", [17, 48])
-def test_rows_longer_than_16_blocks(version, type_name, n_blocks):
-    """v5/v6 fetch scales 16 blocks at a time: rows of 576 (18 blocks) and 1536 (48) span several groups."""
+@pytest.mark.parametrize("n_tok", [1, 2, 10])
+def test_rows_longer_than_16_blocks(version, type_name, n_blocks, n_tok):
+    """v5-v8 fetch scales 16 blocks at a time: rows of 576 (18 blocks) and 1536 (48) span several groups
+    (v7/v8 take 1-2 tokens four rows at a time: 19 rows = 4 groups of 4 and 3 single rows)."""
     t = TYPES[type_name]
     W = random_weights(t, 19, 32 * n_blocks, seed=n_blocks)
-    x = np.random.default_rng(n_blocks).standard_normal((10, 32 * n_blocks)).astype(np.float32)
+    x = np.random.default_rng(n_blocks).standard_normal((n_tok, 32 * n_blocks)).astype(np.float32)
     Wf = float_weights(W, t)
     int8 = " x q8" in K.quant_matmul_kernel(version, t)
     xs = emulate_activations(x, ACT[t]) if int8 else x.astype(np.float64)
@@ -222,3 +224,14 @@ def test_rows_longer_than_16_blocks(version, type_name, n_blocks):
     scale = np.abs(xs) @ np.abs(Wf).T
     got = K.quant_matmul(W, t, x, version=version)
     assert np.all(np.abs(got - want) <= (1e-5 if int8 else 2e-6) * scale + 1e-6)
+
+
+@pytest.mark.parametrize("version", [v for v in versions() if v.id.startswith(("v7", "v8", "v9"))])
+@pytest.mark.parametrize("type_name", ["q4_0", "q4_1", "q8_0"])
+@pytest.mark.parametrize("n_tok", [1, 2])
+def test_rows4_versions_equal_v6_bitwise(version, type_name, n_tok):
+    """v7-v9 make v6's very weights and sum them in v6's order, four rows at a time: equal to the last bit."""
+    t = TYPES[type_name]
+    W = random_weights(t, 23, 32 * 18, seed=5)
+    x = np.random.default_rng(5).standard_normal((n_tok, 32 * 18)).astype(np.float32)
+    np.testing.assert_array_equal(K.quant_matmul(W, t, x, version=version), K.quant_matmul(W, t, x, version="v6_f32_tiled"))

@@ -88,6 +88,151 @@ void dot_q4_1_f32tiled_avx512(int64_t n, const uint8_t* w, const float* const* x
 void dot_q8_0_f32tiled_avx512(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y) { LL_DISPATCH_NT(F32T_Q8_0) }
 #undef LL_DISPATCH_NT
 
+// ---- v7: four rows at a time for one or two tokens (decoding) ----
+// With one token, v6 has just two FMA chains per row and each block adds to both: the loop waits on
+// the FMA latency (4 cycles) instead of on memory. Four rows at once give 8 (or 16) independent
+// chains, load each x vector once for the four rows, and keep four streams of weights in flight.
+// Each row's sums are made in exactly v6's order, so the results are bit-identical to v6's.
+// --8<-- [start:f32_rows4]
+template <int NT, int TYPE>
+LL_AVX512 static void f32_rows4(int64_t n, const uint8_t* w, int64_t rb, const float* const* xs, float* y) {
+    constexpr int kBlockBytes = TYPE == F32T_Q4_0 ? 18 : TYPE == F32T_Q4_1 ? 20 : 34;
+    constexpr int R = 4;
+    const int64_t nb = n / QK;
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    const __m512i offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                               _mm512_set1_epi32(kBlockBytes));
+    __m512 acc_lo[R][NT], acc_hi[R][NT];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < NT; t++) acc_lo[r][t] = acc_hi[r][t] = _mm512_setzero_ps();
+    alignas(64) float d_buf[R][16], m_buf[R][16];
+
+    for (int64_t g = 0; g < nb; g += 16) {
+        const int cnt = int(std::min<int64_t>(16, nb - g));
+        const __mmask16 mask = cnt == 16 ? __mmask16(0xFFFF) : __mmask16((1u << cnt) - 1);
+        for (int r = 0; r < R; r++) {  // the scales of 16 blocks of each row, as in v6
+            const __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, offsets, w + r * rb + g * kBlockBytes, 1);
+            _mm512_store_ps(d_buf[r], _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm)));
+            if (TYPE == F32T_Q4_1) _mm512_store_ps(m_buf[r], _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16))));
+        }
+        for (int j = 0; j < cnt; j++) {
+            const int64_t i = g + j;
+            __m512 x_lo[NT], x_hi[NT];  // this block's activations, loaded once for the four rows
+            for (int t = 0; t < NT; t++) {
+                x_lo[t] = _mm512_loadu_ps(xs[t] + QK * i);
+                x_hi[t] = _mm512_loadu_ps(xs[t] + QK * i + 16);
+            }
+            for (int r = 0; r < R; r++) {
+                const uint8_t* qs = w + r * rb + i * kBlockBytes + (TYPE == F32T_Q4_1 ? 4 : 2);
+                const __m512 d = _mm512_set1_ps(d_buf[r][j]);
+                __m512 w_lo, w_hi;  // exactly v6's dequantization
+                if (TYPE == F32T_Q8_0) {
+                    w_lo = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)))));
+                    w_hi = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16)))));
+                } else {
+                    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+                    __m512i q_lo = _mm512_cvtepu8_epi32(_mm_and_si128(packed, low4));
+                    __m512i q_hi = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(packed, 4), low4));
+                    if (TYPE == F32T_Q4_0) {
+                        q_lo = _mm512_sub_epi32(q_lo, _mm512_set1_epi32(8));
+                        q_hi = _mm512_sub_epi32(q_hi, _mm512_set1_epi32(8));
+                    }
+                    w_lo = _mm512_mul_ps(d, _mm512_cvtepi32_ps(q_lo));
+                    w_hi = _mm512_mul_ps(d, _mm512_cvtepi32_ps(q_hi));
+                    if (TYPE == F32T_Q4_1) {
+                        const __m512 m = _mm512_set1_ps(m_buf[r][j]);
+                        w_lo = _mm512_add_ps(w_lo, m);
+                        w_hi = _mm512_add_ps(w_hi, m);
+                    }
+                }
+                for (int t = 0; t < NT; t++) {
+                    acc_lo[r][t] = _mm512_fmadd_ps(w_lo, x_lo[t], acc_lo[r][t]);
+                    acc_hi[r][t] = _mm512_fmadd_ps(w_hi, x_hi[t], acc_hi[r][t]);
+                }
+            }
+        }
+    }
+    for (int t = 0; t < NT; t++)
+        for (int r = 0; r < R; r++) y[t * R + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc_lo[r][t], acc_hi[r][t]));
+}
+// --8<-- [end:f32_rows4]
+
+// y[t * 4 + r] = dot(row r of the 4 rows at w, rb bytes apart, xs[t]) for n_tok = 1 or 2
+#define LL_DISPATCH_R4(TYPE)                                          \
+    if (n_tok == 1) return f32_rows4<1, TYPE>(n, w, rb, xs, y);       \
+    return f32_rows4<2, TYPE>(n, w, rb, xs, y);
+void dot4_q4_0_f32tiled_avx512(int64_t n, const uint8_t* w, int64_t rb, const float* const* xs, int n_tok, float* y) { LL_DISPATCH_R4(F32T_Q4_0) }
+void dot4_q4_1_f32tiled_avx512(int64_t n, const uint8_t* w, int64_t rb, const float* const* xs, int n_tok, float* y) { LL_DISPATCH_R4(F32T_Q4_1) }
+void dot4_q8_0_f32tiled_avx512(int64_t n, const uint8_t* w, int64_t rb, const float* const* xs, int n_tok, float* y) { LL_DISPATCH_R4(F32T_Q8_0) }
+#undef LL_DISPATCH_R4
+
+// ---- v8: v7 with the 4-bit weights looked up instead of converted ----
+// The machine runs 512-bit math at about one uop per cycle, so v7 is bound by its ~10 such uops per Q4_1
+// block and row (2 widenings, 2 int->float, 2 mul by d, 2 add of m, 2 FMA), not by memory. A 4-bit block
+// has only 16 possible weights: make them once (d * {0..15} + m, one zmm, 2 uops), then each weight is
+// a vpermps lookup by its nibble, which reads only the low 4 bits of its index lane, so the widened
+// bytes need no masking. 10 -> 8 uops. The table holds v6's very floats (d*q then + m, no FMA), and the
+// sums run in v6's order: results bit-identical to v6 and v7. Q8_0 (256 values) keeps v7's kernel.
+// --8<-- [start:f32_rows4_lut]
+template <int NT, int TYPE>
+LL_AVX512 static void f32_rows4_lut(int64_t n, const uint8_t* w, int64_t rb, const float* const* xs, float* y) {
+    static_assert(TYPE != F32T_Q8_0, "4-bit types only");
+    constexpr int kBlockBytes = TYPE == F32T_Q4_0 ? 18 : 20;
+    constexpr int R = 4;
+    const int64_t nb = n / QK;
+    const __m512 codes = TYPE == F32T_Q4_0  // the 16 possible codes, as v6 converts them
+        ? _mm512_set_ps(7, 6, 5, 4, 3, 2, 1, 0, -1, -2, -3, -4, -5, -6, -7, -8)
+        : _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                               _mm512_set1_epi32(kBlockBytes));
+    __m512 acc_lo[R][NT], acc_hi[R][NT];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < NT; t++) acc_lo[r][t] = acc_hi[r][t] = _mm512_setzero_ps();
+    alignas(64) float d_buf[R][16], m_buf[R][16];
+
+    for (int64_t g = 0; g < nb; g += 16) {
+        const int cnt = int(std::min<int64_t>(16, nb - g));
+        const __mmask16 mask = cnt == 16 ? __mmask16(0xFFFF) : __mmask16((1u << cnt) - 1);
+        for (int r = 0; r < R; r++) {
+            const __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, offsets, w + r * rb + g * kBlockBytes, 1);
+            _mm512_store_ps(d_buf[r], _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm)));
+            if (TYPE == F32T_Q4_1) _mm512_store_ps(m_buf[r], _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16))));
+        }
+        for (int j = 0; j < cnt; j++) {
+            const int64_t i = g + j;
+            __m512 x_lo[NT], x_hi[NT];
+            for (int t = 0; t < NT; t++) {
+                x_lo[t] = _mm512_loadu_ps(xs[t] + QK * i);
+                x_hi[t] = _mm512_loadu_ps(xs[t] + QK * i + 16);
+            }
+            for (int r = 0; r < R; r++) {
+                const uint8_t* qs = w + r * rb + i * kBlockBytes + (TYPE == F32T_Q4_1 ? 4 : 2);
+                __m512 table = _mm512_mul_ps(_mm512_set1_ps(d_buf[r][j]), codes);  // the block's 16 weights
+                if (TYPE == F32T_Q4_1) table = _mm512_add_ps(table, _mm512_set1_ps(m_buf[r][j]));
+                const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+                const __m512i idx_lo = _mm512_cvtepu8_epi32(packed);                     // low nibble in bits 0-3
+                const __m512i idx_hi = _mm512_cvtepu8_epi32(_mm_srli_epi16(packed, 4));  // high nibble in bits 0-3
+                const __m512 w_lo = _mm512_permutexvar_ps(idx_lo, table);
+                const __m512 w_hi = _mm512_permutexvar_ps(idx_hi, table);
+                for (int t = 0; t < NT; t++) {
+                    acc_lo[r][t] = _mm512_fmadd_ps(w_lo, x_lo[t], acc_lo[r][t]);
+                    acc_hi[r][t] = _mm512_fmadd_ps(w_hi, x_hi[t], acc_hi[r][t]);
+                }
+            }
+        }
+    }
+    for (int t = 0; t < NT; t++)
+        for (int r = 0; r < R; r++) y[t * R + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc_lo[r][t], acc_hi[r][t]));
+}
+// --8<-- [end:f32_rows4_lut]
+
+#define LL_DISPATCH_R4L(TYPE)                                              \
+    if (n_tok == 1) return f32_rows4_lut<1, TYPE>(n, w, rb, xs, y);        \
+    return f32_rows4_lut<2, TYPE>(n, w, rb, xs, y);
+void dot4l_q4_0_f32tiled_avx512(int64_t n, const uint8_t* w, int64_t rb, const float* const* xs, int n_tok, float* y) { LL_DISPATCH_R4L(F32T_Q4_0) }
+void dot4l_q4_1_f32tiled_avx512(int64_t n, const uint8_t* w, int64_t rb, const float* const* xs, int n_tok, float* y) { LL_DISPATCH_R4L(F32T_Q4_1) }
+#undef LL_DISPATCH_R4L
+
 // ---- k-quants: Q4_K and Q6_K (the bulk of a Q4_K_M file), same scheme per sub-block ----
 // Q4_K: sub-block s of 32: w = (d * scale_s) * q - (dmin * min_s), q the low or high nibbles of 32 bytes.
 template <int NT>
