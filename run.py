@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 EXIT_RUNTIME, EXIT_USAGE = 1, 2
 MAX_THREADS = 512

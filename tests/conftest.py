@@ -60,6 +60,16 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def quant_fixture() -> dict:
+    """llama.cpp's own quantized blocks and their F32 source rows (tools/make_quant_fixtures.py)."""
+    path = REPO / "tests" / "fixtures" / "quant_llamacpp.npz"
+    if not path.exists():
+        pytest.skip(f"{path.name} absent: run tools/make_quant_fixtures.py")
+    with np.load(path) as f:
+        return {key: f[key] for key in f.files}
+
+
+@pytest.fixture(scope="session")
 def default_numpy_model(default_model):
     """The default model in numpy (weights dequantized once per session, ~540 MB), n_ctx 512."""
     from lessons.l08_transformer import NumpyLlama

@@ -4,7 +4,6 @@ Oracles: gguf-py (llama.cpp's Python package: GGML_QUANT_SIZES, quants.dequantiz
 llama.cpp's own quantizer and dequantizer, frozen in tests/fixtures/quant_llamacpp.npz by
 tools/make_quant_fixtures.py.
 """
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,17 +14,14 @@ from gguf import GGMLQuantizationType as T  # noqa: E402
 from lessons import l12b_legacy_quants as legacy  # noqa: E402
 from lessons.l12_quants import GGML_TYPES, dequantize, quantize, row_bytes  # noqa: E402
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "quant_llamacpp.npz"
 LEGACY = [T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0]
 KQUANTS = [T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K]
 
 
 @pytest.fixture(scope="module")
-def fx():
-    if not FIXTURE.exists():
-        pytest.skip(f"{FIXTURE.name} absent: run tools/make_quant_fixtures.py")
-    with np.load(FIXTURE) as f:
-        return {k: f[k] for k in f.files}
+def fx(quant_fixture):
+    """llama.cpp's blocks and source rows (tools/make_quant_fixtures.py), loaded once in conftest."""
+    return quant_fixture
 
 
 def bits(a):

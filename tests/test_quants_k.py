@@ -1,6 +1,5 @@
 """Lesson 13: k-quants. Oracle: llama.cpp's quantizer (ggml_quantize_chunk without an importance
 matrix), frozen in tests/fixtures/quant_llamacpp.npz by tools/make_quant_fixtures.py."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,17 +8,14 @@ from lessons import l13_kquants as k
 from lessons.l12_quants import GGML_TYPES, dequantize, quantize
 from lessons.l13b_kquant_search import nearest_int, seq_sum
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "quant_llamacpp.npz"
 KQUANTS = {10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K"}
 N_MODEL_ROWS = 28  # the fixture's first rows come from the default model, the rest are synthetic
 
 
 @pytest.fixture(scope="module")
-def fx():
-    if not FIXTURE.exists():
-        pytest.skip(f"{FIXTURE.name} absent: run tools/make_quant_fixtures.py")
-    with np.load(FIXTURE) as f:
-        return {key: f[key] for key in f.files}
+def fx(quant_fixture):
+    """llama.cpp's blocks and source rows (tools/make_quant_fixtures.py), loaded once in conftest."""
+    return quant_fixture
 
 
 @pytest.fixture(scope="module")
