@@ -85,29 +85,28 @@ def parse_merges(merges) -> dict[tuple[str, str], int]:
 
 # ---- the merge loop ----
 # --8<-- [start:bpe_merge]
-def bpe_merge(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
-    """Merge the symbols of one pre-token, lowest rank first (leftmost on ties).
+def merge_symbols(symbols: list[str], priority) -> list[str]:
+    """Repeatedly merge the best adjacent pair; leftmost wins ties. Both BPE flavours use this loop.
 
-    word: the pre-token in the byte-map alphabet, e.g. 'Ġhello'. Returns the final symbols,
-    e.g. ['Ġhello']. Symbols live in a doubly linked list; merged-away symbols become ''.
+    priority(left, right) -> a sort key (lower merges first) or None when the pair cannot merge.
+    Symbols live in a doubly linked list; merged-away symbols become ''.
     """
-    symbols = list(word)                            # one symbol per byte to start with
     prev = list(range(-1, len(symbols) - 1))        # prev[i] = index of the symbol on the left
     next_ = list(range(1, len(symbols) + 1))        # next_[i] = index on the right (len = none)
-    heap = []                                       # (rank, left index, right index, merged text)
+    heap = []                                       # (key, left index, right index, merged text)
 
     def push_pair(left: int, right: int):
         if left < 0 or right >= len(symbols):
             return
-        rank = ranks.get((symbols[left], symbols[right]))
-        if rank is not None:
-            heapq.heappush(heap, (rank, left, right, symbols[left] + symbols[right]))
+        key = priority(symbols[left], symbols[right])
+        if key is not None:
+            heapq.heappush(heap, (key, left, right, symbols[left] + symbols[right]))
 
     for i in range(len(symbols) - 1):
         push_pair(i, i + 1)
 
     while heap:
-        rank, left, right, text = heapq.heappop(heap)
+        _, left, right, text = heapq.heappop(heap)
         if not symbols[left] or not symbols[right] or symbols[left] + symbols[right] != text:
             continue                                # stale: a side changed since this was pushed
         symbols[left], symbols[right] = text, ""    # the right symbol joins the left one
@@ -118,6 +117,15 @@ def bpe_merge(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
         push_pair(left, next_[left])
 
     return [s for s in symbols if s]
+
+
+def bpe_merge(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
+    """Merge the symbols of one pre-token, lowest merge rank first.
+
+    word: the pre-token in the byte-map alphabet, e.g. 'Ġhello'. Returns the final symbols,
+    e.g. ['Ġhello']. Only pairs listed in tokenizer.ggml.merges may merge.
+    """
+    return merge_symbols(list(word), lambda left, right: ranks.get((left, right)))  # one symbol per byte
 # --8<-- [end:bpe_merge]
 
 

@@ -27,7 +27,7 @@ tests/test_tokenizer.py replays both on a toy vocabulary.
 
 from __future__ import annotations
 
-import heapq
+from lessons.l02c_byte_level_bpe import merge_symbols
 
 SPACE = "\u2581"  # "▁", SentencePiece's visible space
 
@@ -36,36 +36,15 @@ SPACE = "\u2581"  # "▁", SentencePiece's visible space
 def spm_merge(text: str, token_to_id: dict[str, int], scores) -> list[str]:
     """Merge the characters of `text` (spaces already "▁"), best-scoring token first.
 
+    The loop is byte-level BPE's (lesson 2c); only the priority differs: there is no merge list,
+    any pair whose concatenation is a token may merge, and the higher that token's score the sooner.
     Returns the final symbols; each is a token or a single character that is not one.
     """
-    symbols = list(text)                            # one symbol per character
-    prev = list(range(-1, len(symbols) - 1))
-    next_ = list(range(1, len(symbols) + 1))
-    heap = []                                       # (-score, left, right, merged text)
+    def priority(left: str, right: str):
+        tid = token_to_id.get(left + right)
+        return None if tid is None else -scores[tid]  # heapq pops the smallest: negate the score
 
-    def push_pair(left: int, right: int):
-        if left < 0 or right >= len(symbols):
-            return
-        merged = symbols[left] + symbols[right]
-        tid = token_to_id.get(merged)
-        if tid is not None:                         # any token may be a merge result
-            heapq.heappush(heap, (-scores[tid], left, right, merged))
-
-    for i in range(len(symbols) - 1):
-        push_pair(i, i + 1)
-
-    while heap:
-        _, left, right, merged = heapq.heappop(heap)
-        if not symbols[left] or not symbols[right] or symbols[left] + symbols[right] != merged:
-            continue                                # stale: a side changed since it was pushed
-        symbols[left], symbols[right] = merged, ""
-        next_[left] = next_[right]
-        if next_[left] < len(symbols):
-            prev[next_[left]] = left
-        push_pair(prev[left], left)
-        push_pair(left, next_[left])
-
-    return [s for s in symbols if s]
+    return merge_symbols(list(text), priority)      # one symbol per character to start with
 # --8<-- [end:spm_merge]
 
 
