@@ -156,16 +156,14 @@ def load_model(gguf, args, n_ctx: int):
 
 def do_inspect(gguf, out) -> None:
     """gguf-dump's two tables: metadata (type, count, value) and tensors (bytes, ne, type, name)."""
-    from lessons.l01_gguf import GGUFValueType
     print(f"* GGUF v{gguf.version}, {len(gguf.metadata)} key/value pairs, {len(gguf.tensors)} tensors, "
           f"alignment {gguf.alignment}, data at byte {gguf.data_offset}", file=out)
     for i, (key, value) in enumerate(gguf.metadata.items(), 1):
-        vtype = gguf.metadata_types[key]
-        if isinstance(vtype, list):
-            type_name, count = f"[{_type_name(vtype[0])}]", len(value)
-            shown = repr(value[:8])[:-1] + (", ...]" if len(value) > 8 else "]")
+        if isinstance(value, list):
+            count, shown = len(value), repr(value[:8])[:-1] + (", ...]" if len(value) > 8 else "]")
         else:
-            type_name, count, shown = GGUFValueType(vtype).name, 1, repr(value)
+            count, shown = 1, repr(value)
+        type_name = _type_name(gguf.metadata_types[key])
         print(f"{i:6}: {type_name:10} | {count:8} | {key} = {shown[:200]}", file=out)
     print(f"* {len(gguf.tensors)} tensors", file=out)
     for i, t in enumerate(gguf.tensors.values(), 1):
