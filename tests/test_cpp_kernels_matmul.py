@@ -12,6 +12,7 @@ import pytest
 
 from lessons import l12b_legacy_quants as legacy
 from lessons.l12_quants import dequantize
+from lessons.l14_quant_dot import quantize_i16
 
 K = pytest.importorskip("cpp_core.kernels", reason="the C++ core is not built (pip install -e .)")
 
@@ -75,6 +76,12 @@ def emulate_activations(x: np.ndarray, fmt: str) -> np.ndarray:
     return (q * d).reshape(x.shape).astype(np.float64)
 
 
+def emulate_i16(x: np.ndarray) -> np.ndarray:
+    """x as the 16-bit decoding kernels see it (lesson 14's quantize_i16 and back), in float64."""
+    d, p, _ = quantize_i16(x)
+    return (d[..., None].astype(np.float64) * p).reshape(x.shape)
+
+
 def q8_1_offset_rounding(W: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Q4_1/Q5_1 x Q8_1 use the activation's stored s = fp16(d * sum(q)) for the weight offset m: the
     difference from the exact m * sum(x_quantized), per [token, row]."""
@@ -102,7 +109,8 @@ def test_quant_matmul(version, type_name, n_tok):
         x = np.random.default_rng(i + n_tok).standard_normal((n_tok, n_cols)).astype(np.float32)
         Wf = float_weights(W, t)
         int8 = " x q8" in K.quant_matmul_kernel(version, t)  # this version quantizes x for this type
-        xs = emulate_activations(x, ACT[t]) if int8 else x.astype(np.float64)
+        int16 = " x int16" in K.quant_matmul_kernel(version, t) and n_tok == 1  # v11: one token only
+        xs = emulate_activations(x, ACT[t]) if int8 else emulate_i16(x) if int16 else x.astype(np.float64)
         want = xs @ Wf.T  # [n_tok, n_cols] @ [n_cols, n_rows] -> [n_tok, n_rows]
         if int8 and ACT[t] == "q8_1":
             want += q8_1_offset_rounding(W, x)
@@ -212,14 +220,15 @@ def test_thread_pool_survives_many_small_jobs():
 @pytest.mark.parametrize("n_blocks", [17, 48])
 @pytest.mark.parametrize("n_tok", [1, 2, 10])
 def test_rows_longer_than_16_blocks(version, type_name, n_blocks, n_tok):
-    """v5-v8 fetch scales 16 blocks at a time: rows of 576 (18 blocks) and 1536 (48) span several groups
-    (v7/v8 take 1-2 tokens four rows at a time: 19 rows = 4 groups of 4 and 3 single rows)."""
+    """v5-v11 fetch scales 16 blocks at a time: rows of 576 (18 blocks) and 1536 (48) span several groups
+    (v7-v9 take 1-2 tokens, v11 one token, four rows at a time: 19 rows = 4 groups of 4 and 3 single rows)."""
     t = TYPES[type_name]
     W = random_weights(t, 19, 32 * n_blocks, seed=n_blocks)
     x = np.random.default_rng(n_blocks).standard_normal((n_tok, 32 * n_blocks)).astype(np.float32)
     Wf = float_weights(W, t)
     int8 = " x q8" in K.quant_matmul_kernel(version, t)
-    xs = emulate_activations(x, ACT[t]) if int8 else x.astype(np.float64)
+    int16 = " x int16" in K.quant_matmul_kernel(version, t) and n_tok == 1
+    xs = emulate_activations(x, ACT[t]) if int8 else emulate_i16(x) if int16 else x.astype(np.float64)
     want = xs @ Wf.T + (q8_1_offset_rounding(W, x) if int8 and ACT[t] == "q8_1" else 0.0)
     scale = np.abs(xs) @ np.abs(Wf).T
     got = K.quant_matmul(W, t, x, version=version)
@@ -235,3 +244,18 @@ def test_rows4_versions_equal_v6_bitwise(version, type_name, n_tok):
     W = random_weights(t, 23, 32 * 18, seed=5)
     x = np.random.default_rng(5).standard_normal((n_tok, 32 * 18)).astype(np.float32)
     np.testing.assert_array_equal(K.quant_matmul(W, t, x, version=version), K.quant_matmul(W, t, x, version="v6_f32_tiled"))
+
+
+@pytest.mark.parametrize("type_name", ["q4_0", "q4_1", "q8_0"])
+def test_i16_decoding_is_float32_to_1e5(type_name):
+    """v11 rounds one token's activations to 16 bits: against float32 activations (v9) the products move
+    by about 1e-5 of their scale, and no more: 16-bit rounding gives up none of float32's accuracy that matters."""
+    t = TYPES[type_name]
+    W = random_weights(t, 64, 576, seed=11)
+    x = (np.random.default_rng(11).standard_normal((1, 576)) * np.geomspace(0.01, 100, 576)).astype(np.float32)
+    exact = x.astype(np.float64) @ float_weights(W, t).T  # [1, 64]
+    scale = np.abs(x.astype(np.float64)) @ np.abs(float_weights(W, t)).T
+    rel16 = np.abs(K.quant_matmul(W, t, x, version="v11_i16_decode") - exact) / scale
+    rel32 = np.abs(K.quant_matmul(W, t, x, version="v9_prefetch") - exact) / scale
+    assert rel16.max() < 2e-5 and rel32.max() < 2e-6
+    assert rel16.max() > rel32.max()  # the rounding is real: v11 is not secretly the float path

@@ -124,8 +124,10 @@ def numpy_oracle(gguf, n_ctx, weight_type):
     return model
 
 
-def assert_logits_close(ours, ref, quantized: bool, what=""):
+def assert_logits_close(ours, ref, quantized: bool, what="", sixteen_bit: bool = False):
     """Both sides do the same arithmetic up to float rounding. F32 weights: ~1e-6 of the logits' spread.
+    sixteen_bit: one decoded token with Q4_0/Q4_1/Q8_0 weights, whose products round the activations to
+    16 bits (quant_matmul v11): each moves by up to max|x|/65534 of its block, ~1e-4 of the spread here.
     Quantized weights: mostly ~1e-4 too, but an activation that lands within float noise of an 8-bit
     rounding boundary can round the other way on one side; one such flip moves that activation by
     amax/127, and the random models' sharp attention amplifies it to up to ~1% of the spread (RMS) over
@@ -134,7 +136,7 @@ def assert_logits_close(ours, ref, quantized: bool, what=""):
     spread = float(ref.std())
     diff = ours.astype(np.float64) - ref
     rms, worst = float(np.sqrt(np.mean(diff**2))) / spread, float(np.abs(diff).max()) / spread
-    rms_tol, worst_tol = (2e-2, 6e-2) if quantized else (1e-5, 1e-4)
+    rms_tol, worst_tol = (2e-2, 6e-2) if quantized else (3e-4, 1.5e-3) if sixteen_bit else (1e-5, 1e-4)
     assert rms <= rms_tol and worst <= worst_tol, f"{what}: |diff| / spread: rms {rms:.3g}, max {worst:.3g}"
 
 
@@ -160,9 +162,10 @@ def neox_arch(monkeypatch):
 @pytest.mark.parametrize("int8", [False, True], ids=["f32-activations", "int8-activations"])
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_prefill_then_decode_matches_numpy(tmp_path, neox_arch, variant, int8):
-    """Default: the kernels' fast path keeps activations in float32, so the plain numpy lesson is the
-    oracle at float-rounding tolerance, whatever the weight type. int8_activations: the oracle is the
-    lesson with llama.cpp's 8-bit rounding emulated (numpy_oracle)."""
+    """Default: the kernels' fast path keeps a prompt's activations in float32, so the plain numpy lesson is
+    the oracle at float-rounding tolerance, whatever the weight type; one decoded token with Q4_0/Q4_1/Q8_0
+    weights rounds them to 16 bits (v11), a 20x looser but still tight tolerance. int8_activations: the
+    oracle is the lesson with llama.cpp's 8-bit rounding emulated (numpy_oracle)."""
     gguf = tiny_llama(tmp_path / "m.gguf", **VARIANTS[variant])
     wt = VARIANTS[variant]["weight_type"]
     quantized = int8 and wt != GGMLType.F32
@@ -172,7 +175,8 @@ def test_prefill_then_decode_matches_numpy(tmp_path, neox_arch, variant, int8):
     tokens = np.random.default_rng(0).integers(0, ours.config.n_vocab, 12).astype(np.int32)
     assert_logits_close(ours.forward(tokens[:9], 0), ref.forward(tokens[:9], 0), quantized, "prefill")
     for pos in range(9, 12):  # decode one token at a time on top of the cache
-        assert_logits_close(ours.forward(tokens[pos:pos + 1], pos), ref.forward(tokens[pos:pos + 1], pos), quantized, f"decode {pos}")
+        assert_logits_close(ours.forward(tokens[pos:pos + 1], pos), ref.forward(tokens[pos:pos + 1], pos), quantized, f"decode {pos}",
+                            sixteen_bit=wt != GGMLType.F32)
 
 
 def test_long_prompt_spans_micro_batches(tmp_path):
@@ -192,7 +196,8 @@ def test_last_only_reset_and_threads_agree(tmp_path):
     one.reset()
     last = one.forward(tokens, 0, last_only=True)  # the same prompt after reset
     assert last.shape == (1, 80)
-    np.testing.assert_allclose(last[0], full[-1], rtol=1e-5, atol=1e-5)
+    # one row of output: the 16-bit decoding product (v11) instead of the prompt's float32 one
+    assert_logits_close(last, full[-1:], False, "last_only", sixteen_bit=True)
     three = CppLlama(gguf, n_ctx=16, n_threads=3)  # rows split differently over threads: same numbers
     np.testing.assert_allclose(three.forward(tokens, 0), full, rtol=1e-5, atol=1e-5)
     # decoding token by token sees the same cache as the prompt did

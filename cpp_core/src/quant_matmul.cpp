@@ -351,6 +351,42 @@ static void matmul_v9(const QuantType& t, const uint8_t* W, int64_t n_rows, int6
         default: return matmul_v6_avx512(t, W, n_rows, n_cols, x, n_tok, y, pool);
     }
 }
+
+// ---- v11: decoding with activations rounded to 16 bits, integer products (vpdpwssd) ----
+// One token (n_tok = 1) for Q4_0, Q4_1 and Q8_0; everything else runs v9. x is rounded once per product
+// (quant_dot_avx512_i16.cpp says why this is cheaper and how small the rounding is), then the rows
+// are split over the pool like v9, four per call, with v9's prefetch.
+using RowsI16Fn = void (*)(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
+void quantize_act_i16(const float* x, int64_t n, int16_t* q, float* d, float* s);
+void rows_q4_0_i16_avx512(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
+void rows_q4_1_i16_avx512(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
+void rows_q8_0_i16_avx512(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
+
+// --8<-- [start:matmul_v11]
+static void matmul_v11(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                       int64_t n_tok, float* y, ThreadPool& pool) {
+    RowsI16Fn rows;
+    switch (t.ggml_type) {
+        case GGML_Q4_0: rows = rows_q4_0_i16_avx512; break;
+        case GGML_Q4_1: rows = rows_q4_1_i16_avx512; break;
+        case GGML_Q8_0: rows = rows_q8_0_i16_avx512; break;
+        default: rows = nullptr;
+    }
+    if (!rows || n_tok != 1) return matmul_v9(t, W, n_rows, n_cols, x, n_tok, y, pool);  // prompts: v9
+    thread_local std::vector<int16_t> xq;  // the caller's buffers; the lambda below reads them through pointers
+    thread_local std::vector<float> xd, xs;
+    xq.resize(size_t(n_cols)), xd.resize(size_t(n_cols / QK)), xs.resize(size_t(n_cols / QK));
+    quantize_act_i16(x, n_cols, xq.data(), xd.data(), xs.data());  // [n_cols] -> [n_cols] int16 + 2 x [n_cols/32]
+    const int16_t* q = xq.data();
+    const float *d = xd.data(), *s = xs.data();
+    const int64_t rb = int64_t(n_cols / t.block_size) * t.block_bytes;
+    const int64_t n_tasks = (n_rows + kRowsPerTask - 1) / kRowsPerTask;
+    pool.parallel_for(n_tasks, [&](int64_t begin, int64_t end) {
+        const int64_t r0 = begin * kRowsPerTask, r1 = std::min(n_rows, end * kRowsPerTask);
+        rows(n_cols, W + r0 * rb, rb, r1 - r0, q, d, s, y + r0, kPrefetchAhead);  // y[r0..r1) = W[r0..r1) x
+    });
+}
+// --8<-- [end:matmul_v11]
 #endif
 
 static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
@@ -367,14 +403,15 @@ static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
     {"v7_rows4", "v6, with 1-2 tokens done four rows at a time (decoding)", matmul_v7, detail::cpu_avx512vnni},
     {"v8_rows4_lut", "v7 with 4-bit weights looked up in the block's 16 values", matmul_v8, detail::cpu_avx512vnni},
     {"v9_prefetch", "v8 with software prefetch of the rows 2 KB ahead", matmul_v9, detail::cpu_avx512vnni},
+    {"v11_i16_decode", "decoding: activations rounded to 16 bits, exact integer products (vpdpwssd)", matmul_v11, detail::cpu_avx512vnni},
 #endif
 };
 
+// The int8 dot level a version's fallback reaches for types it has no kernel of its own for.
 static int version_level(const std::string& name) {
-    if (name.rfind("v3", 0) == 0 || name == "v6_f32_tiled_avx2") return LEVEL_AVX2;
-    if (name.rfind("v4", 0) == 0 || name.rfind("v5", 0) == 0 || name.rfind("v6", 0) == 0 || name.rfind("v7", 0) == 0)
-        return LEVEL_AVX512;
-    return LEVEL_SCALAR;
+    if (name.rfind("v3_", 0) == 0 || name == "v6_f32_tiled_avx2") return LEVEL_AVX2;
+    if (name.rfind("v0_", 0) == 0 || name.rfind("v1_", 0) == 0 || name.rfind("v2_", 0) == 0) return LEVEL_SCALAR;
+    return LEVEL_AVX512;  // v4 and later
 }
 
 static const QuantType& check_matmul(int ggml_type, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
@@ -390,7 +427,7 @@ static const QuantType& check_matmul(int ggml_type, const uint8_t* W, int64_t n_
 // LLAMA_LESSONS_MATMUL names another (for experiments: e.g. v4b_f32act for float activations).
 // Without an override: the best float-activation version this CPU runs (v9, v6 AVX-512, v6 AVX2, or v1),
 // because float activations keep the C++ model equal to the F32 model (docs/20-kernels-matmul.md).
-static const char* const kFastPathOrder[] = {"v9_prefetch", "v6_f32_tiled", "v6_f32_tiled_avx2", "v1_threads"};
+static const char* const kFastPathOrder[] = {"v11_i16_decode", "v9_prefetch", "v6_f32_tiled", "v6_f32_tiled_avx2", "v1_threads"};
 
 static const detail::OpVersion<MatmulFn>& fast_path_version() {
     const char* name = std::getenv("LLAMA_LESSONS_MATMUL");
@@ -425,18 +462,20 @@ std::string quant_matmul_kernel(const std::string& version, int ggml_type) {
     if (!t) throw std::invalid_argument("unsupported ggml type " + std::to_string(ggml_type));
     if (version.rfind("v4b", 0) == 0 && (ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return std::string(t->name) + " dequantized in registers x f32 avx512";
-    if ((version == "v7_rows4" || version == "v8_rows4_lut" || version == "v9_prefetch") &&
+    if (version == "v11_i16_decode" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
+        return std::string(t->name) + " x int16 activations avx512vnni (vpdpwssd), 4 rows per call for 1 token; prompts as v9";
+    if ((version == "v7_rows4" || version == "v8_rows4_lut" || version == "v9_prefetch" || version == "v11_i16_decode") &&
         (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return std::string(t->name) + (version != "v7_rows4" && ggml_type != GGML_Q8_0 ? " looked up in registers" : " dequantized in registers") +
                " x f32 avx512, 4 rows x 1-2 tokens or 1-8 tokens per block";
-    if ((version == "v6_f32_tiled" || version == "v7_rows4" || version == "v8_rows4_lut" || version == "v9_prefetch") && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0 ||
+    if ((version == "v6_f32_tiled" || version == "v7_rows4" || version == "v8_rows4_lut" || version == "v9_prefetch" || version == "v11_i16_decode") && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0 ||
                                       ggml_type == GGML_Q4_K || ggml_type == GGML_Q6_K))
         return std::string(t->name) + " dequantized in registers x f32 avx512, 1-8 tokens per block";
     if (version == "v6_f32_tiled_avx2" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return std::string(t->name) + " dequantized in registers x f32 avx2, 1-4 tokens per block";
     if (version.rfind("v5", 0) == 0 && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return std::string(t->name) + " x q8 pairs avx512vnni, 1-8 tokens per block";
-    if (version.rfind("v0", 0) == 0 || version.rfind("v1", 0) == 0) return std::string(t->name) + " dequantize + f32 dot scalar";
+    if (version.rfind("v0_", 0) == 0 || version.rfind("v1_", 0) == 0) return std::string(t->name) + " dequantize + f32 dot scalar";
     return dot_name_for_level(*t, version_level(version));
 }
 
