@@ -263,8 +263,9 @@ def test_weight_type_the_kernels_cannot_multiply(tmp_path):
 @pytest.mark.parametrize("int8", [False, True])
 @pytest.mark.parametrize("weight_type", [GGMLType.Q4_1, GGMLType.F32])
 def test_fused_decode_gives_the_plain_path_numbers(tmp_path, weight_type, int8):
-    """Decoding fuses Q/K/V and gate/up/SwiGLU into one parallel loop each: same rows, same activations,
-    so the same logits as the one-product-at-a-time path, bit for bit, with any thread count."""
+    """Decoding runs the token as one team of threads, each doing its share of every step between
+    barriers: same rows, same activations, so the same logits as the one-parallel-loop-per-product path,
+    bit for bit, with any thread count."""
     gguf = tiny_llama(tmp_path / "m.gguf", weight_type=weight_type, n_ff=160)  # n_ff not a multiple of the row blocks
     tokens = np.random.default_rng(4).integers(0, 80, 6).astype(np.int32)
     runs = []

@@ -72,6 +72,8 @@ LlamaModel::LlamaModel(const LlamaHParams& hp, ModelWeightRefs weights, int n_ct
     gate_.resize(B * hp.n_ff);
     up_.resize(B * hp.n_ff);
     ffn_out_.resize(B * hp.n_embd);
+    team_x_.resize(size_t(pool_.n_threads()) * hp.n_embd);
+    team_xn_.resize(size_t(pool_.n_threads()) * hp.n_embd);
 }
 
 void LlamaModel::reset() {
@@ -134,51 +136,91 @@ static void rope_heads(float* x, int n_head, int head_dim, int n_rot, int pos, f
     for (int h = 0; h < n_head; h++) rope(x + int64_t(h) * head_dim, 1, n_rot, pos, base, neox);
 }
 
-// ---- decoding one token: fewer barriers ----
-// A token's matrix-vector products are short (tens of microseconds), so each thread-pool barrier is a
-// real cost, and a big one when a core is shared and a worker may be descheduled. Decoding therefore
-// runs Q, K and V as ONE parallel loop over row blocks of the three matrices, and gate and up as one
-// loop whose blocks also apply SwiGLU to the rows they just made: 5 barriers per layer instead of 8.
-// Inside a pool task quant_matmul runs inline on the block's rows (nested parallel_for is inline).
+// ---- decoding one token: one team of threads, barriers between the steps ----
+// A token's matrix-vector products are short (tens of microseconds), so a parallel loop per product
+// (five per layer) pays a wake-up and a wait five times per layer. Decoding instead runs the whole token
+// as ONE team (ThreadPool::run_team): every thread walks all layers, does its share of each step (a
+// contiguous slice of each matrix's rows, so each thread streams its own part of the weights) and
+// waits at a barrier only where the next step needs the others' results: 4 barriers per layer.
+// Each thread keeps its own copy of the residual stream x and of its norm: adding and normalizing 576
+// floats twice costs less than a barrier.
+
+// [begin, end) of thread t's share of n units (rows, heads), in multiples of align
+static void thread_share(int64_t n, int t, int n_threads, int64_t align, int64_t* begin, int64_t* end) {
+    const int64_t units = (n + align - 1) / align;
+    *begin = std::min(n, units * t / n_threads * align);
+    *end = std::min(n, units * (t + 1) / n_threads * align);
+}
+
 static void matmul_rows(const std::string& version, const WeightRef& w, int64_t r0, int64_t r1, const float* x, float* y,
                         ThreadPool& pool) {
-    matmul_any(version, w, r0, r1, x, 1, y + r0, pool);  // y[r0..r1) = W[r0..r1) x
+    if (r0 < r1) matmul_any(version, w, r0, r1, x, 1, y + r0, pool);  // y[r0..r1) = W[r0..r1) x (inline in a team)
 }
 
-// Rows per task: enough that re-quantizing x per task is noise, few enough that each thread gets several.
-static int64_t rows_per_task(int64_t n_rows, int n_threads) {
-    const int64_t per = (n_rows + 4 * n_threads - 1) / (4 * int64_t(n_threads));
-    return std::max<int64_t>(64, (per + 15) / 16 * 16);
+void LlamaModel::decode_one_token(int32_t token, int pos, float* logits) {
+    pool_.run_team([&](int thread, int n_threads) { decode_team_member(token, pos, logits, thread, n_threads); });
 }
 
-void LlamaModel::qkv_one_token(const LayerWeightRefs& L, const float* xn, float* q, float* k, float* v) {
-    const WeightRef* mats[3] = {&L.wq, &L.wk, &L.wv};
-    float* outs[3] = {q, k, v};
-    const int64_t step = rows_per_task(q_dim_ + 2 * kv_dim_, pool_.n_threads());
-    int64_t first_task[4] = {0, 0, 0, 0};  // task index where each matrix starts
-    for (int m = 0; m < 3; m++) first_task[m + 1] = first_task[m] + (mats[m]->n_rows + step - 1) / step;
-    pool_.parallel_for(first_task[3], [&](int64_t begin, int64_t end) {
-        for (int64_t task = begin; task < end; task++) {
-            const int m = task < first_task[1] ? 0 : task < first_task[2] ? 1 : 2;
-            const int64_t r0 = (task - first_task[m]) * step, r1 = std::min(mats[m]->n_rows, r0 + step);
-            matmul_rows(matmul_version_, *mats[m], r0, r1, xn, outs[m], pool_);
+// --8<-- [start:decode_team_member]
+void LlamaModel::decode_team_member(int32_t token, int pos, float* logits, int t, int nt) {
+    const LlamaHParams& c = hp_;
+    const int64_t d = c.n_embd, hd = c.head_dim;
+    float* x = team_x_.data() + t * d;    // this thread's residual stream  [d]
+    float* xn = team_xn_.data() + t * d;  // and its normalized copy        [d]
+    float *q = q_.data(), *k = k_.data(), *v = v_.data(), *att = att_.data(), *gate = gate_.data(), *up = up_.data();
+    float* tmp = ffn_out_.data();
+    const AttentionShape shape{1, pos, c.n_head, c.n_head_kv, c.head_dim};
+    int64_t b, e;
+    embed(&token, 1, x);  // [d]
+    for (int l = 0; l < c.n_layer; l++) {
+        const LayerWeightRefs& L = w_.layers[l];
+        // ---- Q, K, V: this thread's heads of the n_head + 2 n_head_kv output heads, RoPE'd, K and V cached ----
+        rmsnorm(x, L.attn_norm, xn, d, c.rms_eps);
+        thread_share(c.n_head + 2 * c.n_head_kv, t, nt, 1, &b, &e);
+        const int64_t q_end = c.n_head, k_end = c.n_head + c.n_head_kv;
+        if (b < q_end) {  // query heads [b, min(e, q_end))
+            const int64_t h1 = std::min(e, q_end);
+            matmul_rows(matmul_version_, L.wq, b * hd, h1 * hd, xn, q, pool_);
+            rope_heads(q + b * hd, int(h1 - b), c.head_dim, c.n_rot, pos, c.rope_base, c.rope_neox);
         }
-    });
-}
-
-// --8<-- [start:ffn_up_one_token]
-void LlamaModel::ffn_up_one_token(const LayerWeightRefs& L, const float* xn, float* gate, float* up) {
-    const int64_t step = rows_per_task(2 * int64_t(hp_.n_ff), pool_.n_threads());
-    pool_.parallel_for((hp_.n_ff + step - 1) / step, [&](int64_t begin, int64_t end) {
-        for (int64_t task = begin; task < end; task++) {
-            const int64_t r0 = task * step, r1 = std::min<int64_t>(hp_.n_ff, r0 + step);
-            matmul_rows(matmul_version_, L.w_gate, r0, r1, xn, gate, pool_);
-            matmul_rows(matmul_version_, L.w_up, r0, r1, xn, up, pool_);
-            swiglu(gate + r0, up + r0, gate + r0, r1 - r0);  // these rows are ready: silu(gate) * up, in place
+        if (b < k_end && e > q_end) {  // key heads
+            const int64_t h0 = std::max(b, q_end) - q_end, h1 = std::min(e, k_end) - q_end;
+            matmul_rows(matmul_version_, L.wk, h0 * hd, h1 * hd, xn, k, pool_);
+            rope_heads(k + h0 * hd, int(h1 - h0), c.head_dim, c.n_rot, pos, c.rope_base, c.rope_neox);
+            std::memcpy(k_at(l, pos) + h0 * hd, k + h0 * hd, sizeof(float) * (h1 - h0) * hd);
         }
-    });
+        if (e > k_end) {  // value heads
+            const int64_t h0 = std::max(b, k_end) - k_end, h1 = e - k_end;
+            matmul_rows(matmul_version_, L.wv, h0 * hd, h1 * hd, xn, v, pool_);
+            std::memcpy(v_at(l, pos) + h0 * hd, v + h0 * hd, sizeof(float) * (h1 - h0) * hd);
+        }
+        pool_.barrier();
+        // ---- attention ----
+        if (t == 0) attention(q, k_at(l, 0), v_at(l, 0), att, shape, pool_);  // [n_head*hd]
+        pool_.barrier();
+        // ---- output projection, then each thread adds it to its own x ----
+        thread_share(d, t, nt, 16, &b, &e);
+        matmul_rows(matmul_version_, L.wo, b, e, att, tmp, pool_);  // [n_head*hd] -> [d], rows [b, e)
+        pool_.barrier();
+        add_rows(x, tmp, d);
+        // ---- feed-forward: this thread's rows of gate and up, SwiGLU on them, then its rows of down ----
+        rmsnorm(x, L.ffn_norm, xn, d, c.rms_eps);
+        thread_share(c.n_ff, t, nt, 16, &b, &e);
+        matmul_rows(matmul_version_, L.w_gate, b, e, xn, gate, pool_);  // [d] -> [n_ff], rows [b, e)
+        matmul_rows(matmul_version_, L.w_up, b, e, xn, up, pool_);
+        swiglu(gate + b, up + b, gate + b, e - b);
+        pool_.barrier();
+        thread_share(d, t, nt, 16, &b, &e);
+        matmul_rows(matmul_version_, L.w_down, b, e, gate, tmp, pool_);  // [n_ff] -> [d], rows [b, e)
+        pool_.barrier();
+        add_rows(x, tmp, d);
+    }
+    if (!logits) return;
+    rmsnorm(x, w_.output_norm, xn, d, c.rms_eps);
+    thread_share(c.n_vocab, t, nt, 16, &b, &e);
+    matmul_rows(matmul_version_, w_.output, b, e, xn, logits, pool_);  // [d] -> [n_vocab], rows [b, e)
 }
-// --8<-- [end:ffn_up_one_token]
+// --8<-- [end:decode_team_member]
 
 // ---- one micro-batch through the whole model ----
 // --8<-- [start:forward_batch]
@@ -188,20 +230,16 @@ void LlamaModel::forward_batch(const int32_t* tokens, int n, int pos, float* log
     float *x = x_.data(), *xn = xn_.data(), *q = q_.data(), *k = k_.data(), *v = v_.data();
     float *att = att_.data(), *gate = gate_.data(), *up = up_.data(), *tmp = ffn_out_.data();
     const AttentionShape shape{n, pos, c.n_head, c.n_head_kv, c.head_dim};
-    const bool fused = n == 1 && fuse_decode_;
+    if (n == 1 && fuse_decode_) return decode_one_token(tokens[0], pos, logits);  // one token: the team path above
 
     embed(tokens, n, x);  // [n, d]
     for (int l = 0; l < c.n_layer; l++) {
         const LayerWeightRefs& L = w_.layers[l];
         // ---- attention block ----
         rmsnorm_rows(x, L.attn_norm, xn, n, d, c.rms_eps);  // [n, d]
-        if (fused) {
-            qkv_one_token(L, xn, q, k, v);  // the three products below, one barrier
-        } else {
-            matmul(L.wq, xn, n, q);  // [n, d] -> [n, n_head*hd]
-            matmul(L.wk, xn, n, k);  // [n, d] -> [n, n_head_kv*hd]
-            matmul(L.wv, xn, n, v);  // [n, d] -> [n, n_head_kv*hd]
-        }
+        matmul(L.wq, xn, n, q);  // [n, d] -> [n, n_head*hd]
+        matmul(L.wk, xn, n, k);  // [n, d] -> [n, n_head_kv*hd]
+        matmul(L.wv, xn, n, v);  // [n, d] -> [n, n_head_kv*hd]
         for (int t = 0; t < n; t++) {
             rope_heads(q + t * q_dim_, c.n_head, c.head_dim, c.n_rot, pos + t, c.rope_base, c.rope_neox);
             rope_heads(k + t * kv_dim_, c.n_head_kv, c.head_dim, c.n_rot, pos + t, c.rope_base, c.rope_neox);
@@ -213,13 +251,9 @@ void LlamaModel::forward_batch(const int32_t* tokens, int n, int pos, float* log
         add_rows(x, tmp, n * d);
         // ---- feed-forward block ----
         rmsnorm_rows(x, L.ffn_norm, xn, n, d, c.rms_eps);  // [n, d]
-        if (fused) {
-            ffn_up_one_token(L, xn, gate, up);  // gate, up and SwiGLU below, one barrier
-        } else {
-            matmul(L.w_gate, xn, n, gate);                // [n, d] -> [n, n_ff]
-            matmul(L.w_up, xn, n, up);                    // [n, d] -> [n, n_ff]
-            swiglu(gate, up, gate, int64_t(n) * c.n_ff);  // silu(gate) * up, in place: [n, n_ff]
-        }
+        matmul(L.w_gate, xn, n, gate);                // [n, d] -> [n, n_ff]
+        matmul(L.w_up, xn, n, up);                    // [n, d] -> [n, n_ff]
+        swiglu(gate, up, gate, int64_t(n) * c.n_ff);  // silu(gate) * up, in place: [n, n_ff]
         matmul(L.w_down, gate, n, tmp);  // [n, n_ff] -> [n, d]
         add_rows(x, tmp, n * d);
     }

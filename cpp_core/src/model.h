@@ -70,8 +70,9 @@ public:
     // Checks every shape and size (throws std::invalid_argument with a one-line message).
     LlamaModel(const LlamaHParams& hp, ModelWeightRefs weights, int n_ctx, int n_threads);
 
-    // Decoding (one token) fuses Q/K/V and gate/up/SwiGLU into one parallel loop each (same numbers,
-    // fewer barriers). Off: the plain one-product-at-a-time path, kept for tests and benchmarks.
+    // Decoding (one token) runs the whole token as one team of threads (ThreadPool::run_team) that split
+    // every step by thread index and meet at barriers: same numbers, one wake-up per token instead of
+    // five per layer. Off: the plain one-parallel-loop-per-product path, kept for tests and benchmarks.
     void set_fuse_decode(bool on) { fuse_decode_ = on; }
     bool fuse_decode() const { return fuse_decode_; }
 
@@ -98,8 +99,8 @@ private:
     void forward_batch(const int32_t* tokens, int n, int pos, float* logits, bool last_only);
     void embed(const int32_t* tokens, int n, float* x);
     void matmul(const WeightRef& w, const float* x, int n_tok, float* y);
-    void qkv_one_token(const LayerWeightRefs& L, const float* xn, float* q, float* k, float* v);
-    void ffn_up_one_token(const LayerWeightRefs& L, const float* xn, float* gate, float* up);
+    void decode_one_token(int32_t token, int pos, float* logits);
+    void decode_team_member(int32_t token, int pos, float* logits, int thread, int n_threads);
     float* k_at(int layer, int pos) { return k_cache_.data() + (size_t(layer) * n_ctx_ + pos) * kv_dim_; }
     float* v_at(int layer, int pos) { return v_cache_.data() + (size_t(layer) * n_ctx_ + pos) * kv_dim_; }
 
@@ -113,6 +114,7 @@ private:
     std::vector<float> k_cache_, v_cache_;  // [n_layer][n_ctx][n_head_kv][head_dim]
     // scratch for one micro-batch of up to kMaxBatch tokens
     std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, ffn_out_, logits_tmp_;
+    std::vector<float> team_x_, team_xn_;  // decoding: each thread's own copy of the residual stream and its norm
 };
 
 }  // namespace ll

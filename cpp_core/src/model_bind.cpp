@@ -135,7 +135,7 @@ void register_model(py::module_& m) {
         .def("reset", [](PyLlamaModel& self) { self.model->reset(); })
         .def_property("fuse_decode", [](const PyLlamaModel& self) { return self.model->fuse_decode(); },
                       [](PyLlamaModel& self, bool on) { self.model->set_fuse_decode(on); },
-                      "decode with fused Q/K/V and gate/up/SwiGLU loops (default True)")
+                      "decode a token as one team of threads with barriers between steps (default True)")
         .def_property("matmul_version", [](const PyLlamaModel& self) { return self.model->matmul_version(); },
                       [](PyLlamaModel& self, const std::string& v) { self.model->set_matmul_version(v); },
                       "the quant_matmul version for every product (\"\" = the kernels' fast path)")

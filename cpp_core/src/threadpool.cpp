@@ -2,6 +2,7 @@
 #include "threadpool.h"
 
 #include <algorithm>
+#include <stdexcept>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
@@ -28,7 +29,7 @@ static inline int64_t next_of(uint64_t claim) { return int64_t(claim & 0xFFFF); 
 static thread_local bool tls_in_pool = false;
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
-    for (int i = 1; i < n_threads_; i++) workers_.emplace_back([this] { worker_loop(); });
+    for (int i = 1; i < n_threads_; i++) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -62,7 +63,7 @@ bool ThreadPool::run_one_chunk(uint32_t job) {
     return true;
 }
 
-void ThreadPool::worker_loop() {
+void ThreadPool::worker_loop(int index) {
     tls_in_pool = true;
     uint32_t seen = 0;
     for (;;) {
@@ -80,10 +81,62 @@ void ThreadPool::worker_loop() {
             job = job_of(claim_.load(std::memory_order_acquire));
         }
         seen = job;
+        if (team_job_.load(std::memory_order_acquire) == job) {  // a team job: run it as thread `index`
+            (*team_fn_)(index, n_threads_);
+            team_done_.fetch_add(1, std::memory_order_acq_rel);
+            continue;
+        }
         while (run_one_chunk(job)) {
         }
     }
 }
+
+// --8<-- [start:run_team]
+void ThreadPool::run_team(const std::function<void(int, int)>& fn) {
+    if (tls_in_pool) throw std::logic_error("run_team inside a pool task");
+    if (n_threads_ == 1) {
+        fn(0, 1);
+        return;
+    }
+    std::lock_guard<std::mutex> call_lock(call_mutex_);
+    bool wake;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        team_fn_ = &fn;
+        team_size_ = n_threads_;
+        team_done_.store(0, std::memory_order_relaxed);
+        const uint32_t job = job_of(claim_.load(std::memory_order_relaxed)) + 1;
+        team_job_.store(job, std::memory_order_relaxed);
+        claim_.store(uint64_t(job) << 32, std::memory_order_release);  // no chunks: workers see team_job_
+        wake = sleepers_ > 0;
+    }
+    if (wake) wake_cv_.notify_all();
+    tls_in_pool = true;
+    fn(0, n_threads_);
+    tls_in_pool = false;
+    for (int i = 0; team_done_.load(std::memory_order_acquire) != n_threads_ - 1; i++) {
+        if (i < kSpinIterations) cpu_relax();
+        else std::this_thread::yield();
+    }
+    team_size_ = 1;
+}
+
+void ThreadPool::barrier() {
+    const int n = team_size_;
+    if (n <= 1) return;
+    const uint32_t gen = barrier_gen_.load(std::memory_order_acquire);
+    if (barrier_arrived_.fetch_add(1, std::memory_order_acq_rel) == n - 1) {  // the last to arrive
+        barrier_arrived_.store(0, std::memory_order_relaxed);
+        barrier_gen_.store(gen + 1, std::memory_order_release);
+        return;
+    }
+    // Spin while the others are close behind; yield if one of them lost its core (an oversubscribed machine).
+    for (int i = 0; barrier_gen_.load(std::memory_order_acquire) == gen; i++) {
+        if (i < kSpinIterations) cpu_relax();
+        else std::this_thread::yield();
+    }
+}
+// --8<-- [end:run_team]
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
     if (n <= 0) return;

@@ -33,8 +33,17 @@ public:
     // One parallel_for at a time per pool (concurrent callers are serialized).
     void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn);
 
+    // Runs fn(thread, n_threads) once on every thread of the pool at the same time (the caller is thread 0)
+    // and returns when all have returned. Inside, the threads split the work by their index and wait for
+    // each other with barrier(): a whole token's steps for the price of one wake-up, the way llama.cpp
+    // runs its graph. fn must not throw: a thread that left early would leave the others at a barrier.
+    // Calls of parallel_for inside fn run inline, on the calling thread.
+    void run_team(const std::function<void(int thread, int n_threads)>& fn);
+    // Inside run_team: returns once every thread of the team has called it.
+    void barrier();
+
 private:
-    void worker_loop();
+    void worker_loop(int index);
     bool run_one_chunk(uint32_t job);
 
     int n_threads_;
@@ -49,6 +58,15 @@ private:
     // The job; written before claim_ publishes it, stable until all its chunks are done.
     const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
     int64_t n_ = 0, chunk_ = 1;
+
+    // The team job (run_team): which job id it is, its function, how many workers have finished it.
+    std::atomic<uint32_t> team_job_{0};
+    const std::function<void(int, int)>* team_fn_ = nullptr;
+    std::atomic<int> team_done_{0};
+    int team_size_ = 1;  // threads in the running team (1 outside run_team: barrier() is then a no-op)
+    // barrier(): threads arrived, and a generation count that the last one to arrive moves on.
+    std::atomic<int> barrier_arrived_{0};
+    std::atomic<uint32_t> barrier_gen_{0};
 
     std::mutex mutex_;  // sleeping, waking, errors
     std::condition_variable wake_cv_, done_cv_;
