@@ -141,7 +141,7 @@ static void rope_heads(float* x, int n_head, int head_dim, int n_rot, int pos, f
 // (five per layer) pays a wake-up and a wait five times per layer. Decoding instead runs the whole token
 // as ONE team (ThreadPool::run_team): every thread walks all layers, does its share of each step (a
 // contiguous slice of each matrix's rows, so each thread streams its own part of the weights) and
-// waits at a barrier only where the next step needs the others' results: 4 barriers per layer.
+// waits at a barrier only where the next step needs the others' results: 5 barriers per layer.
 // Each thread keeps its own copy of the residual stream x and of its norm: adding and normalizing 576
 // floats twice costs less than a barrier.
 
