@@ -64,7 +64,8 @@ static void axpy_scalar(float* y, float a, const float* x, int n) {
 static void attention_v0(const float* q, const float* k, const float* v, float* out, const AttentionShape& s, ThreadPool&) {
     float* scores = scratch_scores(s.pos + s.n_tok);
     for (int t = 0; t < s.n_tok; t++)
-        for (int h = 0; h < s.n_head; h++) attend_one(q, k, v, out, s, t, h, scores, dot_scalar, axpy_scalar);
+        for (int h = s.first_head(); h < s.first_head() + s.n_heads_computed(); h++)
+            attend_one(q, k, v, out, s, t, h, scores, dot_scalar, axpy_scalar);
 }
 
 // ---- v1: the (token, head) pairs in parallel ----
@@ -72,10 +73,10 @@ static void attention_v0(const float* q, const float* k, const float* v, float* 
 template <class Dot, class Axpy>
 static void attention_threaded(const float* q, const float* k, const float* v, float* out, const AttentionShape& s,
                                ThreadPool& pool, Dot dot, Axpy axpy) {
-    pool.parallel_for(int64_t(s.n_tok) * s.n_head, [&](int64_t begin, int64_t end) {
+    const int h0 = s.first_head(), nh = s.n_heads_computed();
+    pool.parallel_for(int64_t(s.n_tok) * nh, [&](int64_t begin, int64_t end) {
         float* scores = scratch_scores(s.pos + s.n_tok);
-        for (int64_t i = begin; i < end; i++)
-            attend_one(q, k, v, out, s, int(i / s.n_head), int(i % s.n_head), scores, dot, axpy);
+        for (int64_t i = begin; i < end; i++) attend_one(q, k, v, out, s, int(i / nh), h0 + int(i % nh), scores, dot, axpy);
     });
 }
 
@@ -150,6 +151,8 @@ static const detail::OpVersion<AttentionFn> kAttentionVersions[] = {
 static void check_shape(const AttentionShape& s) {
     if (s.n_tok < 1 || s.pos < 0 || s.n_head < 1 || s.n_head_kv < 1 || s.head_dim < 1 || s.n_head % s.n_head_kv)
         throw std::invalid_argument("attention: bad shape (need n_tok >= 1, pos >= 0, n_head a multiple of n_head_kv)");
+    if (s.head_end != 0 && (s.head_begin < 0 || s.head_begin >= s.head_end || s.head_end > s.n_head))
+        throw std::invalid_argument("attention: bad head range");
 }
 
 void attention(const float* q, const float* k, const float* v, float* out, const AttentionShape& s, ThreadPool& pool) {

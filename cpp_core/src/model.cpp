@@ -169,8 +169,9 @@ void LlamaModel::decode_team_member(int32_t token, int pos, float* logits, int t
     float* xn = team_xn_.data() + t * d;  // and its normalized copy        [d]
     float *q = q_.data(), *k = k_.data(), *v = v_.data(), *att = att_.data(), *gate = gate_.data(), *up = up_.data();
     float* tmp = ffn_out_.data();
-    const AttentionShape shape{1, pos, c.n_head, c.n_head_kv, c.head_dim};
     int64_t b, e;
+    thread_share(c.n_head, t, nt, 1, &b, &e);
+    const AttentionShape shape{1, pos, c.n_head, c.n_head_kv, c.head_dim, int(b), int(e)};  // this thread's query heads
     embed(&token, 1, x);  // [d]
     for (int l = 0; l < c.n_layer; l++) {
         const LayerWeightRefs& L = w_.layers[l];
@@ -196,7 +197,7 @@ void LlamaModel::decode_team_member(int32_t token, int pos, float* logits, int t
         }
         pool_.barrier();
         // ---- attention ----
-        if (t == 0) attention(q, k_at(l, 0), v_at(l, 0), att, shape, pool_);  // [n_head*hd]
+        if (shape.head_begin < shape.head_end) attention(q, k_at(l, 0), v_at(l, 0), att, shape, pool_);  // its heads of [n_head*hd]
         pool_.barrier();
         // ---- output projection, then each thread adds it to its own x ----
         thread_share(d, t, nt, 16, &b, &e);

@@ -54,8 +54,13 @@ struct ModelWeightRefs {
 // q: [n_tok, n_head, head_dim] for positions pos..pos+n_tok-1 (RoPE applied).
 // k_cache, v_cache: one layer's cache, [n_ctx][n_head_kv][head_dim]; positions 0..pos+n_tok-1 filled.
 // out: [n_tok, n_head * head_dim]. Query head h reads KV head h / (n_head / n_head_kv).
+// head_begin/head_end: only query heads [head_begin, head_end) are computed (0, 0 = all): a decoding
+// team gives each thread its own heads.
 struct AttentionShape {
     int n_tok, pos, n_head, n_head_kv, head_dim;
+    int head_begin = 0, head_end = 0;
+    int first_head() const { return head_end > 0 ? head_begin : 0; }
+    int n_heads_computed() const { return head_end > 0 ? head_end - head_begin : n_head; }
 };
 void attention(const float* q, const float* k_cache, const float* v_cache, float* out, const AttentionShape& s,
                ThreadPool& pool);
