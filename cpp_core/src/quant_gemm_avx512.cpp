@@ -25,6 +25,79 @@ static constexpr int kGemmRows = 8;        // R: rows per micro-tile (one broadc
 static constexpr int kGemmVecs = 3;        // NV: zmm vectors of 16 tokens per micro-tile
 static constexpr int kGemmTokens = 16 * kGemmVecs;  // 48 tokens per packed x tile
 
+// ---- dequantizing a row: the lesson's floats, 16 at a time ----
+// Same arithmetic as quant_dequant.cpp's scalar rows, so the same floats to the last bit (the tests check
+// it through the product itself: x = identity gives y = W^T). Q4_1's d*q + m must stay a multiply then
+// an add, not one FMA (which rounds once and gives other floats): the empty asm hides the product from
+// the compiler's contraction (-ffp-contract=fast). Other types use their scalar dequantize_row.
+LL_AVX512 static inline __m512 no_contract(__m512 v) {
+    __asm__("" : "+v"(v));
+    return v;
+}
+
+template <int TYPE>  // GGML_Q4_0, GGML_Q4_1 or GGML_Q8_0
+LL_AVX512 static void dequant_row_legacy_avx512(const uint8_t* w, float* out, int64_t n) {
+    constexpr int kBlockBytes = TYPE == GGML_Q4_0 ? 18 : TYPE == GGML_Q4_1 ? 20 : 34;
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    for (int64_t i = 0; i < n / QK; i++, w += kBlockBytes, out += QK) {
+        uint16_t dh;
+        std::memcpy(&dh, w, 2);
+        const __m512 d = _mm512_set1_ps(fp16_to_fp32_f16c(dh));
+        __m512 w_lo, w_hi;  // elements 0-15 and 16-31
+        if (TYPE == GGML_Q8_0) {
+            w_lo = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2)))));
+            w_hi = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 18)))));
+        } else {
+            const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + (TYPE == GGML_Q4_1 ? 4 : 2)));
+            __m512i q_lo = _mm512_cvtepu8_epi32(_mm_and_si128(packed, low4));
+            __m512i q_hi = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(packed, 4), low4));
+            if (TYPE == GGML_Q4_0) {
+                q_lo = _mm512_sub_epi32(q_lo, _mm512_set1_epi32(8));
+                q_hi = _mm512_sub_epi32(q_hi, _mm512_set1_epi32(8));
+            }
+            w_lo = _mm512_mul_ps(d, _mm512_cvtepi32_ps(q_lo));
+            w_hi = _mm512_mul_ps(d, _mm512_cvtepi32_ps(q_hi));
+            if (TYPE == GGML_Q4_1) {
+                uint16_t mh;
+                std::memcpy(&mh, w + 2, 2);
+                const __m512 m = _mm512_set1_ps(fp16_to_fp32_f16c(mh));
+                w_lo = _mm512_add_ps(no_contract(w_lo), m);
+                w_hi = _mm512_add_ps(no_contract(w_hi), m);
+            }
+        }
+        _mm512_storeu_ps(out, w_lo);
+        _mm512_storeu_ps(out + 16, w_hi);
+    }
+}
+
+// F16 and BF16: exact conversions, 16 per instruction (the scalar loop's tail for n % 16).
+LL_AVX512 static void dequant_row_f16_avx512(const uint8_t* w, float* out, int64_t n) {
+    const uint16_t* h = reinterpret_cast<const uint16_t*>(w);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + i))));
+    for (; i < n; i++) out[i] = fp16_to_fp32(h[i]);
+}
+LL_AVX512 static void dequant_row_bf16_avx512(const uint8_t* w, float* out, int64_t n) {
+    const uint16_t* h = reinterpret_cast<const uint16_t*>(w);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + i)));
+        _mm512_storeu_ps(out + i, _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16)));
+    }
+    for (; i < n; i++) out[i] = bf16_to_fp32(h[i]);
+}
+
+static DequantRowFn fast_dequantize_row(const QuantType& t) {
+    switch (t.ggml_type) {
+        case GGML_Q4_0: return dequant_row_legacy_avx512<GGML_Q4_0>;
+        case GGML_Q4_1: return dequant_row_legacy_avx512<GGML_Q4_1>;
+        case GGML_Q8_0: return dequant_row_legacy_avx512<GGML_Q8_0>;
+        case GGML_F16: return dequant_row_f16_avx512;
+        case GGML_BF16: return dequant_row_bf16_avx512;
+        default: return t.dequantize_row;  // the scalar lesson port
+    }
+}
+
 // ---- x, packed: [n_tok, K] row-major -> per tile of 48 tokens, [K][48], missing tokens zero ----
 static void pack_x_tile(const float* x, int64_t n_tok, int64_t K, int64_t tile, float* xp) {
     const int64_t t0 = tile * kGemmTokens;
@@ -40,16 +113,17 @@ static void pack_x_tile(const float* x, int64_t n_tok, int64_t K, int64_t tile, 
 }
 
 // --8<-- [start:gemm_micro]
-// y tile [R rows][16*NV tokens] = panel rows [R][K] . xp tile [K][48]; out: [R][48] floats.
+// acc [R rows][48 tokens] (+)= panel rows [R][kc] (row stride ldw) . xp [kc][48]; only 16*NV tokens computed.
 template <int NV>
-LL_AVX512 static void gemm_micro(int64_t K, const float* panel, const float* xp, float* out) {
+LL_AVX512 static void gemm_micro(int64_t kc, int64_t ldw, const float* panel, const float* xp, float* acc_io, bool accumulate) {
     constexpr int R = kGemmRows;
-    __m512 acc[R][NV];
+    __m512 acc[R][NV];  // 8 x 3 = 24 of the 32 zmm registers
     for (int r = 0; r < R; r++)
-        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = accumulate ? _mm512_loadu_ps(acc_io + r * kGemmTokens + 16 * v) : _mm512_setzero_ps();
     const float* w[R];  // the R weight rows: each read one float per k (a broadcast)
-    for (int r = 0; r < R; r++) w[r] = panel + r * K;
-    for (int64_t k = 0; k < K; k++) {
+    for (int r = 0; r < R; r++) w[r] = panel + r * ldw;
+    for (int64_t k = 0; k < kc; k++) {
         __m512 xv[NV];  // x[t, k] for 16*NV tokens
         for (int v = 0; v < NV; v++) xv[v] = _mm512_loadu_ps(xp + k * kGemmTokens + 16 * v);
         for (int r = 0; r < R; r++) {
@@ -58,12 +132,30 @@ LL_AVX512 static void gemm_micro(int64_t K, const float* panel, const float* xp,
         }
     }
     for (int r = 0; r < R; r++)
-        for (int v = 0; v < NV; v++) _mm512_storeu_ps(out + r * kGemmTokens + 16 * v, acc[r][v]);
+        for (int v = 0; v < NV; v++) _mm512_storeu_ps(acc_io + r * kGemmTokens + 16 * v, acc[r][v]);
 }
 // --8<-- [end:gemm_micro]
 
+// acc [R][48] -> y[t0 + tok, r0 + r] for nt tokens and nr rows: a transpose, 8 rows per gather.
+LL_AVX512 static void store_tile(const float* acc, int nr, int nt, float* y, int64_t ldy) {
+    const __m256i rows = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(kGemmTokens));
+    for (int tok = 0; tok < nt; tok++) {
+        if (nr == kGemmRows) {
+            _mm256_storeu_ps(y + tok * ldy, _mm256_i32gather_ps(acc + tok, rows, 4));
+        } else {
+            for (int r = 0; r < nr; r++) y[tok * ldy + r] = acc[r * kGemmTokens + tok];
+        }
+    }
+}
+
 // --8<-- [start:gemm_f32]
-// y[t, r] = sum_k W[r, k] x[t, k] for any quant type: rows in panels of R, dequantized once each.
+// y[t, r] = sum_k W[r, k] x[t, k] for any quant type. Each thread takes groups of up to 64 rows,
+// dequantizes them once, and walks K in chunks of kGemmK so that a chunk of packed x (128 x 48 floats,
+// 24 KB) stays in L1 while the group's 8 micro-panels pass over it. Each (row, token) is still one
+// float32 sum in k order (the partial sums wait in acc between chunks).
+static constexpr int kGemmGroup = 8;    // micro-panels (of 8 rows) dequantized together
+static constexpr int64_t kGemmK = 128;  // K chunk
+
 void gemm_f32_avx512(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t K, const float* x, int64_t n_tok,
                      float* y, ThreadPool& pool) {
     constexpr int R = kGemmRows;
@@ -75,27 +167,41 @@ void gemm_f32_avx512(const QuantType& t, const uint8_t* W, int64_t n_rows, int64
     pool.parallel_for(n_tiles, [&](int64_t begin, int64_t end) {
         for (int64_t tile = begin; tile < end; tile++) pack_x_tile(x, n_tok, K, tile, xp);  // [K][48] per tile
     });
+    const DequantRowFn dequantize_row = fast_dequantize_row(t);
     const int64_t n_panels = (n_rows + R - 1) / R;
     pool.parallel_for(n_panels, [&](int64_t begin, int64_t end) {
-        thread_local std::vector<float> panel_buf;  // each thread's own: R rows of floats
-        panel_buf.resize(size_t(R * K));
+        thread_local std::vector<float> panel_buf, acc_buf;  // each thread's own
+        panel_buf.resize(size_t(kGemmGroup * R * K));
+        acc_buf.resize(size_t(kGemmGroup * n_tiles * R * kGemmTokens));
         float* panel = panel_buf.data();
-        alignas(64) float out[R * kGemmTokens];
-        for (int64_t p = begin; p < end; p++) {
-            const int64_t r0 = p * R;
-            const int nr = int(std::min<int64_t>(R, n_rows - r0));
-            for (int r = 0; r < nr; r++) t.dequantize_row(W + (r0 + r) * rb, panel + r * K, K);  // [nr, K], once
-            if (nr < R) std::memset(panel + nr * K, 0, sizeof(float) * size_t((R - nr) * K));
-            for (int64_t tile = 0; tile < n_tiles; tile++) {  // every token streams past the panel
-                const int64_t t0 = tile * kGemmTokens;
-                const int nt = int(std::min<int64_t>(kGemmTokens, n_tok - t0));
-                const float* xt = xp + tile * K * kGemmTokens;
-                if (nt > 32) gemm_micro<3>(K, panel, xt, out);
-                else if (nt > 16) gemm_micro<2>(K, panel, xt, out);
-                else gemm_micro<1>(K, panel, xt, out);
-                for (int tok = 0; tok < nt; tok++)
-                    for (int r = 0; r < nr; r++) y[(t0 + tok) * n_rows + r0 + r] = out[r * kGemmTokens + tok];
+        const int64_t n_groups = (end - begin + kGemmGroup - 1) / kGemmGroup;
+        const int64_t group = (end - begin + n_groups - 1) / n_groups;  // even groups: 9 panels -> 5 + 4, not 8 + 1
+        for (int64_t p0 = begin; p0 < end; p0 += group) {
+            const int np = int(std::min<int64_t>(group, end - p0));
+            const int64_t r0 = p0 * R;
+            const int nr_all = int(std::min<int64_t>(np * R, n_rows - r0));
+            for (int r = 0; r < nr_all; r++) dequantize_row(W + (r0 + r) * rb, panel + r * K, K);  // [nr_all, K], once
+            std::memset(panel + nr_all * K, 0, sizeof(float) * size_t((np * R - nr_all) * K));    // padding rows
+            for (int64_t k0 = 0; k0 < K; k0 += kGemmK) {
+                const int64_t kc = std::min(kGemmK, K - k0);
+                for (int64_t tile = 0; tile < n_tiles; tile++) {  // every token streams past the group
+                    const int nt = int(std::min<int64_t>(kGemmTokens, n_tok - tile * kGemmTokens));
+                    const float* xt = xp + (tile * K + k0) * kGemmTokens;
+                    for (int g = 0; g < np; g++) {
+                        float* acc = acc_buf.data() + (g * n_tiles + tile) * R * kGemmTokens;
+                        const float* wg = panel + g * R * K + k0;
+                        if (nt > 32) gemm_micro<3>(kc, K, wg, xt, acc, k0 > 0);
+                        else if (nt > 16) gemm_micro<2>(kc, K, wg, xt, acc, k0 > 0);
+                        else gemm_micro<1>(kc, K, wg, xt, acc, k0 > 0);
+                    }
+                }
             }
+            for (int g = 0; g < np; g++)
+                for (int64_t tile = 0; tile < n_tiles; tile++) {
+                    const int64_t t0 = tile * kGemmTokens, rg = r0 + g * R;
+                    store_tile(acc_buf.data() + (g * n_tiles + tile) * R * kGemmTokens, int(std::min<int64_t>(R, n_rows - rg)),
+                               int(std::min<int64_t>(kGemmTokens, n_tok - t0)), y + t0 * n_rows + rg, n_rows);
+                }
         }
     });
 }
