@@ -27,14 +27,9 @@ static constexpr int kGemmTokens = 16 * kGemmVecs;  // 48 tokens per packed x ti
 
 // ---- dequantizing a row: the lesson's floats, 16 at a time ----
 // Same arithmetic as quant_dequant.cpp's scalar rows, so the same floats to the last bit (the tests check
-// it through the product itself: x = identity gives y = W^T). Q4_1's d*q + m must stay a multiply then
-// an add, not one FMA (which rounds once and gives other floats): the empty asm hides the product from
-// the compiler's contraction (-ffp-contract=fast). Other types use their scalar dequantize_row.
-LL_AVX512 static inline __m512 no_contract(__m512 v) {
-    __asm__("" : "+v"(v));
-    return v;
-}
-
+// it through the product itself: x = identity gives y = W^T). d * q is exact in float32 (an fp16 d has 11
+// significant bits, q at most 8), so even Q4_1's d * q + m rounds once whether or not it becomes an FMA.
+// Other types use their scalar dequantize_row.
 template <int TYPE>  // GGML_Q4_0, GGML_Q4_1 or GGML_Q8_0
 LL_AVX512 static void dequant_row_legacy_avx512(const uint8_t* w, float* out, int64_t n) {
     constexpr int kBlockBytes = TYPE == GGML_Q4_0 ? 18 : TYPE == GGML_Q4_1 ? 20 : 34;
@@ -61,8 +56,8 @@ LL_AVX512 static void dequant_row_legacy_avx512(const uint8_t* w, float* out, in
                 uint16_t mh;
                 std::memcpy(&mh, w + 2, 2);
                 const __m512 m = _mm512_set1_ps(fp16_to_fp32_f16c(mh));
-                w_lo = _mm512_add_ps(no_contract(w_lo), m);
-                w_hi = _mm512_add_ps(no_contract(w_hi), m);
+                w_lo = _mm512_add_ps(w_lo, m);
+                w_hi = _mm512_add_ps(w_hi, m);
             }
         }
         _mm512_storeu_ps(out, w_lo);
