@@ -131,16 +131,42 @@ LL_AVX512 static void gemm_micro(int64_t kc, int64_t ldw, const float* panel, co
 }
 // --8<-- [end:gemm_micro]
 
-// acc [R][48] -> y[t0 + tok, r0 + r] for nt tokens and nr rows: a transpose, 8 rows per gather.
-LL_AVX512 static void store_tile(const float* acc, int nr, int nt, float* y, int64_t ldy) {
-    const __m256i rows = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(kGemmTokens));
-    for (int tok = 0; tok < nt; tok++) {
-        if (nr == kGemmRows) {
-            _mm256_storeu_ps(y + tok * ldy, _mm256_i32gather_ps(acc + tok, rows, 4));
-        } else {
-            for (int r = 0; r < nr; r++) y[tok * ldy + r] = acc[r * kGemmTokens + tok];
-        }
+// acc [8 rows][16 tokens] (row stride 48) -> y[tok, 0..7] for 16 tokens (row stride ldy): an 8 x 16
+// transpose in registers (unpack, shuffle, then 128-bit lane moves), 32 shuffles and 16 stores of 8 floats.
+LL_AVX512 static void store_8x16_transposed(const float* acc, float* y, int64_t ldy) {
+    __m512 a[8], t[8], u[8];
+    for (int r = 0; r < 8; r++) a[r] = _mm512_loadu_ps(acc + r * kGemmTokens);
+    for (int r = 0; r < 8; r += 2) {  // per 128-bit lane: a0[0] a1[0] a0[1] a1[1] | a0[2] a1[2] a0[3] a1[3]
+        t[r] = _mm512_unpacklo_ps(a[r], a[r + 1]);
+        t[r + 1] = _mm512_unpackhi_ps(a[r], a[r + 1]);
     }
+    for (int h = 0; h < 8; h += 4) {  // u[h + j], lane L: rows h..h+3 of token 4L + j
+        u[h + 0] = _mm512_shuffle_ps(t[h + 0], t[h + 2], 0x44);
+        u[h + 1] = _mm512_shuffle_ps(t[h + 0], t[h + 2], 0xEE);
+        u[h + 2] = _mm512_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+        u[h + 3] = _mm512_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; j++) {
+        // [u_j.L0 u_{4+j}.L0 u_j.L1 u_{4+j}.L1] = rows 0-7 of token j, then of token 4 + j
+        const __m512 p01 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44);  // uj.L0 uj.L1 u4j.L0 u4j.L1
+        const __m512 p23 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xEE);  // uj.L2 uj.L3 u4j.L2 u4j.L3
+        const __m512 q01 = _mm512_shuffle_f32x4(p01, p01, 0xD8);       // uj.L0 u4j.L0 uj.L1 u4j.L1
+        const __m512 q23 = _mm512_shuffle_f32x4(p23, p23, 0xD8);
+        _mm256_storeu_ps(y + (j + 0) * ldy, _mm512_castps512_ps256(q01));
+        _mm256_storeu_ps(y + (j + 4) * ldy, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(q01), 1)));
+        _mm256_storeu_ps(y + (j + 8) * ldy, _mm512_castps512_ps256(q23));
+        _mm256_storeu_ps(y + (j + 12) * ldy, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(q23), 1)));
+    }
+}
+
+// acc [R][48] -> y[tok, r] for nt tokens and nr rows (row stride ldy): whole blocks of 16 tokens of a full
+// 8-row tile transposed in registers, the rest one float at a time.
+LL_AVX512 static void store_tile(const float* acc, int nr, int nt, float* y, int64_t ldy) {
+    int tok = 0;
+    if (nr == kGemmRows)
+        for (; tok + 16 <= nt; tok += 16) store_8x16_transposed(acc + tok, y + tok * ldy, ldy);
+    for (; tok < nt; tok++)
+        for (int r = 0; r < nr; r++) y[tok * ldy + r] = acc[r * kGemmTokens + tok];
 }
 
 // --8<-- [start:gemm_f32]
@@ -191,8 +217,8 @@ void gemm_f32_avx512(const QuantType& t, const uint8_t* W, int64_t n_rows, int64
                     }
                 }
             }
-            for (int g = 0; g < np; g++)
-                for (int64_t tile = 0; tile < n_tiles; tile++) {
+            for (int64_t tile = 0; tile < n_tiles; tile++)  // each token's row of y gets its 8*np floats in a row
+                for (int g = 0; g < np; g++) {
                     const int64_t t0 = tile * kGemmTokens, rg = r0 + g * R;
                     store_tile(acc_buf.data() + (g * n_tiles + tile) * R * kGemmTokens, int(std::min<int64_t>(R, n_rows - rg)),
                                int(std::min<int64_t>(kGemmTokens, n_tok - t0)), y + t0 * n_rows + rg, n_rows);
