@@ -172,9 +172,10 @@ def test_prefill_then_decode_matches_numpy(tmp_path, neox_arch, variant, int8):
     ref = numpy_oracle(gguf, 32, wt) if quantized else NumpyLlama(gguf, n_ctx=32)
     ours = CppLlama(gguf, n_ctx=32, n_threads=2, int8_activations=int8)
     assert ours.config == ref.config
-    tokens = np.random.default_rng(0).integers(0, ours.config.n_vocab, 12).astype(np.int32)
-    assert_logits_close(ours.forward(tokens[:9], 0), ref.forward(tokens[:9], 0), quantized, "prefill")
-    for pos in range(9, 12):  # decode one token at a time on top of the cache
+    tokens = np.random.default_rng(0).integers(0, ours.config.n_vocab, 19).astype(np.int32)
+    # 16 prompt tokens: enough for quant_matmul's prompt path (v10's GEMM from 12 tokens on)
+    assert_logits_close(ours.forward(tokens[:16], 0), ref.forward(tokens[:16], 0), quantized, "prefill")
+    for pos in range(16, 19):  # decode one token at a time on top of the cache
         assert_logits_close(ours.forward(tokens[pos:pos + 1], pos), ref.forward(tokens[pos:pos + 1], pos), quantized, f"decode {pos}",
                             sixteen_bit=wt != GGMLType.F32)
 

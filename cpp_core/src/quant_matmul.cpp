@@ -13,8 +13,10 @@
 //                      (Q4_0, Q4_1, Q8_0; AVX-512 also Q4_K, Q6_K)
 //   v7_rows4           v6, with 1-2 tokens (decoding) done four rows per call: 8 FMA chains, x loaded once
 //   v8_rows4_lut       v7 with 4-bit weights looked up (vpermps) in the block's 16 values: fewer uops
-//   v9_prefetch        the fast path: v8 with software prefetch 2 KB ahead. v7-v9 are bit-identical to v6.
-//                      Fast path = first of v9, v6 AVX-512, v6 AVX2, v1 this CPU runs.
+//   v9_prefetch        v8 with software prefetch 2 KB ahead. v7-v9 are bit-identical to v6.
+//   v10_gemm           the fast path: prompts (12+ tokens) dequantize each weight row ONCE (any type) and run a
+//                      register-blocked float32 GEMM (8 rows x 48 tokens in registers); 1-11 tokens run v9.
+//                      Fast path = first of v10, v9, v6 AVX-512, v6 AVX2, v1 this CPU runs.
 // Every version is checked against numpy's dequantize-then-matmul (tests/test_cpp_kernels_matmul.py).
 #include <algorithm>
 #include <cstdlib>
@@ -352,10 +354,37 @@ static void matmul_v9(const QuantType& t, const uint8_t* W, int64_t n_rows, int6
     }
 }
 
+// ---- v10: dequantize once, then a register-blocked GEMM (quant_gemm_avx512.cpp) ----
+// v6-v9 unpack every weight block again for each tile of 8 tokens. For a prompt, v10 dequantizes each
+// row once per call with the type's dequantize_row (so: every type, float activations) and multiplies
+// it into all tokens with an FMA micro-kernel. Below kGemmMinTokens tokens (decoding, and prompts so short that
+// the micro-kernel's 16-token lanes would be mostly padding) v10 runs v9 where v9 keeps x in float32:
+// measured on the model's Q4_1 matrices, one thread, v9 is faster at 8 tokens and v10 from ~12-16 tokens on.
+void gemm_f32_avx512(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t K, const float* x, int64_t n_tok,
+                     float* y, ThreadPool& pool);
+
+static constexpr int64_t kGemmMinTokens = 12;
+
+static bool v9_is_float(int ggml_type) {  // v9 (or what it falls back to) keeps x in float32 for this type
+    switch (ggml_type) {
+        case GGML_F32: case GGML_F16: case GGML_BF16: case GGML_Q4_0: case GGML_Q4_1: case GGML_Q8_0:
+        case GGML_Q4_K: case GGML_Q6_K: return true;
+        default: return false;
+    }
+}
+
+// --8<-- [start:matmul_v10]
+static void matmul_v10(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                       int64_t n_tok, float* y, ThreadPool& pool) {
+    if (n_tok < kGemmMinTokens && v9_is_float(t.ggml_type)) return matmul_v9(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    gemm_f32_avx512(t, W, n_rows, n_cols, x, n_tok, y, pool);
+}
+// --8<-- [end:matmul_v10]
+
 // ---- v11: decoding with activations rounded to 16 bits, integer products (vpdpwssd) ----
-// One token (n_tok = 1) for Q4_0, Q4_1 and Q8_0; everything else runs v9. x is rounded once per product
+// One token (n_tok = 1) for Q4_0, Q4_1 and Q8_0; everything else runs v10. x is rounded once per product
 // (quant_dot_avx512_i16.cpp says why this is cheaper and how small the rounding is), then the rows
-// are split over the pool like v9, four per call, with v9's prefetch.
+// are split over the pool like v9's, four per call, with v9's prefetch.
 using RowsI16Fn = void (*)(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
 void quantize_act_i16(const float* x, int64_t n, int16_t* q, float* d, float* s);
 void rows_q4_0_i16_avx512(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
@@ -372,7 +401,7 @@ static void matmul_v11(const QuantType& t, const uint8_t* W, int64_t n_rows, int
         case GGML_Q8_0: rows = rows_q8_0_i16_avx512; break;
         default: rows = nullptr;
     }
-    if (!rows || n_tok != 1) return matmul_v9(t, W, n_rows, n_cols, x, n_tok, y, pool);  // prompts: v9
+    if (!rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);  // prompts: v10
     thread_local std::vector<int16_t> xq;  // the caller's buffers; the lambda below reads them through pointers
     thread_local std::vector<float> xd, xs;
     xq.resize(size_t(n_cols)), xd.resize(size_t(n_cols / QK)), xs.resize(size_t(n_cols / QK));
@@ -403,6 +432,7 @@ static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
     {"v7_rows4", "v6, with 1-2 tokens done four rows at a time (decoding)", matmul_v7, detail::cpu_avx512vnni},
     {"v8_rows4_lut", "v7 with 4-bit weights looked up in the block's 16 values", matmul_v8, detail::cpu_avx512vnni},
     {"v9_prefetch", "v8 with software prefetch of the rows 2 KB ahead", matmul_v9, detail::cpu_avx512vnni},
+    {"v10_gemm", "prompts: each row dequantized once, then a register-blocked f32 GEMM (any type)", matmul_v10, detail::cpu_avx512vnni},
     {"v11_i16_decode", "decoding: activations rounded to 16 bits, exact integer products (vpdpwssd)", matmul_v11, detail::cpu_avx512vnni},
 #endif
 };
@@ -425,9 +455,10 @@ static const QuantType& check_matmul(int ggml_type, const uint8_t* W, int64_t n_
 
 // The fast path's version: the best this CPU runs, unless the environment variable
 // LLAMA_LESSONS_MATMUL names another (for experiments: e.g. v4b_f32act for float activations).
-// Without an override: the best float-activation version this CPU runs (v9, v6 AVX-512, v6 AVX2, or v1),
-// because float activations keep the C++ model equal to the F32 model (docs/20-kernels-matmul.md).
-static const char* const kFastPathOrder[] = {"v11_i16_decode", "v9_prefetch", "v6_f32_tiled", "v6_f32_tiled_avx2", "v1_threads"};
+// Without an override: the best version this CPU runs that keeps the F32 model's accuracy (v11, v10, v9,
+// v6 AVX-512, v6 AVX2, or v1): float32 activations, or v11's 16-bit ones for one token, whose rounding
+// is ~1e-5 of each product (docs/20-kernels-matmul.md); never the 8-bit ones.
+static const char* const kFastPathOrder[] = {"v11_i16_decode", "v10_gemm", "v9_prefetch", "v6_f32_tiled", "v6_f32_tiled_avx2", "v1_threads"};
 
 static const detail::OpVersion<MatmulFn>& fast_path_version() {
     const char* name = std::getenv("LLAMA_LESSONS_MATMUL");
@@ -460,15 +491,21 @@ std::string quant_matmul_kernel(const std::string& version, int ggml_type) {
     detail::find_version(kMatmulVersions, version, "quant_matmul");
     const QuantType* t = quant_type(ggml_type);
     if (!t) throw std::invalid_argument("unsupported ggml type " + std::to_string(ggml_type));
+    if (version == "v10_gemm") {
+        const std::string gemm = std::string(t->name) + " dequantized once per row x f32 gemm avx512, 8 rows x 48 tokens";
+        return v9_is_float(ggml_type) ? gemm + " (12+ tokens); 1-11 tokens: " + quant_matmul_kernel("v9_prefetch", ggml_type) : gemm;
+    }
     if (version.rfind("v4b", 0) == 0 && (ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return std::string(t->name) + " dequantized in registers x f32 avx512";
-    if (version == "v11_i16_decode" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
-        return std::string(t->name) + " x int16 activations avx512vnni (vpdpwssd), 4 rows per call for 1 token; prompts as v9";
-    if ((version == "v7_rows4" || version == "v8_rows4_lut" || version == "v9_prefetch" || version == "v11_i16_decode") &&
+    if (version == "v11_i16_decode" && !(ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
+        return quant_matmul_kernel("v10_gemm", ggml_type);
+    if (version == "v11_i16_decode")
+        return std::string(t->name) + " x int16 activations avx512vnni (vpdpwssd), 4 rows per call for 1 token; 2+ tokens: " + quant_matmul_kernel("v10_gemm", ggml_type);
+    if ((version == "v7_rows4" || version == "v8_rows4_lut" || version == "v9_prefetch") &&
         (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return std::string(t->name) + (version != "v7_rows4" && ggml_type != GGML_Q8_0 ? " looked up in registers" : " dequantized in registers") +
                " x f32 avx512, 4 rows x 1-2 tokens or 1-8 tokens per block";
-    if ((version == "v6_f32_tiled" || version == "v7_rows4" || version == "v8_rows4_lut" || version == "v9_prefetch" || version == "v11_i16_decode") && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0 ||
+    if ((version == "v6_f32_tiled" || version == "v7_rows4" || version == "v8_rows4_lut" || version == "v9_prefetch") && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0 ||
                                       ggml_type == GGML_Q4_K || ggml_type == GGML_Q6_K))
         return std::string(t->name) + " dequantized in registers x f32 avx512, 1-8 tokens per block";
     if (version == "v6_f32_tiled_avx2" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
