@@ -1,8 +1,9 @@
 """The C++ attention kernel, every version, against the numpy lesson (lessons/l06_attention.py).
 
-Shapes cover plain multi-head, grouped-query and multi-query attention, a single new token (decode)
-and several (prefill, with the causal mask), head_dim not a multiple of the SIMD width (8 or 16),
-a head_dim of 1, and a cache longer than the positions in use (entries past them must be ignored).
+Shapes cover plain multi-head, grouped-query and multi-query attention (group 1 to 9), a single new token
+(decode) and several (prefill, with the causal mask), head_dim not a multiple of the SIMD width (8 or 16),
+a head_dim of 1 and up to 128, contexts of 1, 17 and 300 positions (v4 splits long ones into chunks when
+it has several threads), and a cache longer than the positions in use (entries past them must be ignored).
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ SHAPES = [  # (n new tokens, pos, n_head, n_head_kv, head_dim)
     (6, 11, 4, 4, 17),   # plain multi-head, odd head_dim
     (3, 2, 6, 1, 23),    # multi-query, head_dim with a tail after 16
     (4, 0, 2, 1, 80),
+    (1, 16, 4, 2, 48),   # 17 positions: one full block of 16 and one position after it
+    (1, 299, 9, 3, 64),  # 300 positions: a long decode, split into chunks merged flash-style
+    (1, 299, 8, 2, 128),  # head_dim 128 (two 64-channel passes), group 4
+    (2, 150, 3, 3, 80),  # group 1, head_dim 80 (a tail in the second pass)
+    (3, 97, 10, 2, 48),  # group 5: heads done 4 + 1
 ]
 
 
