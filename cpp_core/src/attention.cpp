@@ -177,19 +177,31 @@ __attribute__((target("avx512f"))) static void attend_range_v4(const float* q, c
                                                                float* o, float* m, float* l) {
     const int n = j1 - j0, nv = NV ? NV : (hd + 15) / 16;
     // -- scores, 16 positions at a time; the block's K rows stay in L1 for all G heads --
+    __mmask16 mk[NV ? NV : 1];  // lanes of each 16-float piece of a row (all but the last are full)
+    for (int c = 0; c < NV; c++) mk[c] = lanes_below(hd - 16 * c);
     for (int jb = 0; jb < n; jb += 16) {
         const int nb = std::min(16, n - jb);
+        const float* kb = K + int64_t(j0 + jb) * row;  // the block's first K row
         for (int h = 0; h < G; h++) {
             const float* qh = q + int64_t(h) * hd;
             __m512 acc[16];
+            if (NV) {  // hd <= 64: the query in registers, the masks hoisted
+                __m512 qv[NV ? NV : 1];
+                for (int c = 0; c < NV; c++) qv[c] = _mm512_maskz_loadu_ps(mk[c], qh + 16 * c);
 #pragma GCC unroll 16
-            for (int i = 0; i < 16; i++) {
-                acc[i] = _mm512_setzero_ps();
-                if (i >= nb) continue;
-                const float* kr = K + int64_t(j0 + jb + i) * row;
-                for (int c = 0; c < nv; c++) {
-                    const __mmask16 mk = lanes_below(hd - 16 * c);
-                    acc[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, qh + 16 * c), _mm512_maskz_loadu_ps(mk, kr + 16 * c), acc[i]);
+                for (int i = 0; i < 16; i++) {
+                    acc[i] = _mm512_setzero_ps();
+                    if (nb == 16 || i < nb)
+                        for (int c = 0; c < NV; c++)
+                            acc[i] = _mm512_fmadd_ps(qv[c], _mm512_maskz_loadu_ps(mk[c], kb + i * row + 16 * c), acc[i]);
+                }
+            } else {  // any hd: pieces of 16 under a mask
+                for (int i = 0; i < 16; i++) {
+                    acc[i] = _mm512_setzero_ps();
+                    for (int c = 0; i < nb && c < nv; c++) {
+                        const __mmask16 m16 = lanes_below(hd - 16 * c);
+                        acc[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m16, qh + 16 * c), _mm512_maskz_loadu_ps(m16, kb + i * row + 16 * c), acc[i]);
+                    }
                 }
             }
             _mm512_mask_storeu_ps(scores + int64_t(h) * n + jb, lanes_below(nb), _mm512_mul_ps(hsum16(acc), _mm512_set1_ps(scale)));
