@@ -27,6 +27,7 @@ SHAPES = [  # (n new tokens, pos, n_head, n_head_kv, head_dim)
     (1, 299, 8, 2, 128),  # head_dim 128 (two 64-channel passes), group 4
     (2, 150, 3, 3, 80),  # group 1, head_dim 80 (a tail in the second pass)
     (3, 97, 10, 2, 48),  # group 5: heads done 4 + 1
+    (2, 200, 4, 1, 64),  # two tokens, one KV head: split into chunks too (3 threads)
 ]
 
 
