@@ -11,6 +11,8 @@
 //   v1_threads  the (token, head) pairs are independent: hand them to the thread pool
 //   v2_avx2     the two inner loops over head_dim (dot product, weighted sum) 8 floats at a time with FMA
 //   v3_avx512   the same 16 floats at a time (head_dim 64 = four registers)
+//   v4_gqa_flash per (token, KV head): the group's query heads together, 16 scores per transpose-add
+//               reduction, and a long row split into chunks merged flash-style (see the v4 banner below)
 // On aarch64 only v0 and v1 exist (no NEON version yet: it could not be tested on this project's machines).
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -151,6 +153,7 @@ __attribute__((target("avx512f"))) static void attention_v3(const float* q, cons
 //      chunks, each chunk returns an unnormalized partial (max m, sum l, sum_j e^(s_j - m) V_j), and the
 //      partials are merged with the flash-attention rescaling  o = sum_c e^(m_c - M) o_c / sum_c e^(m_c - M) l_c.
 // Prefill pairs are handed out longest first (the causal mask makes late tokens the long ones).
+// --8<-- [start:hsum16]
 // [sum(a[0]), sum(a[1]), ..., sum(a[15])]: four levels, each halving the vectors and pairing lanes.
 __attribute__((target("avx512f"))) static inline __m512 hsum16(const __m512* a) {
     __m512 x[8], y[4], z[2];
@@ -165,6 +168,8 @@ __attribute__((target("avx512f"))) static inline __m512 hsum16(const __m512* a) 
     return _mm512_add_ps(_mm512_shuffle_f32x4(z[0], z[1], _MM_SHUFFLE(2, 0, 2, 0)),
                          _mm512_shuffle_f32x4(z[0], z[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
+
+// --8<-- [end:hsum16]
 
 static inline __mmask16 lanes_below(int n) { return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1); }
 
