@@ -18,6 +18,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "quant_blocks.h"  // quant_type(): the per-type row dequantizer, for the embedding lookup
 
@@ -123,17 +124,6 @@ static void add_rows(float* x, const float* y, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] += y[i];  // the residual stream (the compiler vectorizes this)
 }
 
-// RoPE rotates the first n_rot channels of every head; kern's rope() does whole heads, so a partial
-// rotation (n_rot < head_dim) goes head by head with head_dim = n_rot: the frequencies then use n_rot too,
-// which is exactly how llama.cpp defines partial RoPE.
-static void rope_heads(float* x, int n_head, int head_dim, int n_rot, int pos, float base, bool neox) {
-    if (n_rot == 0 || n_rot == head_dim) {
-        rope(x, n_head, head_dim, pos, base, neox);  // [n_head, head_dim], in place
-        return;
-    }
-    for (int h = 0; h < n_head; h++) rope(x + int64_t(h) * head_dim, 1, n_rot, pos, base, neox);
-}
-
 // ---- decoding one token: fewer barriers ----
 // A token's matrix-vector products are short (tens of microseconds), so each thread-pool barrier is a
 // real cost, and a big one when a core is shared and a worker may be descheduled. Decoding therefore
@@ -190,6 +180,14 @@ void LlamaModel::forward_batch(const int32_t* tokens, int n, int pos, float* log
     const AttentionShape shape{n, pos, c.n_head, c.n_head_kv, c.head_dim};
     const bool fused = n == 1 && fuse_decode_;
 
+    // RoPE's angles depend on the position only: computed once here, used by q and k in every layer.
+    // n_rot < head_dim rotates the first n_rot channels with frequencies over n_rot (llama.cpp's partial RoPE).
+    const int n_rot = c.n_rot ? c.n_rot : c.head_dim;
+    std::vector<int32_t> positions(n);
+    for (int t = 0; t < n; t++) positions[t] = pos + t;
+    std::vector<float> rope_cos(size_t(n) * (n_rot / 2)), rope_sin(rope_cos.size());  // [n, n_rot/2] each
+    rope_angles(positions.data(), n, n_rot, c.rope_base, rope_cos.data(), rope_sin.data());
+
     embed(tokens, n, x);  // [n, d]
     for (int l = 0; l < c.n_layer; l++) {
         const LayerWeightRefs& L = w_.layers[l];
@@ -202,10 +200,8 @@ void LlamaModel::forward_batch(const int32_t* tokens, int n, int pos, float* log
             matmul(L.wk, xn, n, k);  // [n, d] -> [n, n_head_kv*hd]
             matmul(L.wv, xn, n, v);  // [n, d] -> [n, n_head_kv*hd]
         }
-        for (int t = 0; t < n; t++) {
-            rope_heads(q + t * q_dim_, c.n_head, c.head_dim, c.n_rot, pos + t, c.rope_base, c.rope_neox);
-            rope_heads(k + t * kv_dim_, c.n_head_kv, c.head_dim, c.n_rot, pos + t, c.rope_base, c.rope_neox);
-        }
+        apply_rope(q, n, c.n_head, c.head_dim, rope_cos.data(), rope_sin.data(), n_rot, c.rope_neox);     // [n, n_head, hd]
+        apply_rope(k, n, c.n_head_kv, c.head_dim, rope_cos.data(), rope_sin.data(), n_rot, c.rope_neox);  // [n, n_head_kv, hd]
         std::memcpy(k_at(l, pos), k, sizeof(float) * n * kv_dim_);  // positions pos..pos+n-1 are contiguous
         std::memcpy(v_at(l, pos), v, sizeof(float) * n * kv_dim_);
         attention(q, k_at(l, 0), v_at(l, 0), att, shape, pool_);  // [n, n_head*hd]
