@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _core
 
-OPS = ("rmsnorm", "rope", "swiglu", "softmax", "quant_matmul")
+OPS = ("rmsnorm", "apply_rope", "swiglu", "softmax", "quant_matmul")
 
 # ggml block geometry (elements, bytes) of the types the kernels handle, to read n_cols off a raw array.
 _BLOCKS = {0: (1, 4), 1: (1, 2), 30: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34),
@@ -79,9 +79,15 @@ def rmsnorm(x: np.ndarray, weight: np.ndarray, eps: float, version: str | None =
     return _core.rmsnorm(x, weight, float(eps), _v(version))
 
 
-def rope(x: np.ndarray, pos: int, freq_base: float, neox: bool, version: str | None = None) -> np.ndarray:
-    """Rotate x [n_head, head_dim] (one token at pos) or [n_tok, n_head, head_dim] (tokens at pos, pos+1, ...)."""
-    return _core.rope(x, int(pos), float(freq_base), bool(neox), _v(version))
+def rope_angles(positions: np.ndarray, n_rot: int, base: float) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin of pos * base^(-2i/n_rot) for every position and pair: two [n_pos, n_rot/2] float32 arrays."""
+    return _core.rope_angles(np.asarray(positions, np.int32), int(n_rot), float(base))
+
+
+def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray, neox: bool = False,
+               version: str | None = None) -> np.ndarray:
+    """Rotate the channel pairs of x [n, n_heads, head_dim] by the angles (cos, sin: [n, n_rot/2]) of its n positions."""
+    return _core.apply_rope(x, cos, sin, bool(neox), _v(version))
 
 
 def swiglu(gate: np.ndarray, up: np.ndarray, version: str | None = None) -> np.ndarray:

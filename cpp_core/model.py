@@ -104,13 +104,14 @@ class CppLlama:
 
 # ---- the attention kernel alone (for tests and benchmarks) ----
 def attention(q: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, pos: int, version: str | None = None,
-              n_threads: int = 1) -> np.ndarray:
+              n_threads: int = 1, heads: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Causal GQA attention: q [n, n_head, hd] at positions pos..pos+n-1 against k/v caches [n_ctx, n_head_kv, hd].
 
     Returns [n, n_head * hd], like lessons.l06_attention.attention (whose cache is [n_head_kv, n_ctx, hd]).
     version: one of attention_versions() (None = the fastest this CPU runs).
+    heads: (begin, end) computes only those query heads, as each thread of a decoding team does; (0, 0) = all.
     """
-    return _core.attention(q, k_cache, v_cache, int(pos), version or "", int(n_threads))
+    return _core.attention(q, k_cache, v_cache, int(pos), version or "", int(n_threads), (int(heads[0]), int(heads[1])))
 
 
 def attention_versions() -> list[str]:

@@ -32,9 +32,14 @@ def silu(z: np.ndarray) -> np.ndarray:
 
 
 # --8<-- [start:swiglu]
+def swiglu(gate: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """The gate itself: silu(gate) * up, elementwise (the C++ op of the same name, cpp_core/src/ops_swiglu.cpp)."""
+    return silu(gate) * up  # [n, n_ff], [n, n_ff] -> [n, n_ff]
+
+
 def swiglu_ffn(x: np.ndarray, w_gate: np.ndarray, w_up: np.ndarray, w_down: np.ndarray) -> np.ndarray:
     """x [n, n_embd]; weights stored like GGUF's, [out, in]: w_gate, w_up [n_ff, n_embd], w_down [n_embd, n_ff]."""
     gate = x @ w_gate.T  # [n, n_embd] -> [n, n_ff]
     up = x @ w_up.T  # [n, n_embd] -> [n, n_ff]
-    return (silu(gate) * up) @ w_down.T  # [n, n_ff] -> [n, n_embd]
+    return swiglu(gate, up) @ w_down.T  # [n, n_ff] -> [n, n_embd]
 # --8<-- [end:swiglu]

@@ -168,10 +168,15 @@ _counter = itertools.count()
 def build_tiny_llama(directory, *, n_embd=32, n_layer=2, n_head=4, n_head_kv=2, n_ff=64, n_ctx_train=64,
                      rope_base=10000.0, rms_eps=1e-5, n_rot=None, vocab="bpe", n_vocab=None, tied=True,
                      weight_type=GGMLType.F32, seed=0, metadata=None, drop_tensors=(), tensor_shapes=None,
-                     extra_tensors=(), name=None) -> Path:
+                     extra_tensors=(), name=None, arch="llama", qk_scale=1.0, embd_scale=1.0) -> Path:
     """Write a random-weight llama GGUF and return its path.
 
     vocab: "bpe" (gpt2 byte-level) or "spm" (SentencePiece); n_vocab pads it with unused tokens.
+    vocab=None writes no tokenizer at all, only {arch}.vocab_size = n_vocab (required then): enough for
+    the models, which never read the tokens.
+    arch: the architecture name (metadata keys {arch}.*), e.g. a test arch registered with NEOX RoPE.
+    qk_scale multiplies W_q and W_k (sharper attention, so a wrong score or position shows in the logits);
+    embd_scale multiplies the embedding table (sqrt(n_embd) gives unit-size embeddings).
     weight_type: type of the 2-D weights (norms stay F32): F32, F16, BF16 or any type lessons.l12_quants
     can quantize (the row length n_embd/n_ff must then be a multiple of its block size).
     metadata: keys to add or replace; a value of None deletes the key. drop_tensors: names to leave out.
@@ -179,9 +184,14 @@ def build_tiny_llama(directory, *, n_embd=32, n_layer=2, n_head=4, n_head_kv=2, 
     (name, ggml_type, shape, array) tuples, written as given.
     """
     rng = np.random.default_rng(seed)
-    md, md_types = (bpe_vocab if vocab == "bpe" else spm_vocab)()
-    tokens, types = md["tokenizer.ggml.tokens"], md["tokenizer.ggml.token_type"]
-    if n_vocab is not None:
+    if vocab is None:
+        if n_vocab is None:
+            raise ValueError("vocab=None needs n_vocab")
+        md, md_types, tokens = {f"{arch}.vocab_size": n_vocab}, {}, range(n_vocab)
+    else:
+        md, md_types = (bpe_vocab if vocab == "bpe" else spm_vocab)()
+        tokens, types = md["tokenizer.ggml.tokens"], md["tokenizer.ggml.token_type"]
+    if n_vocab is not None and vocab is not None:
         if n_vocab < len(tokens):
             raise ValueError(f"the {vocab} vocabulary needs at least {len(tokens)} tokens")
         tokens += [f"<unused{i}>" for i in range(n_vocab - len(tokens))]
@@ -190,7 +200,6 @@ def build_tiny_llama(directory, *, n_embd=32, n_layer=2, n_head=4, n_head_kv=2, 
             md["tokenizer.ggml.scores"] += [-1000.0] * (n_vocab - len(md["tokenizer.ggml.scores"]))
     n_vocab = len(tokens)
     head_dim = n_embd // n_head
-    arch = "llama"
     md = {
         "general.architecture": arch,
         "general.name": "tiny-random-llama",
@@ -211,19 +220,22 @@ def build_tiny_llama(directory, *, n_embd=32, n_layer=2, n_head=4, n_head_kv=2, 
         else:
             md[key] = value
 
-    def matrix(shape):
-        return (rng.standard_normal(shape) / np.sqrt(shape[-1])).astype(np.float32)
+    def matrix(shape, scale=1.0):
+        return (rng.standard_normal(shape) * scale / np.sqrt(shape[-1])).astype(np.float32)
 
     def norm(shape):
         return (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
 
     d, q, kv = n_embd, n_head * head_dim, n_head_kv * head_dim
-    specs = [("token_embd.weight", (n_vocab, d), matrix)]
+    def scaled(scale):
+        return lambda shape: matrix(shape, scale)
+
+    specs = [("token_embd.weight", (n_vocab, d), scaled(embd_scale))]
     for i in range(n_layer):
         specs += [
             (f"blk.{i}.attn_norm.weight", (d,), norm),
-            (f"blk.{i}.attn_q.weight", (q, d), matrix),
-            (f"blk.{i}.attn_k.weight", (kv, d), matrix),
+            (f"blk.{i}.attn_q.weight", (q, d), scaled(qk_scale)),
+            (f"blk.{i}.attn_k.weight", (kv, d), scaled(qk_scale)),
             (f"blk.{i}.attn_v.weight", (kv, d), matrix),
             (f"blk.{i}.attn_output.weight", (d, q), matrix),
             (f"blk.{i}.ffn_norm.weight", (d,), norm),

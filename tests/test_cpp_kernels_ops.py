@@ -1,4 +1,4 @@
-"""The C++ ops (rmsnorm, rope, swiglu, softmax), every version this CPU runs, against the numpy lessons."""
+"""The C++ ops (rmsnorm, rope_angles + apply_rope, swiglu, softmax), every version this CPU runs, against the numpy lessons."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 from lessons.l04_rmsnorm import rmsnorm as np_rmsnorm
 from lessons.l05_rope import apply_rope, rope_angles
 from lessons.l06_attention import softmax as np_softmax
-from lessons.l07_swiglu import silu
+from lessons.l07_swiglu import silu, swiglu as np_swiglu
 
 K = pytest.importorskip("cpp_core.kernels", reason="the C++ core is not built (pip install -e .)")
 
@@ -47,7 +47,8 @@ def test_swiglu(version, n):
     gate[:: max(1, n // 4)] = rng.choice([-200.0, -90.0, 0.0, 90.0], size=gate[:: max(1, n // 4)].shape)  # exp's edges
     up = rng.standard_normal(n).astype(np.float32)
     got = K.swiglu(gate, up, version=version)
-    np.testing.assert_allclose(got, silu(gate) * up, rtol=3e-6, atol=1e-6)
+    np.testing.assert_allclose(got, np_swiglu(gate, up), rtol=3e-6, atol=1e-6)
+    np.testing.assert_allclose(got, silu(gate) * up, rtol=3e-6, atol=1e-6)  # what lesson 7's swiglu means
 
 
 @pytest.mark.parametrize("version", versions("softmax"))
@@ -64,23 +65,42 @@ def test_softmax(version, n):
     np.testing.assert_allclose(got.sum(-1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("version", versions("rope"))
+@pytest.mark.parametrize("n_rot", [2, 64, 1000])
+def test_rope_angles(n_rot):
+    positions = np.array([0, 1, 7, 300, 8000], np.int32)
+    got_cos, got_sin = K.rope_angles(positions, n_rot, 100000.0)
+    want_cos, want_sin = rope_angles(positions, n_rot, 100000.0)
+    assert got_cos.shape == want_cos.shape == (5, n_rot // 2)
+    np.testing.assert_allclose(got_cos, want_cos, rtol=0, atol=1e-6)  # both from double angles, rounded to float
+    np.testing.assert_allclose(got_sin, want_sin, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("version", versions("apply_rope"))
 @pytest.mark.parametrize("neox", [False, True], ids=["adjacent", "neox"])
-@pytest.mark.parametrize("n_head,head_dim", [(1, 2), (3, 6), (9, 64), (2, 128)])
-def test_rope(version, neox, n_head, head_dim):
-    rng = np.random.default_rng(head_dim)
+@pytest.mark.parametrize("n_head,head_dim,n_rot", [(1, 2, 2), (3, 6, 6), (9, 64, 64), (2, 128, 128), (3, 48, 48),
+                                                  (2, 80, 80), (4, 64, 32), (2, 80, 36), (1, 96, 46), (2, 320, 300)],
+                         ids=lambda v: str(v))
+def test_apply_rope(version, neox, n_head, head_dim, n_rot):
+    """Whole heads, SIMD tails (46/2 = 23 pairs), partial rotation (n_rot < head_dim: the rest untouched),
+    and n_rot 300 (past the SIMD versions' stack tables of 256)."""
+    rng = np.random.default_rng(head_dim + n_rot)
     pos, n_tok = 1000, 3
     x = rng.standard_normal((n_tok, n_head, head_dim)).astype(np.float32)
-    cos, sin = rope_angles(np.arange(pos, pos + n_tok), head_dim, 100000.0)
+    cos, sin = rope_angles(np.arange(pos, pos + n_tok), n_rot, 100000.0)
     want = apply_rope(x, cos, sin, neox=neox)
-    got = K.rope(x, pos, 100000.0, neox, version=version)
+    got = K.apply_rope(x, cos, sin, neox, version=version)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(K.rope(x[0], pos, 100000.0, neox, version=version), got[0])  # one token, 2-D
+    np.testing.assert_array_equal(got[..., n_rot:], x[..., n_rot:])
 
 
-def test_rope_rejects_odd_head_dim():
-    with pytest.raises(ValueError, match="head_dim"):
-        K.rope(np.ones((2, 5), np.float32), 0, 10000.0, False)
+def test_rope_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="n_rot"):
+        K.rope_angles(np.arange(2), 5, 10000.0)
+    cos, sin = rope_angles(np.arange(2), 8, 10000.0)  # [2, 4]
+    with pytest.raises(ValueError, match="exceeds head_dim"):
+        K.apply_rope(np.ones((2, 3, 6), np.float32), cos, sin)
+    with pytest.raises(ValueError, match="n_tok"):
+        K.apply_rope(np.ones((3, 3, 8), np.float32), cos, sin)
 
 
 def test_listing_is_consistent():

@@ -8,12 +8,15 @@ counts, last_only, and the one-line errors for bad input. The oracle is lessons.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from conftest import build_tiny_llama
 from lessons.l01_gguf import GGMLType, GGUFFile, write_gguf
 
-gguf_quants = pytest.importorskip("gguf.quants", reason="gguf-py (llama.cpp's reader) quantizes the test weights")
+gguf_quants = pytest.importorskip("gguf.quants", reason="gguf-py (llama.cpp's reader) rounds the oracle's 8-bit activations")
 cpp_model = pytest.importorskip("cpp_core.model", reason="the C++ core is not built (pip install -e .)")
 from lessons import l08b_config  # noqa: E402
 from lessons.l08_transformer import NumpyLlama  # noqa: E402
@@ -21,47 +24,19 @@ from lessons.l08_transformer import NumpyLlama  # noqa: E402
 CppLlama = cpp_model.CppLlama
 
 
-# ---- tiny random models ----
-def tiny_llama(path, *, arch="llama", n_embd=64, n_layer=2, n_head=4, n_head_kv=2, n_ff=96, n_vocab=80, n_ctx_train=320,
-               rope_base=10000.0, n_rot=None, weight_type=GGMLType.F32, tied=True, seed=0):
-    """Write a random-weight llama-style GGUF (no tokenizer: the model needs only vocab_size)."""
-    rng = np.random.default_rng(seed)
-    head_dim = n_embd // n_head
-    md = {
-        "general.architecture": arch,
-        f"{arch}.vocab_size": n_vocab,
-        f"{arch}.context_length": n_ctx_train,
-        f"{arch}.embedding_length": n_embd,
-        f"{arch}.block_count": n_layer,
-        f"{arch}.feed_forward_length": n_ff,
-        f"{arch}.attention.head_count": n_head,
-        f"{arch}.attention.head_count_kv": n_head_kv,
-        f"{arch}.attention.layer_norm_rms_epsilon": 1e-5,
-        f"{arch}.rope.freq_base": float(rope_base),
-        f"{arch}.rope.dimension_count": n_rot or head_dim,
-    }
+# ---- tiny random models: conftest's builder, with this file's settings ----
+# No tokenizer (the model reads only vocab_size); W_q and W_k scaled x3 so that attention is sharp and a wrong
+# score, head, position or cache entry moves the logits by their spread; unit-size embeddings; and a
+# training context of 320 for the 300-token prompt.
+TINY = dict(vocab=None, n_vocab=80, n_embd=64, n_ff=96, n_ctx_train=320, qk_scale=3.0)
 
-    def matrix(name, rows, cols, scale=1.0):
-        w = (rng.standard_normal((rows, cols)) * scale / np.sqrt(cols)).astype(np.float32)
-        if weight_type == GGMLType.F32:
-            return (name, GGMLType.F32, (rows, cols), w)
-        return (name, weight_type, (rows, cols), gguf_quants.quantize(w, int(weight_type)))
 
-    def norm(name):
-        return (name, GGMLType.F32, (n_embd,), (1.0 + 0.1 * rng.standard_normal(n_embd)).astype(np.float32))
-
-    q, kv = n_head * head_dim, n_head_kv * head_dim
-    tensors = [matrix("token_embd.weight", n_vocab, n_embd, scale=np.sqrt(n_embd)), norm("output_norm.weight")]
-    if not tied:
-        tensors.append(matrix("output.weight", n_vocab, n_embd))
-    for i in range(n_layer):
-        tensors += [norm(f"blk.{i}.attn_norm.weight"), norm(f"blk.{i}.ffn_norm.weight"),
-                    matrix(f"blk.{i}.attn_q.weight", q, n_embd, 3.0), matrix(f"blk.{i}.attn_k.weight", kv, n_embd, 3.0),
-                    matrix(f"blk.{i}.attn_v.weight", kv, n_embd), matrix(f"blk.{i}.attn_output.weight", n_embd, q),
-                    matrix(f"blk.{i}.ffn_gate.weight", n_ff, n_embd), matrix(f"blk.{i}.ffn_up.weight", n_ff, n_embd),
-                    matrix(f"blk.{i}.ffn_down.weight", n_embd, n_ff)]
-    write_gguf(path, md, tensors)
-    return GGUFFile(path)
+def tiny_llama(path, **overrides) -> GGUFFile:
+    """A random-weight GGUF written to `path` by conftest.build_tiny_llama, opened."""
+    kw = {**TINY, **overrides}
+    kw.setdefault("embd_scale", float(np.sqrt(kw["n_embd"])))
+    path = Path(path)
+    return GGUFFile(build_tiny_llama(path.parent, name=path.name, **kw))
 
 
 # ---- the oracle: the numpy lesson, with llama.cpp's 8-bit activations where the weights are quantized ----

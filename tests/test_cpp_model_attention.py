@@ -1,8 +1,9 @@
 """The C++ attention kernel, every version, against the numpy lesson (lessons/l06_attention.py).
 
-Shapes cover plain multi-head, grouped-query and multi-query attention, a single new token (decode)
-and several (prefill, with the causal mask), head_dim not a multiple of the SIMD width (8 or 16),
-a head_dim of 1, and a cache longer than the positions in use (entries past them must be ignored).
+Shapes cover plain multi-head, grouped-query and multi-query attention (group 1 to 9), a single new token
+(decode) and several (prefill, with the causal mask), head_dim not a multiple of the SIMD width (8 or 16),
+a head_dim of 1 and up to 128, contexts of 1, 17 and 300 positions (v4 splits long ones into chunks when
+it has several threads), and a cache longer than the positions in use (entries past them must be ignored).
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ SHAPES = [  # (n new tokens, pos, n_head, n_head_kv, head_dim)
     (6, 11, 4, 4, 17),   # plain multi-head, odd head_dim
     (3, 2, 6, 1, 23),    # multi-query, head_dim with a tail after 16
     (4, 0, 2, 1, 80),
+    (1, 16, 4, 2, 48),   # 17 positions: one full block of 16 and one position after it
+    (1, 299, 9, 3, 64),  # 300 positions: a long decode, split into chunks merged flash-style
+    (1, 299, 8, 2, 128),  # head_dim 128 (two 64-channel passes), group 4
+    (2, 150, 3, 3, 80),  # group 1, head_dim 80 (a tail in the second pass)
+    (3, 97, 10, 2, 48),  # group 5: heads done 4 + 1
+    (2, 200, 4, 1, 64),  # two tokens, one KV head: split into chunks too (3 threads)
 ]
 
 
@@ -67,3 +74,28 @@ def test_unknown_version_is_a_value_error():
     k = np.zeros((1, 1, 8), np.float32)
     with pytest.raises(ValueError, match="unknown attention version"):
         cpp_model.attention(q, k, k, 0, version="v9_quantum")
+
+
+@pytest.mark.parametrize("version", cpp_model.attention_versions())
+@pytest.mark.parametrize("heads", [(0, 4), (4, 9), (2, 7), (8, 9)])
+@pytest.mark.parametrize("n, pos", [(1, 120), (3, 20)])
+def test_head_range_computes_those_heads_only(version, heads, n, pos):
+    """A decoding team gives each thread a range of query heads, which may cut a KV group in two
+    (9 heads in groups of 3 over 2 threads: heads 0-3 and 4-8). Those heads come out as in the full
+    call, the others are left alone."""
+    rng = np.random.default_rng(pos)
+    q = rng.standard_normal((n, 9, 64)).astype(np.float32)
+    k, v = rng.standard_normal((2, pos + n, 3, 64)).astype(np.float32)
+    full = cpp_model.attention(q, k, v, pos, version=version, n_threads=2).reshape(n, 9, 64)
+    part = cpp_model.attention(q, k, v, pos, version=version, n_threads=2, heads=heads).reshape(n, 9, 64)
+    b, e = heads
+    np.testing.assert_allclose(part[:, b:e], full[:, b:e], rtol=1e-6, atol=1e-6)
+    assert not part[:, :b].any() and not part[:, e:].any()
+
+
+def test_bad_head_range_is_a_value_error():
+    q = np.ones((1, 4, 8), np.float32)
+    kv = np.ones((2, 2, 8), np.float32)
+    for heads in [(3, 2), (0, 5), (-1, 2)]:
+        with pytest.raises(ValueError, match="head range"):
+            cpp_model.attention(q, kv, kv, 1, heads=heads)

@@ -2,6 +2,7 @@
 
     python tools/bench_kernels.py                          # everything
     python tools/bench_kernels.py --op quant_matmul --threads 1 2 --tokens 1 64
+    python tools/bench_kernels.py --op attention --threads 1 2
 
 Timing loops run in C++ (cpp_core._core.bench_op / bench_matmuls), so Python's call overhead is not
 counted. quant_matmul is timed on the real weights of SmolLM2-135M Q4_1 when the file is installed:
@@ -24,9 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cpp_core import kernels as K  # noqa: E402
 
-OP_SIZES = {"rmsnorm": 576, "swiglu": 1536, "softmax": 512, "rope": 9 * 64}
+OP_SIZES = {"rmsnorm": 576, "swiglu": 1536, "softmax": 512, "apply_rope": 9 * 64}
 OP_SHAPES = {"rmsnorm": "one row of 576", "swiglu": "1536 (the FFN width)", "softmax": "512 scores",
-             "rope": "9 heads x 64 (q of one token)"}
+             "apply_rope": "9 heads x 64 (q of one token; the angles computed once, outside the timing)"}
 
 
 def model_matrices():
@@ -54,7 +55,31 @@ def model_matrices():
     return mats, "random blocks in the model's shapes (model file not installed)"
 
 
-RESULTS: dict = {"ops": {}, "quant_matmul": []}
+RESULTS: dict = {"ops": {}, "quant_matmul": [], "attention": []}
+
+# (new tokens, pos): one decoded token at context 300 and 1000, and a 256-token prompt from position 0
+ATTENTION_CASES = [(1, 299), (1, 999), (256, 0)]
+
+
+def bench_attention(threads, rounds) -> None:
+    """Attention through the 30 layers of SmolLM2 (9 heads, 3 KV heads, head_dim 64), each layer with its own
+    cache, so a decoded token streams the whole KV cache from memory as in the model."""
+    from cpp_core import model as M
+    print("attention: SmolLM2 shapes (9 heads / 3 KV heads, head_dim 64), 30 layers per pass")
+    for n_tok, pos in ATTENTION_CASES:
+        kv_bytes = 30 * (pos + n_tok) * 3 * 64 * 4 * 2
+        for n_threads in threads:
+            base = None
+            for v in M.attention_versions():
+                if v == "v0_scalar" and n_tok > 1:
+                    continue  # ~1 s a pass: not worth the wait
+                wall, cpu = M._core.bench_attention(v, n_tok, pos, 9, 3, 64, 30, n_threads, rounds, 1 if n_tok > 1 else 10)
+                base = base or wall
+                RESULTS["attention"].append({"version": v, "n_tok": n_tok, "pos": pos, "threads": n_threads,
+                                             "wall_s": wall, "cpu_s": cpu})
+                stream = f"  cache read {kv_bytes / wall / 1e9:5.1f} GB/s" if n_tok == 1 else ""  # decode: memory-bound
+                print(f"  n_tok={n_tok:3d} pos={pos:4d} threads={n_threads} {v:14s} wall {wall * 1e3:8.3f} ms  "
+                      f"cpu {cpu * 1e3:8.3f} ms  x{base / wall:5.1f} vs first{stream}", flush=True)
 
 
 def bench_ops(rounds: int) -> None:
@@ -90,7 +115,7 @@ def bench_matmul(threads, tokens, versions, rounds) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--op", choices=["all", "ops", "quant_matmul"], default="all")
+    ap.add_argument("--op", choices=["all", "ops", "quant_matmul", "attention"], default="all")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--tokens", type=int, nargs="+", default=[1, 64])
     ap.add_argument("--versions", nargs="+", default=None, help="quant_matmul versions (default: all available)")
@@ -101,6 +126,8 @@ def main() -> None:
     print("fast path:", K.active_versions())
     if a.op in ("all", "ops"):
         bench_ops(a.rounds)
+    if a.op in ("all", "attention"):
+        bench_attention(a.threads, a.rounds)
     if a.op in ("all", "quant_matmul"):
         bench_matmul(a.threads, a.tokens, a.versions or K.available_versions()["quant_matmul"], a.rounds)
     if a.json:

@@ -11,16 +11,21 @@
 //   v1_threads  the (token, head) pairs are independent: hand them to the thread pool
 //   v2_avx2     the two inner loops over head_dim (dot product, weighted sum) 8 floats at a time with FMA
 //   v3_avx512   the same 16 floats at a time (head_dim 64 = four registers)
+//   v4_gqa_flash per (token, KV head): the group's query heads together, 16 scores per transpose-add
+//               reduction, and a long row split into chunks merged flash-style (see the v4 banner below)
 // On aarch64 only v0 and v1 exist (no NEON version yet: it could not be tested on this project's machines).
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #endif
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
 #include "model.h"
+#include "ops_simd_math.h"  // exp16_avx512
 
 namespace ll {
 
@@ -136,6 +141,210 @@ __attribute__((target("avx512f"))) static void attention_v3(const float* q, cons
                                                             const AttentionShape& s, ThreadPool& pool) {
     attention_threaded(q, k, v, out, s, pool, dot_avx512, axpy_avx512);
 }
+
+// ---- v4: the GQA group together, 16 scores per reduction, long contexts split flash-style ----
+// v3 spends its time on overhead, not arithmetic: one call through a function pointer and one full
+// horizontal reduction per (position, head), and each K/V row is fetched once per query head.
+// v4 works on (token, KV head) pairs and three ideas, all inlined:
+//   1. the `group` query heads of a KV head are done together: 16 K rows are read once into L1 and
+//      serve every head of the group; each V row feeds `group` x 4 accumulators in registers;
+//   2. the 16 dot products of a block of positions end as 16 vectors of partial sums, which a
+//      transpose-add tree (hsum16) turns into one vector of 16 scores: 45 shuffles+adds, not 16 reductions;
+//   3. decoding has only n_head_kv (3) pairs for the threads: each pair's positions are split into
+//      chunks, each chunk returns an unnormalized partial (max m, sum l, sum_j e^(s_j - m) V_j), and the
+//      partials are merged with the flash-attention rescaling  o = sum_c e^(m_c - M) o_c / sum_c e^(m_c - M) l_c.
+// Prefill pairs are handed out longest first (the causal mask makes late tokens the long ones).
+// --8<-- [start:hsum16]
+// [sum(a[0]), sum(a[1]), ..., sum(a[15])]: four levels, each halving the vectors and pairing lanes.
+__attribute__((target("avx512f"))) static inline __m512 hsum16(const __m512* a) {
+    __m512 x[8], y[4], z[2];
+    for (int i = 0; i < 8; i++)  // per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3]
+        x[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+    for (int i = 0; i < 4; i++)  // per 128-bit lane: the lane's sums of four vectors
+        y[i] = _mm512_add_ps(_mm512_shuffle_ps(x[2 * i], x[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(x[2 * i], x[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    for (int i = 0; i < 2; i++)  // add lane pairs (0,1) and (2,3)
+        z[i] = _mm512_add_ps(_mm512_shuffle_f32x4(y[2 * i], y[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(y[2 * i], y[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(z[0], z[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(z[0], z[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// --8<-- [end:hsum16]
+
+static inline __mmask16 lanes_below(int n) { return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1); }
+
+// One (token, KV head) pair over positions [j0, j1): for each of the G query heads at q (G rows of hd),
+// m[h] = max score, l[h] = sum_j e^(s_j - m), o[h] = sum_j e^(s_j - m) V_j (unnormalized).
+// scores: room for G * (j1 - j0) floats. NV = 16-float registers per row when hd <= 64 (0: any hd).
+template <int G, int NV>
+__attribute__((target("avx512f"))) static void attend_range_v4(const float* q, const float* K, const float* V, int64_t row,
+                                                               int hd, int j0, int j1, float scale, float* scores,
+                                                               float* o, float* m, float* l) {
+    const int n = j1 - j0, nv = NV ? NV : (hd + 15) / 16;
+    // -- scores, 16 positions at a time; the block's K rows stay in L1 for all G heads --
+    __mmask16 mk[NV ? NV : 1];  // lanes of each 16-float piece of a row (all but the last are full)
+    for (int c = 0; c < NV; c++) mk[c] = lanes_below(hd - 16 * c);
+    for (int jb = 0; jb < n; jb += 16) {
+        const int nb = std::min(16, n - jb);
+        const float* kb = K + int64_t(j0 + jb) * row;  // the block's first K row
+        for (int h = 0; h < G; h++) {
+            const float* qh = q + int64_t(h) * hd;
+            __m512 acc[16];
+            if (NV) {  // hd <= 64: the query in registers, the masks hoisted
+                __m512 qv[NV ? NV : 1];
+                for (int c = 0; c < NV; c++) qv[c] = _mm512_maskz_loadu_ps(mk[c], qh + 16 * c);
+#pragma GCC unroll 16
+                for (int i = 0; i < 16; i++) {
+                    acc[i] = _mm512_setzero_ps();
+                    if (nb == 16 || i < nb)
+                        for (int c = 0; c < NV; c++)
+                            acc[i] = _mm512_fmadd_ps(qv[c], _mm512_maskz_loadu_ps(mk[c], kb + i * row + 16 * c), acc[i]);
+                }
+            } else {  // any hd: pieces of 16 under a mask
+                for (int i = 0; i < 16; i++) {
+                    acc[i] = _mm512_setzero_ps();
+                    for (int c = 0; i < nb && c < nv; c++) {
+                        const __mmask16 m16 = lanes_below(hd - 16 * c);
+                        acc[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m16, qh + 16 * c), _mm512_maskz_loadu_ps(m16, kb + i * row + 16 * c), acc[i]);
+                    }
+                }
+            }
+            _mm512_mask_storeu_ps(scores + int64_t(h) * n + jb, lanes_below(nb), _mm512_mul_ps(hsum16(acc), _mm512_set1_ps(scale)));
+        }
+    }
+    // -- softmax numerators: e = exp(s - max), and their sum --
+    for (int h = 0; h < G; h++) {
+        float* sh = scores + int64_t(h) * n;
+        __m512 vmax = _mm512_set1_ps(-__builtin_inff());
+        for (int i = 0; i < n; i += 16) vmax = _mm512_mask_max_ps(vmax, lanes_below(n - i), vmax, _mm512_maskz_loadu_ps(lanes_below(n - i), sh + i));
+        const float mx = _mm512_reduce_max_ps(vmax);
+        __m512 vsum = _mm512_setzero_ps();
+        for (int i = 0; i < n; i += 16) {
+            const __mmask16 mk = lanes_below(n - i);
+            const __m512 e = _mm512_maskz_mov_ps(mk, exp16_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, sh + i), _mm512_set1_ps(mx))));
+            _mm512_mask_storeu_ps(sh + i, mk, e);
+            vsum = _mm512_add_ps(vsum, e);
+        }
+        m[h] = mx;
+        l[h] = _mm512_reduce_add_ps(vsum);
+    }
+    // -- o[h] = sum_j e[h][j] V_j: 64 channels at a time, G x 4 accumulators in registers --
+    for (int d0 = 0; d0 < hd; d0 += 64) {
+        __mmask16 mk[4];
+        for (int c = 0; c < 4; c++) mk[c] = lanes_below(hd - d0 - 16 * c);
+        __m512 acc[G][4];
+        for (int h = 0; h < G; h++)
+            for (int c = 0; c < 4; c++) acc[h][c] = _mm512_setzero_ps();
+        for (int j = 0; j < n; j++) {
+            const float* vr = V + int64_t(j0 + j) * row + d0;
+            __m512 vv[4];
+            for (int c = 0; c < 4; c++) vv[c] = _mm512_maskz_loadu_ps(mk[c], vr + 16 * c);
+            for (int h = 0; h < G; h++) {
+                const __m512 p = _mm512_set1_ps(scores[int64_t(h) * n + j]);
+                for (int c = 0; c < 4; c++) acc[h][c] = _mm512_fmadd_ps(p, vv[c], acc[h][c]);
+            }
+        }
+        for (int h = 0; h < G; h++)
+            for (int c = 0; c < 4; c++) _mm512_mask_storeu_ps(o + int64_t(h) * hd + d0 + 16 * c, mk[c], acc[h][c]);
+    }
+}
+
+using RangeFn = void (*)(const float*, const float*, const float*, int64_t, int, int, int, float, float*, float*, float*, float*);
+
+// The instance for this shape: one choice per call, outside every loop (the loops inside are inlined).
+template <int G>
+static RangeFn range_fn_for_hd(int hd) {
+    switch ((hd + 15) / 16) {
+        case 1: return attend_range_v4<G, 1>;
+        case 2: return attend_range_v4<G, 2>;
+        case 3: return attend_range_v4<G, 3>;
+        case 4: return attend_range_v4<G, 4>;
+        default: return attend_range_v4<G, 0>;
+    }
+}
+
+// Heads of one group are done 4 at a time at most (4 x 4 accumulators + 4 values fill 20 of 32 registers).
+static void attend_range_any(const float* q, int group, const float* K, const float* V, int64_t row, int hd, int j0, int j1,
+                             float scale, float* scores, float* o, float* m, float* l) {
+    for (int h0 = 0; h0 < group; h0 += 4) {
+        const int g = std::min(4, group - h0);
+        const RangeFn fn = g == 1 ? range_fn_for_hd<1>(hd) : g == 2 ? range_fn_for_hd<2>(hd) : g == 3 ? range_fn_for_hd<3>(hd) : range_fn_for_hd<4>(hd);
+        fn(q + int64_t(h0) * hd, K, V, row, hd, j0, j1, scale, scores, o + int64_t(h0) * hd, m + h0, l + h0);
+    }
+}
+
+static float* scratch_partials(int64_t n) {
+    thread_local std::vector<float> buf;  // the caller's: partial results of the chunks, merged after the loop
+    if (int64_t(buf.size()) < n) buf.resize(size_t(n));
+    return buf.data();
+}
+
+// --8<-- [start:attention_v4]
+static constexpr int kMinChunk = 64;  // positions: below this a chunk's merge costs more than it spreads
+
+static void attention_v4(const float* q, const float* k, const float* v, float* out, const AttentionShape& s, ThreadPool& pool) {
+    const int group = s.n_head / s.n_head_kv, hd = s.head_dim;
+    // A head range (a decoding team's share) touches the KV heads g_first..g_first + n_g - 1, some maybe in part.
+    const int h_begin = s.first_head(), h_end = h_begin + s.n_heads_computed();
+    const int g_first = h_begin / group, n_g = (h_end - 1) / group - g_first + 1;
+    const int64_t row = int64_t(s.n_head_kv) * hd, pairs = int64_t(s.n_tok) * n_g;
+    const float scale = 1.0f / std::sqrt(float(hd));
+    // Chunks per pair: enough tasks for the pool (2 per thread) when there are few pairs (decoding: 3 pairs,
+    // 2 threads -> 6 chunks of ~50 positions at context 300). Measured at contexts 300 and 1000 with 2 threads
+    // against 1 (no split: one thread gets 2 of the 3 pairs), 4 and 8 per thread: 2 was best in the quiet
+    // rounds, by 5-20%, but the spread on this shared machine is as large.
+    const int64_t want = 2 * int64_t(pool.n_threads());
+    const int n_chunk = pool.n_threads() == 1 || pairs >= want || ThreadPool::inside_task() ? 1  // inside a task: runs inline
+                        : int(std::max<int64_t>(1, std::min<int64_t>((want + pairs - 1) / pairs, (s.pos + 1) / kMinChunk)));
+    const int64_t part = int64_t(group) * (hd + 2);  // one chunk's partial: o [group, hd], m [group], l [group]
+    float* partials = n_chunk > 1 ? scratch_partials(pairs * n_chunk * part) : nullptr;
+
+    pool.parallel_for(pairs * n_chunk, [&](int64_t begin, int64_t end) {
+        for (int64_t task = begin; task < end; task++) {
+            const int64_t pair = pairs - 1 - task / n_chunk;  // the last tokens (longest rows) first
+            const int t = int(pair / n_g), g = g_first + int(pair % n_g), c = int(task % n_chunk);
+            const int h0 = std::max(h_begin, g * group), nh = std::min(h_end, (g + 1) * group) - h0;  // its query heads
+            const int n_kv = s.pos + t + 1;                                // causal: positions 0..pos+t
+            const int j0 = int(int64_t(n_kv) * c / n_chunk), j1 = int(int64_t(n_kv) * (c + 1) / n_chunk);
+            const float* qg = q + (int64_t(t) * s.n_head + h0) * hd;  // [nh, hd]
+            float* scores = scratch_scores(int64_t(group) * (j1 - j0 + 2));  // [nh, j1 - j0], then m, l
+            if (n_chunk == 1) {  // the whole row: normalize straight into out
+                float* og = out + (int64_t(t) * s.n_head + h0) * hd;  // [nh, hd]
+                float *m = scores + int64_t(group) * n_kv, *l = m + group;
+                attend_range_any(qg, nh, k + int64_t(g) * hd, v + int64_t(g) * hd, row, hd, 0, n_kv, scale, scores, og, m, l);
+                for (int h = 0; h < nh; h++)
+                    for (int d = 0; d < hd; d++) og[int64_t(h) * hd + d] /= l[h];
+            } else {
+                float* p = partials + (pair * n_chunk + c) * part;
+                attend_range_any(qg, nh, k + int64_t(g) * hd, v + int64_t(g) * hd, row, hd, j0, j1, scale, scores, p,
+                                 p + int64_t(group) * hd, p + int64_t(group) * (hd + 1));
+            }
+        }
+    });
+    if (n_chunk == 1) return;
+    // Merge: M = max_c m_c, o = sum_c e^(m_c - M) o_c / sum_c e^(m_c - M) l_c.
+    for (int64_t pair = 0; pair < pairs; pair++) {
+        const int t = int(pair / n_g), g = g_first + int(pair % n_g);
+        const int h0 = std::max(h_begin, g * group), nh = std::min(h_end, (g + 1) * group) - h0;
+        for (int h = 0; h < nh; h++) {
+            float* oh = out + (int64_t(t) * s.n_head + h0 + h) * hd;  // [hd]
+            const float* p0 = partials + pair * n_chunk * part;
+            float M = -__builtin_inff();
+            for (int c = 0; c < n_chunk; c++) M = std::max(M, p0[c * part + int64_t(group) * hd + h]);
+            float L = 0.0f;
+            std::memset(oh, 0, sizeof(float) * hd);
+            for (int c = 0; c < n_chunk; c++) {
+                const float* pc = p0 + c * part;
+                const float w = std::exp(pc[int64_t(group) * hd + h] - M);
+                L += w * pc[int64_t(group) * (hd + 1) + h];
+                for (int d = 0; d < hd; d++) oh[d] += w * pc[int64_t(h) * hd + d];
+            }
+            for (int d = 0; d < hd; d++) oh[d] /= L;
+        }
+    }
+}
+// --8<-- [end:attention_v4]
 #endif
 
 // ---- the version table, slowest to fastest ----
@@ -145,6 +354,7 @@ static const detail::OpVersion<AttentionFn> kAttentionVersions[] = {
 #if defined(__x86_64__) || defined(_M_X64)
     {"v2_avx2", "dot product and weighted sum 8 floats at a time (FMA)", attention_v2, detail::cpu_avx2},
     {"v3_avx512", "the same 16 floats at a time, masked tails", attention_v3, detail::cpu_avx512},
+    {"v4_gqa_flash", "GQA heads together, 16 scores per reduction, split positions merged flash-style", attention_v4, detail::cpu_avx512},
 #endif
 };
 
@@ -155,8 +365,16 @@ static void check_shape(const AttentionShape& s) {
         throw std::invalid_argument("attention: bad head range");
 }
 
+// The fast path: the best version this CPU runs, unless the environment variable LLAMA_LESSONS_ATTENTION
+// names another (for whole-model comparisons, e.g. LLAMA_LESSONS_ATTENTION=v3_avx512 tools/benchmark.py).
+static const detail::OpVersion<AttentionFn>& fast_path_attention() {
+    const char* name = std::getenv("LLAMA_LESSONS_ATTENTION");
+    if (name && *name) return detail::find_version(kAttentionVersions, name, "attention");
+    return detail::best_version(kAttentionVersions);
+}
+
 void attention(const float* q, const float* k, const float* v, float* out, const AttentionShape& s, ThreadPool& pool) {
-    static const AttentionFn best = detail::best_version(kAttentionVersions).fn;
+    static const AttentionFn best = fast_path_attention().fn;
     check_shape(s);
     best(q, k, v, out, s, pool);
 }
@@ -168,6 +386,6 @@ void attention_v(const std::string& version, const float* q, const float* k, con
 }
 
 std::vector<VersionInfo> attention_versions() { return detail::describe(kAttentionVersions); }
-std::string attention_active() { return detail::best_version(kAttentionVersions).name; }
+std::string attention_active() { return fast_path_attention().name; }
 
 }  // namespace ll

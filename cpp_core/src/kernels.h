@@ -19,7 +19,11 @@ namespace ll {
 
 // ---- the fast path: best validated version for this CPU ----
 void rmsnorm(const float* x, const float* weight, float* out, int64_t n, float eps);    // one row
-void rope(float* x, int n_head, int head_dim, int pos, float freq_base, bool neox);     // in place, x: [n_head, head_dim]
+// RoPE, as lesson 5 splits it: the angles once per position, then the rotation of every head with them.
+// cos, sin: [n_pos, n_rot/2]; x: [n_tok, n_head, head_dim], rotated in place (channels past n_rot untouched)
+// with the angles of its n_tok positions (cos, sin: [n_tok, n_rot/2]).
+void rope_angles(const int32_t* positions, int64_t n_pos, int n_rot, float base, float* cos, float* sin);
+void apply_rope(float* x, int64_t n_tok, int n_head, int head_dim, const float* cos, const float* sin, int n_rot, bool neox);
 void swiglu(const float* gate, const float* up, float* out, int64_t n);                 // out = silu(gate) * up
 void softmax(float* x, int64_t n);                                                      // in place, max-subtracted
 
@@ -45,7 +49,7 @@ enum GGMLTypeId : int {
 };
 
 // ---- every version, by name (for tests and benchmarks) ----
-// Ops: "rmsnorm", "rope", "swiglu", "softmax", "quant_matmul". A version is listed only if this build
+// Ops: "rmsnorm", "apply_rope", "swiglu", "softmax", "quant_matmul". A version is listed only if this build
 // has it; `available` says whether this CPU can run it. Names look like "v0_scalar", "v1_avx2".
 struct VersionInfo {
     std::string name;
@@ -58,7 +62,8 @@ std::string active_version(const std::string& op);   // the version the fast pat
 
 // Versioned entry points: throw std::invalid_argument for an unknown version or one this CPU cannot run.
 void rmsnorm_v(const std::string& version, const float* x, const float* weight, float* out, int64_t n, float eps);
-void rope_v(const std::string& version, float* x, int n_head, int head_dim, int pos, float freq_base, bool neox);
+void apply_rope_v(const std::string& version, float* x, int64_t n_tok, int n_head, int head_dim, const float* cos,
+                  const float* sin, int n_rot, bool neox);
 void swiglu_v(const std::string& version, const float* gate, const float* up, float* out, int64_t n);
 void softmax_v(const std::string& version, float* x, int64_t n);
 void quant_matmul_v(const std::string& version, int ggml_type, const uint8_t* W, int64_t n_rows, int64_t n_cols,
@@ -110,12 +115,12 @@ std::vector<VersionInfo> describe(const OpVersion<Fn> (&table)[N]) {
 }
 
 std::vector<VersionInfo> rmsnorm_versions();
-std::vector<VersionInfo> rope_versions();
+std::vector<VersionInfo> apply_rope_versions();
 std::vector<VersionInfo> swiglu_versions();
 std::vector<VersionInfo> softmax_versions();
 std::vector<VersionInfo> quant_matmul_versions();
 std::string rmsnorm_active();
-std::string rope_active();
+std::string apply_rope_active();
 std::string swiglu_active();
 std::string softmax_active();
 std::string quant_matmul_active();

@@ -51,21 +51,32 @@ FloatArray py_rmsnorm(FloatArray x, FloatArray weight, float eps, const std::str
     return out;
 }
 
-// x: [n_head, head_dim] (one token at `pos`) or [n_tok, n_head, head_dim] (tokens at pos, pos+1, ...). Returns a copy.
-FloatArray py_rope(FloatArray x, int pos, float freq_base, bool neox, const std::string& version) {
-    if (x.ndim() != 2 && x.ndim() != 3) throw std::invalid_argument("rope: x must be [n_head, head_dim] or [n_tok, n_head, head_dim]");
-    const int64_t n_tok = x.ndim() == 3 ? x.shape(0) : 1;
-    const int n_head = int(x.shape(x.ndim() - 2)), head_dim = int(x.shape(x.ndim() - 1));
+// rope_angles(positions [n_pos], n_rot, base) -> (cos, sin), each [n_pos, n_rot/2]: lesson 5's signature.
+py::tuple py_rope_angles(py::array_t<int32_t, py::array::c_style | py::array::forcecast> positions, int n_rot, float base) {
+    if (positions.ndim() != 1) throw std::invalid_argument("rope_angles: positions must be 1-D");
+    if (n_rot <= 0 || n_rot % 2) throw std::invalid_argument("rope_angles: n_rot must be even and positive, got " + std::to_string(n_rot));
+    const int64_t n_pos = positions.shape(0);
+    FloatArray cos(std::vector<py::ssize_t>{py::ssize_t(n_pos), py::ssize_t(n_rot / 2)}), sin(cos.request().shape);
+    ll::rope_angles(positions.data(), n_pos, n_rot, base, cos.mutable_data(), sin.mutable_data());
+    return py::make_tuple(cos, sin);
+}
+
+// apply_rope(x [n, n_head, head_dim], cos [n, n_rot/2], sin, neox) -> a rotated copy: lesson 5's signature.
+FloatArray py_apply_rope(FloatArray x, FloatArray cos, FloatArray sin, bool neox, const std::string& version) {
+    if (x.ndim() != 3) throw std::invalid_argument("apply_rope: x must be [n_tok, n_head, head_dim]");
+    if (cos.ndim() != 2 || sin.ndim() != 2 || cos.shape(0) != x.shape(0) || sin.shape(0) != x.shape(0) ||
+        cos.shape(1) != sin.shape(1))
+        throw std::invalid_argument("apply_rope: cos and sin must both be [n_tok, n_rot/2] for x's n_tok tokens");
+    const int64_t n_tok = x.shape(0);
+    const int n_head = int(x.shape(1)), head_dim = int(x.shape(2)), n_rot = int(2 * cos.shape(1));
+    if (n_rot > head_dim) throw std::invalid_argument("apply_rope: n_rot (2 * cos.shape[1]) exceeds head_dim");
     FloatArray out = empty_like_shape(x);
     std::memcpy(out.mutable_data(), x.data(), size_t(x.size()) * sizeof(float));
     float* op = out.mutable_data();
     {
         py::gil_scoped_release nogil;
-        for (int64_t t = 0; t < n_tok; t++) {
-            float* xt = op + t * n_head * head_dim;
-            if (version.empty()) ll::rope(xt, n_head, head_dim, int(pos + t), freq_base, neox);
-            else ll::rope_v(version, xt, n_head, head_dim, int(pos + t), freq_base, neox);
-        }
+        if (version.empty()) ll::apply_rope(op, n_tok, n_head, head_dim, cos.data(), sin.data(), n_rot, neox);
+        else ll::apply_rope_v(version, op, n_tok, n_head, head_dim, cos.data(), sin.data(), n_rot, neox);
     }
     return out;
 }
@@ -180,7 +191,7 @@ Timing best_of(int rounds, int calls, F&& f) {
     return best;
 }
 
-// One op on random data of size n (rope: n = n_head * 64), `calls` calls per round.
+// One op on random data of size n (apply_rope: n = n_head * 64), `calls` calls per round.
 py::tuple py_bench_op(const std::string& op, const std::string& version, int64_t n, int rounds, int calls) {
     std::vector<float> a(static_cast<size_t>(n)), b(static_cast<size_t>(n)), out(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; i++) a[size_t(i)] = float((i * 7919) % 1000) / 250.0f - 2.0f, b[size_t(i)] = 1.0f;
@@ -190,7 +201,12 @@ py::tuple py_bench_op(const std::string& op, const std::string& version, int64_t
         if (op == "rmsnorm") t = best_of(rounds, calls, [&] { ll::rmsnorm_v(version, a.data(), b.data(), out.data(), n, 1e-5f); });
         else if (op == "swiglu") t = best_of(rounds, calls, [&] { ll::swiglu_v(version, a.data(), b.data(), out.data(), n); });
         else if (op == "softmax") t = best_of(rounds, calls, [&] { ll::softmax_v(version, a.data(), n); });
-        else if (op == "rope") t = best_of(rounds, calls, [&] { ll::rope_v(version, a.data(), int(n / 64), 64, 300, 1e5f, false); });
+        else if (op == "apply_rope") {  // one token's q: n / 64 heads of 64, the angles of position 300
+            std::vector<float> cos(32), sin(32);
+            const int32_t pos = 300;
+            ll::rope_angles(&pos, 1, 64, 1e5f, cos.data(), sin.data());
+            t = best_of(rounds, calls, [&] { ll::apply_rope_v(version, a.data(), 1, int(n / 64), 64, cos.data(), sin.data(), 64, false); });
+        }
         else throw std::invalid_argument("bench_op: unknown op " + op);
     }
     return py::make_tuple(t.wall, t.cpu);
@@ -250,7 +266,8 @@ void register_kernels(py::module_& m) {
     m.def("row_bytes", &ll::row_bytes, py::arg("ggml_type"), py::arg("n_cols"));
 
     m.def("rmsnorm", &py_rmsnorm, py::arg("x"), py::arg("weight"), py::arg("eps"), py::arg("version") = "");
-    m.def("rope", &py_rope, py::arg("x"), py::arg("pos"), py::arg("freq_base"), py::arg("neox"), py::arg("version") = "");
+    m.def("rope_angles", &py_rope_angles, py::arg("positions"), py::arg("n_rot"), py::arg("base"));
+    m.def("apply_rope", &py_apply_rope, py::arg("x"), py::arg("cos"), py::arg("sin"), py::arg("neox") = false, py::arg("version") = "");
     m.def("swiglu", &py_swiglu, py::arg("gate"), py::arg("up"), py::arg("version") = "");
     m.def("softmax", &py_softmax, py::arg("x"), py::arg("version") = "");
     m.def("quant_matmul", &py_quant_matmul, py::arg("W"), py::arg("ggml_type"), py::arg("n_rows"), py::arg("n_cols"),

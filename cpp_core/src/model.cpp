@@ -125,17 +125,6 @@ static void add_rows(float* x, const float* y, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] += y[i];  // the residual stream (the compiler vectorizes this)
 }
 
-// RoPE rotates the first n_rot channels of every head; kern's rope() does whole heads, so a partial
-// rotation (n_rot < head_dim) goes head by head with head_dim = n_rot: the frequencies then use n_rot too,
-// which is exactly how llama.cpp defines partial RoPE.
-static void rope_heads(float* x, int n_head, int head_dim, int n_rot, int pos, float base, bool neox) {
-    if (n_rot == 0 || n_rot == head_dim) {
-        rope(x, n_head, head_dim, pos, base, neox);  // [n_head, head_dim], in place
-        return;
-    }
-    for (int h = 0; h < n_head; h++) rope(x + int64_t(h) * head_dim, 1, n_rot, pos, base, neox);
-}
-
 // ---- decoding one token: one team of threads, barriers between the steps ----
 // A token's matrix-vector products are short (tens of microseconds), so a parallel loop per product
 // (five per layer) pays a wake-up and a wait five times per layer. Decoding instead runs the whole token
@@ -158,6 +147,9 @@ static void matmul_rows(const std::string& version, const WeightRef& w, int64_t 
 }
 
 void LlamaModel::decode_one_token(int32_t token, int pos, float* logits) {
+    const int n_rot = hp_.n_rot ? hp_.n_rot : hp_.head_dim;
+    rope_cos_.resize(size_t(n_rot / 2)), rope_sin_.resize(size_t(n_rot / 2));
+    rope_angles(&pos, 1, n_rot, hp_.rope_base, rope_cos_.data(), rope_sin_.data());  // this position's angles, all layers
     pool_.run_team([&](int thread, int n_threads) { decode_team_member(token, pos, logits, thread, n_threads); });
 }
 
@@ -165,6 +157,8 @@ void LlamaModel::decode_one_token(int32_t token, int pos, float* logits) {
 void LlamaModel::decode_team_member(int32_t token, int pos, float* logits, int t, int nt) {
     const LlamaHParams& c = hp_;
     const int64_t d = c.n_embd, hd = c.head_dim;
+    const int n_rot = c.n_rot ? c.n_rot : c.head_dim;
+    const float *cos = rope_cos_.data(), *sin = rope_sin_.data();
     float* x = team_x_.data() + t * d;    // this thread's residual stream  [d]
     float* xn = team_xn_.data() + t * d;  // and its normalized copy        [d]
     float *q = q_.data(), *k = k_.data(), *v = v_.data(), *att = att_.data(), *gate = gate_.data(), *up = up_.data();
@@ -182,12 +176,12 @@ void LlamaModel::decode_team_member(int32_t token, int pos, float* logits, int t
         if (b < q_end) {  // query heads [b, min(e, q_end))
             const int64_t h1 = std::min(e, q_end);
             matmul_rows(matmul_version_, L.wq, b * hd, h1 * hd, xn, q, pool_);
-            rope_heads(q + b * hd, int(h1 - b), c.head_dim, c.n_rot, pos, c.rope_base, c.rope_neox);
+            apply_rope(q + b * hd, 1, int(h1 - b), c.head_dim, cos, sin, n_rot, c.rope_neox);
         }
         if (b < k_end && e > q_end) {  // key heads
             const int64_t h0 = std::max(b, q_end) - q_end, h1 = std::min(e, k_end) - q_end;
             matmul_rows(matmul_version_, L.wk, h0 * hd, h1 * hd, xn, k, pool_);
-            rope_heads(k + h0 * hd, int(h1 - h0), c.head_dim, c.n_rot, pos, c.rope_base, c.rope_neox);
+            apply_rope(k + h0 * hd, 1, int(h1 - h0), c.head_dim, cos, sin, n_rot, c.rope_neox);
             std::memcpy(k_at(l, pos) + h0 * hd, k + h0 * hd, sizeof(float) * (h1 - h0) * hd);
         }
         if (e > k_end) {  // value heads
@@ -233,6 +227,14 @@ void LlamaModel::forward_batch(const int32_t* tokens, int n, int pos, float* log
     const AttentionShape shape{n, pos, c.n_head, c.n_head_kv, c.head_dim};
     if (n == 1 && fuse_decode_) return decode_one_token(tokens[0], pos, logits);  // one token: the team path above
 
+    // RoPE's angles depend on the position only: computed once here, used by q and k in every layer.
+    // n_rot < head_dim rotates the first n_rot channels with frequencies over n_rot (llama.cpp's partial RoPE).
+    const int n_rot = c.n_rot ? c.n_rot : c.head_dim;
+    std::vector<int32_t> positions(n);
+    for (int t = 0; t < n; t++) positions[t] = pos + t;
+    std::vector<float> rope_cos(size_t(n) * (n_rot / 2)), rope_sin(rope_cos.size());  // [n, n_rot/2] each
+    rope_angles(positions.data(), n, n_rot, c.rope_base, rope_cos.data(), rope_sin.data());
+
     embed(tokens, n, x);  // [n, d]
     for (int l = 0; l < c.n_layer; l++) {
         const LayerWeightRefs& L = w_.layers[l];
@@ -241,10 +243,8 @@ void LlamaModel::forward_batch(const int32_t* tokens, int n, int pos, float* log
         matmul(L.wq, xn, n, q);  // [n, d] -> [n, n_head*hd]
         matmul(L.wk, xn, n, k);  // [n, d] -> [n, n_head_kv*hd]
         matmul(L.wv, xn, n, v);  // [n, d] -> [n, n_head_kv*hd]
-        for (int t = 0; t < n; t++) {
-            rope_heads(q + t * q_dim_, c.n_head, c.head_dim, c.n_rot, pos + t, c.rope_base, c.rope_neox);
-            rope_heads(k + t * kv_dim_, c.n_head_kv, c.head_dim, c.n_rot, pos + t, c.rope_base, c.rope_neox);
-        }
+        apply_rope(q, n, c.n_head, c.head_dim, rope_cos.data(), rope_sin.data(), n_rot, c.rope_neox);     // [n, n_head, hd]
+        apply_rope(k, n, c.n_head_kv, c.head_dim, rope_cos.data(), rope_sin.data(), n_rot, c.rope_neox);  // [n, n_head_kv, hd]
         std::memcpy(k_at(l, pos), k, sizeof(float) * n * kv_dim_);  // positions pos..pos+n-1 are contiguous
         std::memcpy(v_at(l, pos), v, sizeof(float) * n * kv_dim_);
         attention(q, k_at(l, 0), v_at(l, 0), att, shape, pool_);  // [n, n_head*hd]

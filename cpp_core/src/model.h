@@ -120,6 +120,7 @@ private:
     // scratch for one micro-batch of up to kMaxBatch tokens
     std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, ffn_out_, logits_tmp_;
     std::vector<float> team_x_, team_xn_;  // decoding: each thread's own copy of the residual stream and its norm
+    std::vector<float> rope_cos_, rope_sin_;  // decoding: the token's RoPE angles, [n_rot / 2] each
 };
 
 }  // namespace ll

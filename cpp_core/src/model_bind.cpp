@@ -2,6 +2,8 @@
 //
 // Weights cross the boundary as numpy views of the GGUF mmap: the binding takes their data pointers
 // and keeps a reference to every array, so the mmap cannot go away while the model lives.
+#include <chrono>
+#include <ctime>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -104,11 +106,12 @@ struct PyLlamaModel {
     }
 };
 
-// attention(q [n, n_head, hd], k_cache [n_ctx, n_head_kv, hd], v_cache, pos, version, n_threads) -> [n, n_head*hd]
+// attention(q [n, n_head, hd], k_cache [n_ctx, n_head_kv, hd], v_cache, pos, version, n_threads, heads) -> [n, n_head*hd]
+// heads = (begin, end): compute only those query heads (a decoding team's share); the others stay 0.
 py::array_t<float> attention_py(py::array_t<float, py::array::c_style | py::array::forcecast> q,
                                 py::array_t<float, py::array::c_style | py::array::forcecast> k,
                                 py::array_t<float, py::array::c_style | py::array::forcecast> v, int pos,
-                                const std::string& version, int n_threads) {
+                                const std::string& version, int n_threads, std::pair<int, int> heads) {
     if (q.ndim() != 3 || k.ndim() != 3 || v.ndim() != 3) throw std::invalid_argument("attention: q, k, v must be 3-D");
     const int n = int(q.shape(0)), n_head = int(q.shape(1)), hd = int(q.shape(2)), n_head_kv = int(k.shape(1));
     for (int i = 0; i < 3; i++)
@@ -116,13 +119,46 @@ py::array_t<float> attention_py(py::array_t<float, py::array::c_style | py::arra
     if (k.shape(2) != hd) throw std::invalid_argument("attention: head_dim of q and k differ");
     if (pos < 0 || int64_t(pos) + n > k.shape(0)) throw std::invalid_argument("attention: the cache holds fewer than pos + n positions");
     py::array_t<float> out({int64_t(n), int64_t(n_head) * hd});
+    std::fill(out.mutable_data(), out.mutable_data() + out.size(), 0.0f);
     ll::ThreadPool pool(n_threads);
-    const ll::AttentionShape s{n, pos, n_head, n_head_kv, hd};
+    const ll::AttentionShape s{n, pos, n_head, n_head_kv, hd, heads.first, heads.second};
     if (version.empty())
         ll::attention(q.data(), k.data(), v.data(), out.mutable_data(), s, pool);
     else
         ll::attention_v(version, q.data(), k.data(), v.data(), out.mutable_data(), s, pool);
     return out;
+}
+
+// Timing in C++ for tools/bench_kernels.py: one call = attention in each of n_layer layers, each layer with
+// its own cache (so a long context does not sit in L2 as it would with one layer). Returns
+// (best wall seconds per call, process CPU seconds per call during that round).
+py::tuple bench_attention_py(const std::string& version, int n_tok, int pos, int n_head, int n_head_kv, int head_dim,
+                             int n_layer, int n_threads, int rounds, int calls) {
+    if (n_tok < 1 || pos < 0 || n_head < 1 || n_head_kv < 1 || head_dim < 1 || n_layer < 1 || rounds < 1 || calls < 1 ||
+        int64_t(pos + n_tok) * n_head_kv * head_dim * n_layer > (int64_t(1) << 28))
+        throw std::invalid_argument("bench_attention: bad sizes");
+    const int64_t n_ctx = pos + n_tok, layer = n_ctx * n_head_kv * head_dim;
+    std::vector<float> k(size_t(layer * n_layer)), v(k.size()), q(size_t(int64_t(n_tok) * n_head * head_dim)), out(q.size());
+    for (size_t i = 0; i < k.size(); i++) k[i] = float((i * 7919) % 1000) / 500.0f - 1.0f, v[i] = float((i * 104729) % 1000) / 500.0f - 1.0f;
+    for (size_t i = 0; i < q.size(); i++) q[i] = float((i * 31) % 100) / 50.0f - 1.0f;
+    ll::ThreadPool pool(n_threads);
+    const ll::AttentionShape s{n_tok, pos, n_head, n_head_kv, head_dim};
+    double best_wall = 1e30, best_cpu = 0.0;
+    {
+    py::gil_scoped_release nogil;
+    for (int r = 0; r < rounds; r++) {
+        timespec c0, c1;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < calls; i++)
+            for (int l = 0; l < n_layer; l++)
+                ll::attention_v(version, q.data(), k.data() + l * layer, v.data() + l * layer, out.data(), s, pool);
+        const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / calls;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+        if (wall < best_wall) best_wall = wall, best_cpu = ((c1.tv_sec - c0.tv_sec) + 1e-9 * (c1.tv_nsec - c0.tv_nsec)) / calls;
+    }
+    }
+    return py::make_tuple(best_wall, best_cpu);
 }
 
 }  // namespace
@@ -145,7 +181,7 @@ void register_model(py::module_& m) {
         .def_property_readonly("arrays", [](const PyLlamaModel& self) { return self.keep_alive; },
                                "the arrays whose memory the model reads (views of the GGUF mmap)");
     m.def("attention", &attention_py, py::arg("q"), py::arg("k_cache"), py::arg("v_cache"), py::arg("pos"),
-          py::arg("version") = "", py::arg("n_threads") = 1,
+          py::arg("version") = "", py::arg("n_threads") = 1, py::arg("heads") = std::make_pair(0, 0),
           "Causal GQA attention of n new queries at positions pos.. against a [n_ctx, n_head_kv, head_dim] cache.");
     m.def("attention_versions", []() {
         py::list out;
@@ -153,4 +189,7 @@ void register_model(py::module_& m) {
         return out;
     });
     m.def("attention_active", &ll::attention_active);
+    m.def("bench_attention", &bench_attention_py, py::arg("version"), py::arg("n_tok"), py::arg("pos"), py::arg("n_head"),
+          py::arg("n_head_kv"), py::arg("head_dim"), py::arg("n_layer"), py::arg("n_threads"), py::arg("rounds"), py::arg("calls"),
+          "(best wall, process CPU) seconds per call of attention through n_layer layer caches");
 }

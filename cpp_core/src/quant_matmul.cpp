@@ -525,11 +525,11 @@ bool detail::cpu_avx2() { return cpu_features().has_avx2(); }
 bool detail::cpu_avx512() { return cpu_features().has_avx512(); }
 bool detail::cpu_avx512vnni() { return cpu_features().has_avx512vnni(); }
 
-std::vector<std::string> kernel_ops() { return {"rmsnorm", "rope", "swiglu", "softmax", "quant_matmul"}; }
+std::vector<std::string> kernel_ops() { return {"rmsnorm", "apply_rope", "swiglu", "softmax", "quant_matmul"}; }
 
 std::vector<VersionInfo> list_versions(const std::string& op) {
     if (op == "rmsnorm") return detail::rmsnorm_versions();
-    if (op == "rope") return detail::rope_versions();
+    if (op == "apply_rope") return detail::apply_rope_versions();
     if (op == "swiglu") return detail::swiglu_versions();
     if (op == "softmax") return detail::softmax_versions();
     if (op == "quant_matmul") return detail::quant_matmul_versions();
@@ -538,7 +538,7 @@ std::vector<VersionInfo> list_versions(const std::string& op) {
 
 std::string active_version(const std::string& op) {
     if (op == "rmsnorm") return detail::rmsnorm_active();
-    if (op == "rope") return detail::rope_active();
+    if (op == "apply_rope") return detail::apply_rope_active();
     if (op == "swiglu") return detail::swiglu_active();
     if (op == "softmax") return detail::softmax_active();
     if (op == "quant_matmul") return detail::quant_matmul_active();

@@ -28,6 +28,8 @@ static inline int64_t next_of(uint64_t claim) { return int64_t(claim & 0xFFFF); 
 
 static thread_local bool tls_in_pool = false;
 
+bool ThreadPool::inside_task() { return tls_in_pool; }
+
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
     for (int i = 1; i < n_threads_; i++) workers_.emplace_back([this, i] { worker_loop(i); });
 }

@@ -27,6 +27,8 @@ public:
     ThreadPool& operator=(const ThreadPool&) = delete;
 
     int n_threads() const { return n_threads_; }
+    // True on a thread that is running a pool task or a team (where a parallel_for runs inline).
+    static bool inside_task();
 
     // Calls fn(begin, end) on disjoint chunks covering [0, n), in parallel; returns when all are done.
     // An exception thrown by fn is rethrown here (the first one). Calls from inside fn run inline.
