@@ -172,7 +172,10 @@ __attribute__((target("avx512f"))) static inline __m512 hsum16(const __m512* a) 
 
 // --8<-- [end:hsum16]
 
-static inline __mmask16 lanes_below(int n) { return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1); }
+// The first n of 16 lanes (n may be <= 0 or >= 16).
+static inline __mmask16 lanes_below(int n) {
+    return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+}
 
 // One (token, KV head) pair over positions [j0, j1): for each of the G query heads at q (G rows of hd),
 // m[h] = max score, l[h] = sum_j e^(s_j - m), o[h] = sum_j e^(s_j - m) V_j (unnormalized).
@@ -206,23 +209,29 @@ __attribute__((target("avx512f"))) static void attend_range_v4(const float* q, c
                     acc[i] = _mm512_setzero_ps();
                     for (int c = 0; i < nb && c < nv; c++) {
                         const __mmask16 m16 = lanes_below(hd - 16 * c);
-                        acc[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m16, qh + 16 * c), _mm512_maskz_loadu_ps(m16, kb + i * row + 16 * c), acc[i]);
+                        acc[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m16, qh + 16 * c),
+                                                 _mm512_maskz_loadu_ps(m16, kb + i * row + 16 * c), acc[i]);
                     }
                 }
             }
-            _mm512_mask_storeu_ps(scores + int64_t(h) * n + jb, lanes_below(nb), _mm512_mul_ps(hsum16(acc), _mm512_set1_ps(scale)));
+            const __m512 s16 = _mm512_mul_ps(hsum16(acc), _mm512_set1_ps(scale));  // the block's 16 scores
+            _mm512_mask_storeu_ps(scores + int64_t(h) * n + jb, lanes_below(nb), s16);
         }
     }
     // -- softmax numerators: e = exp(s - max), and their sum --
     for (int h = 0; h < G; h++) {
         float* sh = scores + int64_t(h) * n;
         __m512 vmax = _mm512_set1_ps(-__builtin_inff());
-        for (int i = 0; i < n; i += 16) vmax = _mm512_mask_max_ps(vmax, lanes_below(n - i), vmax, _mm512_maskz_loadu_ps(lanes_below(n - i), sh + i));
+        for (int i = 0; i < n; i += 16) {
+            const __mmask16 mk = lanes_below(n - i);
+            vmax = _mm512_mask_max_ps(vmax, mk, vmax, _mm512_maskz_loadu_ps(mk, sh + i));
+        }
         const float mx = _mm512_reduce_max_ps(vmax);
         __m512 vsum = _mm512_setzero_ps();
         for (int i = 0; i < n; i += 16) {
             const __mmask16 mk = lanes_below(n - i);
-            const __m512 e = _mm512_maskz_mov_ps(mk, exp16_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, sh + i), _mm512_set1_ps(mx))));
+            const __m512 s16 = _mm512_maskz_loadu_ps(mk, sh + i);
+            const __m512 e = _mm512_maskz_mov_ps(mk, exp16_avx512(_mm512_sub_ps(s16, _mm512_set1_ps(mx))));
             _mm512_mask_storeu_ps(sh + i, mk, e);
             vsum = _mm512_add_ps(vsum, e);
         }
@@ -269,7 +278,8 @@ static void attend_range_any(const float* q, int group, const float* K, const fl
                              float scale, float* scores, float* o, float* m, float* l) {
     for (int h0 = 0; h0 < group; h0 += 4) {
         const int g = std::min(4, group - h0);
-        const RangeFn fn = g == 1 ? range_fn_for_hd<1>(hd) : g == 2 ? range_fn_for_hd<2>(hd) : g == 3 ? range_fn_for_hd<3>(hd) : range_fn_for_hd<4>(hd);
+        const RangeFn fn = g == 1 ? range_fn_for_hd<1>(hd) : g == 2 ? range_fn_for_hd<2>(hd)
+                         : g == 3 ? range_fn_for_hd<3>(hd) : range_fn_for_hd<4>(hd);
         fn(q + int64_t(h0) * hd, K, V, row, hd, j0, j1, scale, scores, o + int64_t(h0) * hd, m + h0, l + h0);
     }
 }
@@ -354,7 +364,8 @@ static const detail::OpVersion<AttentionFn> kAttentionVersions[] = {
 #if defined(__x86_64__) || defined(_M_X64)
     {"v2_avx2", "dot product and weighted sum 8 floats at a time (FMA)", attention_v2, detail::cpu_avx2},
     {"v3_avx512", "the same 16 floats at a time, masked tails", attention_v3, detail::cpu_avx512},
-    {"v4_gqa_flash", "GQA heads together, 16 scores per reduction, split positions merged flash-style", attention_v4, detail::cpu_avx512},
+    {"v4_gqa_flash", "GQA heads together, 16 scores per reduction, split positions merged flash-style", attention_v4,
+     detail::cpu_avx512},
 #endif
 };
 

@@ -25,7 +25,8 @@ namespace ll {
 // --8<-- [start:rope_angles]
 // cos, sin: [n_pos, n_rot/2]. The angles in double: at pos 8000 a float angle would be off by ~5e-4 rad.
 void rope_angles(const int32_t* positions, int64_t n_pos, int n_rot, float base, float* cos, float* sin) {
-    if (n_rot <= 0 || n_rot % 2) throw std::invalid_argument("rope_angles: n_rot must be even and positive, got " + std::to_string(n_rot));
+    if (n_rot <= 0 || n_rot % 2)
+        throw std::invalid_argument("rope_angles: n_rot must be even and positive, got " + std::to_string(n_rot));
     const int half = n_rot / 2;
     for (int64_t p = 0; p < n_pos; p++)
         for (int i = 0; i < half; i++) {
