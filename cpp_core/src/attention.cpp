@@ -11,7 +11,7 @@
 //   v1_threads  the (token, head) pairs are independent: hand them to the thread pool
 //   v2_avx2     the two inner loops over head_dim (dot product, weighted sum) 8 floats at a time with FMA
 //   v3_avx512   the same 16 floats at a time (head_dim 64 = four registers)
-// On aarch64 only v0 and v1 exist (no NEON version yet: it could not be tested on this project's machines).
+//   v2_neon     (aarch64) the same 4 floats at a time: attention_neon.cpp, checked under qemu (tests/native/)
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #endif
@@ -21,6 +21,7 @@
 #include <stdexcept>
 
 #include "model.h"
+#include "kernels_neon.h"  // aarch64 versions (empty elsewhere)
 
 namespace ll {
 
@@ -144,6 +145,9 @@ static const detail::OpVersion<AttentionFn> kAttentionVersions[] = {
 #if defined(__x86_64__) || defined(_M_X64)
     {"v2_avx2", "dot product and weighted sum 8 floats at a time (FMA)", attention_v2, detail::cpu_avx2},
     {"v3_avx512", "the same 16 floats at a time, masked tails", attention_v3, detail::cpu_avx512},
+#endif
+#if defined(__aarch64__)
+    {"v2_neon", "dot product and weighted sum 4 floats at a time (aarch64)", attention_neon, detail::cpu_neon},  // attention_neon.cpp
 #endif
 };
 

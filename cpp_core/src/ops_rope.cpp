@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "kernels.h"
+#include "kernels_neon.h"  // aarch64 versions (empty elsewhere)
 #include "ops_simd_math.h"
 
 namespace ll {
@@ -140,6 +141,9 @@ static const detail::OpVersion<RopeFn> kRopeVersions[] = {
 #if defined(__x86_64__) || defined(__i386__)
     {"v2_avx2", "the rotation 8 lanes at a time", rope_v2_avx2, detail::cpu_avx2},
     {"v3_cached", "the last position's table kept: q, k and all layers share it", rope_v3_cached, detail::cpu_avx2},
+#endif
+#if defined(__aarch64__)
+    {"v2_neon_cached", "the last table kept, rotation 4 lanes at a time (aarch64)", rope_neon_cached, detail::cpu_neon},  // ops_neon.cpp
 #endif
 };
 

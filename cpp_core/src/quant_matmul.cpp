@@ -15,6 +15,7 @@
 //   v8_rows4_lut       v7 with 4-bit weights looked up (vpermps) in the block's 16 values: fewer uops
 //   v9_prefetch        the fast path: v8 with software prefetch 2 KB ahead. v7-v9 are bit-identical to v6.
 //                      Fast path = first of v9, v6 AVX-512, v6 AVX2, v1 this CPU runs.
+//   (aarch64)          v4_neon_dotprod and v6_f32_tiled_neon: quant_matmul_neon.cpp, checked under qemu (tests/native/)
 // Every version is checked against numpy's dequantize-then-matmul (tests/test_cpp_kernels_matmul.py).
 #include <algorithm>
 #include <cstdlib>
@@ -27,6 +28,7 @@
 
 #include "cpu_features.h"
 #include "kernels.h"
+#include "kernels_neon.h"  // aarch64 versions (empty elsewhere)
 #include "quant_blocks.h"
 #include "quant_pairs.h"
 
@@ -368,6 +370,10 @@ static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
     {"v8_rows4_lut", "v7 with 4-bit weights looked up in the block's 16 values", matmul_v8, detail::cpu_avx512vnni},
     {"v9_prefetch", "v8 with software prefetch of the rows 2 KB ahead", matmul_v9, detail::cpu_avx512vnni},
 #endif
+#if defined(__aarch64__)  // quant_matmul_neon.cpp
+    {"v4_neon_dotprod", "int8 dot products with SDOT (vdotq_s32)", matmul_int8_dotprod_neon, detail::cpu_neon_dotprod},
+    {"v6_f32_tiled_neon", "float32 activations, each dequantized block used for 8 tokens (NEON)", matmul_f32_tiled_neon, detail::cpu_neon},
+#endif
 };
 
 static int version_level(const std::string& name) {
@@ -390,7 +396,7 @@ static const QuantType& check_matmul(int ggml_type, const uint8_t* W, int64_t n_
 // LLAMA_LESSONS_MATMUL names another (for experiments: e.g. v4b_f32act for float activations).
 // Without an override: the best float-activation version this CPU runs (v9, v6 AVX-512, v6 AVX2, or v1),
 // because float activations keep the C++ model equal to the F32 model (docs/20-kernels-matmul.md).
-static const char* const kFastPathOrder[] = {"v9_prefetch", "v6_f32_tiled", "v6_f32_tiled_avx2", "v1_threads"};
+static const char* const kFastPathOrder[] = {"v9_prefetch", "v6_f32_tiled", "v6_f32_tiled_avx2", "v6_f32_tiled_neon", "v1_threads"};
 
 static const detail::OpVersion<MatmulFn>& fast_path_version() {
     const char* name = std::getenv("LLAMA_LESSONS_MATMUL");
@@ -423,6 +429,9 @@ std::string quant_matmul_kernel(const std::string& version, int ggml_type) {
     detail::find_version(kMatmulVersions, version, "quant_matmul");
     const QuantType* t = quant_type(ggml_type);
     if (!t) throw std::invalid_argument("unsupported ggml type " + std::to_string(ggml_type));
+#if defined(__aarch64__)
+    if (version.find("neon") != std::string::npos) return matmul_neon_kernel_name(version, *t);
+#endif
     if (version.rfind("v4b", 0) == 0 && (ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return std::string(t->name) + " dequantized in registers x f32 avx512";
     if ((version == "v7_rows4" || version == "v8_rows4_lut" || version == "v9_prefetch") &&
