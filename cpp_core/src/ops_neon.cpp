@@ -80,6 +80,7 @@ void softmax_neon(float* x, int64_t n) {
     for (; i < n; i++) x[i] *= inv_sum;
 }
 
+// --8<-- [start:swiglu_neon]
 // ---- swiglu: silu(g) * up with the vector exp (libm's expf is the whole cost of v0) ----
 void swiglu_neon(const float* gate, const float* up, float* out, int64_t n) {
     const float32x4_t one = vdupq_n_f32(1.0f);
@@ -91,6 +92,7 @@ void swiglu_neon(const float* gate, const float* up, float* out, int64_t n) {
     }
     for (; i < n; i++) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
+// --8<-- [end:swiglu_neon]
 
 // ---- rope: the x86 v3 idea (one cos/sin table per position, kept across calls) with 4 lanes ----
 // Adjacent pairs (2i, 2i+1): out = x * cos + swap_pairs(x) * sin, with sin stored as (-s, s) per pair
@@ -138,10 +140,12 @@ void rope_neon_cached(float* x, int n_head, int head_dim, int pos, float freq_ba
             }
         } else {
             int i = 0;
-            for (; i + 4 <= head_dim; i += 4) {  // two pairs per register
+            // --8<-- [start:rope_neon_pairs]
+            for (; i + 4 <= head_dim; i += 4) {  // two pairs per register: (x0 x1 x2 x3) -> x cos + (x1 x0 x3 x2) sin
                 const float32x4_t v = vld1q_f32(head + i);
                 vst1q_f32(head + i, vfmaq_f32(vmulq_f32(v, vld1q_f32(tab.cos_t + i)), vrev64q_f32(v), vld1q_f32(tab.sin_t + i)));
             }
+            // --8<-- [end:rope_neon_pairs]
             for (; i < head_dim; i += 2) {  // one pair left when head_dim % 4 == 2
                 const float a = head[i], b = head[i + 1];
                 head[i] = a * tab.cos_t[i] + b * tab.sin_t[i];          // sin_t[i] = -s

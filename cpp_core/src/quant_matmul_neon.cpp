@@ -47,12 +47,15 @@ static inline void fifth_bits(const uint8_t* qh_bytes, uint8x16_t* lo, uint8x16_
     *hi = vandq_u8(vtstq_u8(bytes_hi, bit), vdupq_n_u8(0x10));
 }
 
+// --8<-- [start:block_sumi]
 // sum_j w[j] a[j] over one block of 32, exactly, from the weight's two halves and the activation's.
+// vdotq_s32(acc, a, b): lane k of acc += a[4k] b[4k] + ... + a[4k+3] b[4k+3] (one SDOT instruction).
 static inline int block_sumi(int8x16_t w_lo, int8x16_t w_hi, const int8_t* a_qs) {
     int32x4_t acc = vdotq_s32(vdupq_n_s32(0), w_lo, vld1q_s8(a_qs));
     acc = vdotq_s32(acc, w_hi, vld1q_s8(a_qs + 16));
     return vaddvq_s32(acc);
 }
+// --8<-- [end:block_sumi]
 
 // The float side of every kernel below is the scalar kernel's expression (quant_dot_scalar.cpp), block
 // by block, so the result is bit-identical to v2.
