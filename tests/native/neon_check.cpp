@@ -11,6 +11,7 @@
 // Sizes are odd on purpose (tails of 1-3 elements, 1-17 tokens). Prints a summary; exits 1 on any mismatch.
 //
 // usage: neon_check [--expect-dotprod=0|1]   (checks the HWCAP detection against what qemu's -cpu offers)
+//        neon_check --model MANIFEST OUT        (the whole forward pass of a dumped tiny model: see run_model)
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -335,7 +336,85 @@ static void check_registry(int expect_dotprod) {
                 quant_matmul_kernel("v6_f32_tiled_neon", GGML_Q5_0).c_str());
 }
 
+// ---- the whole model: a tiny random model dumped by tests/test_neon_qemu.py, its logits written back ----
+// Manifest (text): "hparams n_vocab n_embd n_layer n_head n_head_kv head_dim n_ff n_rot rope_base rms_eps neox",
+// "tokens n_prefill n t0 .. t{n-1}", then "tensor name ggml_type n_rows n_cols offset n_bytes" per tensor,
+// the bytes in MANIFEST.bin. Output: [n, n_vocab] float32 logits, prefill rows then one decoded token per row.
+static int run_model(const char* manifest_path, const char* out_path) {
+    std::FILE* f = std::fopen(manifest_path, "r");
+    if (!f) throw std::runtime_error(std::string("cannot open ") + manifest_path);
+    LlamaHParams hp;
+    int neox = 0, n_prefill = 0, n = 0;
+    if (std::fscanf(f, " hparams %d %d %d %d %d %d %d %d %f %f %d", &hp.n_vocab, &hp.n_embd, &hp.n_layer, &hp.n_head,
+                    &hp.n_head_kv, &hp.head_dim, &hp.n_ff, &hp.n_rot, &hp.rope_base, &hp.rms_eps, &neox) != 11 ||
+        std::fscanf(f, " tokens %d %d", &n_prefill, &n) != 2 || n < 1 || n > 4096 || n_prefill < 1 || n_prefill > n)
+        throw std::runtime_error("bad manifest header");
+    hp.rope_neox = neox != 0;
+    std::vector<int32_t> tokens(static_cast<size_t>(n));
+    for (auto& t : tokens)
+        if (std::fscanf(f, " %d", &t) != 1) throw std::runtime_error("bad token list");
+    struct Entry { int type; int64_t rows, cols; size_t offset, bytes; };
+    std::map<std::string, Entry> entries;
+    char name[256];
+    Entry e;
+    while (std::fscanf(f, " tensor %255s %d %ld %ld %zu %zu", name, &e.type, &e.rows, &e.cols, &e.offset, &e.bytes) == 6) entries[name] = e;
+    std::fclose(f);
+
+    std::FILE* b = std::fopen((std::string(manifest_path) + ".bin").c_str(), "rb");
+    if (!b) throw std::runtime_error("cannot open the tensor bytes");
+    std::vector<uint8_t> blob;
+    uint8_t chunk[65536];
+    for (size_t got; (got = std::fread(chunk, 1, sizeof chunk, b)) > 0;) blob.insert(blob.end(), chunk, chunk + got);
+    std::fclose(b);
+    auto find = [&](const std::string& key) -> const Entry& {
+        auto it = entries.find(key);
+        if (it == entries.end()) throw std::runtime_error("manifest lacks " + key);
+        if (it->second.offset + it->second.bytes > blob.size()) throw std::runtime_error(key + " past the end of the bytes");
+        return it->second;
+    };
+    auto matrix = [&](const std::string& key) {
+        const Entry& m = find(key);
+        WeightRef w;
+        w.ggml_type = m.type, w.n_rows = m.rows, w.n_cols = m.cols, w.data = blob.data() + m.offset;
+        return w;
+    };
+    auto vec = [&](const std::string& key) { return reinterpret_cast<const float*>(blob.data() + find(key).offset); };
+
+    ModelWeightRefs w;
+    w.token_embd = matrix("token_embd.weight");
+    w.output = entries.count("output.weight") ? matrix("output.weight") : w.token_embd;
+    w.output_norm = vec("output_norm.weight");
+    for (int i = 0; i < hp.n_layer; i++) {
+        const std::string p = "blk." + std::to_string(i) + ".";
+        LayerWeightRefs L;
+        L.attn_norm = vec(p + "attn_norm.weight"), L.ffn_norm = vec(p + "ffn_norm.weight");
+        L.wq = matrix(p + "attn_q.weight"), L.wk = matrix(p + "attn_k.weight"), L.wv = matrix(p + "attn_v.weight");
+        L.wo = matrix(p + "attn_output.weight");
+        L.w_gate = matrix(p + "ffn_gate.weight"), L.w_up = matrix(p + "ffn_up.weight"), L.w_down = matrix(p + "ffn_down.weight");
+        w.layers.push_back(L);
+    }
+    LlamaModel model(hp, w, n + 1, 2);  // the fast path (NEON), 2 threads
+    std::vector<float> logits(static_cast<size_t>(n) * size_t(hp.n_vocab));
+    model.forward(tokens.data(), n_prefill, 0, logits.data(), false);  // the prompt in one batch
+    for (int pos = n_prefill; pos < n; pos++)                           // then decoding, one token at a time
+        model.forward(&tokens[size_t(pos)], 1, pos, logits.data() + size_t(pos) * size_t(hp.n_vocab), false);
+    std::FILE* o = std::fopen(out_path, "wb");
+    if (!o || std::fwrite(logits.data(), sizeof(float), logits.size(), o) != logits.size()) throw std::runtime_error("cannot write the logits");
+    std::fclose(o);
+    std::printf("MODEL OK: %d tokens (%d prefill), matmul %s, attention %s\n", n, n_prefill,
+                active_version("quant_matmul").c_str(), attention_active().c_str());
+    return 0;
+}
+
 int main(int argc, char** argv) {
+    if (argc == 4 && std::strcmp(argv[1], "--model") == 0) {
+        try {
+            return run_model(argv[2], argv[3]);
+        } catch (const std::exception& e) {
+            std::printf("MODEL FAILED: %s\n", e.what());
+            return 1;
+        }
+    }
     int expect_dotprod = -1;
     for (int i = 1; i < argc; i++)
         if (std::strncmp(argv[i], "--expect-dotprod=", 17) == 0) expect_dotprod = std::atoi(argv[i] + 17);
