@@ -28,6 +28,8 @@ void attention_neon(const float* q, const float* k, const float* v, float* out, 
 
 // ---- quant_matmul_neon.cpp ----
 struct QuantType;
+void matmul_int8_neon(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                      int64_t n_tok, float* y, ThreadPool& pool);
 void matmul_int8_dotprod_neon(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
                               int64_t n_tok, float* y, ThreadPool& pool);
 void matmul_f32_tiled_neon(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,

@@ -15,7 +15,7 @@
 //   v8_rows4_lut       v7 with 4-bit weights looked up (vpermps) in the block's 16 values: fewer uops
 //   v9_prefetch        the fast path: v8 with software prefetch 2 KB ahead. v7-v9 are bit-identical to v6.
 //                      Fast path = first of v9, v6 AVX-512, v6 AVX2, v1 this CPU runs.
-//   (aarch64)          v4_neon_dotprod and v6_f32_tiled_neon: quant_matmul_neon.cpp, checked under qemu (tests/native/)
+//   (aarch64)          v3_neon_int8, v4_neon_dotprod, v6_f32_tiled_neon: quant_matmul_neon.cpp, checked under qemu (tests/native/)
 // Every version is checked against numpy's dequantize-then-matmul (tests/test_cpp_kernels_matmul.py).
 #include <algorithm>
 #include <cstdlib>
@@ -371,6 +371,7 @@ static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
     {"v9_prefetch", "v8 with software prefetch of the rows 2 KB ahead", matmul_v9, detail::cpu_avx512vnni},
 #endif
 #if defined(__aarch64__)  // quant_matmul_neon.cpp
+    {"v3_neon_int8", "NEON integer dot products (vmull_s8 + pairwise adds)", matmul_int8_neon, detail::cpu_neon},
     {"v4_neon_dotprod", "int8 dot products with SDOT (vdotq_s32)", matmul_int8_dotprod_neon, detail::cpu_neon_dotprod},
     {"v6_f32_tiled_neon", "float32 activations, each dequantized block used for 8 tokens (NEON)", matmul_f32_tiled_neon, detail::cpu_neon},
 #endif

@@ -282,7 +282,7 @@ static void check_quant_matmul(ThreadPool& pool, int n_threads) {
                                                " tok=" + std::to_string(n_tok) + " threads=" + std::to_string(n_threads);
                     for (const auto& v : versions) {
                         quant_matmul_v(v, tc.type, w.data(), n_rows, n_cols, x.data(), n_tok, y.data(), pool);
-                        const bool is_int8 = v.rfind("v2", 0) == 0 || v.find("dotprod") != std::string::npos ||
+                        const bool is_int8 = v.rfind("v2", 0) == 0 || v.find("dotprod") != std::string::npos || v.find("neon_int8") != std::string::npos ||
                                              (v.find("f32_tiled") != std::string::npos && !float_tiled && t->act != ActFormat::F32);
                         if (v == "v2_int8" && t->act != ActFormat::F32)  // the int8 reference itself: int8 rounding from v0
                             check_close("quant_matmul " + v, detail, y.data(), ref.data(), n_out, 2e-2, 1e-6, &scale);
@@ -308,7 +308,7 @@ static void check_registry(int expect_dotprod) {
         fail("cpu_features: dotprod=" + std::to_string(int(f.dotprod)) + ", expected " + std::to_string(expect_dotprod));
     const std::pair<const char*, const char*> expected[] = {
         {"rmsnorm", "v1_neon"}, {"softmax", "v1_neon"}, {"swiglu", "v1_neon"}, {"rope", "v2_neon_cached"},
-        {"quant_matmul", "v6_f32_tiled_neon"}, {"quant_matmul", "v4_neon_dotprod"}};
+        {"quant_matmul", "v6_f32_tiled_neon"}, {"quant_matmul", "v4_neon_dotprod"}, {"quant_matmul", "v3_neon_int8"}};
     for (const auto& e : expected)
         if (!has_version(list_versions(e.first), e.second)) fail(std::string(e.first) + " has no version " + e.second);
     if (!has_version(attention_versions(), "v2_neon")) fail("attention has no version v2_neon");
@@ -319,7 +319,8 @@ static void check_registry(int expect_dotprod) {
     for (const auto& a : active)
         if (a.first != a.second) fail("fast path is " + a.first + ", expected " + a.second);
     for (const auto& v : list_versions("quant_matmul"))
-        if (v.name == "v4_neon_dotprod" && v.available != f.dotprod) fail("v4_neon_dotprod availability != dotprod");
+        if ((v.name == "v4_neon_dotprod" && v.available != f.dotprod) || (v.name == "v3_neon_int8" && !v.available))
+            fail(v.name + ": wrong availability");
     if (!f.dotprod) {  // an unavailable version must refuse cleanly, not hit SIGILL
         bool threw = false;
         try {
