@@ -191,15 +191,17 @@ static void check_attention(ThreadPool& pool) {
     const Case cases[] = {{1, 0, 9, 3, 64}, {1, 40, 9, 3, 64}, {3, 5, 9, 3, 64}, {7, 0, 4, 4, 12}, {2, 9, 2, 1, 5}, {5, 3, 6, 2, 18}};
     for (const Case& c : cases) {
         const AttentionShape s{c.n_tok, c.pos, c.n_head, c.n_head_kv, c.head_dim};
-        const int n_ctx = c.pos + c.n_tok;
+        const int n_ctx = c.pos + c.n_tok + 3;  // 3 cache slots past the last position, filled with NaN:
+        const size_t n_used = size_t(c.pos + c.n_tok) * c.n_head_kv * c.head_dim;  // no version may read them
         const auto q = randn(size_t(c.n_tok) * c.n_head * c.head_dim);
-        const auto k = randn(size_t(n_ctx) * c.n_head_kv * c.head_dim), v = randn(size_t(n_ctx) * c.n_head_kv * c.head_dim);
+        auto k = randn(size_t(n_ctx) * c.n_head_kv * c.head_dim), v = randn(size_t(n_ctx) * c.n_head_kv * c.head_dim);
+        for (size_t i = n_used; i < k.size(); i++) k[i] = v[i] = std::numeric_limits<float>::quiet_NaN();
         const size_t n_out = size_t(c.n_tok) * c.n_head * c.head_dim;
         std::vector<float> ref(n_out), y(n_out);
         attention_v("v0_scalar", q.data(), k.data(), v.data(), ref.data(), s, pool);
         // out is a convex combination of V rows: its scale is max |V| (softmax's rounding moves it by ~1e-6 of that)
         double vmax = 0.0;
-        for (float e : v) vmax = std::max(vmax, double(std::fabs(e)));
+        for (size_t i = 0; i < n_used; i++) vmax = std::max(vmax, double(std::fabs(v[i])));
         const std::vector<double> scale(n_out, vmax);
         const std::string detail = "tok=" + std::to_string(c.n_tok) + " pos=" + std::to_string(c.pos) + " heads=" +
                                    std::to_string(c.n_head) + "/" + std::to_string(c.n_head_kv) + " hd=" + std::to_string(c.head_dim);
