@@ -157,10 +157,15 @@ static float dot_q5_1_base(int64_t n, const uint8_t* w, const void* a) { return 
 static float dot_q8_0_base(int64_t n, const uint8_t* w, const void* a) { return dot_q8_0_q8_0_neon<DotBytesBase>(n, w, a); }
 
 // ---- v4: the same kernels built with SDOT ----
-#pragma GCC push_options
 // GCC 12's arm_neon.h defines vdotq_s32 for "arch=armv8.2-a+dotprod"; a plain "+dotprod" on top of the
 // default armv8-a will not inline it. (SDOT is an ARMv8.2 extension: every CPU announcing it is v8.2+.)
+// clang spells the region differently (and wants the feature name alone).
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("dotprod"))), apply_to = function)
+#else
+#pragma GCC push_options
 #pragma GCC target("arch=armv8.2-a+dotprod")
+#endif
 struct DotBytesSdot {  // vdotq_s32(acc, a, b): lane k of acc += a[4k] b[4k] + ... + a[4k+3] b[4k+3]
     // plain inline (always_inline would be checked inside the template, before it lands in +dotprod code)
     static inline int32x4_t dot(int32x4_t acc, int8x16_t a, int8x16_t b) { return vdotq_s32(acc, a, b); }
@@ -170,7 +175,11 @@ static float dot_q4_1_sdot(int64_t n, const uint8_t* w, const void* a) { return 
 static float dot_q5_0_sdot(int64_t n, const uint8_t* w, const void* a) { return dot_q5_0_q8_0_neon<DotBytesSdot>(n, w, a); }
 static float dot_q5_1_sdot(int64_t n, const uint8_t* w, const void* a) { return dot_q5_1_q8_1_neon<DotBytesSdot>(n, w, a); }
 static float dot_q8_0_sdot(int64_t n, const uint8_t* w, const void* a) { return dot_q8_0_q8_0_neon<DotBytesSdot>(n, w, a); }
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 // The NEON kernel for a type (sdot: the SDOT build), or nullptr (then v2's scalar kernel).
 static VecDotFn neon_int8_kernel(int ggml_type, bool sdot) {
