@@ -7,6 +7,8 @@
 #endif
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
+#elif defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
 #endif
 
 namespace ll {
@@ -55,6 +57,11 @@ static CpuFeatures detect() {
     // The dot-product instructions (ARMv8.2, optional before ARMv8.4) are announced by the kernel in
     // AT_HWCAP; user space cannot read the ID registers itself. Bit 20 = HWCAP_ASIMDDP.
     f.dotprod = (getauxval(AT_HWCAP) & (1ul << 20)) != 0;
+#elif defined(__APPLE__)
+    // macOS names the feature instead (compile-checked only: no Mac was at hand).
+    int has = 0;
+    size_t len = sizeof has;
+    f.dotprod = sysctlbyname("hw.optional.arm.FEAT_DotProd", &has, &len, nullptr, 0) == 0 && has != 0;
 #endif
 #endif
     return f;
