@@ -228,7 +228,7 @@ void matmul_int8_dotprod_neon(const QuantType& t, const uint8_t* W, int64_t n_ro
 }
 
 // ======== v6: float activations, each block dequantized in registers once for 1-8 tokens ========
-// A block of 32 weights -> w[0..7], 4 floats each, in element order (numpy's floats: d q, or d q + m).
+// A block of 32 weights -> w[0..7], 4 floats each, in element order: d q, or d q + m for Q4_1.
 static inline void widen_s8_to_f32(int8x16_t q, float32x4_t d, float32x4_t* w) {  // 16 bytes -> 4 x 4 floats
     const int16x8_t lo = vmovl_s8(vget_low_s8(q)), hi = vmovl_high_s8(q);
     w[0] = vmulq_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), d);
