@@ -34,7 +34,7 @@ __all__ = ["CppLlama", "attention", "attention_versions", "attention_active"]
 
 
 # quant_matmul versions that round the activations to 8 bits (llama.cpp's method), fastest first
-INT8_MATMUL_VERSIONS = ("v5_pairs", "v4_avx512vnni", "v3_avx2", "v2_int8")
+INT8_MATMUL_VERSIONS = ("v5_pairs", "v4_avx512vnni", "v3_avx2", "v4_neon_dotprod", "v3_neon_int8", "v2_int8")
 
 
 def int8_matmul_version() -> str:

@@ -13,7 +13,7 @@
 //   v3_avx512   the same 16 floats at a time (head_dim 64 = four registers)
 //   v4_gqa_flash per (token, KV head): the group's query heads together, 16 scores per transpose-add
 //               reduction, and a long row split into chunks merged flash-style (see the v4 banner below)
-// On aarch64 only v0 and v1 exist (no NEON version yet: it could not be tested on this project's machines).
+//   v2_neon     (aarch64) the same 4 floats at a time: attention_neon.cpp, checked under qemu (tests/native/)
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #endif
@@ -26,6 +26,7 @@
 
 #include "model.h"
 #include "ops_simd_math.h"  // exp16_avx512
+#include "kernels_neon.h"  // aarch64 versions (empty elsewhere)
 
 namespace ll {
 
@@ -366,6 +367,9 @@ static const detail::OpVersion<AttentionFn> kAttentionVersions[] = {
     {"v3_avx512", "the same 16 floats at a time, masked tails", attention_v3, detail::cpu_avx512},
     {"v4_gqa_flash", "GQA heads together, 16 scores per reduction, split positions merged flash-style", attention_v4,
      detail::cpu_avx512},
+#endif
+#if defined(__aarch64__)
+    {"v2_neon", "dot product and weighted sum 4 floats at a time (aarch64)", attention_neon, detail::cpu_neon},  // attention_neon.cpp
 #endif
 };
 

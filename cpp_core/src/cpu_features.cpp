@@ -1,9 +1,14 @@
-// cpu_features.cpp -- cpuid / xgetbv probing (x86) and a fixed answer elsewhere.
+// cpu_features.cpp -- cpuid / xgetbv probing (x86), HWCAP bits (aarch64 Linux), a fixed answer elsewhere.
 #include "cpu_features.h"
 
 #include <cstdint>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#elif defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
 #endif
 
 namespace ll {
@@ -47,7 +52,17 @@ static CpuFeatures detect() {
 static CpuFeatures detect() {
     CpuFeatures f;
 #if defined(__aarch64__)
-    f.neon = true;  // NEON is part of the aarch64 base ISA
+    f.neon = true;  // NEON (ASIMD) is part of the aarch64 base ISA
+#if defined(__linux__)
+    // The dot-product instructions (ARMv8.2, optional before ARMv8.4) are announced by the kernel in
+    // AT_HWCAP; user space cannot read the ID registers itself. Bit 20 = HWCAP_ASIMDDP.
+    f.dotprod = (getauxval(AT_HWCAP) & (1ul << 20)) != 0;
+#elif defined(__APPLE__)
+    // macOS names the feature instead (compile-checked only: no Mac was at hand).
+    int has = 0;
+    size_t len = sizeof has;
+    f.dotprod = sysctlbyname("hw.optional.arm.FEAT_DotProd", &has, &len, nullptr, 0) == 0 && has != 0;
+#endif
 #endif
     return f;
 }

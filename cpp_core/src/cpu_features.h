@@ -16,9 +16,11 @@ struct CpuFeatures {
     bool has_avx2() const { return avx2 && fma && f16c; }
     bool has_avx512() const { return has_avx2() && avx512f && avx512bw && avx512vl; }
     bool has_avx512vnni() const { return has_avx512() && avx512vnni; }
+    bool has_neon() const { return neon; }
+    bool has_dotprod() const { return neon && dotprod; }  // ARMv8.2 SDOT/UDOT (vdotq_s32)
 };
 
-// Detected once (cpuid + xgetbv on x86), then cached.
+// Detected once (cpuid + xgetbv on x86, the kernel's HWCAP bits on aarch64 Linux), then cached.
 const CpuFeatures& cpu_features();
 
 }  // namespace ll

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "kernels.h"
+#include "kernels_neon.h"  // aarch64 versions (empty elsewhere)
 #include "ops_simd_math.h"
 
 namespace ll {
@@ -64,6 +65,9 @@ static const detail::OpVersion<RmsnormFn> kRmsnormVersions[] = {
 #if defined(__x86_64__) || defined(__i386__)
     {"v1_avx2", "8 float lanes with FMA", rmsnorm_v1_avx2, detail::cpu_avx2},
     {"v2_avx512", "16 lanes, masked tail", rmsnorm_v2_avx512, detail::cpu_avx512},
+#endif
+#if defined(__aarch64__)
+    {"v1_neon", "4 float lanes with FMA (aarch64)", rmsnorm_neon, detail::cpu_neon},  // ops_neon.cpp
 #endif
 };
 

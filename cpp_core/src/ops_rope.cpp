@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "kernels_neon.h"  // aarch64 versions (empty elsewhere)
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -150,6 +151,9 @@ static const detail::OpVersion<ApplyRopeFn> kApplyRopeVersions[] = {
 #if defined(__x86_64__) || defined(__i386__)
     {"v1_avx2", "8 channels at a time: halves (neox) or a pair swap (adjacent)", apply_rope_v1_avx2, detail::cpu_avx2},
     {"v2_avx512", "16 channels at a time, masked tails", apply_rope_v2_avx512, detail::cpu_avx512},
+#endif
+#if defined(__aarch64__)
+    {"v1_neon", "4 channels at a time: halves (neox) or a pair swap (adjacent) (aarch64)", apply_rope_neon, detail::cpu_neon},  // ops_neon.cpp
 #endif
 };
 

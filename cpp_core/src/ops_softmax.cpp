@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "kernels.h"
+#include "kernels_neon.h"  // aarch64 versions (empty elsewhere)
 #include "ops_simd_math.h"
 
 namespace ll {
@@ -83,6 +84,9 @@ static const detail::OpVersion<SoftmaxFn> kSoftmaxVersions[] = {
 #if defined(__x86_64__) || defined(__i386__)
     {"v1_avx2", "8 lanes and a polynomial exp", softmax_v1_avx2, detail::cpu_avx2},
     {"v2_avx512", "16 lanes, masked tails", softmax_v2_avx512, detail::cpu_avx512},
+#endif
+#if defined(__aarch64__)
+    {"v1_neon", "4 lanes and a polynomial exp (aarch64)", softmax_neon, detail::cpu_neon},  // ops_neon.cpp
 #endif
 };
 

@@ -5,6 +5,7 @@
 // Q8_K (256 per block, a float scale, and sums of each 16 q's for the k-quants' mins).
 // Rounding: d = amax / 127, q = round-to-nearest-even(x * 127 / amax): what ggml's SIMD paths compute.
 // (The lesson is lessons/l14_quant_dot.py.)
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 

@@ -14,9 +14,11 @@
 //   v7_rows4           v6, with 1-2 tokens (decoding) done four rows per call: 8 FMA chains, x loaded once
 //   v8_rows4_lut       v7 with 4-bit weights looked up (vpermps) in the block's 16 values: fewer uops
 //   v9_prefetch        v8 with software prefetch 2 KB ahead. v7-v9 are bit-identical to v6.
-//   v10_gemm           the fast path: prompts (12+ tokens) dequantize each weight row ONCE (any type) and run a
+//   v10_gemm           prompts (12+ tokens) dequantize each weight row ONCE (any type) and run a
 //                      register-blocked float32 GEMM (8 rows x 48 tokens in registers); 1-11 tokens run v9.
-//                      Fast path = first of v10, v9, v6 AVX-512, v6 AVX2, v1 this CPU runs.
+//   v11_i16_decode     the fast path: v10, with one token's activations rounded to 16 bits (vpdpwssd).
+//                      Fast path = first of v11, v10, v9, v6 AVX-512, v6 AVX2, v6 NEON, v1 this CPU runs.
+//   (aarch64)          v3_neon_int8, v4_neon_dotprod, v6_f32_tiled_neon: quant_matmul_neon.cpp, checked under qemu (tests/native/)
 // Every version is checked against numpy's dequantize-then-matmul (tests/test_cpp_kernels_matmul.py).
 #include <algorithm>
 #include <cstdlib>
@@ -29,6 +31,7 @@
 
 #include "cpu_features.h"
 #include "kernels.h"
+#include "kernels_neon.h"  // aarch64 versions (empty elsewhere)
 #include "quant_blocks.h"
 #include "quant_pairs.h"
 
@@ -435,6 +438,11 @@ static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
     {"v10_gemm", "prompts: each row dequantized once, then a register-blocked f32 GEMM (any type)", matmul_v10, detail::cpu_avx512vnni},
     {"v11_i16_decode", "decoding: activations rounded to 16 bits, exact integer products (vpdpwssd)", matmul_v11, detail::cpu_avx512vnni},
 #endif
+#if defined(__aarch64__)  // quant_matmul_neon.cpp
+    {"v3_neon_int8", "NEON integer dot products (vmull_s8 + pairwise adds)", matmul_int8_neon, detail::cpu_neon},
+    {"v4_neon_dotprod", "int8 dot products with SDOT (vdotq_s32)", matmul_int8_dotprod_neon, detail::cpu_neon_dotprod},
+    {"v6_f32_tiled_neon", "float32 activations, each dequantized block used for 8 tokens (NEON)", matmul_f32_tiled_neon, detail::cpu_neon},
+#endif
 };
 
 // The int8 dot level a version's fallback reaches for types it has no kernel of its own for.
@@ -458,7 +466,7 @@ static const QuantType& check_matmul(int ggml_type, const uint8_t* W, int64_t n_
 // Without an override: the best version this CPU runs that keeps the F32 model's accuracy (v11, v10, v9,
 // v6 AVX-512, v6 AVX2, or v1): float32 activations, or v11's 16-bit ones for one token, whose rounding
 // is ~1e-5 of each product (docs/20-kernels-matmul.md); never the 8-bit ones.
-static const char* const kFastPathOrder[] = {"v11_i16_decode", "v10_gemm", "v9_prefetch", "v6_f32_tiled", "v6_f32_tiled_avx2", "v1_threads"};
+static const char* const kFastPathOrder[] = {"v11_i16_decode", "v10_gemm", "v9_prefetch", "v6_f32_tiled", "v6_f32_tiled_avx2", "v6_f32_tiled_neon", "v1_threads"};
 
 static const detail::OpVersion<MatmulFn>& fast_path_version() {
     const char* name = std::getenv("LLAMA_LESSONS_MATMUL");

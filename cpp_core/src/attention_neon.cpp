@@ -1,0 +1,66 @@
+// attention_neon.cpp -- attention's two inner loops (q . k, and out += p v) with NEON, 4 floats at a time.
+//
+// The x86 v2/v3 idea on aarch64: the (token, head) pairs spread over the thread pool as in v1, and the
+// dot product and weighted sum over head_dim done with 4-lane FMAs (two chains for the dot product).
+// The skeleton below is attention.cpp's attend_one, repeated here so that file keeps its x86 versions
+// alone. Checked against v0 under qemu (tests/native/neon_check.cpp); not timed on ARM hardware.
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels_neon.h"
+
+namespace ll {
+
+static float dot_neon(const float* a, const float* b, int n) {
+    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), vld1q_f32(b + i));
+        acc1 = vfmaq_f32(acc1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+    }
+    if (i + 4 <= n) {
+        acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), vld1q_f32(b + i));
+        i += 4;
+    }
+    float s = vaddvq_f32(vaddq_f32(acc0, acc1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void axpy_neon(float* y, float a, const float* x, int n) {  // y += a x
+    const float32x4_t va = vdupq_n_f32(a);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_f32(vld1q_f32(y + i), va, vld1q_f32(x + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+// One (token t, query head h) pair: scores over positions 0..pos+t, softmax, weighted sum of V.
+static void attend_one_neon(const float* q, const float* k_cache, const float* v_cache, float* out,
+                            const AttentionShape& s, int t, int h, float* scores) {
+    const int group = s.n_head / s.n_head_kv, g = h / group, hd = s.head_dim;
+    const int64_t row = int64_t(s.n_head_kv) * hd;  // floats per cached position
+    const float scale = 1.0f / std::sqrt(float(hd));
+    const float* qh = q + (int64_t(t) * s.n_head + h) * hd;  // [hd]
+    const int n_kv = s.pos + t + 1;                           // causal
+    for (int j = 0; j < n_kv; j++) scores[j] = dot_neon(qh, k_cache + j * row + int64_t(g) * hd, hd) * scale;
+    softmax(scores, n_kv);
+    float* oh = out + (int64_t(t) * s.n_head + h) * hd;  // [hd]
+    std::memset(oh, 0, sizeof(float) * size_t(hd));
+    for (int j = 0; j < n_kv; j++) axpy_neon(oh, scores[j], v_cache + j * row + int64_t(g) * hd, hd);
+}
+
+void attention_neon(const float* q, const float* k, const float* v, float* out, const AttentionShape& s, ThreadPool& pool) {
+    pool.parallel_for(int64_t(s.n_tok) * s.n_head, [&](int64_t begin, int64_t end) {
+        thread_local std::vector<float> scores;  // one per worker, grown with the context
+        if (int64_t(scores.size()) < int64_t(s.pos) + s.n_tok) scores.resize(size_t(s.pos + s.n_tok));
+        for (int64_t i = begin; i < end; i++)
+            attend_one_neon(q, k, v, out, s, int(i / s.n_head), int(i % s.n_head), scores.data());
+    });
+}
+
+}  // namespace ll
+#endif

@@ -1,0 +1,45 @@
+// kernels_neon.h -- the aarch64 NEON versions of the kernels, declared for the op files' version tables.
+//
+// NEON (ASIMD, 4 float lanes) is in every aarch64 CPU, so those versions need no run-time check beyond
+// being built for aarch64. The int8 dot-product instructions (SDOT, vdotq_s32) are optional before
+// ARMv8.4: that version is compiled for "+dotprod" and listed as available only when the kernel's
+// HWCAP bits say the CPU has them (cpu_features.cpp).
+// None of this is timed on ARM hardware here: the versions are checked for correctness under qemu
+// (tests/native/neon_check.cpp, run by tests/test_neon_qemu.py).
+#pragma once
+
+#if defined(__aarch64__)
+#include <cstdint>
+#include <string>
+
+#include "cpu_features.h"
+#include "model.h"
+
+namespace ll {
+
+// ---- ops_neon.cpp ----
+void rmsnorm_neon(const float* x, const float* weight, float* out, int64_t n, float eps);
+void softmax_neon(float* x, int64_t n);
+void swiglu_neon(const float* gate, const float* up, float* out, int64_t n);
+void apply_rope_neon(float* x, int64_t n_tok, int n_head, int head_dim, const float* cos, const float* sin, int n_rot, bool neox);
+
+// ---- attention_neon.cpp ----
+void attention_neon(const float* q, const float* k, const float* v, float* out, const AttentionShape& s, ThreadPool& pool);
+
+// ---- quant_matmul_neon.cpp ----
+struct QuantType;
+void matmul_int8_neon(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                      int64_t n_tok, float* y, ThreadPool& pool);
+void matmul_int8_dotprod_neon(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                              int64_t n_tok, float* y, ThreadPool& pool);
+void matmul_f32_tiled_neon(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                           int64_t n_tok, float* y, ThreadPool& pool);
+std::string matmul_neon_kernel_name(const std::string& version, const QuantType& t);  // for quant_matmul_kernel()
+
+namespace detail {
+inline bool cpu_neon() { return cpu_features().has_neon(); }
+inline bool cpu_neon_dotprod() { return cpu_features().has_dotprod(); }
+}  // namespace detail
+
+}  // namespace ll
+#endif

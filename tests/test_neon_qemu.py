@@ -1,0 +1,134 @@
+"""The aarch64 NEON kernels, built with a cross compiler and run under qemu-aarch64.
+
+No ARM machine and no aarch64 Python here, so tests/native/neon_check.cpp calls the C++ kernels directly:
+every version the emulated CPU runs is compared with v0 (the scalar port, itself checked against the numpy
+lessons by tests/test_cpp_kernels*.py), the int8 versions bit for bit with the scalar int8 kernels.
+Two emulated CPUs: qemu's "max" (has the SDOT dot-product instructions) and a Cortex-A53 (ARMv8.0: none),
+so both the dotprod detection (HWCAP) and the fallback without it are exercised.
+Skips when the cross compiler or qemu is absent (Debian: apt-get install g++-aarch64-linux-gnu qemu-user).
+Correctness only: qemu's timings say nothing about an ARM CPU.
+"""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "cpp_core" / "src"
+HARNESS = ROOT / "tests" / "native" / "neon_check.cpp"
+NOT_KERNELS = {"kernels_bind.cpp", "model_bind.cpp", "module.cpp"}  # the pybind11 module: not built here
+
+CXX = shutil.which("aarch64-linux-gnu-g++")
+QEMU = shutil.which("qemu-aarch64") or shutil.which("qemu-aarch64-static")
+FLAGS = ["-std=c++17", "-O2", "-ffp-contract=fast", f"-I{SRC}"]  # CMakeLists' flags, minus -march=native
+
+pytestmark = pytest.mark.skipif(
+    CXX is None or QEMU is None,
+    reason="needs aarch64-linux-gnu-g++ and qemu-aarch64 (apt-get install g++-aarch64-linux-gnu qemu-user)",
+)
+
+
+@pytest.fixture(scope="module")
+def neon_check(tmp_path_factory) -> Path:
+    """The harness linked with every kernel source, static (so qemu needs no aarch64 libraries)."""
+    out = tmp_path_factory.mktemp("neon")
+    sources = [p for p in sorted(SRC.glob("*.cpp")) if p.name not in NOT_KERNELS] + [HARNESS]
+    objects, running = [], []
+    for src in sources:  # two compilers at a time: ~15 s for the whole core
+        obj = out / (src.stem + ".o")
+        objects.append(obj)
+        running.append(subprocess.Popen([CXX, *FLAGS, "-c", str(src), "-o", str(obj)],
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        if len(running) == 2 or src == sources[-1]:
+            for proc in running:
+                log, _ = proc.communicate(timeout=300)
+                assert proc.returncode == 0, f"aarch64 compile failed:\n{log}"
+            running = []
+    exe = out / "neon_check"
+    link = subprocess.run([CXX, "-static", "-pthread", *map(str, objects), "-o", str(exe)],
+                          capture_output=True, text=True, timeout=120)
+    assert link.returncode == 0, f"aarch64 link failed:\n{link.stderr}"
+    return exe
+
+
+# qemu -cpu: "max" has every extension qemu emulates (FEAT_DotProd included); cortex-a53 is ARMv8.0-A.
+@pytest.mark.parametrize("cpu, has_dotprod", [("max", 1), ("cortex-a53", 0)])
+def test_neon_kernels_match_v0_under_qemu(neon_check, cpu, has_dotprod):
+    env = dict(os.environ)
+    env.pop("LLAMA_LESSONS_MATMUL", None)  # the harness checks the default fast path
+    run = subprocess.run([QEMU, "-cpu", cpu, str(neon_check), f"--expect-dotprod={has_dotprod}"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    report = run.stdout + run.stderr
+    assert run.returncode == 0, f"NEON check failed on qemu -cpu {cpu}:\n{report}"
+    assert "NEON CHECK OK" in report
+    assert f"dotprod={has_dotprod}" in report
+    # every NEON version really ran (a row per version in the summary, none skipped)
+    for row in ["rmsnorm v1_neon", "softmax v1_neon", "swiglu v1_neon", "apply_rope v1_neon",
+                "attention v2_neon", "quant_matmul v6_f32_tiled_neon", "quant_matmul v3_neon_int8 (vs v2_int8)"]:
+        assert row in report, f"{row} did not run:\n{report}"
+    assert ("quant_matmul v4_neon_dotprod" in report) == bool(has_dotprod), report
+
+
+# ---- the whole forward pass on the emulated CPU, against the numpy lesson ----
+MODEL_VARIANTS = {  # tiny_llama arguments (tests/test_cpp_model.py): types with a NEON float kernel, both RoPEs
+    "q4_1-gqa": dict(weight_type="Q4_1", rope_base=100000.0),
+    "q4_0-mha-untied": dict(weight_type="Q4_0", n_head_kv=4, tied=False),
+    "q8_0-neox-partial-rope": dict(weight_type="Q8_0", arch="tinyneox", n_rot=8),
+    "f32-partial-rope-oddheads": dict(weight_type="F32", n_embd=96, n_head=6, n_head_kv=3, n_rot=6),
+}
+
+
+def dump_model(gguf, tokens, n_prefill: int, manifest: Path) -> None:
+    """The tensors' raw bytes and a text manifest, for neon_check --model (no GGUF reader in C++)."""
+    from lessons.l01_gguf import GGMLType
+    from lessons.l08_transformer import LlamaConfig
+
+    c = LlamaConfig.from_gguf(gguf)
+    lines = [f"hparams {c.n_vocab} {c.n_embd} {c.n_layer} {c.n_head} {c.n_head_kv} {c.head_dim} {c.n_ff} "
+             f"{c.n_rot or c.head_dim} {c.rope_base!r} {c.rms_eps!r} {int(c.rope_neox)}",
+             f"tokens {n_prefill} {len(tokens)} " + " ".join(map(str, tokens))]
+    blob = bytearray()
+    for name, shape in c.tensor_shapes().items():
+        t = gguf.tensors[name]
+        if len(shape) == 1:  # norms: float32 (tiny_llama writes them so)
+            assert t.ggml_type == GGMLType.F32
+            data, ggml_type, rows, cols = np.asarray(t.data, np.float32).tobytes(), 0, 1, shape[0]
+        else:  # raw ggml blocks, as CppLlama hands them to C++
+            data, ggml_type, rows, cols = np.ascontiguousarray(t.data).tobytes(), int(t.ggml_type), shape[0], shape[1]
+        blob += b"\0" * (-len(blob) % 64)  # aligned, like the mmap's tensors
+        lines.append(f"tensor {name} {ggml_type} {rows} {cols} {len(blob)} {len(data)}")
+        blob += data
+    manifest.write_text("\n".join(lines) + "\n")
+    manifest.with_name(manifest.name + ".bin").write_bytes(bytes(blob))
+
+
+@pytest.mark.parametrize("variant", list(MODEL_VARIANTS))
+def test_whole_model_under_qemu_matches_numpy(neon_check, tmp_path, monkeypatch, variant):
+    """LlamaModel's forward pass (prefill of 9, then 3 decoded tokens) on the NEON fast path, built for aarch64
+    and run under qemu -cpu max, gives the numpy lesson's logits to float rounding (the x86 tolerance)."""
+    cpp_model_tests = pytest.importorskip("test_cpp_model", reason="needs tests/test_cpp_model.py's tiny models")
+    from lessons import l08b_config
+    from lessons.l01_gguf import GGMLType
+    from lessons.l08_transformer import NumpyLlama
+
+    monkeypatch.setitem(l08b_config.ROPE_NEOX_BY_ARCH, "tinyneox", True)
+    args = dict(MODEL_VARIANTS[variant])
+    args["weight_type"] = GGMLType[args["weight_type"]]
+    gguf = cpp_model_tests.tiny_llama(tmp_path / "m.gguf", **args)
+    tokens = np.random.default_rng(1).integers(0, 80, 12).astype(np.int32)
+    manifest, out = tmp_path / "model.txt", tmp_path / "logits.f32"
+    dump_model(gguf, tokens, 9, manifest)
+    run = subprocess.run([QEMU, "-cpu", "max", str(neon_check), "--model", str(manifest), str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "MODEL OK" in run.stdout, run.stdout + run.stderr
+    assert "matmul v6_f32_tiled_neon, attention v2_neon" in run.stdout
+    ours = np.fromfile(out, np.float32).reshape(len(tokens), -1)  # [12, n_vocab]
+
+    ref = NumpyLlama(gguf, n_ctx=32)
+    cpp_model_tests.assert_logits_close(ours[:9], ref.forward(tokens[:9], 0), False, "prefill")
+    for pos in range(9, 12):
+        cpp_model_tests.assert_logits_close(ours[pos:pos + 1], ref.forward(tokens[pos:pos + 1], pos), False, f"decode {pos}")
