@@ -37,6 +37,14 @@
 
 namespace ll {
 
+static bool v9_is_float(int ggml_type) {  // v9 (or what it falls back to) keeps x in float32 for this type
+    switch (ggml_type) {
+        case GGML_F32: case GGML_F16: case GGML_BF16: case GGML_Q4_0: case GGML_Q4_1: case GGML_Q8_0:
+        case GGML_Q4_K: case GGML_Q6_K: return true;
+        default: return false;
+    }
+}
+
 using MatmulFn = void (*)(const QuantType&, const uint8_t*, int64_t, int64_t, const float*, int64_t, float*, ThreadPool&);
 
 // Rows per task: a few KB of weights, enough to be worth the scheduling (the pool then groups
@@ -368,13 +376,6 @@ void gemm_f32_avx512(const QuantType& t, const uint8_t* W, int64_t n_rows, int64
 
 static constexpr int64_t kGemmMinTokens = 12;
 
-static bool v9_is_float(int ggml_type) {  // v9 (or what it falls back to) keeps x in float32 for this type
-    switch (ggml_type) {
-        case GGML_F32: case GGML_F16: case GGML_BF16: case GGML_Q4_0: case GGML_Q4_1: case GGML_Q8_0:
-        case GGML_Q4_K: case GGML_Q6_K: return true;
-        default: return false;
-    }
-}
 
 // --8<-- [start:matmul_v10]
 static void matmul_v10(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
