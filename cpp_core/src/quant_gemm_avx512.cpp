@@ -93,15 +93,30 @@ static DequantRowFn fast_dequantize_row(const QuantType& t) {
     }
 }
 
-// ---- x, packed: [n_tok, K] row-major -> per tile of 48 tokens, [K][48], missing tokens zero ----
-static void pack_x_tile(const float* x, int64_t n_tok, int64_t K, int64_t tile, float* xp) {
-    const int64_t t0 = tile * kGemmTokens;
-    const int nt = int(std::min<int64_t>(kGemmTokens, n_tok - t0));
-    float* dst = xp + tile * K * kGemmTokens;
-    for (int64_t k0 = 0; k0 < K; k0 += 64) {  // 64 columns at a time: the 48 source rows' lines stay in L1
+// ---- x, packed: [n_tok, K] row-major -> per tile, [K][48] (16 * nv tokens used, missing tokens zero) ----
+struct TokenTile {
+    int64_t t0;  // first token
+    int nv;      // vectors of 16 tokens: 1..3
+};
+
+// Tiles of 48 tokens; a last vector left alone is avoided (3 + 1 -> 2 + 2): 256 tokens = 4 x 48 + 2 x 32.
+static std::vector<TokenTile> token_tiles(int64_t n_tok) {
+    std::vector<TokenTile> tiles;
+    int64_t n16 = (n_tok + 15) / 16, t0 = 0;
+    while (n16 > 0) {
+        const int nv = n16 == 4 ? 2 : int(std::min<int64_t>(kGemmVecs, n16));
+        tiles.push_back({t0, nv});
+        t0 += 16 * nv, n16 -= nv;
+    }
+    return tiles;
+}
+
+static void pack_x_tile(const float* x, int64_t n_tok, int64_t K, TokenTile tile, float* dst) {
+    const int nt = int(std::min<int64_t>(16 * tile.nv, n_tok - tile.t0));
+    for (int64_t k0 = 0; k0 < K; k0 += 64) {  // 64 columns at a time: the source rows' lines stay in L1
         const int64_t k1 = std::min(K, k0 + 64);
-        for (int t = 0; t < kGemmTokens; t++) {
-            const float* src = x + (t0 + t) * K;
+        for (int t = 0; t < 16 * tile.nv; t++) {
+            const float* src = x + (tile.t0 + t) * K;
             for (int64_t k = k0; k < k1; k++) dst[k * kGemmTokens + t] = t < nt ? src[k] : 0.0f;
         }
     }
@@ -181,12 +196,17 @@ void gemm_f32_avx512(const QuantType& t, const uint8_t* W, int64_t n_rows, int64
                      float* y, ThreadPool& pool) {
     constexpr int R = kGemmRows;
     const size_t rb = size_t(K / t.block_size) * t.block_bytes;
-    const int64_t n_tiles = (n_tok + kGemmTokens - 1) / kGemmTokens;
-    thread_local std::vector<float> xp_buf;  // the caller's: shared read-only with the workers below
+    // The caller's buffers, shared read-only with the workers through plain pointers (a thread_local
+    // named inside the lambdas would be each worker's own).
+    thread_local std::vector<TokenTile> tiles_buf;
+    tiles_buf = token_tiles(n_tok);
+    const TokenTile* tiles = tiles_buf.data();
+    const int64_t n_tiles = int64_t(tiles_buf.size());
+    thread_local std::vector<float> xp_buf;
     xp_buf.resize(size_t(n_tiles * K * kGemmTokens));
     float* xp = xp_buf.data();
     pool.parallel_for(n_tiles, [&](int64_t begin, int64_t end) {
-        for (int64_t tile = begin; tile < end; tile++) pack_x_tile(x, n_tok, K, tile, xp);  // [K][48] per tile
+        for (int64_t i = begin; i < end; i++) pack_x_tile(x, n_tok, K, tiles[i], xp + i * K * kGemmTokens);
     });
     const DequantRowFn dequantize_row = fast_dequantize_row(t);
     const int64_t n_panels = (n_rows + R - 1) / R;
@@ -206,22 +226,22 @@ void gemm_f32_avx512(const QuantType& t, const uint8_t* W, int64_t n_rows, int64
             for (int64_t k0 = 0; k0 < K; k0 += kGemmK) {
                 const int64_t kc = std::min(kGemmK, K - k0);
                 for (int64_t tile = 0; tile < n_tiles; tile++) {  // every token streams past the group
-                    const int nt = int(std::min<int64_t>(kGemmTokens, n_tok - tile * kGemmTokens));
+                    const int nv = tiles[tile].nv;
                     const float* xt = xp + (tile * K + k0) * kGemmTokens;
                     for (int g = 0; g < np; g++) {
                         float* acc = acc_buf.data() + (g * n_tiles + tile) * R * kGemmTokens;
                         const float* wg = panel + g * R * K + k0;
-                        if (nt > 32) gemm_micro<3>(kc, K, wg, xt, acc, k0 > 0);
-                        else if (nt > 16) gemm_micro<2>(kc, K, wg, xt, acc, k0 > 0);
+                        if (nv == 3) gemm_micro<3>(kc, K, wg, xt, acc, k0 > 0);
+                        else if (nv == 2) gemm_micro<2>(kc, K, wg, xt, acc, k0 > 0);
                         else gemm_micro<1>(kc, K, wg, xt, acc, k0 > 0);
                     }
                 }
             }
             for (int64_t tile = 0; tile < n_tiles; tile++)  // each token's row of y gets its 8*np floats in a row
                 for (int g = 0; g < np; g++) {
-                    const int64_t t0 = tile * kGemmTokens, rg = r0 + g * R;
+                    const int64_t t0 = tiles[tile].t0, rg = r0 + g * R;
                     store_tile(acc_buf.data() + (g * n_tiles + tile) * R * kGemmTokens, int(std::min<int64_t>(R, n_rows - rg)),
-                               int(std::min<int64_t>(kGemmTokens, n_tok - t0)), y + t0 * n_rows + rg, n_rows);
+                               int(std::min<int64_t>(16 * tiles[tile].nv, n_tok - t0)), y + t0 * n_rows + rg, n_rows);
                 }
         }
     });
