@@ -7,6 +7,8 @@ error hundreds of times the tolerance.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -32,6 +34,15 @@ def versions() -> list:
         marks = [] if ok else [pytest.mark.skip(reason=f"quant_matmul {name} needs CPU features this machine lacks")]
         out.append(pytest.param(name, marks=marks, id=name))
     return out
+
+
+def kernel_for(version: str, t: int, n_tok: int) -> str:
+    """The kernel a version runs for n_tok tokens. v10 names two: "<gemm> (12+ tokens); 1-11 tokens: <v9's>"."""
+    kernel = K.quant_matmul_kernel(version, t)
+    m = re.fullmatch(r"(.*) \((\d+)\+ tokens\); 1-\d+ tokens: (.*)", kernel)
+    if m:
+        return m.group(1) if n_tok >= int(m.group(2)) else m.group(3)
+    return kernel
 
 
 def random_weights(t: int, n_rows: int, n_cols: int, seed: int) -> np.ndarray:
@@ -101,7 +112,7 @@ def test_quant_matmul(version, type_name, n_tok):
         W = random_weights(t, n_rows, n_cols, seed=100 * t + i)
         x = np.random.default_rng(i + n_tok).standard_normal((n_tok, n_cols)).astype(np.float32)
         Wf = float_weights(W, t)
-        int8 = " x q8" in K.quant_matmul_kernel(version, t)  # this version quantizes x for this type
+        int8 = " x q8" in kernel_for(version, t, n_tok)  # this version quantizes x for this type
         xs = emulate_activations(x, ACT[t]) if int8 else x.astype(np.float64)
         want = xs @ Wf.T  # [n_tok, n_cols] @ [n_cols, n_rows] -> [n_tok, n_rows]
         if int8 and ACT[t] == "q8_1":
@@ -119,7 +130,7 @@ def test_quant_matmul(version, type_name, n_tok):
 def test_simd_matches_scalar_int8(version, type_name):
     """The SIMD versions compute the same integer sums as v2_int8: they may differ only in float rounding."""
     t = TYPES[type_name]
-    if " x q8" not in K.quant_matmul_kernel(version, t):
+    if " x q8" not in kernel_for(version, t, 5):
         pytest.skip(f"{version} keeps x in float32 for {type_name}")
     n_cols = BLOCK[t][0] * (8 if BLOCK[t][0] == 32 else 3)
     W = random_weights(t, 29, n_cols, seed=7)
@@ -132,6 +143,10 @@ def test_simd_matches_scalar_int8(version, type_name):
 
 def test_kernel_names_follow_versions():
     assert "dequantize" in K.quant_matmul_kernel("v0_scalar_dequant", 3)
+    if any(name == "v10_gemm" and ok for name, _, ok in K._core.list_versions("quant_matmul")):
+        assert kernel_for("v10_gemm", 6, 3).startswith("q5_0 dequantized once per row x f32 gemm")  # prompts: float
+        assert kernel_for("v10_gemm", 6, 2) == "q5_0 x q8_0 avx2"  # decoding: v9's int8 kernel
+        assert kernel_for("v10_gemm", 3, 11).startswith("q4_1 looked up") and "gemm" in kernel_for("v10_gemm", 3, 12)
     assert K.quant_matmul_kernel("v2_int8", 3) == "q4_1 x q8_1 scalar"
     assert K.quant_matmul_kernel("v2_int8", 14) == "q6_k x q8_k scalar"
     with pytest.raises(ValueError):
@@ -218,7 +233,7 @@ def test_rows_longer_than_16_blocks(version, type_name, n_blocks, n_tok):
     W = random_weights(t, 19, 32 * n_blocks, seed=n_blocks)
     x = np.random.default_rng(n_blocks).standard_normal((n_tok, 32 * n_blocks)).astype(np.float32)
     Wf = float_weights(W, t)
-    int8 = " x q8" in K.quant_matmul_kernel(version, t)
+    int8 = " x q8" in kernel_for(version, t, n_tok)
     xs = emulate_activations(x, ACT[t]) if int8 else x.astype(np.float64)
     want = xs @ Wf.T + (q8_1_offset_rounding(W, x) if int8 and ACT[t] == "q8_1" else 0.0)
     scale = np.abs(xs) @ np.abs(Wf).T
@@ -272,7 +287,7 @@ def test_v10_odd_shapes(type_name, n_tok):
     W = random_weights(t, 67, n_cols, seed=t + n_tok)
     x = np.random.default_rng(n_tok).standard_normal((n_tok, n_cols)).astype(np.float32)
     Wf = float_weights(W, t)
-    assert " x q8" not in K.quant_matmul_kernel(version, t)  # float activations for every type
+    assert " x q8" not in kernel_for(version, t, max(n_tok, 12))  # prompts: float activations for every type
     want = x.astype(np.float64) @ Wf.T  # [n_tok, n_cols] @ [n_cols, n_rows]
     scale = np.abs(x.astype(np.float64)) @ np.abs(Wf).T
     got = K.quant_matmul(W, t, x, version=version, n_threads=2)

@@ -14,8 +14,9 @@
 //   v7_rows4           v6, with 1-2 tokens (decoding) done four rows per call: 8 FMA chains, x loaded once
 //   v8_rows4_lut       v7 with 4-bit weights looked up (vpermps) in the block's 16 values: fewer uops
 //   v9_prefetch        v8 with software prefetch 2 KB ahead. v7-v9 are bit-identical to v6.
-//   v10_gemm           the fast path: prompts (12+ tokens) dequantize each weight row ONCE (any type) and run a
-//                      register-blocked float32 GEMM (8 rows x 48 tokens in registers); 1-11 tokens run v9.
+//   v10_gemm           the fast path: prompts (12+ tokens; 3+ for types v9 does in int8) dequantize each weight
+//                      row ONCE (any type) and run a register-blocked float32 GEMM (8 rows x 48 tokens in
+//                      registers); shorter products run v9.
 //                      Fast path = first of v10, v9, v6 AVX-512, v6 AVX2, v1 this CPU runs.
 // Every version is checked against numpy's dequantize-then-matmul (tests/test_cpp_kernels_matmul.py).
 #include <algorithm>
@@ -357,13 +358,12 @@ static void matmul_v9(const QuantType& t, const uint8_t* W, int64_t n_rows, int6
 // ---- v10: dequantize once, then a register-blocked GEMM (quant_gemm_avx512.cpp) ----
 // v6-v9 unpack every weight block again for each tile of 8 tokens. For a prompt, v10 dequantizes each
 // row once per call with the type's dequantize_row (so: every type, float activations) and multiplies
-// it into all tokens with an FMA micro-kernel. Below kGemmMinTokens tokens (decoding, and prompts so short that
-// the micro-kernel's 16-token lanes would be mostly padding) v10 runs v9 where v9 keeps x in float32:
-// measured on the model's Q4_1 matrices, one thread, v9 is faster at 8 tokens and v10 from ~12-16 tokens on.
+// it into all tokens with an FMA micro-kernel. Short products keep v9: one or two tokens (decoding: v9 reads
+// each block once, the GEMM would dequantize whole rows for one use), and, where v9 keeps x in float32,
+// up to 11 tokens: measured on the model's Q4_1 matrices (one thread), v9 is faster at 8 tokens and v10
+// from 12-16 on, because the micro-kernel works in lanes of 16 tokens.
 void gemm_f32_avx512(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t K, const float* x, int64_t n_tok,
                      float* y, ThreadPool& pool);
-
-static constexpr int64_t kGemmMinTokens = 12;
 
 static bool v9_is_float(int ggml_type) {  // v9 (or what it falls back to) keeps x in float32 for this type
     switch (ggml_type) {
@@ -373,10 +373,12 @@ static bool v9_is_float(int ggml_type) {  // v9 (or what it falls back to) keeps
     }
 }
 
+static int64_t gemm_min_tokens(int ggml_type) { return v9_is_float(ggml_type) ? 12 : 3; }
+
 // --8<-- [start:matmul_v10]
 static void matmul_v10(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
                        int64_t n_tok, float* y, ThreadPool& pool) {
-    if (n_tok < kGemmMinTokens && v9_is_float(t.ggml_type)) return matmul_v9(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    if (n_tok < gemm_min_tokens(t.ggml_type)) return matmul_v9(t, W, n_rows, n_cols, x, n_tok, y, pool);
     gemm_f32_avx512(t, W, n_rows, n_cols, x, n_tok, y, pool);
 }
 // --8<-- [end:matmul_v10]
@@ -402,7 +404,8 @@ static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
 
 static int version_level(const std::string& name) {
     if (name.rfind("v3", 0) == 0 || name == "v6_f32_tiled_avx2") return LEVEL_AVX2;
-    if (name.rfind("v4", 0) == 0 || name.rfind("v5", 0) == 0 || name.rfind("v6", 0) == 0 || name.rfind("v7", 0) == 0)
+    if (name.rfind("v4", 0) == 0 || name.rfind("v5", 0) == 0 || name.rfind("v6", 0) == 0 || name.rfind("v7", 0) == 0 ||
+        name.rfind("v8", 0) == 0 || name.rfind("v9", 0) == 0)
         return LEVEL_AVX512;
     return LEVEL_SCALAR;
 }
@@ -455,7 +458,8 @@ std::string quant_matmul_kernel(const std::string& version, int ggml_type) {
     if (!t) throw std::invalid_argument("unsupported ggml type " + std::to_string(ggml_type));
     if (version == "v10_gemm") {
         const std::string gemm = std::string(t->name) + " dequantized once per row x f32 gemm avx512, 8 rows x 48 tokens";
-        return v9_is_float(ggml_type) ? gemm + " (12+ tokens); 1-11 tokens: " + quant_matmul_kernel("v9_prefetch", ggml_type) : gemm;
+        const int64_t n = gemm_min_tokens(ggml_type);  // "<gemm> (12+ tokens); 1-11 tokens: <v9's kernel>"
+        return gemm + " (" + std::to_string(n) + "+ tokens); 1-" + std::to_string(n - 1) + " tokens: " + quant_matmul_kernel("v9_prefetch", ggml_type);
     }
     if (version.rfind("v4b", 0) == 0 && (ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return std::string(t->name) + " dequantized in registers x f32 avx512";
