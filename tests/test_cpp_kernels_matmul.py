@@ -143,7 +143,7 @@ def test_simd_matches_scalar_int8(version, type_name):
 
 def test_kernel_names_follow_versions():
     assert "dequantize" in K.quant_matmul_kernel("v0_scalar_dequant", 3)
-    if any(name == "v10_gemm" and ok for name, _, ok in K._core.list_versions("quant_matmul")):
+    if any(name == "v10_gemm" and ok for name, _, ok in K._core.list_versions("quant_matmul")):  # AVX-512 build
         assert kernel_for("v10_gemm", 6, 3).startswith("q5_0 dequantized once per row x f32 gemm")  # prompts: float
         assert kernel_for("v10_gemm", 6, 2) == "q5_0 x q8_0 avx2"  # decoding: v9's int8 kernel
         assert kernel_for("v10_gemm", 3, 11).startswith("q4_1 looked up") and "gemm" in kernel_for("v10_gemm", 3, 12)
@@ -253,10 +253,7 @@ def test_rows4_versions_equal_v6_bitwise(version, type_name, n_tok):
 
 
 # ---- v10: each row dequantized once, then a GEMM (prompts of 12+ tokens; every type) ----
-def v10_or_skip() -> str:
-    if not any(name == "v10_gemm" and ok for name, _, ok in K._core.list_versions("quant_matmul")):
-        pytest.skip("quant_matmul v10_gemm needs AVX-512 (or is not in this build)")
-    return "v10_gemm"
+V10 = [v for v in versions() if v.id.startswith("v10")]  # v10_gemm (AVX-512) and v10_gemm_avx2
 
 
 def gemm_cols(t: int) -> int:
@@ -265,29 +262,31 @@ def gemm_cols(t: int) -> int:
     return 16 * 9 + 3 if block == 1 else 32 * 5 if block == 32 else 512
 
 
+@pytest.mark.parametrize("version", V10)
 @pytest.mark.parametrize("type_name", list(TYPES))
-def test_v10_multiplies_the_lessons_weights_exactly(type_name):
+def test_v10_multiplies_the_lessons_weights_exactly(version, type_name):
     """x = the identity makes y = W^T: each output is one weight times 1.0 plus exact zeros, so v10's
     dequantized rows (SIMD for Q4_0/Q4_1/Q8_0/F16/BF16, the scalar port otherwise) must be the lesson's
     floats to the last bit."""
-    version, t = v10_or_skip(), TYPES[type_name]
+    t = TYPES[type_name]
     n_cols = gemm_cols(t)
     W = random_weights(t, 37, n_cols, seed=11 + t)
     got = K.quant_matmul(W, t, np.eye(n_cols, dtype=np.float32), version=version)  # [n_cols, 37]
     np.testing.assert_array_equal(got.T, float_weights(W, t).astype(np.float32))
 
 
+@pytest.mark.parametrize("version", V10)
 @pytest.mark.parametrize("type_name", list(TYPES))
 @pytest.mark.parametrize("n_tok", [3, 7, 17, 64, 257])
-def test_v10_odd_shapes(type_name, n_tok):
-    """Rows not a multiple of the 8-row micro-tile or the 64-row group, tokens not a multiple of the
-    48-token tile (257 = 5 tiles + 17), columns not a multiple of the 128-column chunk."""
-    version, t = v10_or_skip(), TYPES[type_name]
+def test_v10_odd_shapes(version, type_name, n_tok):
+    """Rows not a multiple of the micro-tile (8 or 4 rows) or the 64-row group, tokens not a multiple of
+    the token tile (48 or 24), columns not a multiple of the 128-column chunk."""
+    t = TYPES[type_name]
     n_cols = gemm_cols(t)
     W = random_weights(t, 67, n_cols, seed=t + n_tok)
     x = np.random.default_rng(n_tok).standard_normal((n_tok, n_cols)).astype(np.float32)
     Wf = float_weights(W, t)
-    assert " x q8" not in kernel_for(version, t, max(n_tok, 12))  # prompts: float activations for every type
+    assert " x q8" not in kernel_for(version, t, n_tok)  # 3+ tokens: float activations for every type
     want = x.astype(np.float64) @ Wf.T  # [n_tok, n_cols] @ [n_cols, n_rows]
     scale = np.abs(x.astype(np.float64)) @ np.abs(Wf).T
     got = K.quant_matmul(W, t, x, version=version, n_threads=2)
@@ -295,9 +294,9 @@ def test_v10_odd_shapes(type_name, n_tok):
     assert np.all(err <= 2e-6 * scale + 1e-6), f"{type_name} n_tok={n_tok}: max err/scale {np.max(err / (scale + 1e-30)):.2e}"
 
 
-def test_v10_threads_give_identical_results():
+@pytest.mark.parametrize("version", V10)
+def test_v10_threads_give_identical_results(version):
     """Each (row, token) is one sum in column order whatever rows a thread groups: bit-identical."""
-    version = v10_or_skip()
     W = random_weights(3, 301, 576, seed=3)
     x = np.random.default_rng(4).standard_normal((100, 576)).astype(np.float32)
     ref = K.quant_matmul(W, 3, x, version=version, n_threads=1)
