@@ -203,16 +203,11 @@ static void pack_x_tile(const float* x, int64_t n_tok, int64_t K, TokenTile tile
 }
 
 // ---- the AVX-512 micro-kernel: 8 rows x 48 tokens ----
-struct GemmAvx512 {
-    static constexpr int kRows = 8;     // R: rows per micro-tile (one broadcast each per k)
-    static constexpr int kLanes = 16;   // tokens per vector
-    static constexpr int kTile = 48;    // 3 vectors: the packed x row stride
-
 // --8<-- [start:gemm_micro]
 // acc [R rows][48 tokens] (+)= panel rows [R][kc] (row stride ldw) . xp [kc][48]; only 16*NV tokens computed.
 template <int NV>
-LL_AVX512 static void micro(int64_t kc, int64_t ldw, const float* panel, const float* xp, float* acc_io, bool accumulate) {
-    constexpr int R = kRows;
+LL_AVX512 static void gemm_micro_avx512(int64_t kc, int64_t ldw, const float* panel, const float* xp, float* acc_io, bool accumulate) {
+    constexpr int R = 8, kTile = 48;
     __m512 acc[R][NV];  // 8 x 3 = 24 of the 32 zmm registers
     for (int r = 0; r < R; r++)
         for (int v = 0; v < NV; v++)
@@ -231,6 +226,15 @@ LL_AVX512 static void micro(int64_t kc, int64_t ldw, const float* panel, const f
         for (int v = 0; v < NV; v++) _mm512_storeu_ps(acc_io + r * kTile + 16 * v, acc[r][v]);
 }
 // --8<-- [end:gemm_micro]
+
+struct GemmAvx512 {
+    static constexpr int kRows = 8;     // R: rows per micro-tile (one broadcast each per k)
+    static constexpr int kLanes = 16;   // tokens per vector
+    static constexpr int kTile = 48;    // 3 vectors: the packed x row stride
+    template <int NV>
+    LL_AVX512 static void micro(int64_t kc, int64_t ldw, const float* panel, const float* xp, float* acc_io, bool accumulate) {
+        gemm_micro_avx512<NV>(kc, ldw, panel, xp, acc_io, accumulate);
+    }
 
     // acc [8][48] -> y[tok, r] for nt tokens and nr rows (row stride ldy): whole blocks of 16 tokens of a
     // full tile transposed in registers, the rest one float at a time.
