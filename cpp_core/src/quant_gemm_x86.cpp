@@ -333,15 +333,14 @@ static void gemm_f32(const QuantType& t, const uint8_t* W, int64_t n_rows, int64
                         if (nv == 3) G::template micro<3>(kc, K, wg, xt, acc, k0 > 0);
                         else if (nv == 2) G::template micro<2>(kc, K, wg, xt, acc, k0 > 0);
                         else G::template micro<1>(kc, K, wg, xt, acc, k0 > 0);
+                        if (k0 + kc == K) {  // the last chunk: the tile is done, write it while it is in L1
+                            const int64_t t0 = tiles[tile].t0, rg = r0 + g * R;
+                            G::store(acc, int(std::min<int64_t>(R, n_rows - rg)), int(std::min<int64_t>(G::kLanes * nv, n_tok - t0)),
+                                     y + t0 * n_rows + rg, n_rows);
+                        }
                     }
                 }
             }
-            for (int64_t tile = 0; tile < n_tiles; tile++)  // each token's row of y gets its floats in a row
-                for (int g = 0; g < np; g++) {
-                    const int64_t t0 = tiles[tile].t0, rg = r0 + g * R;
-                    G::store(acc_buf.data() + (g * n_tiles + tile) * R * kTile, int(std::min<int64_t>(R, n_rows - rg)),
-                             int(std::min<int64_t>(G::kLanes * tiles[tile].nv, n_tok - t0)), y + t0 * n_rows + rg, n_rows);
-                }
         }
     });
 }
