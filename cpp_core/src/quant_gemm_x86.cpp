@@ -195,10 +195,12 @@ static void pack_x_tile(const float* x, int64_t n_tok, int64_t K, TokenTile tile
     const int width = lanes * tile.nv, nt = int(std::min<int64_t>(width, n_tok - tile.t0));
     for (int64_t k0 = 0; k0 < K; k0 += 64) {  // 64 columns at a time: the source rows' lines stay in L1
         const int64_t k1 = std::min(K, k0 + 64);
-        for (int t = 0; t < width; t++) {
+        for (int t = 0; t < nt; t++) {
             const float* src = x + (tile.t0 + t) * K;
-            for (int64_t k = k0; k < k1; k++) dst[k * stride + t] = t < nt ? src[k] : 0.0f;
+            for (int64_t k = k0; k < k1; k++) dst[k * stride + t] = src[k];
         }
+        for (int t = nt; t < width; t++)  // past the last token: zeros
+            for (int64_t k = k0; k < k1; k++) dst[k * stride + t] = 0.0f;
     }
 }
 
