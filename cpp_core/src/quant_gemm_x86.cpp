@@ -1,11 +1,12 @@
-// quant_gemm_x86.cpp -- quant_matmul v10's kernels (AVX-512, and AVX2): dequantize each weight row once, then a register-blocked GEMM.
+// quant_gemm_x86.cpp -- quant_matmul v10's kernels (AVX-512, and AVX2): dequantize each weight row once,
+// then a register-blocked GEMM.
 //
 // v6-v9 dequantize a weight block in registers for every tile of 8 tokens: a 256-token prompt unpacks
 // every block 32 times, ~10 uops each time, for 16 FMAs of work. Here a group of up to 64 rows is
 // dequantized ONCE per call, by the type's own dequantize_row (the lesson's floats, every type), into a
-// small float buffer that stays in L1, and all tokens then stream past it.
+// float buffer of the thread's own (150-400 KB: L2), and all tokens then stream past it.
 //
-// The micro-kernel keeps a tile of R rows x 16*NV tokens of y in registers (8 x 48 = 24 zmm accumulators),
+// The AVX-512 micro-kernel keeps a tile of 8 rows x 16*NV tokens of y in registers (NV = 3: 24 zmm sums),
 // with the vector lanes along TOKENS: per column k it loads NV vectors of 16 tokens' x[., k], broadcasts
 // each row's weight w[r, k] from memory, and does R*NV FMAs. No horizontal sums, and 11 loads per 24 FMAs.
 // For that, x is packed once per call, token-major -> k-major: xp[tile][k][48] (zero-padded tokens).
@@ -20,7 +21,6 @@
 #include "quant_simd_x86.h"
 
 namespace ll {
-
 
 // ---- dequantizing a row: the lesson's floats, 16 at a time ----
 // Same arithmetic as quant_dequant.cpp's scalar rows, so the same floats to the last bit (the tests check
@@ -143,12 +143,13 @@ static DequantRowFn fast_dequantize_row(const QuantType& t) {
     }
 }
 
+// ---- writing y: the tile's rows are registers of tokens, y is token-major ----
 // acc [8 rows][16 tokens] (row stride 48) -> y[tok, 0..7] for 16 tokens (row stride ldy): an 8 x 16
 // transpose in registers (unpack, shuffle, then 128-bit lane moves), 32 shuffles and 16 stores of 8 floats.
 LL_AVX512 static void store_8x16_transposed(const float* acc, float* y, int64_t ldy) {
-    constexpr int kGemmTokens = 48;
+    constexpr int kTile = 48;
     __m512 a[8], t[8], u[8];
-    for (int r = 0; r < 8; r++) a[r] = _mm512_loadu_ps(acc + r * kGemmTokens);
+    for (int r = 0; r < 8; r++) a[r] = _mm512_loadu_ps(acc + r * kTile);
     for (int r = 0; r < 8; r += 2) {  // per 128-bit lane: a0[0] a1[0] a0[1] a1[1] | a0[2] a1[2] a0[3] a1[3]
         t[r] = _mm512_unpacklo_ps(a[r], a[r + 1]);
         t[r + 1] = _mm512_unpackhi_ps(a[r], a[r + 1]);
