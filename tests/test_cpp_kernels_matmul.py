@@ -7,6 +7,8 @@ error hundreds of times the tolerance.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -33,6 +35,15 @@ def versions() -> list:
         marks = [] if ok else [pytest.mark.skip(reason=f"quant_matmul {name} needs CPU features this machine lacks")]
         out.append(pytest.param(name, marks=marks, id=name))
     return out
+
+
+def kernel_for(version: str, t: int, n_tok: int) -> str:
+    """The kernel a version runs for n_tok tokens. v10 names two: "<gemm> (12+ tokens); 1-11 tokens: <v9's>"."""
+    kernel = K.quant_matmul_kernel(version, t)
+    m = re.fullmatch(r"(.*) \((\d+)\+ tokens\); 1-\d+ tokens: (.*)", kernel)
+    if m:
+        return m.group(1) if n_tok >= int(m.group(2)) else m.group(3)
+    return kernel
 
 
 def random_weights(t: int, n_rows: int, n_cols: int, seed: int) -> np.ndarray:
@@ -108,7 +119,7 @@ def test_quant_matmul(version, type_name, n_tok):
         W = random_weights(t, n_rows, n_cols, seed=100 * t + i)
         x = np.random.default_rng(i + n_tok).standard_normal((n_tok, n_cols)).astype(np.float32)
         Wf = float_weights(W, t)
-        int8 = " x q8" in K.quant_matmul_kernel(version, t)  # this version quantizes x for this type
+        int8 = " x q8" in kernel_for(version, t, n_tok)  # this version quantizes x for this type
         int16 = " x int16" in K.quant_matmul_kernel(version, t) and n_tok == 1  # v11: one token only
         xs = emulate_activations(x, ACT[t]) if int8 else emulate_i16(x) if int16 else x.astype(np.float64)
         want = xs @ Wf.T  # [n_tok, n_cols] @ [n_cols, n_rows] -> [n_tok, n_rows]
@@ -127,7 +138,7 @@ def test_quant_matmul(version, type_name, n_tok):
 def test_simd_matches_scalar_int8(version, type_name):
     """The SIMD versions compute the same integer sums as v2_int8: they may differ only in float rounding."""
     t = TYPES[type_name]
-    if " x q8" not in K.quant_matmul_kernel(version, t):
+    if " x q8" not in kernel_for(version, t, 5):
         pytest.skip(f"{version} keeps x in float32 for {type_name}")
     n_cols = BLOCK[t][0] * (8 if BLOCK[t][0] == 32 else 3)
     W = random_weights(t, 29, n_cols, seed=7)
@@ -140,6 +151,10 @@ def test_simd_matches_scalar_int8(version, type_name):
 
 def test_kernel_names_follow_versions():
     assert "dequantize" in K.quant_matmul_kernel("v0_scalar_dequant", 3)
+    if any(name == "v10_gemm" and ok for name, _, ok in K._core.list_versions("quant_matmul")):  # AVX-512 build
+        assert kernel_for("v10_gemm", 6, 3).startswith("q5_0 dequantized once per row x f32 gemm")  # prompts: float
+        assert kernel_for("v10_gemm", 6, 2) == "q5_0 x q8_0 avx2"  # decoding: v9's int8 kernel
+        assert kernel_for("v10_gemm", 3, 11).startswith("q4_1 looked up") and "gemm" in kernel_for("v10_gemm", 3, 12)
     assert K.quant_matmul_kernel("v2_int8", 3) == "q4_1 x q8_1 scalar"
     assert K.quant_matmul_kernel("v2_int8", 14) == "q6_k x q8_k scalar"
     with pytest.raises(ValueError):
@@ -226,7 +241,7 @@ def test_rows_longer_than_16_blocks(version, type_name, n_blocks, n_tok):
     W = random_weights(t, 19, 32 * n_blocks, seed=n_blocks)
     x = np.random.default_rng(n_blocks).standard_normal((n_tok, 32 * n_blocks)).astype(np.float32)
     Wf = float_weights(W, t)
-    int8 = " x q8" in K.quant_matmul_kernel(version, t)
+    int8 = " x q8" in kernel_for(version, t, n_tok)
     int16 = " x int16" in K.quant_matmul_kernel(version, t) and n_tok == 1
     xs = emulate_activations(x, ACT[t]) if int8 else emulate_i16(x) if int16 else x.astype(np.float64)
     want = xs @ Wf.T + (q8_1_offset_rounding(W, x) if int8 and ACT[t] == "q8_1" else 0.0)
@@ -262,10 +277,7 @@ def test_i16_decoding_is_float32_to_1e5(type_name):
 
 
 # ---- v10: each row dequantized once, then a GEMM (prompts of 12+ tokens; every type) ----
-def v10_or_skip() -> str:
-    if not any(name == "v10_gemm" and ok for name, _, ok in K._core.list_versions("quant_matmul")):
-        pytest.skip("quant_matmul v10_gemm needs AVX-512 (or is not in this build)")
-    return "v10_gemm"
+V10 = [v for v in versions() if v.id.startswith("v10")]  # v10_gemm (AVX-512) and v10_gemm_avx2
 
 
 def gemm_cols(t: int) -> int:
@@ -274,29 +286,31 @@ def gemm_cols(t: int) -> int:
     return 16 * 9 + 3 if block == 1 else 32 * 5 if block == 32 else 512
 
 
+@pytest.mark.parametrize("version", V10)
 @pytest.mark.parametrize("type_name", list(TYPES))
-def test_v10_multiplies_the_lessons_weights_exactly(type_name):
+def test_v10_multiplies_the_lessons_weights_exactly(version, type_name):
     """x = the identity makes y = W^T: each output is one weight times 1.0 plus exact zeros, so v10's
     dequantized rows (SIMD for Q4_0/Q4_1/Q8_0/F16/BF16, the scalar port otherwise) must be the lesson's
     floats to the last bit."""
-    version, t = v10_or_skip(), TYPES[type_name]
+    t = TYPES[type_name]
     n_cols = gemm_cols(t)
     W = random_weights(t, 37, n_cols, seed=11 + t)
     got = K.quant_matmul(W, t, np.eye(n_cols, dtype=np.float32), version=version)  # [n_cols, 37]
     np.testing.assert_array_equal(got.T, float_weights(W, t).astype(np.float32))
 
 
+@pytest.mark.parametrize("version", V10)
 @pytest.mark.parametrize("type_name", list(TYPES))
 @pytest.mark.parametrize("n_tok", [3, 7, 17, 64, 257])
-def test_v10_odd_shapes(type_name, n_tok):
-    """Rows not a multiple of the 8-row micro-tile or the 64-row group, tokens not a multiple of the
-    48-token tile (257 = 5 tiles + 17), columns not a multiple of the 128-column chunk."""
-    version, t = v10_or_skip(), TYPES[type_name]
+def test_v10_odd_shapes(version, type_name, n_tok):
+    """Rows not a multiple of the micro-tile (8 or 4 rows) or the 64-row group, tokens not a multiple of
+    the token tile (48 or 24), columns not a multiple of the 128-column chunk."""
+    t = TYPES[type_name]
     n_cols = gemm_cols(t)
     W = random_weights(t, 67, n_cols, seed=t + n_tok)
     x = np.random.default_rng(n_tok).standard_normal((n_tok, n_cols)).astype(np.float32)
     Wf = float_weights(W, t)
-    assert " x q8" not in K.quant_matmul_kernel(version, t)  # float activations for every type
+    assert " x q8" not in kernel_for(version, t, n_tok)  # 3+ tokens: float activations for every type
     want = x.astype(np.float64) @ Wf.T  # [n_tok, n_cols] @ [n_cols, n_rows]
     scale = np.abs(x.astype(np.float64)) @ np.abs(Wf).T
     got = K.quant_matmul(W, t, x, version=version, n_threads=2)
@@ -304,9 +318,9 @@ def test_v10_odd_shapes(type_name, n_tok):
     assert np.all(err <= 2e-6 * scale + 1e-6), f"{type_name} n_tok={n_tok}: max err/scale {np.max(err / (scale + 1e-30)):.2e}"
 
 
-def test_v10_threads_give_identical_results():
+@pytest.mark.parametrize("version", V10)
+def test_v10_threads_give_identical_results(version):
     """Each (row, token) is one sum in column order whatever rows a thread groups: bit-identical."""
-    version = v10_or_skip()
     W = random_weights(3, 301, 576, seed=3)
     x = np.random.default_rng(4).standard_normal((100, 576)).astype(np.float32)
     ref = K.quant_matmul(W, 3, x, version=version, n_threads=1)

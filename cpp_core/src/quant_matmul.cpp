@@ -14,10 +14,12 @@
 //   v7_rows4           v6, with 1-2 tokens (decoding) done four rows per call: 8 FMA chains, x loaded once
 //   v8_rows4_lut       v7 with 4-bit weights looked up (vpermps) in the block's 16 values: fewer uops
 //   v9_prefetch        v8 with software prefetch 2 KB ahead. v7-v9 are bit-identical to v6.
-//   v10_gemm           prompts (12+ tokens) dequantize each weight row ONCE (any type) and run a
-//                      register-blocked float32 GEMM (8 rows x 48 tokens in registers); 1-11 tokens run v9.
+//   v10_gemm           prompts (12+ tokens; 3+ for types v9 does in int8) dequantize each weight
+//                      row ONCE (any type) and run a register-blocked float32 GEMM (8 rows x 48 tokens in
+//                      registers); shorter products run v9.
+//   v10_gemm_avx2      v10 with AVX2 (4 rows x 24 tokens); shorter products run v6's AVX2 build.
 //   v11_i16_decode     the fast path: v10, with one token's activations rounded to 16 bits (vpdpwssd).
-//                      Fast path = first of v11, v10, v9, v6 AVX-512, v6 AVX2, v6 NEON, v1 this CPU runs.
+//                      Fast path = first of v11, v10, v9, v6 AVX-512, v10 AVX2, v6 AVX2, v6 NEON, v1 this CPU runs.
 //   (aarch64)          v3_neon_int8, v4_neon_dotprod, v6_f32_tiled_neon: quant_matmul_neon.cpp, checked under qemu (tests/native/)
 // Every version is checked against numpy's dequantize-then-matmul (tests/test_cpp_kernels_matmul.py).
 #include <algorithm>
@@ -365,25 +367,44 @@ static void matmul_v9(const QuantType& t, const uint8_t* W, int64_t n_rows, int6
     }
 }
 
-// ---- v10: dequantize once, then a register-blocked GEMM (quant_gemm_avx512.cpp) ----
+// ---- v10: dequantize once, then a register-blocked GEMM (quant_gemm_x86.cpp) ----
 // v6-v9 unpack every weight block again for each tile of 8 tokens. For a prompt, v10 dequantizes each
 // row once per call with the type's dequantize_row (so: every type, float activations) and multiplies
-// it into all tokens with an FMA micro-kernel. Below kGemmMinTokens tokens (decoding, and prompts so short that
-// the micro-kernel's 16-token lanes would be mostly padding) v10 runs v9 where v9 keeps x in float32:
-// measured on the model's Q4_1 matrices, one thread, v9 is faster at 8 tokens and v10 from ~12-16 tokens on.
+// it into all tokens with an FMA micro-kernel. Short products keep v9: one or two tokens (decoding: v9 reads
+// each block once, the GEMM would dequantize whole rows for one use), and, where v9 keeps x in float32,
+// up to 11 tokens: measured on the model's Q4_1 matrices (one thread), v9 is faster at 8 tokens and v10
+// from 12-16 on, because the micro-kernel works in lanes of 16 tokens.
 void gemm_f32_avx512(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t K, const float* x, int64_t n_tok,
                      float* y, ThreadPool& pool);
+void gemm_f32_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t K, const float* x, int64_t n_tok,
+                   float* y, ThreadPool& pool);
 
-static constexpr int64_t kGemmMinTokens = 12;
 
+static int64_t gemm_min_tokens(int ggml_type) { return v9_is_float(ggml_type) ? 12 : 3; }
 
 // --8<-- [start:matmul_v10]
 static void matmul_v10(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
                        int64_t n_tok, float* y, ThreadPool& pool) {
-    if (n_tok < kGemmMinTokens && v9_is_float(t.ggml_type)) return matmul_v9(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    if (n_tok < gemm_min_tokens(t.ggml_type)) return matmul_v9(t, W, n_rows, n_cols, x, n_tok, y, pool);
     gemm_f32_avx512(t, W, n_rows, n_cols, x, n_tok, y, pool);
 }
 // --8<-- [end:matmul_v10]
+
+// The same with AVX2 (4 rows x 24 tokens in 12 ymm sums): short products run v6's AVX2 build. Measured on a
+// Q4_1 1536 x 576 matrix, one thread: v6 AVX2 is faster at 8 tokens, even at 12, v10 AVX2 2.3x at 256.
+static bool v6_avx2_is_float(int ggml_type) {
+    switch (ggml_type) {
+        case GGML_F32: case GGML_F16: case GGML_BF16: case GGML_Q4_0: case GGML_Q4_1: case GGML_Q8_0: return true;
+        default: return false;
+    }
+}
+static int64_t gemm_avx2_min_tokens(int ggml_type) { return v6_avx2_is_float(ggml_type) ? 12 : 3; }
+
+static void matmul_v10_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                            int64_t n_tok, float* y, ThreadPool& pool) {
+    if (n_tok < gemm_avx2_min_tokens(t.ggml_type)) return matmul_v6_avx2(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    gemm_f32_avx2(t, W, n_rows, n_cols, x, n_tok, y, pool);
+}
 
 // ---- v11: decoding with activations rounded to 16 bits, integer products (vpdpwssd) ----
 // One token (n_tok = 1) for Q4_0, Q4_1 and Q8_0; everything else runs v10. x is rounded once per product
@@ -437,6 +458,7 @@ static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
     {"v8_rows4_lut", "v7 with 4-bit weights looked up in the block's 16 values", matmul_v8, detail::cpu_avx512vnni},
     {"v9_prefetch", "v8 with software prefetch of the rows 2 KB ahead", matmul_v9, detail::cpu_avx512vnni},
     {"v10_gemm", "prompts: each row dequantized once, then a register-blocked f32 GEMM (any type)", matmul_v10, detail::cpu_avx512vnni},
+    {"v10_gemm_avx2", "v10 with AVX2: 4 rows x 24 tokens per micro-tile", matmul_v10_avx2, detail::cpu_avx2},
     {"v11_i16_decode", "decoding: activations rounded to 16 bits, exact integer products (vpdpwssd)", matmul_v11, detail::cpu_avx512vnni},
 #endif
 #if defined(__aarch64__)  // quant_matmul_neon.cpp
@@ -448,7 +470,7 @@ static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
 
 // The int8 dot level a version's fallback reaches for types it has no kernel of its own for.
 static int version_level(const std::string& name) {
-    if (name.rfind("v3_", 0) == 0 || name == "v6_f32_tiled_avx2") return LEVEL_AVX2;
+    if (name.rfind("v3_", 0) == 0 || name == "v6_f32_tiled_avx2" || name == "v10_gemm_avx2") return LEVEL_AVX2;
     if (name.rfind("v0_", 0) == 0 || name.rfind("v1_", 0) == 0 || name.rfind("v2_", 0) == 0) return LEVEL_SCALAR;
     return LEVEL_AVX512;  // v4 and later
 }
@@ -465,9 +487,10 @@ static const QuantType& check_matmul(int ggml_type, const uint8_t* W, int64_t n_
 // The fast path's version: the best this CPU runs, unless the environment variable
 // LLAMA_LESSONS_MATMUL names another (for experiments: e.g. v4b_f32act for float activations).
 // Without an override: the best version this CPU runs that keeps the F32 model's accuracy (v11, v10, v9,
-// v6 AVX-512, v6 AVX2, or v1): float32 activations, or v11's 16-bit ones for one token, whose rounding
-// is ~1e-5 of each product (docs/20-kernels-matmul.md); never the 8-bit ones.
-static const char* const kFastPathOrder[] = {"v11_i16_decode", "v10_gemm", "v9_prefetch", "v6_f32_tiled", "v6_f32_tiled_avx2", "v6_f32_tiled_neon", "v1_threads"};
+// v6 AVX-512, v10 AVX2, v6 AVX2, v6 NEON, or v1): float32 activations, or v11's 16-bit ones for one token,
+// whose rounding is ~1e-5 of each product (docs/20-kernels-matmul.md); never the 8-bit ones.
+static const char* const kFastPathOrder[] = {"v11_i16_decode", "v10_gemm", "v9_prefetch", "v6_f32_tiled", "v10_gemm_avx2",
+                                             "v6_f32_tiled_avx2", "v6_f32_tiled_neon", "v1_threads"};
 
 static const detail::OpVersion<MatmulFn>& fast_path_version() {
     const char* name = std::getenv("LLAMA_LESSONS_MATMUL");
@@ -500,9 +523,15 @@ std::string quant_matmul_kernel(const std::string& version, int ggml_type) {
     detail::find_version(kMatmulVersions, version, "quant_matmul");
     const QuantType* t = quant_type(ggml_type);
     if (!t) throw std::invalid_argument("unsupported ggml type " + std::to_string(ggml_type));
+    if (version == "v10_gemm_avx2") {
+        const std::string gemm = std::string(t->name) + " dequantized once per row x f32 gemm avx2, 4 rows x 24 tokens";
+        const int64_t n = gemm_avx2_min_tokens(ggml_type);
+        return gemm + " (" + std::to_string(n) + "+ tokens); 1-" + std::to_string(n - 1) + " tokens: " + quant_matmul_kernel("v6_f32_tiled_avx2", ggml_type);
+    }
     if (version == "v10_gemm") {
         const std::string gemm = std::string(t->name) + " dequantized once per row x f32 gemm avx512, 8 rows x 48 tokens";
-        return v9_is_float(ggml_type) ? gemm + " (12+ tokens); 1-11 tokens: " + quant_matmul_kernel("v9_prefetch", ggml_type) : gemm;
+        const int64_t n = gemm_min_tokens(ggml_type);  // "<gemm> (12+ tokens); 1-11 tokens: <v9's kernel>"
+        return gemm + " (" + std::to_string(n) + "+ tokens); 1-" + std::to_string(n - 1) + " tokens: " + quant_matmul_kernel("v9_prefetch", ggml_type);
     }
     if (version.rfind("v4b", 0) == 0 && (ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return std::string(t->name) + " dequantized in registers x f32 avx512";
