@@ -197,8 +197,11 @@ def main() -> None:
     for name in results:
         s = summary[name]
         print(f"{name:10s} {s['prefill_tok_s']:14.1f} {s['decode_tok_s']:13.1f} {s['peak_rss_mib']:13.1f}")
-    print(f"our peak RSS budget (model + KV cache {ours['kv_cache_bytes'] / 2**20:.1f} MiB + 60 MB): {ours['rss_budget_mib']:.1f} MiB"
-          f" -> {'OK' if ours['peak_rss_mib'] <= ours['rss_budget_mib'] else 'OVER'}")
+    if args.perplexity:  # the perplexity pass holds a chunk's logits and the tokenized text: not the budget's case
+        print("peak RSS includes the perplexity pass (512 x n_vocab logits, the text): run without --perplexity for the budget check")
+    else:
+        print(f"our peak RSS budget (model + KV cache {ours['kv_cache_bytes'] / 2**20:.1f} MiB + 60 MB): {ours['rss_budget_mib']:.1f} MiB"
+              f" -> {'OK' if ours['peak_rss_mib'] <= ours['rss_budget_mib'] else 'OVER'}")
     if "ratio" in summary:
         print(f"ours / llama.cpp: prefill {summary['ratio']['prefill']:.2f}x, decode {summary['ratio']['decode']:.2f}x"
               "   (targets: >= 2x each)")
