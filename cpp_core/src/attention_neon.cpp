@@ -54,11 +54,12 @@ static void attend_one_neon(const float* q, const float* k_cache, const float* v
 }
 
 void attention_neon(const float* q, const float* k, const float* v, float* out, const AttentionShape& s, ThreadPool& pool) {
-    pool.parallel_for(int64_t(s.n_tok) * s.n_head, [&](int64_t begin, int64_t end) {
+    const int h0 = s.first_head(), nh = s.n_heads_computed();  // a decoding team's thread: its heads only
+    pool.parallel_for(int64_t(s.n_tok) * nh, [&](int64_t begin, int64_t end) {
         thread_local std::vector<float> scores;  // one per worker, grown with the context
         if (int64_t(scores.size()) < int64_t(s.pos) + s.n_tok) scores.resize(size_t(s.pos + s.n_tok));
         for (int64_t i = begin; i < end; i++)
-            attend_one_neon(q, k, v, out, s, int(i / s.n_head), int(i % s.n_head), scores.data());
+            attend_one_neon(q, k, v, out, s, int(i / nh), h0 + int(i % nh), scores.data());
     });
 }
 

@@ -47,6 +47,16 @@ static bool v9_is_float(int ggml_type) {  // v9 (or what it falls back to) keeps
     }
 }
 
+// Fewest tokens for which v10 (AVX-512) and v10_gemm_avx2 run their GEMM (measured: see v10 below).
+static int64_t gemm_min_tokens(int ggml_type) { return v9_is_float(ggml_type) ? 12 : 3; }
+static bool v6_avx2_is_float(int ggml_type) {
+    switch (ggml_type) {
+        case GGML_F32: case GGML_F16: case GGML_BF16: case GGML_Q4_0: case GGML_Q4_1: case GGML_Q8_0: return true;
+        default: return false;
+    }
+}
+static int64_t gemm_avx2_min_tokens(int ggml_type) { return v6_avx2_is_float(ggml_type) ? 12 : 3; }
+
 using MatmulFn = void (*)(const QuantType&, const uint8_t*, int64_t, int64_t, const float*, int64_t, float*, ThreadPool&);
 
 // Rows per task: a few KB of weights, enough to be worth the scheduling (the pool then groups
@@ -380,7 +390,6 @@ void gemm_f32_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t
                    float* y, ThreadPool& pool);
 
 
-static int64_t gemm_min_tokens(int ggml_type) { return v9_is_float(ggml_type) ? 12 : 3; }
 
 // --8<-- [start:matmul_v10]
 static void matmul_v10(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
@@ -392,13 +401,6 @@ static void matmul_v10(const QuantType& t, const uint8_t* W, int64_t n_rows, int
 
 // The same with AVX2 (4 rows x 24 tokens in 12 ymm sums): short products run v6's AVX2 build. Measured on a
 // Q4_1 1536 x 576 matrix, one thread: v6 AVX2 is faster at 8 tokens, even at 12, v10 AVX2 2.3x at 256.
-static bool v6_avx2_is_float(int ggml_type) {
-    switch (ggml_type) {
-        case GGML_F32: case GGML_F16: case GGML_BF16: case GGML_Q4_0: case GGML_Q4_1: case GGML_Q8_0: return true;
-        default: return false;
-    }
-}
-static int64_t gemm_avx2_min_tokens(int ggml_type) { return v6_avx2_is_float(ggml_type) ? 12 : 3; }
 
 static void matmul_v10_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
                             int64_t n_tok, float* y, ThreadPool& pool) {
