@@ -98,11 +98,7 @@ static void rows_i16_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows
                          const float* xs, float* y, int64_t prefetch_ahead) {
     int64_t r = 0;
     for (; r + 4 <= n_rows; r += 4) {
-        if (prefetch_ahead > 0) {  // v9's prefetch: the rows 2 KB further on, one request per cache line
-            const uint8_t* a = w + r * rb + prefetch_ahead;
-            const uint8_t* e = std::min(a + 4 * rb, w + n_rows * rb);
-            for (; a < e; a += 64) _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
-        }
+        if (prefetch_ahead > 0) prefetch_rows_ahead(w, r, rb, n_rows, prefetch_ahead);  // v9's prefetch
         rows_i16<4, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r);
     }
     for (; r < n_rows; r++) rows_i16<1, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r);

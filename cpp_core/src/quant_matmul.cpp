@@ -36,6 +36,7 @@
 #include "kernels_neon.h"  // aarch64 versions (empty elsewhere)
 #include "quant_blocks.h"
 #include "quant_pairs.h"
+#include "quant_simd_x86.h"  // prefetch_rows_ahead (x86 only; empty elsewhere)
 
 namespace ll {
 
@@ -321,11 +322,7 @@ static void matmul_rows4(TiledDot dot, Rows4Dot dot4, const QuantType& t, const 
         float out[8];
         int64_t r = r0;
         for (; r + 4 <= r1; r += 4) {  // four rows per call
-            if (prefetch_ahead > 0) {  // v9: ask for the bytes of the rows prefetch_ahead bytes further on
-                const uint8_t* a = W + r * rb + prefetch_ahead;
-                const uint8_t* e = std::min(a + 4 * rb, W + n_rows * rb);
-                for (; a < e; a += 64) _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
-            }
+            if (prefetch_ahead > 0) prefetch_rows_ahead(W, r, rb, n_rows, prefetch_ahead);  // v9
             dot4(n_cols, W + r * rb, rb, xs, nt, out);
             for (int k = 0; k < nt; k++)
                 for (int i = 0; i < 4; i++) y[k * n_rows + r + i] = out[k * 4 + i];

@@ -13,6 +13,15 @@ namespace ll {
 
 LL_AVX2 static inline float fp16_to_fp32_f16c(uint16_t h) { return _cvtsh_ss(h); }
 
+// Decoding's software prefetch (quant_matmul v9, v11): before rows r..r+3 of a row-major matrix of n_rows
+// rows (rb bytes each) are read, ask for the bytes `ahead` bytes further on, one request per cache line.
+static inline void prefetch_rows_ahead(const uint8_t* W, int64_t r, int64_t rb, int64_t n_rows, int64_t ahead) {
+    const uint8_t* a = W + r * rb + ahead;
+    const uint8_t* e = W + n_rows * rb;
+    if (a + 4 * rb < e) e = a + 4 * rb;
+    for (; a < e; a += 64) _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
+}
+
 LL_AVX2 static inline float hsum_f32x8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));

@@ -22,6 +22,17 @@ static inline void cpu_relax() {
 static constexpr int kSpinIterations = 1 << 12;
 static constexpr int64_t kMaxChunks = 0xFFFF;
 
+// Waits until done() is true: polls while the others are close behind, then yields each time, in case
+// the thread we wait for lost its core (an oversubscribed machine). For team joins and barriers only:
+// inside a team no thread ever sleeps.
+template <class Done>
+static void spin_until(Done done) {
+    for (int i = 0; !done(); i++) {
+        if (i < kSpinIterations) cpu_relax();
+        else std::this_thread::yield();
+    }
+}
+
 static inline uint32_t job_of(uint64_t claim) { return uint32_t(claim >> 32); }
 static inline int64_t count_of(uint64_t claim) { return int64_t((claim >> 16) & 0xFFFF); }
 static inline int64_t next_of(uint64_t claim) { return int64_t(claim & 0xFFFF); }
@@ -116,10 +127,7 @@ void ThreadPool::run_team(const std::function<void(int, int)>& fn) {
     tls_in_pool = true;
     fn(0, n_threads_);
     tls_in_pool = false;
-    for (int i = 0; team_done_.load(std::memory_order_acquire) != n_threads_ - 1; i++) {
-        if (i < kSpinIterations) cpu_relax();
-        else std::this_thread::yield();
-    }
+    spin_until([&] { return team_done_.load(std::memory_order_acquire) == n_threads_ - 1; });
     team_size_ = 1;
 }
 
@@ -132,11 +140,7 @@ void ThreadPool::barrier() {
         barrier_gen_.store(gen + 1, std::memory_order_release);
         return;
     }
-    // Spin while the others are close behind; yield if one of them lost its core (an oversubscribed machine).
-    for (int i = 0; barrier_gen_.load(std::memory_order_acquire) == gen; i++) {
-        if (i < kSpinIterations) cpu_relax();
-        else std::this_thread::yield();
-    }
+    spin_until([&] { return barrier_gen_.load(std::memory_order_acquire) != gen; });
 }
 // --8<-- [end:run_team]
 
