@@ -120,7 +120,7 @@ def test_quant_matmul(version, type_name, n_tok):
         x = np.random.default_rng(i + n_tok).standard_normal((n_tok, n_cols)).astype(np.float32)
         Wf = float_weights(W, t)
         int8 = " x q8" in kernel_for(version, t, n_tok)  # this version quantizes x for this type
-        int16 = " x int16" in K.quant_matmul_kernel(version, t) and n_tok == 1  # v11: one token only
+        int16 = " x int16" in K.quant_matmul_kernel(version, t) and n_tok == 1  # v11, v12: one token only
         xs = emulate_activations(x, ACT[t]) if int8 else emulate_i16(x) if int16 else x.astype(np.float64)
         want = xs @ Wf.T  # [n_tok, n_cols] @ [n_cols, n_rows] -> [n_tok, n_rows]
         if int8 and ACT[t] == "q8_1":
@@ -235,8 +235,9 @@ def test_thread_pool_survives_many_small_jobs():
 @pytest.mark.parametrize("n_blocks", [17, 48])
 @pytest.mark.parametrize("n_tok", [1, 2, 10])
 def test_rows_longer_than_16_blocks(version, type_name, n_blocks, n_tok):
-    """v5-v11 fetch scales 16 blocks at a time: rows of 576 (18 blocks) and 1536 (48) span several groups
-    (v7-v9 take 1-2 tokens, v11 one token, four rows at a time: 19 rows = 4 groups of 4 and 3 single rows)."""
+    """v5-v12 fetch scales 16 blocks at a time: rows of 576 (18 blocks) and 1536 (48) span several groups
+    (v7-v9 take 1-2 tokens, v11-v12 one token, four rows at a time: 19 rows = 4 groups of 4 and 3 single rows;
+    v12 gathers the scales of its 4 rows as one run of blocks, so groups straddle rows)."""
     t = TYPES[type_name]
     W = random_weights(t, 19, 32 * n_blocks, seed=n_blocks)
     x = np.random.default_rng(n_blocks).standard_normal((n_tok, 32 * n_blocks)).astype(np.float32)
@@ -262,18 +263,19 @@ def test_rows4_versions_equal_v6_bitwise(version, type_name, n_tok):
 
 
 @pytest.mark.parametrize("type_name", ["q4_0", "q4_1", "q8_0"])
-def test_i16_decoding_is_float32_to_1e5(type_name):
-    """v11 rounds one token's activations to 16 bits: against float32 activations (v9) the products move
+@pytest.mark.parametrize("version", [v for v in versions() if v.id in ("v11_i16_decode", "v12_i16_row_pairs")])
+def test_i16_decoding_is_float32_to_1e5(type_name, version):
+    """v11/v12 round one token's activations to 16 bits: against float32 activations (v9) the products move
     by about 1e-5 of their scale, and no more: 16-bit rounding gives up none of float32's accuracy that matters."""
     t = TYPES[type_name]
     W = random_weights(t, 64, 576, seed=11)
     x = (np.random.default_rng(11).standard_normal((1, 576)) * np.geomspace(0.01, 100, 576)).astype(np.float32)
     exact = x.astype(np.float64) @ float_weights(W, t).T  # [1, 64]
     scale = np.abs(x.astype(np.float64)) @ np.abs(float_weights(W, t)).T
-    rel16 = np.abs(K.quant_matmul(W, t, x, version="v11_i16_decode") - exact) / scale
+    rel16 = np.abs(K.quant_matmul(W, t, x, version=version) - exact) / scale
     rel32 = np.abs(K.quant_matmul(W, t, x, version="v9_prefetch") - exact) / scale
     assert rel16.max() < 2e-5 and rel32.max() < 2e-6
-    assert rel16.max() > rel32.max()  # the rounding is real: v11 is not secretly the float path
+    assert rel16.max() > rel32.max()  # the rounding is real: not secretly the float path
 
 
 # ---- v10: each row dequantized once, then a GEMM (prompts of 12+ tokens; every type) ----

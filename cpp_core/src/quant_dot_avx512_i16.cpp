@@ -17,6 +17,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "quant_blocks.h"
 #include "quant_simd_x86.h"
@@ -91,6 +92,94 @@ LL_AVX512 static void rows_i16(int64_t n, const uint8_t* w, int64_t rb, const in
     for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r], offset_acc[r]));
 }
 // --8<-- [end:rows_i16]
+
+// --8<-- [start:row_pairs_i16]
+// quant_matmul v12, two ideas on v11's 4-bit kernel, which spends ~90 cycles on a row of 576:
+//
+// 1. Two rows per register. Of v11's 7 uops per block and row, 5 only reshape or convert (widen the
+//    nibbles, split them, zero a sum, int->float). A block's 16 bytes of row A and row B go into one
+//    256-bit register, widened at once to 32 int16: [A's bytes | B's bytes]. `& 0x0F` gives both rows'
+//    elements 0-15, `>> 4` their elements 16-31, so the activations are laid out to match, once per block
+//    for all rows: [x0..x15 | x0..x15] and [x16..x31 | x16..x31]. vpmaddwd + vpdpwssd leave row A's block
+//    sum in lanes 0-7 and row B's in lanes 8-15; one convert and one FMA (scale [dA x8 | dB x8]) serve
+//    both rows: 9 uops per block and pair instead of 14.
+// 2. Scales gathered across rows. v11 gathers each row's block scales 16 blocks at a time: a row of 18
+//    blocks pays two gathers (and their fp16 conversions), ~28 cycles, the second for only 2 blocks. The
+//    rows of a matrix follow each other in memory, so the 4 rows of one call are one run of 4 x 18 = 72
+//    blocks: 5 full gathers instead of 8. xd_rep and xs_rep hold the activation scales repeated per row.
+template <int P, int TYPE>  // P pairs of rows: rows 2p and 2p+1 share a register
+LL_AVX512 static void row_pairs_i16(int64_t n, const uint8_t* w, const int16_t* xq, const float* xd_rep,
+                                    const float* xs_rep, float* scale, float* offset, float* y) {
+    constexpr int kBlockBytes = TYPE == I16_Q4_0 ? 18 : 20;
+    constexpr int kQsOffset = TYPE == I16_Q4_1 ? 4 : 2;
+    constexpr int R = 2 * P;
+    const int64_t nb = n / QK, rb = nb * kBlockBytes, n_blocks = R * nb;  // the R rows: n_blocks blocks in a row
+    const __m512i offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                               _mm512_set1_epi32(kBlockBytes));
+    // scale[k] = d_w d_x and offset[k] = the block's constant term (m_w or -8 d_w, times d_x sum(xq)), block k of the run
+    for (int64_t k = 0; k < n_blocks; k += 16) {
+        const int cnt = int(std::min<int64_t>(16, n_blocks - k));
+        const __mmask16 mask = cnt == 16 ? __mmask16(0xFFFF) : __mmask16((1u << cnt) - 1);
+        const __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, offsets, w + k * kBlockBytes, 1);
+        const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+        const __m512 sx = _mm512_maskz_loadu_ps(mask, xs_rep + k);
+        _mm512_mask_storeu_ps(scale + k, mask, _mm512_mul_ps(dw, _mm512_maskz_loadu_ps(mask, xd_rep + k)));
+        const __m512 m = TYPE == I16_Q4_1 ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)))
+                                          : _mm512_mul_ps(dw, _mm512_set1_ps(-8.0f));
+        _mm512_mask_storeu_ps(offset + k, mask, _mm512_mul_ps(m, sx));
+    }
+    const __m512i low4 = _mm512_set1_epi16(0x0F);
+    __m512 acc[P];  // pair p: row 2p's block sums in lanes 0-7, row 2p+1's in lanes 8-15
+    for (int p = 0; p < P; p++) acc[p] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const __m512i x_lo = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + QK * i)));
+        const __m512i x_hi = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + QK * i + 16)));
+        for (int p = 0; p < P; p++) {
+            const uint8_t* qa = w + (2 * p) * rb + i * kBlockBytes + kQsOffset;  // row A's block i; row B's is rb further
+            const __m256i both = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(qa + rb), reinterpret_cast<const __m128i*>(qa));
+            const __m512i w16 = _mm512_cvtepu8_epi16(both);                       // [A's 16 bytes | B's 16 bytes] as int16
+            __m512i dot = _mm512_madd_epi16(_mm512_and_si512(w16, low4), x_lo);  // elements 0-15 of A and of B
+            dot = _mm512_dpwssd_epi32(dot, _mm512_srli_epi16(w16, 4), x_hi);      // + elements 16-31
+            const float* sa = scale + (2 * p) * nb + i;                           // row A's d_w d_x; row B's nb further
+            const __m512 s = _mm512_mask_broadcastss_ps(_mm512_set1_ps(sa[0]), 0xFF00, _mm_load_ss(sa + nb));
+            acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc[p]);
+        }
+    }
+    for (int r = 0; r < R; r++) {  // each row: its 8 lanes, plus its blocks' constant terms
+        __m512 off = _mm512_setzero_ps();
+        for (int64_t k = 0; k < nb; k += 16)
+            off = _mm512_add_ps(off, _mm512_maskz_loadu_ps(nb - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (nb - k)) - 1), offset + r * nb + k));
+        const __m512 a = acc[r / 2];
+        const __m256 half = r % 2 ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)) : _mm512_castps512_ps256(a);
+        y[r] = hsum_f32x8(half) + _mm512_reduce_add_ps(off);
+    }
+}
+// --8<-- [end:row_pairs_i16]
+
+// v12's row loop: four rows (two pairs) at a time, with v9's prefetch; 1..3 rows left over go through v11's kernel.
+template <int TYPE>
+static void row_pairs_i16_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
+                              const float* xs, float* y, int64_t prefetch_ahead) {
+    const int64_t nb = n / QK;
+    thread_local std::vector<float> xd_rep, xs_rep, scale, offset;  // [4 * nb] each
+    xd_rep.resize(size_t(4 * nb)), xs_rep.resize(size_t(4 * nb)), scale.resize(size_t(4 * nb)), offset.resize(size_t(4 * nb));
+    for (int64_t k = 0; k < 4 * nb; k++) xd_rep[k] = xd[k % nb], xs_rep[k] = xs[k % nb];
+    int64_t r = 0;
+    for (; r + 4 <= n_rows; r += 4) {
+        if (prefetch_ahead > 0) prefetch_rows_ahead(w, r, rb, n_rows, prefetch_ahead);
+        row_pairs_i16<2, TYPE>(n, w + r * rb, xq, xd_rep.data(), xs_rep.data(), scale.data(), offset.data(), y + r);
+    }
+    for (; r < n_rows; r++) rows_i16<1, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r);
+}
+
+void rows_q4_0_i16_pairs_avx512(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
+                                const float* xs, float* y, int64_t prefetch_ahead) {
+    row_pairs_i16_all<I16_Q4_0>(n, w, rb, n_rows, xq, xd, xs, y, prefetch_ahead);
+}
+void rows_q4_1_i16_pairs_avx512(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
+                                const float* xs, float* y, int64_t prefetch_ahead) {
+    row_pairs_i16_all<I16_Q4_1>(n, w, rb, n_rows, xq, xd, xs, y, prefetch_ahead);
+}
 
 // y[r] = dot(row r, x) for rows r = 0..n_rows-1 (rb bytes apart), four at a time; 1..3 left over one by one.
 template <int TYPE>

@@ -18,8 +18,9 @@
 //                      row ONCE (any type) and run a register-blocked float32 GEMM (8 rows x 48 tokens in
 //                      registers); shorter products run v9.
 //   v10_gemm_avx2      v10 with AVX2 (4 rows x 24 tokens); shorter products run v6's AVX2 build.
-//   v11_i16_decode     the fast path: v10, with one token's activations rounded to 16 bits (vpdpwssd).
-//                      Fast path = first of v11, v10, v9, v6 AVX-512, v10 AVX2, v6 AVX2, v6 NEON, v1 this CPU runs.
+//   v11_i16_decode     v10, with one token's activations rounded to 16 bits (vpdpwssd).
+//   v12_i16_row_pairs  the fast path: v11 with two rows of 4-bit weights per register, scales gathered across rows.
+//                      Fast path = first of v12, v11, v10, v9, v6 AVX-512, v10 AVX2, v6 AVX2, v6 NEON, v1 this CPU runs.
 //   (aarch64)          v3_neon_int8, v4_neon_dotprod, v6_f32_tiled_neon: quant_matmul_neon.cpp, checked under qemu (tests/native/)
 // Every version is checked against numpy's dequantize-then-matmul (tests/test_cpp_kernels_matmul.py).
 #include <algorithm>
@@ -416,16 +417,10 @@ void rows_q4_1_i16_avx512(int64_t, const uint8_t*, int64_t, int64_t, const int16
 void rows_q8_0_i16_avx512(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
 
 // --8<-- [start:matmul_v11]
-static void matmul_v11(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
-                       int64_t n_tok, float* y, ThreadPool& pool) {
-    RowsI16Fn rows;
-    switch (t.ggml_type) {
-        case GGML_Q4_0: rows = rows_q4_0_i16_avx512; break;
-        case GGML_Q4_1: rows = rows_q4_1_i16_avx512; break;
-        case GGML_Q8_0: rows = rows_q8_0_i16_avx512; break;
-        default: rows = nullptr;
-    }
-    if (!rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);  // prompts: v10
+// One token through a row kernel of 16-bit activations (v11's or v12's): x is rounded once, then the rows are
+// split over the pool like v9's, with v9's prefetch.
+static void matmul_i16(RowsI16Fn rows, const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols,
+                       const float* x, float* y, ThreadPool& pool) {
     thread_local std::vector<int16_t> xq;  // the caller's buffers; the lambda below reads them through pointers
     thread_local std::vector<float> xd, xs;
     xq.resize(size_t(n_cols)), xd.resize(size_t(n_cols / QK)), xs.resize(size_t(n_cols / QK));
@@ -439,7 +434,36 @@ static void matmul_v11(const QuantType& t, const uint8_t* W, int64_t n_rows, int
         rows(n_cols, W + r0 * rb, rb, r1 - r0, q, d, s, y + r0, kPrefetchAhead);  // y[r0..r1) = W[r0..r1) x
     });
 }
+
+static void matmul_v11(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                       int64_t n_tok, float* y, ThreadPool& pool) {
+    RowsI16Fn rows;
+    switch (t.ggml_type) {
+        case GGML_Q4_0: rows = rows_q4_0_i16_avx512; break;
+        case GGML_Q4_1: rows = rows_q4_1_i16_avx512; break;
+        case GGML_Q8_0: rows = rows_q8_0_i16_avx512; break;
+        default: rows = nullptr;
+    }
+    if (!rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);  // prompts: v10
+    matmul_i16(rows, t, W, n_rows, n_cols, x, y, pool);
+}
 // --8<-- [end:matmul_v11]
+
+// ---- v12: v11 with two rows of 4-bit weights per register ----
+// Q4_0 and Q4_1 widen, multiply and convert two rows' blocks at once (quant_dot_avx512_i16.cpp, row_pairs_i16):
+// 9 uops per block and pair of rows instead of 14. Q8_0, whose blocks fill a register alone, keeps v11's kernel.
+void rows_q4_0_i16_pairs_avx512(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
+void rows_q4_1_i16_pairs_avx512(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
+
+// --8<-- [start:matmul_v12]
+static void matmul_v12(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                       int64_t n_tok, float* y, ThreadPool& pool) {
+    if (n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);  // prompts: v10
+    if (t.ggml_type == GGML_Q4_0) return matmul_i16(rows_q4_0_i16_pairs_avx512, t, W, n_rows, n_cols, x, y, pool);
+    if (t.ggml_type == GGML_Q4_1) return matmul_i16(rows_q4_1_i16_pairs_avx512, t, W, n_rows, n_cols, x, y, pool);
+    matmul_v11(t, W, n_rows, n_cols, x, n_tok, y, pool);  // Q8_0: v11's kernel; other types: v10
+}
+// --8<-- [end:matmul_v12]
 #endif
 
 static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
@@ -459,6 +483,7 @@ static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
     {"v10_gemm", "prompts: each row dequantized once, then a register-blocked f32 GEMM (any type)", matmul_v10, detail::cpu_avx512vnni},
     {"v10_gemm_avx2", "v10 with AVX2: 4 rows x 24 tokens per micro-tile", matmul_v10_avx2, detail::cpu_avx2},
     {"v11_i16_decode", "decoding: activations rounded to 16 bits, exact integer products (vpdpwssd)", matmul_v11, detail::cpu_avx512vnni},
+    {"v12_i16_row_pairs", "v11 with two rows of 4-bit weights widened, multiplied and converted in one register", matmul_v12, detail::cpu_avx512vnni},
 #endif
 #if defined(__aarch64__)  // quant_matmul_neon.cpp
     {"v3_neon_int8", "NEON integer dot products (vmull_s8 + pairwise adds)", matmul_int8_neon, detail::cpu_neon},
@@ -485,10 +510,10 @@ static const QuantType& check_matmul(int ggml_type, const uint8_t* W, int64_t n_
 
 // The fast path's version: the best this CPU runs, unless the environment variable
 // LLAMA_LESSONS_MATMUL names another (for experiments: e.g. v4b_f32act for float activations).
-// Without an override: the best version this CPU runs that keeps the F32 model's accuracy (v11, v10, v9,
-// v6 AVX-512, v10 AVX2, v6 AVX2, v6 NEON, or v1): float32 activations, or v11's 16-bit ones for one token,
+// Without an override: the best version this CPU runs that keeps the F32 model's accuracy (v12, v11, v10, v9,
+// v6 AVX-512, v10 AVX2, v6 AVX2, v6 NEON, or v1): float32 activations, or v11/v12's 16-bit ones for one token,
 // whose rounding is ~1e-5 of each product (docs/20-kernels-matmul.md); never the 8-bit ones.
-static const char* const kFastPathOrder[] = {"v11_i16_decode", "v10_gemm", "v9_prefetch", "v6_f32_tiled", "v10_gemm_avx2",
+static const char* const kFastPathOrder[] = {"v12_i16_row_pairs", "v11_i16_decode", "v10_gemm", "v9_prefetch", "v6_f32_tiled", "v10_gemm_avx2",
                                              "v6_f32_tiled_avx2", "v6_f32_tiled_neon", "v1_threads"};
 
 static const detail::OpVersion<MatmulFn>& fast_path_version() {
@@ -534,6 +559,9 @@ std::string quant_matmul_kernel(const std::string& version, int ggml_type) {
     }
     if (version.rfind("v4b", 0) == 0 && (ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return std::string(t->name) + " dequantized in registers x f32 avx512";
+    if (version == "v12_i16_row_pairs" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1))
+        return std::string(t->name) + " x int16 activations avx512vnni, two rows per register, 4 rows per call for 1 token; 2+ tokens: " + quant_matmul_kernel("v10_gemm", ggml_type);
+    if (version == "v12_i16_row_pairs") return quant_matmul_kernel("v11_i16_decode", ggml_type);
     if (version == "v11_i16_decode" && !(ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return quant_matmul_kernel("v10_gemm", ggml_type);
     if (version == "v11_i16_decode")
