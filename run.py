@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat-penalty", type=float, default=1.0, help="repetition penalty (1.0 = off)")
     p.add_argument("--repeat-last-n", type=int, default=64, help="tokens the penalty looks back over")
     p.add_argument("--backend", choices=["cpp", "numpy"], default="cpp", help="cpp (fast) or numpy (the lessons)")
+    p.add_argument("-ctk", "--cache-type-k", choices=["f16", "f32"], default="f16", help="KV cache type for K (default f16)")
+    p.add_argument("-ctv", "--cache-type-v", choices=["f16", "f32"], default="f16", help="KV cache type for V (default f16)")
     p.add_argument("--ignore-eos", action="store_true", help="keep generating past end-of-sequence tokens")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--inspect", action="store_true", help="print metadata and tensors, like gguf-dump")
@@ -77,6 +79,9 @@ def check_args(args) -> None:
         raise UsageError(f"--min-p must be between 0 and 1, got {args.min_p}")
     if not args.repeat_penalty > 0.0:
         raise UsageError(f"--repeat-penalty must be above 0, got {args.repeat_penalty}")
+    if args.cache_type_k != args.cache_type_v:
+        raise UsageError(f"--cache-type-k {args.cache_type_k} and --cache-type-v {args.cache_type_v} differ; "
+                         "this build stores K and V alike")
     if args.repeat_last_n < -1:
         raise UsageError(f"--repeat-last-n must be -1 or more, got {args.repeat_last_n}")
     for name in ("temp", "top_p", "min_p", "repeat_penalty"):
@@ -141,13 +146,13 @@ def load_model(gguf, args, n_ctx: int):
                              f"({config.n_ctx_train})")
         if args.backend == "numpy":
             from lessons.l08_transformer import NumpyLlama
-            return NumpyLlama(gguf, n_ctx), n_ctx
+            return NumpyLlama(gguf, n_ctx, kv_type=args.cache_type_k), n_ctx
         try:
             from cpp_core.model import CppLlama
         except ImportError as e:
             raise RuntimeFailure(f"the C++ backend is not built ({e}); run pip install -e . "
                                  "or use --backend numpy") from None
-        return CppLlama(gguf, n_ctx, args.threads or os.cpu_count() or 1), n_ctx
+        return CppLlama(gguf, n_ctx, args.threads or os.cpu_count() or 1, kv_type=args.cache_type_k), n_ctx
     except (ValueError, KeyError, IndexError) as e:
         raise RuntimeFailure(_name_file(gguf.path, e)) from None
 

@@ -41,7 +41,7 @@ class LlamaModel:
     """The C++ forward pass. weights: GGUF tensor name -> (ggml_type, n_rows, n_cols, raw array) for
     matrices, float32 [n_embd] arrays for norms; the arrays are read in place and kept alive."""
     def __init__(self, hparams: dict[str, int | float | bool], weights: dict[str, object], n_ctx: int,
-                 n_threads: int) -> None: ...
+                 n_threads: int, kv_type: str = "f32") -> None: ...
     def forward(self, tokens: npt.ArrayLike, pos: int, last_only: bool = False) -> npt.NDArray[np.float32]:
         """logits [n, n_vocab] ([1, n_vocab] when last_only) for tokens at positions pos..pos+n-1."""
     def reset(self) -> None: ...
@@ -58,11 +58,12 @@ class LlamaModel:
 
 def attention(q: npt.ArrayLike, k_cache: npt.ArrayLike, v_cache: npt.ArrayLike, pos: int, version: str = "",
               n_threads: int = 1, heads: tuple[int, int] = (0, 0)) -> npt.NDArray[np.float32]:
-    """Causal GQA attention: q [n, n_head, hd] at positions pos.. against caches [n_ctx, n_head_kv, hd].
+    """Causal GQA attention: q [n, n_head, hd] at positions pos.. against caches [n_ctx, n_head_kv, hd],
+    both float32 or both float16.
     heads=(begin, end): only those query heads are computed, the rest of the output is 0; (0, 0) = all."""
 def attention_versions() -> list[tuple[str, str, bool]]: ...
 def attention_active() -> str: ...
 def bench_attention(version: str, n_tok: int, pos: int, n_head: int, n_head_kv: int, head_dim: int, n_layer: int,
-                    n_threads: int, rounds: int, calls: int) -> tuple[float, float]:
+                    n_threads: int, rounds: int, calls: int, kv_type: str = "f32") -> tuple[float, float]:
     """(best wall, process CPU) seconds per call of attention through n_layer layer caches."""
 # ---- end model block ----

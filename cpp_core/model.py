@@ -9,7 +9,8 @@
 The weights are not loaded: every matrix is a numpy view of the GGUF file's mmap, handed to C++ as a
 pointer to its raw ggml blocks, which quant_matmul reads in place. Only the norm vectors (a few KB) are
 converted when a file stores them in another type than F32. The memory the model adds is its KV cache
-(float32, [n_layer][n_ctx][n_head_kv][head_dim] for K and for V) and scratch for one batch of tokens.
+([n_layer][n_ctx][n_head_kv][head_dim] for K and for V: float32, or float16 with kv_type="f16", run.py's
+default and llama.cpp's) and scratch for one batch of tokens.
 
 Activations: the kernels' fast path keeps the activations in float32 and dequantizes the weights in
 registers, so the logits are the F32 model's (KL ~4e-7 from llama.cpp's run on F32 weights).
@@ -26,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from lessons.l01_gguf import GGMLType
+from lessons.l06_attention import check_kv_type
 from lessons.l08_transformer import LlamaConfig, check_forward_args
 
 from . import _core
@@ -55,7 +57,8 @@ def _norm_vector(t) -> np.ndarray:
 class CppLlama:
     """A LLaMA model evaluated by the C++ core. forward() evaluates new tokens and returns logits."""
 
-    def __init__(self, gguf, n_ctx: int, n_threads: int = 1, int8_activations: bool = False):
+    def __init__(self, gguf, n_ctx: int, n_threads: int = 1, int8_activations: bool = False, kv_type: str = "f32"):
+        check_kv_type(kv_type)
         self.config = c = LlamaConfig.from_gguf(gguf)  # validates the file before anything is allocated
         if isinstance(n_ctx, bool) or not isinstance(n_ctx, (int, np.integer)) or not 1 <= n_ctx <= c.n_ctx_train:
             raise ValueError(f"n_ctx must be between 1 and the model's training context {c.n_ctx_train}, got {n_ctx}")
@@ -74,7 +77,7 @@ class CppLlama:
             else:  # [n_rows, n_cols] of raw blocks (F32/F16/BF16 views are the raw bytes too)
                 weights[name] = (int(t.ggml_type), int(shape[0]), int(shape[1]), np.ascontiguousarray(t.data))
         try:
-            self._model = _core.LlamaModel(hparams, weights, self.n_ctx, self.n_threads)
+            self._model = _core.LlamaModel(hparams, weights, self.n_ctx, self.n_threads, kv_type)
             if int8_activations:
                 self._model.matmul_version = int8_matmul_version()
         except ValueError as e:  # e.g. a ggml type the kernels cannot multiply: one line naming the problem
@@ -87,6 +90,11 @@ class CppLlama:
     @property
     def kv_cache_bytes(self) -> int:
         return self._model.kv_cache_bytes
+
+    @property
+    def kv_type(self) -> str:
+        """What the KV cache stores: "f16" or "f32"."""
+        return self._model.kv_type
 
     def reset(self) -> None:
         """Forget the cache."""

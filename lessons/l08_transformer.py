@@ -32,7 +32,7 @@ import numpy as np
 
 from lessons.l04_rmsnorm import rmsnorm
 from lessons.l05_rope import apply_rope, rope_angles
-from lessons.l06_attention import KVCache, attention
+from lessons.l06_attention import KV_TYPES, KVCache, attention, check_kv_type
 from lessons.l07_swiglu import silu
 from lessons.l08b_config import LlamaConfig  # noqa: F401  (the config lesson; re-exported here)
 from lessons.l12_quants import dequantize
@@ -105,18 +105,21 @@ def load_weights(gguf, config: LlamaConfig) -> ModelWeights:
 
 # ---- the model ----
 class NumpyLlama:
-    """A LLaMA model in float32 numpy with a KV cache. forward() evaluates new tokens and returns logits."""
+    """A LLaMA model in float32 numpy with a KV cache (float32, or float16 with kv_type="f16" as llama.cpp
+    keeps it). forward() evaluates new tokens and returns logits."""
 
-    def __init__(self, gguf, n_ctx: int):
+    def __init__(self, gguf, n_ctx: int, kv_type: str = "f32"):
+        check_kv_type(kv_type)
         self.config = c = LlamaConfig.from_gguf(gguf)  # validates everything before we allocate
         if isinstance(n_ctx, bool) or not isinstance(n_ctx, (int, np.integer)) or not 1 <= n_ctx <= c.n_ctx_train:
             raise ValueError(f"n_ctx must be between 1 and the model's training context {c.n_ctx_train}, got {n_ctx}")
-        self.n_ctx = int(n_ctx)
-        cache_bytes = 2 * c.n_layer * c.n_head_kv * self.n_ctx * c.head_dim * 4  # K and V, float32
+        self.n_ctx, self.kv_type = int(n_ctx), kv_type
+        itemsize = np.dtype(KV_TYPES[kv_type]).itemsize
+        cache_bytes = 2 * c.n_layer * c.n_head_kv * self.n_ctx * c.head_dim * itemsize  # K and V
         if cache_bytes > MAX_CACHE_BYTES:
             raise ValueError(f"a KV cache of n_ctx {n_ctx} would take {cache_bytes / 2**30:.1f} GiB; use a smaller context")
         self.weights = load_weights(gguf, c)
-        self.cache = KVCache(c.n_layer, self.n_ctx, c.n_head_kv, c.head_dim)
+        self.cache = KVCache(c.n_layer, self.n_ctx, c.n_head_kv, c.head_dim, kv_type)
         # RoPE angles for every position we can ever see, computed once: two [n_ctx, n_rot/2] tables.
         self.rope_cos, self.rope_sin = rope_angles(np.arange(self.n_ctx), c.n_rot or c.head_dim, c.rope_base)
 

@@ -155,6 +155,26 @@ def test_prefill_then_decode_matches_numpy(tmp_path, neox_arch, variant, int8):
                             sixteen_bit=wt != GGMLType.F32)
 
 
+@pytest.mark.parametrize("variant", ["f32-gqa", "q4_1-gqa", "f32-mqa-base500k", "q8_0-neox-partial-rope"])
+def test_f16_cache_matches_the_lessons_f16_cache(tmp_path, neox_arch, variant):
+    """kv_type="f16" (run.py's default, as llama.cpp's): both sides round each new key and value to float16.
+    A value within float32 noise of a float16 rounding boundary can round the other way on one side: one
+    float16 step (2^-11 relative) on that value, which moves the logits by up to ~5e-4 of their spread here.
+    So the tolerance is 10x looser than float32's, and still tighter than what the rounding itself does:
+    the lesson's own float16 and float32 caches differ at least twice as much."""
+    gguf = tiny_llama(tmp_path / "m.gguf", **VARIANTS[variant])
+    ours, ref = CppLlama(gguf, n_ctx=32, n_threads=2, kv_type="f16"), NumpyLlama(gguf, n_ctx=32, kv_type="f16")
+    ref32 = NumpyLlama(gguf, n_ctx=32)  # kv_type="f32"
+    assert ours.kv_type == "f16" and ours.kv_cache_bytes == ref.cache.k.nbytes + ref.cache.v.nbytes
+    tokens = np.random.default_rng(1).integers(0, ours.config.n_vocab, 19).astype(np.int32)
+    runs = [[m.forward(tokens[:16], 0)] + [m.forward(tokens[p:p + 1], p) for p in range(16, 19)] for m in (ours, ref, ref32)]
+    a, b, c = (np.concatenate(r).astype(np.float64) for r in runs)  # [19, n_vocab] each
+    spread = b.std()
+    rms = lambda d: float(np.sqrt(np.mean(d**2))) / spread  # noqa: E731
+    assert rms(a - b) <= 1.5e-4 and np.abs(a - b).max() / spread <= 1.5e-3, f"rms {rms(a - b):.3g}"
+    assert rms(b - c) >= 2 * rms(a - b), "the float16 rounding should move the logits more than the two sides differ"
+
+
 def test_long_prompt_spans_micro_batches(tmp_path):
     """A prompt longer than the C++ micro-batch (256) gives the numpy model's logits on every row."""
     gguf = tiny_llama(tmp_path / "m.gguf", n_embd=32, n_head=2, n_head_kv=1, n_ff=32, n_layer=1)
@@ -236,9 +256,10 @@ def test_weight_type_the_kernels_cannot_multiply(tmp_path):
         CppLlama(GGUFFile(tmp_path / "bad.gguf"), n_ctx=8, n_threads=1)
 
 
+@pytest.mark.parametrize("kv_type", ["f32", "f16"])
 @pytest.mark.parametrize("int8", [False, True])
 @pytest.mark.parametrize("weight_type", [GGMLType.Q4_1, GGMLType.F32])
-def test_fused_decode_gives_the_plain_path_numbers(tmp_path, weight_type, int8):
+def test_fused_decode_gives_the_plain_path_numbers(tmp_path, weight_type, int8, kv_type):
     """Decoding runs the token as one team of threads, each doing its share of every step between
     barriers: same rows, same activations, so the same logits as the one-parallel-loop-per-product path,
     bit for bit, with any thread count."""
@@ -246,7 +267,7 @@ def test_fused_decode_gives_the_plain_path_numbers(tmp_path, weight_type, int8):
     tokens = np.random.default_rng(4).integers(0, 80, 6).astype(np.int32)
     runs = []
     for fused, threads in [(False, 1), (True, 1), (True, 3)]:
-        m = CppLlama(gguf, n_ctx=8, n_threads=threads, int8_activations=int8)
+        m = CppLlama(gguf, n_ctx=8, n_threads=threads, int8_activations=int8, kv_type=kv_type)
         m._model.fuse_decode = fused
         runs.append(np.concatenate([m.forward(tokens[i:i + 1], i) for i in range(6)]))
     np.testing.assert_array_equal(runs[1], runs[0])

@@ -4,6 +4,8 @@ Shapes cover plain multi-head, grouped-query and multi-query attention (group 1 
 (decode) and several (prefill, with the causal mask), head_dim not a multiple of the SIMD width (8 or 16),
 a head_dim of 1 and up to 128, contexts of 1, 17 and 300 positions (v4 splits long ones into chunks when
 it has several threads), and a cache longer than the positions in use (entries past them must be ignored).
+Every case runs with a float32 cache and with a float16 one (llama.cpp's default), against the lesson
+given the very same float16 cache.
 """
 
 from __future__ import annotations
@@ -34,13 +36,14 @@ SHAPES = [  # (n new tokens, pos, n_head, n_head_kv, head_dim)
 @pytest.mark.parametrize("version", cpp_model.attention_versions())
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "n{}-pos{}-h{}-kv{}-d{}".format(*s))
 @pytest.mark.parametrize("n_threads", [1, 3])
-def test_attention_matches_lesson(version, shape, n_threads):
+@pytest.mark.parametrize("kv_dtype", [np.float32, np.float16], ids=["f32", "f16"])
+def test_attention_matches_lesson(version, shape, n_threads, kv_dtype):
     n, pos, n_head, n_head_kv, hd = shape
     rng = np.random.default_rng(sum(shape))
     n_ctx = pos + n + 5  # a few unused cache slots, filled with garbage that must not be read
     q = rng.standard_normal((n, n_head, hd)).astype(np.float32) * 2
-    k = rng.standard_normal((n_ctx, n_head_kv, hd)).astype(np.float32)  # [n_ctx, n_head_kv, hd], the C++ layout
-    v = rng.standard_normal((n_ctx, n_head_kv, hd)).astype(np.float32)
+    k = rng.standard_normal((n_ctx, n_head_kv, hd)).astype(kv_dtype)  # [n_ctx, n_head_kv, hd], the C++ layout
+    v = rng.standard_normal((n_ctx, n_head_kv, hd)).astype(kv_dtype)
     k[pos + n:] = np.nan
     v[pos + n:] = np.nan
     ours = cpp_model.attention(q, k, v, pos, version=version, n_threads=n_threads)
@@ -67,6 +70,27 @@ def test_bad_shapes_are_value_errors(args, message):
     k = np.zeros(args["k"], np.float32)
     with pytest.raises(ValueError, match=message):
         cpp_model.attention(q, k, k, args["pos"])
+
+
+def test_mixed_cache_dtypes_are_a_value_error():
+    q = np.zeros((1, 2, 8), np.float32)
+    k = np.zeros((1, 1, 8), np.float32)
+    with pytest.raises(ValueError, match="same dtype"):
+        cpp_model.attention(q, k, k.astype(np.float16), 0)
+
+
+def test_f16_cache_is_read_as_float16_not_converted():
+    """A float16 cache must reach C++ as float16 bits: the answer equals the float32 answer on the same
+    (already rounded) values up to float32 arithmetic, and differs from the unrounded cache's by far more."""
+    rng = np.random.default_rng(3)
+    q = rng.standard_normal((1, 4, 16)).astype(np.float32)
+    k = rng.standard_normal((9, 2, 16)).astype(np.float32)
+    v = rng.standard_normal((9, 2, 16)).astype(np.float32)
+    k16, v16 = k.astype(np.float16), v.astype(np.float16)
+    got = cpp_model.attention(q, k16, v16, 8, version="v0_scalar")
+    np.testing.assert_allclose(got, cpp_model.attention(q, k16.astype(np.float32), v16.astype(np.float32), 8, version="v0_scalar"),
+                               rtol=0, atol=2e-6)
+    assert np.abs(got - cpp_model.attention(q, k, v, 8, version="v0_scalar")).max() > 2e-5
 
 
 def test_unknown_version_is_a_value_error():

@@ -68,7 +68,8 @@ def test_neon_kernels_match_v0_under_qemu(neon_check, cpu, has_dotprod):
     assert f"dotprod={has_dotprod}" in report
     # every NEON version really ran (a row per version in the summary, none skipped)
     for row in ["rmsnorm v1_neon", "softmax v1_neon", "swiglu v1_neon", "apply_rope v1_neon",
-                "attention v2_neon", "quant_matmul v6_f32_tiled_neon", "quant_matmul v3_neon_int8 (vs v2_int8)"]:
+                "attention v2_neon", "attention f16 cache v2_neon", "quant_matmul v6_f32_tiled_neon",
+                "quant_matmul v3_neon_int8 (vs v2_int8)"]:
         assert row in report, f"{row} did not run:\n{report}"
     assert ("quant_matmul v4_neon_dotprod" in report) == bool(has_dotprod), report
 

@@ -93,6 +93,8 @@ BAD_FLAGS = {
     "perplexity without file": ["--perplexity"],
     "two modes": ["--inspect", "--tokenize"],
     "unknown backend": ["--backend", "gpu"],
+    "unsupported cache type": ["-ctk", "q8_0"],
+    "K and V cache types differ": ["-ctk", "f32", "-ctv", "f16"],
 }
 
 
@@ -142,6 +144,16 @@ def test_generation_echoes_prompt_and_reports_timings(tiny_llama, backend, vocab
     assert out.startswith("the quick") and len(out) > len("the quick\n")
     assert "prompt eval time =" in err and "tokens per second" in err
     assert "       eval time =" in err and "/     4 runs" in err  # the 5th token is never fed back
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cache_type", ["f16", "f32"])
+def test_cache_types(tiny_llama, backend, cache_type):
+    """-ctk/-ctv as llama-cli spells them; f16 is the default, f32 the exact reference."""
+    rc, out, err = call("-m", tiny_llama(), "-p", "hello", "-n", 4, "--temp", 0, "--ignore-eos", "-ctk", cache_type,
+                        "-ctv", cache_type, "--backend", backend_param(backend))
+    assert rc == 0, err
+    assert out.startswith("hello") and len(out) > len("hello\n")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

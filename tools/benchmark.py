@@ -54,7 +54,8 @@ def worker_ours(args) -> dict:
     from lessons.l01_gguf import GGUFFile
 
     gguf = GGUFFile(args.model)
-    model = CppLlama(gguf, n_ctx=args.ctx, n_threads=args.threads, int8_activations=args.int8_activations)
+    model = CppLlama(gguf, n_ctx=args.ctx, n_threads=args.threads, int8_activations=args.int8_activations,
+                     kv_type=args.cache_type)
     ids = token_ids(args.prompt + args.n_predict, model.config.n_vocab)
     prompt, gen = np.array(ids[: args.prompt], np.int32), np.array(ids[args.prompt:], np.int32)
     model.forward(prompt[:8], 0, last_only=True)  # warm up: page in the weights, start the threads
@@ -83,11 +84,15 @@ def perplexity_ours(gguf, model) -> dict:
     return dict(perplexity=ppl, perplexity_stderr=stderr, perplexity_s=time.perf_counter() - t0, perplexity_tokens=len(ids))
 
 
+GGML_TYPE = {"f32": 0, "f16": 1}  # llama.cpp's type ids for the KV cache
+
+
 def worker_llama_cpp(args) -> dict:
     from llama_cpp import Llama
 
     llm = Llama(model_path=str(args.model), n_ctx=args.ctx, n_batch=max(512, args.prompt), n_ubatch=max(512, args.prompt),
-                n_threads=args.threads, n_threads_batch=args.threads, verbose=False)
+                n_threads=args.threads, n_threads_batch=args.threads, verbose=False,
+                type_k=GGML_TYPE[args.cache_type], type_v=GGML_TYPE[args.cache_type])
     ids = token_ids(args.prompt + args.n_predict, llm.n_vocab())
     prompt, gen = ids[: args.prompt], ids[args.prompt:]
     llm.eval(prompt[:8])  # warm up
@@ -112,7 +117,8 @@ def find_llama_python(explicit: str | None) -> str | None:
 
 def run_worker(python: str, backend: str, args, perplexity: bool) -> dict:
     cmd = [python, str(Path(__file__).resolve()), "--worker", backend, "-m", str(args.model), "-t", str(args.threads),
-           "-p", str(args.prompt), "-n", str(args.n_predict), "-c", str(args.ctx)] + (["--perplexity"] if perplexity else []) \
+           "-p", str(args.prompt), "-n", str(args.n_predict), "-c", str(args.ctx), "-ctk", args.cache_type] \
+        + (["--perplexity"] if perplexity else []) \
         + (["--int8-activations"] if args.int8_activations else [])
     env = dict(os.environ, PYTHONPATH=str(REPO) if backend == "ours" else os.environ.get("PYTHONPATH", ""))
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
@@ -129,6 +135,8 @@ def main() -> None:
     ap.add_argument("-n", "--n-predict", type=int, default=128, help="decoded tokens")
     ap.add_argument("-c", "--ctx", type=int, default=512)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("-ctk", "--cache-type", choices=["f16", "f32"], default="f16",
+                    help="KV cache type of both sides (default f16, llama.cpp's and run.py's)")
     ap.add_argument("--no-llama", action="store_true", help="measure our backend only")
     ap.add_argument("--llama-python", default=None, help="interpreter that can import llama_cpp")
     ap.add_argument("--perplexity", action="store_true", help="also measure perplexity (ours) on tinyshakespeare-40k")
@@ -192,7 +200,7 @@ def main() -> None:
         print(json.dumps(summary, indent=2))
         return
     print(f"\n{Path(args.model).name}  ({model_bytes / 2**20:.1f} MiB), {args.threads} threads, "
-          f"{args.prompt}-token prompt, {args.n_predict} decoded tokens, best of {args.rounds}")
+          f"{args.prompt}-token prompt, {args.n_predict} decoded tokens, KV cache {args.cache_type}, best of {args.rounds}")
     print(f"{'backend':10s} {'prefill tok/s':>14s} {'decode tok/s':>13s} {'peak RSS MiB':>13s}")
     for name in results:
         s = summary[name]

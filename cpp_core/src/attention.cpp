@@ -4,7 +4,9 @@
 //     score[j] = q[t,h] . K[j,g] / sqrt(head_dim)      for j = 0..p   (causal: nothing after p)
 //     prob     = softmax(score)
 //     out[t,h] = sum_j prob[j] * V[j,g]
-// The cache layout is [n_ctx][n_head_kv][head_dim], so K[j,g] is the head_dim floats at (j*n_head_kv + g)*head_dim.
+// The cache layout is [n_ctx][n_head_kv][head_dim], so K[j,g] is the head_dim values at (j*n_head_kv + g)*head_dim.
+// The cache holds float32, or float16 (s.kv_type == GGML_F16, llama.cpp's default: half the bytes to read per
+// token); every version is a template over the cached element type, and widens float16 to float32 as it loads.
 //
 // Versions (llm.c style; each adds one idea and is checked against the numpy lesson by tests/test_cpp_model_attention.py):
 //   v0_scalar   a line-by-line port: three loops, one thread
@@ -25,21 +27,31 @@
 #include <stdexcept>
 
 #include "model.h"
+#include "quant_blocks.h"  // fp16_to_fp32, GGML_F32, GGML_F16
 #include "ops_simd_math.h"  // exp16_avx512
 #include "kernels_neon.h"  // aarch64 versions (empty elsewhere)
 
 namespace ll {
 
-using AttentionFn = void (*)(const float*, const float*, const float*, float*, const AttentionShape&, ThreadPool&);
+using AttentionFn = void (*)(const float*, const void*, const void*, float*, const AttentionShape&, ThreadPool&);
+
+// ---- the cached element type: float32, or float16 bits widened on load ----
+static inline float kv_value(const float* p, int i) { return p[i]; }
+static inline float kv_value(const uint16_t* p, int i) { return fp16_to_fp32(p[i]); }
+
+// Run impl<float> or impl<uint16_t> (float16 bits) for the cache's element type.
+#define LL_FOR_KV_TYPE(impl, q, k, v, out, s, ...)                                                                          \
+    ((s).kv_type == GGML_F16 ? impl<uint16_t>(q, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), out, s, __VA_ARGS__) \
+                             : impl<float>(q, static_cast<const float*>(k), static_cast<const float*>(v), out, s, __VA_ARGS__))
 
 // --8<-- [start:attend_one]
 // The shared skeleton: one (token, head) pair, with the dot product and weighted sum passed in.
 // scores needs room for pos + n_tok floats.
-template <class Dot, class Axpy>
-static inline void attend_one(const float* q, const float* k_cache, const float* v_cache, float* out, const AttentionShape& s,
+template <class T, class Dot, class Axpy>
+static inline void attend_one(const float* q, const T* k_cache, const T* v_cache, float* out, const AttentionShape& s,
                               int t, int h, float* scores, Dot dot, Axpy axpy) {
     const int group = s.n_head / s.n_head_kv, g = h / group, hd = s.head_dim;
-    const int64_t row = int64_t(s.n_head_kv) * hd;  // floats per cached position
+    const int64_t row = int64_t(s.n_head_kv) * hd;  // values per cached position
     const float scale = 1.0f / std::sqrt(float(hd));
     const float* qh = q + (int64_t(t) * s.n_head + h) * hd;  // [hd]
     const int n_kv = s.pos + t + 1;                        // causal: positions 0..pos+t
@@ -58,26 +70,32 @@ static float* scratch_scores(int64_t n) {
 }
 
 // ---- v0: scalar, one thread ----
-static float dot_scalar(const float* a, const float* b, int n) {
+template <class T>
+static float dot_scalar(const float* a, const T* b, int n) {
     float s = 0.0f;
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    for (int i = 0; i < n; i++) s += a[i] * kv_value(b, i);
     return s;
 }
-static void axpy_scalar(float* y, float a, const float* x, int n) {
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
+template <class T>
+static void axpy_scalar(float* y, float a, const T* x, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * kv_value(x, i);
 }
 
-static void attention_v0(const float* q, const float* k, const float* v, float* out, const AttentionShape& s, ThreadPool&) {
+template <class T>
+static void attention_v0_impl(const float* q, const T* k, const T* v, float* out, const AttentionShape& s, int) {
     float* scores = scratch_scores(s.pos + s.n_tok);
     for (int t = 0; t < s.n_tok; t++)
         for (int h = s.first_head(); h < s.first_head() + s.n_heads_computed(); h++)
-            attend_one(q, k, v, out, s, t, h, scores, dot_scalar, axpy_scalar);
+            attend_one(q, k, v, out, s, t, h, scores, dot_scalar<T>, axpy_scalar<T>);
+}
+static void attention_v0(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool&) {
+    LL_FOR_KV_TYPE(attention_v0_impl, q, k, v, out, s, 0);
 }
 
 // ---- v1: the (token, head) pairs in parallel ----
 // --8<-- [start:attention_threaded]
-template <class Dot, class Axpy>
-static void attention_threaded(const float* q, const float* k, const float* v, float* out, const AttentionShape& s,
+template <class T, class Dot, class Axpy>
+static void attention_threaded(const float* q, const T* k, const T* v, float* out, const AttentionShape& s,
                                ThreadPool& pool, Dot dot, Axpy axpy) {
     const int h0 = s.first_head(), nh = s.n_heads_computed();
     pool.parallel_for(int64_t(s.n_tok) * nh, [&](int64_t begin, int64_t end) {
@@ -88,59 +106,83 @@ static void attention_threaded(const float* q, const float* k, const float* v, f
 
 // --8<-- [end:attention_threaded]
 
-static void attention_v1(const float* q, const float* k, const float* v, float* out, const AttentionShape& s, ThreadPool& pool) {
-    attention_threaded(q, k, v, out, s, pool, dot_scalar, axpy_scalar);
+template <class T>
+static void attention_v1_impl(const float* q, const T* k, const T* v, float* out, const AttentionShape& s, ThreadPool& pool) {
+    attention_threaded(q, k, v, out, s, pool, dot_scalar<T>, axpy_scalar<T>);
+}
+static void attention_v1(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool& pool) {
+    LL_FOR_KV_TYPE(attention_v1_impl, q, k, v, out, s, pool);
 }
 
 // ---- v2: AVX2 + FMA inner loops ----
 #if defined(__x86_64__) || defined(_M_X64)
-__attribute__((target("avx2,fma"))) static float dot_avx2(const float* a, const float* b, int n) {
+// 8 cached values as floats
+__attribute__((target("avx2,fma,f16c"))) static inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+__attribute__((target("avx2,fma,f16c"))) static inline __m256 load8(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+template <class T>
+__attribute__((target("avx2,fma,f16c"))) static float dot_avx2(const float* a, const T* b, int n) {
     __m256 acc = _mm256_setzero_ps();
     int i = 0;
-    for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+    for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load8(b + i), acc);
     __m128 r = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
     r = _mm_add_ps(r, _mm_movehl_ps(r, r));
     r = _mm_add_ss(r, _mm_movehdup_ps(r));
     float s = _mm_cvtss_f32(r);
-    for (; i < n; i++) s += a[i] * b[i];
+    for (; i < n; i++) s += a[i] * kv_value(b, i);
     return s;
 }
-__attribute__((target("avx2,fma"))) static void axpy_avx2(float* y, float a, const float* x, int n) {
+template <class T>
+__attribute__((target("avx2,fma,f16c"))) static void axpy_avx2(float* y, float a, const T* x, int n) {
     const __m256 va = _mm256_set1_ps(a);
     int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += a * x[i];
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, load8(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * kv_value(x, i);
 }
-__attribute__((target("avx2,fma"))) static void attention_v2(const float* q, const float* k, const float* v, float* out,
-                                                             const AttentionShape& s, ThreadPool& pool) {
-    attention_threaded(q, k, v, out, s, pool, dot_avx2, axpy_avx2);
+template <class T>
+static void attention_v2_impl(const float* q, const T* k, const T* v, float* out, const AttentionShape& s, ThreadPool& pool) {
+    attention_threaded(q, k, v, out, s, pool, dot_avx2<T>, axpy_avx2<T>);
+}
+static void attention_v2(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool& pool) {
+    LL_FOR_KV_TYPE(attention_v2_impl, q, k, v, out, s, pool);
 }
 
 // ---- v3: AVX-512, 16 floats at a time ----
+// The first lanes of m of 16 cached values, as floats (float16: widened on the way in)
+__attribute__((target("avx512f,avx512bw"))) static inline __m512 load16(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+__attribute__((target("avx512f,avx512bw"))) static inline __m512 load16(__mmask16 m, const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
 // --8<-- [start:dot_avx512]
-__attribute__((target("avx512f"))) static float dot_avx512(const float* a, const float* b, int n) {
+template <class T>
+__attribute__((target("avx512f,avx512bw"))) static float dot_avx512(const float* a, const T* b, int n) {
     __m512 acc = _mm512_setzero_ps();
     int i = 0;
-    for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
+    for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), load16(0xFFFF, b + i), acc);
     if (i < n) {  // the tail under a mask: no scalar loop
         const __mmask16 m = __mmask16((1u << (n - i)) - 1);
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), load16(m, b + i), acc);
     }
     return _mm512_reduce_add_ps(acc);
 }
 // --8<-- [end:dot_avx512]
-__attribute__((target("avx512f"))) static void axpy_avx512(float* y, float a, const float* x, int n) {
+template <class T>
+__attribute__((target("avx512f,avx512bw"))) static void axpy_avx512(float* y, float a, const T* x, int n) {
     const __m512 va = _mm512_set1_ps(a);
     int i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, load16(0xFFFF, x + i), _mm512_loadu_ps(y + i)));
     if (i < n) {
         const __mmask16 m = __mmask16((1u << (n - i)) - 1);
-        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, load16(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
     }
 }
-__attribute__((target("avx512f"))) static void attention_v3(const float* q, const float* k, const float* v, float* out,
-                                                            const AttentionShape& s, ThreadPool& pool) {
-    attention_threaded(q, k, v, out, s, pool, dot_avx512, axpy_avx512);
+template <class T>
+static void attention_v3_impl(const float* q, const T* k, const T* v, float* out, const AttentionShape& s, ThreadPool& pool) {
+    attention_threaded(q, k, v, out, s, pool, dot_avx512<T>, axpy_avx512<T>);
+}
+static void attention_v3(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool& pool) {
+    LL_FOR_KV_TYPE(attention_v3_impl, q, k, v, out, s, pool);
 }
 
 // ---- v4: the GQA group together, 16 scores per reduction, long contexts split flash-style ----
@@ -181,8 +223,8 @@ static inline __mmask16 lanes_below(int n) {
 // One (token, KV head) pair over positions [j0, j1): for each of the G query heads at q (G rows of hd),
 // m[h] = max score, l[h] = sum_j e^(s_j - m), o[h] = sum_j e^(s_j - m) V_j (unnormalized).
 // scores: room for G * (j1 - j0) floats. NV = 16-float registers per row when hd <= 64 (0: any hd).
-template <int G, int NV>
-__attribute__((target("avx512f"))) static void attend_range_v4(const float* q, const float* K, const float* V, int64_t row,
+template <int G, int NV, class T>
+__attribute__((target("avx512f,avx512bw"))) static void attend_range_v4(const float* q, const T* K, const T* V, int64_t row,
                                                                int hd, int j0, int j1, float scale, float* scores,
                                                                float* o, float* m, float* l) {
     const int n = j1 - j0, nv = NV ? NV : (hd + 15) / 16;
@@ -191,7 +233,7 @@ __attribute__((target("avx512f"))) static void attend_range_v4(const float* q, c
     for (int c = 0; c < NV; c++) mk[c] = lanes_below(hd - 16 * c);
     for (int jb = 0; jb < n; jb += 16) {
         const int nb = std::min(16, n - jb);
-        const float* kb = K + int64_t(j0 + jb) * row;  // the block's first K row
+        const T* kb = K + int64_t(j0 + jb) * row;  // the block's first K row
         for (int h = 0; h < G; h++) {
             const float* qh = q + int64_t(h) * hd;
             __m512 acc[16];
@@ -203,7 +245,7 @@ __attribute__((target("avx512f"))) static void attend_range_v4(const float* q, c
                     acc[i] = _mm512_setzero_ps();
                     if (nb == 16 || i < nb)
                         for (int c = 0; c < NV; c++)
-                            acc[i] = _mm512_fmadd_ps(qv[c], _mm512_maskz_loadu_ps(mk[c], kb + i * row + 16 * c), acc[i]);
+                            acc[i] = _mm512_fmadd_ps(qv[c], load16(mk[c], kb + i * row + 16 * c), acc[i]);
                 }
             } else {  // any hd: pieces of 16 under a mask
                 for (int i = 0; i < 16; i++) {
@@ -211,7 +253,7 @@ __attribute__((target("avx512f"))) static void attend_range_v4(const float* q, c
                     for (int c = 0; i < nb && c < nv; c++) {
                         const __mmask16 m16 = lanes_below(hd - 16 * c);
                         acc[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m16, qh + 16 * c),
-                                                 _mm512_maskz_loadu_ps(m16, kb + i * row + 16 * c), acc[i]);
+                                                 load16(m16, kb + i * row + 16 * c), acc[i]);
                     }
                 }
             }
@@ -247,9 +289,9 @@ __attribute__((target("avx512f"))) static void attend_range_v4(const float* q, c
         for (int h = 0; h < G; h++)
             for (int c = 0; c < 4; c++) acc[h][c] = _mm512_setzero_ps();
         for (int j = 0; j < n; j++) {
-            const float* vr = V + int64_t(j0 + j) * row + d0;
+            const T* vr = V + int64_t(j0 + j) * row + d0;
             __m512 vv[4];
-            for (int c = 0; c < 4; c++) vv[c] = _mm512_maskz_loadu_ps(mk[c], vr + 16 * c);
+            for (int c = 0; c < 4; c++) vv[c] = load16(mk[c], vr + 16 * c);
             for (int h = 0; h < G; h++) {
                 const __m512 p = _mm512_set1_ps(scores[int64_t(h) * n + j]);
                 for (int c = 0; c < 4; c++) acc[h][c] = _mm512_fmadd_ps(p, vv[c], acc[h][c]);
@@ -260,27 +302,29 @@ __attribute__((target("avx512f"))) static void attend_range_v4(const float* q, c
     }
 }
 
-using RangeFn = void (*)(const float*, const float*, const float*, int64_t, int, int, int, float, float*, float*, float*, float*);
+template <class T>
+using RangeFn = void (*)(const float*, const T*, const T*, int64_t, int, int, int, float, float*, float*, float*, float*);
 
 // The instance for this shape: one choice per call, outside every loop (the loops inside are inlined).
-template <int G>
-static RangeFn range_fn_for_hd(int hd) {
+template <int G, class T>
+static RangeFn<T> range_fn_for_hd(int hd) {
     switch ((hd + 15) / 16) {
-        case 1: return attend_range_v4<G, 1>;
-        case 2: return attend_range_v4<G, 2>;
-        case 3: return attend_range_v4<G, 3>;
-        case 4: return attend_range_v4<G, 4>;
-        default: return attend_range_v4<G, 0>;
+        case 1: return attend_range_v4<G, 1, T>;
+        case 2: return attend_range_v4<G, 2, T>;
+        case 3: return attend_range_v4<G, 3, T>;
+        case 4: return attend_range_v4<G, 4, T>;
+        default: return attend_range_v4<G, 0, T>;
     }
 }
 
 // Heads of one group are done 4 at a time at most (4 x 4 accumulators + 4 values fill 20 of 32 registers).
-static void attend_range_any(const float* q, int group, const float* K, const float* V, int64_t row, int hd, int j0, int j1,
+template <class T>
+static void attend_range_any(const float* q, int group, const T* K, const T* V, int64_t row, int hd, int j0, int j1,
                              float scale, float* scores, float* o, float* m, float* l) {
     for (int h0 = 0; h0 < group; h0 += 4) {
         const int g = std::min(4, group - h0);
-        const RangeFn fn = g == 1 ? range_fn_for_hd<1>(hd) : g == 2 ? range_fn_for_hd<2>(hd)
-                         : g == 3 ? range_fn_for_hd<3>(hd) : range_fn_for_hd<4>(hd);
+        const RangeFn<T> fn = g == 1 ? range_fn_for_hd<1, T>(hd) : g == 2 ? range_fn_for_hd<2, T>(hd)
+                            : g == 3 ? range_fn_for_hd<3, T>(hd) : range_fn_for_hd<4, T>(hd);
         fn(q + int64_t(h0) * hd, K, V, row, hd, j0, j1, scale, scores, o + int64_t(h0) * hd, m + h0, l + h0);
     }
 }
@@ -294,7 +338,8 @@ static float* scratch_partials(int64_t n) {
 // --8<-- [start:attention_v4]
 static constexpr int kMinChunk = 64;  // positions: below this a chunk's merge costs more than it spreads
 
-static void attention_v4(const float* q, const float* k, const float* v, float* out, const AttentionShape& s, ThreadPool& pool) {
+template <class T>
+static void attention_v4_impl(const float* q, const T* k, const T* v, float* out, const AttentionShape& s, ThreadPool& pool) {
     const int group = s.n_head / s.n_head_kv, hd = s.head_dim;
     // A head range (a decoding team's share) touches the KV heads g_first..g_first + n_g - 1, some maybe in part.
     const int h_begin = s.first_head(), h_end = h_begin + s.n_heads_computed();
@@ -356,6 +401,9 @@ static void attention_v4(const float* q, const float* k, const float* v, float* 
     }
 }
 // --8<-- [end:attention_v4]
+static void attention_v4(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool& pool) {
+    LL_FOR_KV_TYPE(attention_v4_impl, q, k, v, out, s, pool);
+}
 #endif
 
 // ---- the version table, slowest to fastest ----
@@ -378,6 +426,7 @@ static void check_shape(const AttentionShape& s) {
         throw std::invalid_argument("attention: bad shape (need n_tok >= 1, pos >= 0, n_head a multiple of n_head_kv)");
     if (s.head_end != 0 && (s.head_begin < 0 || s.head_begin >= s.head_end || s.head_end > s.n_head))
         throw std::invalid_argument("attention: bad head range");
+    if (s.kv_type != GGML_F32 && s.kv_type != GGML_F16) throw std::invalid_argument("attention: the cache must be float32 or float16");
 }
 
 // The fast path: the best version this CPU runs, unless the environment variable LLAMA_LESSONS_ATTENTION
@@ -388,13 +437,13 @@ static const detail::OpVersion<AttentionFn>& fast_path_attention() {
     return detail::best_version(kAttentionVersions);
 }
 
-void attention(const float* q, const float* k, const float* v, float* out, const AttentionShape& s, ThreadPool& pool) {
+void attention(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool& pool) {
     static const AttentionFn best = fast_path_attention().fn;
     check_shape(s);
     best(q, k, v, out, s, pool);
 }
 
-void attention_v(const std::string& version, const float* q, const float* k, const float* v, float* out,
+void attention_v(const std::string& version, const float* q, const void* k, const void* v, float* out,
                  const AttentionShape& s, ThreadPool& pool) {
     check_shape(s);
     detail::find_version(kAttentionVersions, version, "attention").fn(q, k, v, out, s, pool);

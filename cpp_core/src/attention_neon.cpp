@@ -3,7 +3,8 @@
 // The x86 v2/v3 idea on aarch64: the (token, head) pairs spread over the thread pool as in v1, and the
 // dot product and weighted sum over head_dim done with 4-lane FMAs (two chains for the dot product).
 // The skeleton below is attention.cpp's attend_one, repeated here so that file keeps its x86 versions
-// alone. Checked against v0 under qemu (tests/native/neon_check.cpp); not timed on ARM hardware.
+// alone. A float16 cache is widened 4 values at a time (vcvt_f32_f16). Checked against v0 under qemu
+// (tests/native/neon_check.cpp); not timed on ARM hardware.
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
@@ -11,38 +12,49 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels.h"
 #include "kernels_neon.h"
+#include "quant_blocks.h"  // fp16_to_fp32
 
 namespace ll {
 
-static float dot_neon(const float* a, const float* b, int n) {
+// 4 cached values as floats; one value
+static inline float32x4_t load4(const float* p) { return vld1q_f32(p); }
+static inline float32x4_t load4(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+static inline float value(const float* p) { return *p; }
+static inline float value(const uint16_t* p) { return fp16_to_fp32(*p); }
+
+template <class T>
+static float dot_neon(const float* a, const T* b, int n) {
     float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
     int i = 0;
     for (; i + 8 <= n; i += 8) {
-        acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), vld1q_f32(b + i));
-        acc1 = vfmaq_f32(acc1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+        acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), load4(b + i));
+        acc1 = vfmaq_f32(acc1, vld1q_f32(a + i + 4), load4(b + i + 4));
     }
     if (i + 4 <= n) {
-        acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), vld1q_f32(b + i));
+        acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), load4(b + i));
         i += 4;
     }
     float s = vaddvq_f32(vaddq_f32(acc0, acc1));
-    for (; i < n; i++) s += a[i] * b[i];
+    for (; i < n; i++) s += a[i] * value(b + i);
     return s;
 }
 
-static void axpy_neon(float* y, float a, const float* x, int n) {  // y += a x
+template <class T>
+static void axpy_neon(float* y, float a, const T* x, int n) {  // y += a x
     const float32x4_t va = vdupq_n_f32(a);
     int i = 0;
-    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_f32(vld1q_f32(y + i), va, vld1q_f32(x + i)));
-    for (; i < n; i++) y[i] += a * x[i];
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_f32(vld1q_f32(y + i), va, load4(x + i)));
+    for (; i < n; i++) y[i] += a * value(x + i);
 }
 
 // One (token t, query head h) pair: scores over positions 0..pos+t, softmax, weighted sum of V.
-static void attend_one_neon(const float* q, const float* k_cache, const float* v_cache, float* out,
+template <class T>
+static void attend_one_neon(const float* q, const T* k_cache, const T* v_cache, float* out,
                             const AttentionShape& s, int t, int h, float* scores) {
     const int group = s.n_head / s.n_head_kv, g = h / group, hd = s.head_dim;
-    const int64_t row = int64_t(s.n_head_kv) * hd;  // floats per cached position
+    const int64_t row = int64_t(s.n_head_kv) * hd;  // values per cached position
     const float scale = 1.0f / std::sqrt(float(hd));
     const float* qh = q + (int64_t(t) * s.n_head + h) * hd;  // [hd]
     const int n_kv = s.pos + t + 1;                           // causal
@@ -53,7 +65,8 @@ static void attend_one_neon(const float* q, const float* k_cache, const float* v
     for (int j = 0; j < n_kv; j++) axpy_neon(oh, scores[j], v_cache + j * row + int64_t(g) * hd, hd);
 }
 
-void attention_neon(const float* q, const float* k, const float* v, float* out, const AttentionShape& s, ThreadPool& pool) {
+template <class T>
+static void attention_neon_impl(const float* q, const T* k, const T* v, float* out, const AttentionShape& s, ThreadPool& pool) {
     const int h0 = s.first_head(), nh = s.n_heads_computed();  // a decoding team's thread: its heads only
     pool.parallel_for(int64_t(s.n_tok) * nh, [&](int64_t begin, int64_t end) {
         thread_local std::vector<float> scores;  // one per worker, grown with the context
@@ -61,6 +74,12 @@ void attention_neon(const float* q, const float* k, const float* v, float* out, 
         for (int64_t i = begin; i < end; i++)
             attend_one_neon(q, k, v, out, s, int(i / nh), h0 + int(i % nh), scores.data());
     });
+}
+
+void attention_neon(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool& pool) {
+    if (s.kv_type == GGML_F16)
+        return attention_neon_impl(q, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), out, s, pool);
+    attention_neon_impl(q, static_cast<const float*>(k), static_cast<const float*>(v), out, s, pool);
 }
 
 }  // namespace ll

@@ -24,7 +24,7 @@ void swiglu_neon(const float* gate, const float* up, float* out, int64_t n);
 void apply_rope_neon(float* x, int64_t n_tok, int n_head, int head_dim, const float* cos, const float* sin, int n_rot, bool neox);
 
 // ---- attention_neon.cpp ----
-void attention_neon(const float* q, const float* k, const float* v, float* out, const AttentionShape& s, ThreadPool& pool);
+void attention_neon(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool& pool);  // float32 or float16 cache (s.kv_type)
 
 // ---- quant_matmul_neon.cpp ----
 struct QuantType;

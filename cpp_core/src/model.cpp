@@ -19,7 +19,11 @@
 #include <stdexcept>
 #include <string>
 
-#include "quant_blocks.h"  // quant_type(): the per-type row dequantizer, for the embedding lookup
+#include "cpu_features.h"
+#include "quant_blocks.h"  // quant_type(): the per-type row dequantizer, for the embedding lookup; fp32_to_fp16
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
 
 namespace ll {
 
@@ -33,8 +37,10 @@ static void check_weight(const WeightRef& w, int64_t n_rows, int64_t n_cols, con
     row_bytes(w.ggml_type, n_cols);  // throws std::invalid_argument for a type or shape quant_matmul cannot do
 }
 
-LlamaModel::LlamaModel(const LlamaHParams& hp, ModelWeightRefs weights, int n_ctx, int n_threads)
-    : hp_(hp), w_(std::move(weights)), n_ctx_(n_ctx), pool_(std::max(1, n_threads)) {
+LlamaModel::LlamaModel(const LlamaHParams& hp, ModelWeightRefs weights, int n_ctx, int n_threads, int kv_type)
+    : hp_(hp), w_(std::move(weights)), n_ctx_(n_ctx), pool_(std::max(1, n_threads)), kv_type_(kv_type),
+      kv_bytes_(kv_type == GGML_F16 ? 2 : 4) {
+    if (kv_type != GGML_F32 && kv_type != GGML_F16) throw std::invalid_argument("the KV cache type must be f32 or f16");
     if (hp.n_vocab < 1 || hp.n_embd < 1 || hp.n_layer < 1 || hp.n_head < 1 || hp.n_head_kv < 1 || hp.head_dim < 1 ||
         hp.n_ff < 1 || hp.n_head % hp.n_head_kv)
         throw std::invalid_argument("bad model hyper-parameters");
@@ -60,8 +66,8 @@ LlamaModel::LlamaModel(const LlamaHParams& hp, ModelWeightRefs weights, int n_ct
         check_weight(L.w_down, hp.n_embd, hp.n_ff, "ffn_down");
     }
     const size_t cache = size_t(hp.n_layer) * size_t(n_ctx) * size_t(kv_dim_);
-    k_cache_.assign(cache, 0.0f);
-    v_cache_.assign(cache, 0.0f);
+    k_cache_.assign(cache * kv_bytes_, 0);  // float32 0 and float16 0 are both all-zero bytes
+    v_cache_.assign(cache * kv_bytes_, 0);
     const size_t B = kMaxBatch;
     x_.resize(B * hp.n_embd);
     xn_.resize(B * hp.n_embd);
@@ -79,9 +85,35 @@ LlamaModel::LlamaModel(const LlamaHParams& hp, ModelWeightRefs weights, int n_ct
 void LlamaModel::reset() {
     // Entries past the current position are never read (attention is causal), but a clean slate is cheap
     // and makes a reset model bit-identical to a fresh one.
-    std::fill(k_cache_.begin(), k_cache_.end(), 0.0f);
-    std::fill(v_cache_.begin(), v_cache_.end(), 0.0f);
+    std::fill(k_cache_.begin(), k_cache_.end(), 0);
+    std::fill(v_cache_.begin(), v_cache_.end(), 0);
 }
+
+// float32 -> float16, round to nearest even: 8 at a time with F16C (every AVX2 CPU has it), else one by one.
+#if defined(__x86_64__) || defined(_M_X64)
+__attribute__((target("avx2,f16c"))) static void fp32_to_fp16_row_f16c(const float* x, uint16_t* h, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) h[i] = fp32_to_fp16(x[i]);
+}
+#endif
+static void fp32_to_fp16_row(const float* x, uint16_t* h, int64_t n) {
+#if defined(__x86_64__) || defined(_M_X64)
+    static const bool f16c = cpu_features().has_avx2();
+    if (f16c) return fp32_to_fp16_row_f16c(x, h, n);
+#endif
+    for (int64_t i = 0; i < n; i++) h[i] = fp32_to_fp16(x[i]);
+}
+
+// --8<-- [start:store_kv]
+// New keys and values into the cache: as they are, or rounded to the nearest float16 (the rounding numpy's
+// astype(np.float16) does, so the lesson's float16 cache holds the very same values).
+void LlamaModel::store_kv(uint8_t* dst, const float* src, int64_t n) const {
+    if (kv_type_ == GGML_F32) return (void)std::memcpy(dst, src, sizeof(float) * size_t(n));
+    fp32_to_fp16_row(src, reinterpret_cast<uint16_t*>(dst), n);
+}
+// --8<-- [end:store_kv]
 
 // ---- the pieces ----
 // --8<-- [start:embed]
@@ -165,7 +197,7 @@ void LlamaModel::decode_team_member(int32_t token, int pos, float* logits, int t
     float* tmp = ffn_out_.data();
     int64_t b, e;
     thread_share(c.n_head, t, nt, 1, &b, &e);
-    const AttentionShape shape{1, pos, c.n_head, c.n_head_kv, c.head_dim, int(b), int(e)};  // this thread's query heads
+    const AttentionShape shape{1, pos, c.n_head, c.n_head_kv, c.head_dim, int(b), int(e), kv_type_};  // this thread's query heads
     embed(&token, 1, x);  // [d]
     for (int l = 0; l < c.n_layer; l++) {
         const LayerWeightRefs& L = w_.layers[l];
@@ -182,12 +214,12 @@ void LlamaModel::decode_team_member(int32_t token, int pos, float* logits, int t
             const int64_t h0 = std::max(b, q_end) - q_end, h1 = std::min(e, k_end) - q_end;
             matmul_rows(matmul_version_, L.wk, h0 * hd, h1 * hd, xn, k, pool_);
             apply_rope(k + h0 * hd, 1, int(h1 - h0), c.head_dim, cos, sin, n_rot, c.rope_neox);
-            std::memcpy(k_at(l, pos) + h0 * hd, k + h0 * hd, sizeof(float) * (h1 - h0) * hd);
+            store_kv(k_at(l, pos) + h0 * hd * kv_bytes_, k + h0 * hd, (h1 - h0) * hd);
         }
         if (e > k_end) {  // value heads
             const int64_t h0 = std::max(b, k_end) - k_end, h1 = e - k_end;
             matmul_rows(matmul_version_, L.wv, h0 * hd, h1 * hd, xn, v, pool_);
-            std::memcpy(v_at(l, pos) + h0 * hd, v + h0 * hd, sizeof(float) * (h1 - h0) * hd);
+            store_kv(v_at(l, pos) + h0 * hd * kv_bytes_, v + h0 * hd, (h1 - h0) * hd);
         }
         pool_.barrier();
         // ---- attention ----
@@ -224,7 +256,7 @@ void LlamaModel::forward_batch(const int32_t* tokens, int n, int pos, float* log
     const int64_t d = c.n_embd;
     float *x = x_.data(), *xn = xn_.data(), *q = q_.data(), *k = k_.data(), *v = v_.data();
     float *att = att_.data(), *gate = gate_.data(), *up = up_.data(), *tmp = ffn_out_.data();
-    const AttentionShape shape{n, pos, c.n_head, c.n_head_kv, c.head_dim};
+    const AttentionShape shape{n, pos, c.n_head, c.n_head_kv, c.head_dim, 0, 0, kv_type_};
     if (n == 1 && fuse_decode_) return decode_one_token(tokens[0], pos, logits);  // one token: the team path above
 
     // RoPE's angles depend on the position only: computed once here, used by q and k in every layer.
@@ -245,8 +277,8 @@ void LlamaModel::forward_batch(const int32_t* tokens, int n, int pos, float* log
         matmul(L.wv, xn, n, v);  // [n, d] -> [n, n_head_kv*hd]
         apply_rope(q, n, c.n_head, c.head_dim, rope_cos.data(), rope_sin.data(), n_rot, c.rope_neox);     // [n, n_head, hd]
         apply_rope(k, n, c.n_head_kv, c.head_dim, rope_cos.data(), rope_sin.data(), n_rot, c.rope_neox);  // [n, n_head_kv, hd]
-        std::memcpy(k_at(l, pos), k, sizeof(float) * n * kv_dim_);  // positions pos..pos+n-1 are contiguous
-        std::memcpy(v_at(l, pos), v, sizeof(float) * n * kv_dim_);
+        store_kv(k_at(l, pos), k, n * kv_dim_);  // positions pos..pos+n-1 are contiguous
+        store_kv(v_at(l, pos), v, n * kv_dim_);
         attention(q, k_at(l, 0), v_at(l, 0), att, shape, pool_);  // [n, n_head*hd]
         matmul(L.wo, att, n, tmp);                                // [n, n_head*hd] -> [n, d]
         add_rows(x, tmp, n * d);

@@ -59,12 +59,14 @@ struct ModelWeightRefs {
 struct AttentionShape {
     int n_tok, pos, n_head, n_head_kv, head_dim;
     int head_begin = 0, head_end = 0;
+    int kv_type = GGML_F32;  // what the cache holds: GGML_F32, or GGML_F16 (float16 bits, widened on load)
     int first_head() const { return head_end > 0 ? head_begin : 0; }
     int n_heads_computed() const { return head_end > 0 ? head_end - head_begin : n_head; }
 };
-void attention(const float* q, const float* k_cache, const float* v_cache, float* out, const AttentionShape& s,
+// k_cache, v_cache: float32 or float16 values, as s.kv_type says.
+void attention(const float* q, const void* k_cache, const void* v_cache, float* out, const AttentionShape& s,
                ThreadPool& pool);
-void attention_v(const std::string& version, const float* q, const float* k_cache, const float* v_cache, float* out,
+void attention_v(const std::string& version, const float* q, const void* k_cache, const void* v_cache, float* out,
                  const AttentionShape& s, ThreadPool& pool);
 std::vector<VersionInfo> attention_versions();
 std::string attention_active();
@@ -73,7 +75,9 @@ std::string attention_active();
 class LlamaModel {
 public:
     // Checks every shape and size (throws std::invalid_argument with a one-line message).
-    LlamaModel(const LlamaHParams& hp, ModelWeightRefs weights, int n_ctx, int n_threads);
+    // kv_type: what the KV cache stores, GGML_F32 or GGML_F16 (run.py's default, as llama.cpp's: half the
+    // memory, and half the bytes attention reads per token, for a rounding of 2^-11 relative to each value).
+    LlamaModel(const LlamaHParams& hp, ModelWeightRefs weights, int n_ctx, int n_threads, int kv_type = GGML_F32);
 
     // Decoding (one token) runs the whole token as one team of threads (ThreadPool::run_team) that split
     // every step by thread index and meet at barriers: same numbers, one wake-up per token instead of
@@ -95,7 +99,8 @@ public:
     const LlamaHParams& hparams() const { return hp_; }
     int n_ctx() const { return n_ctx_; }
     int n_threads() const { return pool_.n_threads(); }
-    size_t kv_cache_bytes() const { return (k_cache_.size() + v_cache_.size()) * sizeof(float); }
+    size_t kv_cache_bytes() const { return k_cache_.size() + v_cache_.size(); }
+    int kv_type() const { return kv_type_; }
 
     // The prompt is fed through in micro-batches of at most this many tokens (bounds the scratch memory).
     static constexpr int kMaxBatch = 256;
@@ -106,8 +111,9 @@ private:
     void matmul(const WeightRef& w, const float* x, int n_tok, float* y);
     void decode_one_token(int32_t token, int pos, float* logits);
     void decode_team_member(int32_t token, int pos, float* logits, int thread, int n_threads);
-    float* k_at(int layer, int pos) { return k_cache_.data() + (size_t(layer) * n_ctx_ + pos) * kv_dim_; }
-    float* v_at(int layer, int pos) { return v_cache_.data() + (size_t(layer) * n_ctx_ + pos) * kv_dim_; }
+    uint8_t* k_at(int layer, int pos) { return k_cache_.data() + ((size_t(layer) * n_ctx_ + pos) * kv_dim_) * kv_bytes_; }
+    uint8_t* v_at(int layer, int pos) { return v_cache_.data() + ((size_t(layer) * n_ctx_ + pos) * kv_dim_) * kv_bytes_; }
+    void store_kv(uint8_t* dst, const float* src, int64_t n) const;  // n values into the cache: copied, or rounded to float16
 
     LlamaHParams hp_;
     ModelWeightRefs w_;
@@ -116,7 +122,9 @@ private:
     std::string matmul_version_;  // a quant_matmul version to call instead of the fast path ("" = none)
     int64_t q_dim_, kv_dim_;
     ThreadPool pool_;
-    std::vector<float> k_cache_, v_cache_;  // [n_layer][n_ctx][n_head_kv][head_dim]
+    int kv_type_;
+    size_t kv_bytes_;                         // bytes per cached value: 4 (float32) or 2 (float16)
+    std::vector<uint8_t> k_cache_, v_cache_;  // [n_layer][n_ctx][n_head_kv][head_dim] values of kv_type_
     // scratch for one micro-batch of up to kMaxBatch tokens
     std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, ffn_out_, logits_tmp_;
     std::vector<float> team_x_, team_xn_;  // decoding: each thread's own copy of the residual stream and its norm

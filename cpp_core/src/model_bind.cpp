@@ -12,6 +12,7 @@
 #include <string>
 
 #include "model.h"
+#include "quant_blocks.h"  // fp32_to_fp16
 
 namespace py = pybind11;
 
@@ -25,12 +26,28 @@ const uint8_t* array_bytes(const py::array& a, size_t expected, const std::strin
     return static_cast<const uint8_t*>(a.data());
 }
 
+// "f32" / "f16" -> the ggml type the KV cache stores
+int kv_cache_type(const std::string& name) {
+    if (name == "f32") return ll::GGML_F32;
+    if (name == "f16") return ll::GGML_F16;
+    throw std::invalid_argument("KV cache type must be f32 or f16, not '" + name + "'");
+}
+
+// A cache array for attention(): float16 stays float16 (its bits are read as they are), anything else as float32.
+py::array cache_array(const py::array& a) {
+    if (py::isinstance<py::array_t<uint16_t>>(a)) throw std::invalid_argument("attention: pass a float16 cache as float16, not uint16");
+    if (a.dtype().is(py::dtype("float16"))) return py::array::ensure(a, py::array::c_style);
+    return py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(a);
+}
+
 struct PyLlamaModel {
     std::unique_ptr<ll::LlamaModel> model;
     std::vector<py::object> keep_alive;  // the arrays whose memory the model reads
 
     // weights: GGUF tensor name -> (ggml_type, n_rows, n_cols, array); norms are float32 [n_embd] arrays.
-    PyLlamaModel(const py::dict& hparams, const py::dict& weights, int n_ctx, int n_threads) {
+    // kv_type: "f32" or "f16" (llama.cpp's default), what the KV cache stores.
+    PyLlamaModel(const py::dict& hparams, const py::dict& weights, int n_ctx, int n_threads, const std::string& kv_type) {
+        const int kv = kv_cache_type(kv_type);
         ll::LlamaHParams hp;
         hp.n_vocab = hparams["n_vocab"].cast<int>();
         hp.n_embd = hparams["n_embd"].cast<int>();
@@ -86,7 +103,7 @@ struct PyLlamaModel {
             L.w_down = matrix(b + "ffn_down.weight");
             w.layers.push_back(L);
         }
-        model = std::make_unique<ll::LlamaModel>(hp, std::move(w), n_ctx, n_threads);
+        model = std::make_unique<ll::LlamaModel>(hp, std::move(w), n_ctx, n_threads, kv);
     }
 
     py::array_t<float> forward(py::array_t<int32_t, py::array::c_style | py::array::forcecast> tokens, int64_t pos, bool last_only) {
@@ -108,10 +125,13 @@ struct PyLlamaModel {
 
 // attention(q [n, n_head, hd], k_cache [n_ctx, n_head_kv, hd], v_cache, pos, version, n_threads, heads) -> [n, n_head*hd]
 // heads = (begin, end): compute only those query heads (a decoding team's share); the others stay 0.
-py::array_t<float> attention_py(py::array_t<float, py::array::c_style | py::array::forcecast> q,
-                                py::array_t<float, py::array::c_style | py::array::forcecast> k,
-                                py::array_t<float, py::array::c_style | py::array::forcecast> v, int pos,
-                                const std::string& version, int n_threads, std::pair<int, int> heads) {
+// k and v: both float32, or both float16 (the model's float16 cache).
+py::array_t<float> attention_py(py::array_t<float, py::array::c_style | py::array::forcecast> q, const py::array& k_in,
+                                const py::array& v_in, int pos, const std::string& version, int n_threads,
+                                std::pair<int, int> heads) {
+    const py::array k = cache_array(k_in), v = cache_array(v_in);
+    const bool f16 = k.dtype().is(py::dtype("float16"));
+    if (f16 != v.dtype().is(py::dtype("float16"))) throw std::invalid_argument("attention: k and v must have the same dtype");
     if (q.ndim() != 3 || k.ndim() != 3 || v.ndim() != 3) throw std::invalid_argument("attention: q, k, v must be 3-D");
     const int n = int(q.shape(0)), n_head = int(q.shape(1)), hd = int(q.shape(2)), n_head_kv = int(k.shape(1));
     for (int i = 0; i < 3; i++)
@@ -121,7 +141,7 @@ py::array_t<float> attention_py(py::array_t<float, py::array::c_style | py::arra
     py::array_t<float> out({int64_t(n), int64_t(n_head) * hd});
     std::fill(out.mutable_data(), out.mutable_data() + out.size(), 0.0f);
     ll::ThreadPool pool(n_threads);
-    const ll::AttentionShape s{n, pos, n_head, n_head_kv, hd, heads.first, heads.second};
+    const ll::AttentionShape s{n, pos, n_head, n_head_kv, hd, heads.first, heads.second, f16 ? ll::GGML_F16 : ll::GGML_F32};
     if (version.empty())
         ll::attention(q.data(), k.data(), v.data(), out.mutable_data(), s, pool);
     else
@@ -133,7 +153,8 @@ py::array_t<float> attention_py(py::array_t<float, py::array::c_style | py::arra
 // its own cache (so a long context does not sit in L2 as it would with one layer). Returns
 // (best wall seconds per call, process CPU seconds per call during that round).
 py::tuple bench_attention_py(const std::string& version, int n_tok, int pos, int n_head, int n_head_kv, int head_dim,
-                             int n_layer, int n_threads, int rounds, int calls) {
+                             int n_layer, int n_threads, int rounds, int calls, const std::string& kv_type) {
+    const int kv = kv_cache_type(kv_type);
     if (n_tok < 1 || pos < 0 || n_head < 1 || n_head_kv < 1 || head_dim < 1 || n_layer < 1 || rounds < 1 || calls < 1 ||
         int64_t(pos + n_tok) * n_head_kv * head_dim * n_layer > (int64_t(1) << 28))
         throw std::invalid_argument("bench_attention: bad sizes");
@@ -141,8 +162,13 @@ py::tuple bench_attention_py(const std::string& version, int n_tok, int pos, int
     std::vector<float> k(size_t(layer * n_layer)), v(k.size()), q(size_t(int64_t(n_tok) * n_head * head_dim)), out(q.size());
     for (size_t i = 0; i < k.size(); i++) k[i] = float((i * 7919) % 1000) / 500.0f - 1.0f, v[i] = float((i * 104729) % 1000) / 500.0f - 1.0f;
     for (size_t i = 0; i < q.size(); i++) q[i] = float((i * 31) % 100) / 50.0f - 1.0f;
+    std::vector<uint16_t> k16(k.size()), v16(v.size());  // the same values rounded, for a float16 cache
+    for (size_t i = 0; i < k.size(); i++) k16[i] = ll::fp32_to_fp16(k[i]), v16[i] = ll::fp32_to_fp16(v[i]);
+    const size_t bytes = kv == ll::GGML_F16 ? 2 : 4;
+    const uint8_t *kb = kv == ll::GGML_F16 ? reinterpret_cast<const uint8_t*>(k16.data()) : reinterpret_cast<const uint8_t*>(k.data());
+    const uint8_t *vb = kv == ll::GGML_F16 ? reinterpret_cast<const uint8_t*>(v16.data()) : reinterpret_cast<const uint8_t*>(v.data());
     ll::ThreadPool pool(n_threads);
-    const ll::AttentionShape s{n_tok, pos, n_head, n_head_kv, head_dim};
+    const ll::AttentionShape s{n_tok, pos, n_head, n_head_kv, head_dim, 0, 0, kv};
     double best_wall = 1e30, best_cpu = 0.0;
     {
     py::gil_scoped_release nogil;
@@ -152,7 +178,7 @@ py::tuple bench_attention_py(const std::string& version, int n_tok, int pos, int
         const auto t0 = std::chrono::steady_clock::now();
         for (int i = 0; i < calls; i++)
             for (int l = 0; l < n_layer; l++)
-                ll::attention_v(version, q.data(), k.data() + l * layer, v.data() + l * layer, out.data(), s, pool);
+                ll::attention_v(version, q.data(), kb + l * layer * bytes, vb + l * layer * bytes, out.data(), s, pool);
         const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / calls;
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
         if (wall < best_wall) best_wall = wall, best_cpu = ((c1.tv_sec - c0.tv_sec) + 1e-9 * (c1.tv_nsec - c0.tv_nsec)) / calls;
@@ -165,8 +191,8 @@ py::tuple bench_attention_py(const std::string& version, int n_tok, int pos, int
 
 void register_model(py::module_& m) {
     py::class_<PyLlamaModel>(m, "LlamaModel", "The C++ forward pass; weights are read in place from the arrays given.")
-        .def(py::init<const py::dict&, const py::dict&, int, int>(), py::arg("hparams"), py::arg("weights"), py::arg("n_ctx"),
-             py::arg("n_threads"))
+        .def(py::init<const py::dict&, const py::dict&, int, int, const std::string&>(), py::arg("hparams"), py::arg("weights"),
+             py::arg("n_ctx"), py::arg("n_threads"), py::arg("kv_type") = "f32")
         .def("forward", &PyLlamaModel::forward, py::arg("tokens"), py::arg("pos"), py::arg("last_only") = false)
         .def("reset", [](PyLlamaModel& self) { self.model->reset(); })
         .def_property("fuse_decode", [](const PyLlamaModel& self) { return self.model->fuse_decode(); },
@@ -178,11 +204,12 @@ void register_model(py::module_& m) {
         .def_property_readonly("n_ctx", [](const PyLlamaModel& self) { return self.model->n_ctx(); })
         .def_property_readonly("n_threads", [](const PyLlamaModel& self) { return self.model->n_threads(); })
         .def_property_readonly("kv_cache_bytes", [](const PyLlamaModel& self) { return self.model->kv_cache_bytes(); })
+        .def_property_readonly("kv_type", [](const PyLlamaModel& self) { return std::string(self.model->kv_type() == ll::GGML_F16 ? "f16" : "f32"); })
         .def_property_readonly("arrays", [](const PyLlamaModel& self) { return self.keep_alive; },
                                "the arrays whose memory the model reads (views of the GGUF mmap)");
     m.def("attention", &attention_py, py::arg("q"), py::arg("k_cache"), py::arg("v_cache"), py::arg("pos"),
           py::arg("version") = "", py::arg("n_threads") = 1, py::arg("heads") = std::make_pair(0, 0),
-          "Causal GQA attention of n new queries at positions pos.. against a [n_ctx, n_head_kv, head_dim] cache.");
+          "Causal GQA attention of n new queries at positions pos.. against a [n_ctx, n_head_kv, head_dim] cache (float32 or float16).");
     m.def("attention_versions", []() {
         py::list out;
         for (const auto& v : ll::attention_versions()) out.append(py::make_tuple(v.name, v.idea, v.available));
@@ -191,5 +218,6 @@ void register_model(py::module_& m) {
     m.def("attention_active", &ll::attention_active);
     m.def("bench_attention", &bench_attention_py, py::arg("version"), py::arg("n_tok"), py::arg("pos"), py::arg("n_head"),
           py::arg("n_head_kv"), py::arg("head_dim"), py::arg("n_layer"), py::arg("n_threads"), py::arg("rounds"), py::arg("calls"),
+          py::arg("kv_type") = "f32",
           "(best wall, process CPU) seconds per call of attention through n_layer layer caches");
 }

@@ -219,6 +219,20 @@ static void check_attention(ThreadPool& pool) {
         attention(q.data(), k.data(), v.data(), y.data(), s, pool);
         attention_v(attention_active(), q.data(), k.data(), v.data(), act.data(), s, pool);
         check_equal("attention fast path", detail, y.data(), act.data(), n_out);
+        // a float16 cache (run.py's default): every version against v0 on the float32 copy of the same rounded values
+        std::vector<uint16_t> k16(k.size()), v16(v.size());
+        std::vector<float> k_rounded(k.size()), v_rounded(v.size());
+        for (size_t i = 0; i < k.size(); i++) {
+            k16[i] = fp32_to_fp16(k[i]), v16[i] = fp32_to_fp16(v[i]);
+            k_rounded[i] = fp16_to_fp32(k16[i]), v_rounded[i] = fp16_to_fp32(v16[i]);
+        }
+        AttentionShape s16 = s;
+        s16.kv_type = GGML_F16;
+        attention_v("v0_scalar", q.data(), k_rounded.data(), v_rounded.data(), ref.data(), s, pool);
+        for (const auto& ver : runnable(attention_versions())) {
+            attention_v(ver, q.data(), k16.data(), v16.data(), y.data(), s16, pool);
+            check_close("attention f16 cache " + ver, detail, y.data(), ref.data(), n_out, 1e-6, 0.0, &scale);
+        }
     }
 }
 
