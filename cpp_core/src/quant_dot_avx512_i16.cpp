@@ -94,7 +94,7 @@ LL_AVX512 static void rows_i16(int64_t n, const uint8_t* w, int64_t rb, const in
 // --8<-- [end:rows_i16]
 
 // --8<-- [start:row_pairs_i16]
-// quant_matmul v12, two ideas on v11's 4-bit kernel, which spends ~90 cycles on a row of 576:
+// quant_matmul v12, three ideas on v11's 4-bit kernel, which spends ~90 cycles on a row of 576:
 //
 // 1. Two rows per register. Of v11's 7 uops per block and row, 5 only reshape or convert (widen the
 //    nibbles, split them, zero a sum, int->float). A block's 16 bytes of row A and row B go into one
@@ -107,6 +107,23 @@ LL_AVX512 static void rows_i16(int64_t n, const uint8_t* w, int64_t rb, const in
 //    blocks pays two gathers (and their fp16 conversions), ~28 cycles, the second for only 2 blocks. The
 //    rows of a matrix follow each other in memory, so the 4 rows of one call are one run of 4 x 18 = 72
 //    blocks: 5 full gathers instead of 8. xd_rep and xs_rep hold the activation scales repeated per row.
+// 3. One reduction for four rows: each row's constant terms go into its own 8 lanes, then a single
+//    transpose-add tree (store_pair_sums) sums the four rows, where v11 reduces each row on its own.
+// y[0..2P) = the sums of the 8-lane halves of acc[0..P): row 2p in the low half of acc[p], row 2p+1 in the high.
+// Two pairs at a time: four rows' sums from one transpose-add tree.
+template <int P>
+LL_AVX512 static inline void store_pair_sums(const __m512* acc, float* y) {
+    static_assert(P % 2 == 0, "pairs of pairs");
+    for (int p = 0; p < P; p += 2) {
+        const __m512 u = _mm512_shuffle_f32x4(acc[p], acc[p + 1], _MM_SHUFFLE(2, 0, 2, 0));  // 4 lanes each of rows a b c d
+        const __m512 v = _mm512_shuffle_f32x4(acc[p], acc[p + 1], _MM_SHUFFLE(3, 1, 3, 1));  // their other 4 lanes
+        __m512 w = _mm512_add_ps(u, v);
+        w = _mm512_add_ps(w, _mm512_permute_ps(w, _MM_SHUFFLE(1, 0, 3, 2)));
+        w = _mm512_add_ps(w, _mm512_permute_ps(w, _MM_SHUFFLE(2, 3, 0, 1)));  // every element of 128-bit lane j: row j's sum
+        _mm_storeu_ps(y + 2 * p, _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), w)));
+    }
+}
+
 template <int P, int TYPE>  // P pairs of rows: rows 2p and 2p+1 share a register
 LL_AVX512 static void row_pairs_i16(int64_t n, const uint8_t* w, const int16_t* xq, const float* xd_rep,
                                     const float* xs_rep, float* scale, float* offset, float* y) {
@@ -145,14 +162,14 @@ LL_AVX512 static void row_pairs_i16(int64_t n, const uint8_t* w, const int16_t* 
             acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc[p]);
         }
     }
-    for (int r = 0; r < R; r++) {  // each row: its 8 lanes, plus its blocks' constant terms
-        __m512 off = _mm512_setzero_ps();
-        for (int64_t k = 0; k < nb; k += 16)
-            off = _mm512_add_ps(off, _mm512_maskz_loadu_ps(nb - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (nb - k)) - 1), offset + r * nb + k));
-        const __m512 a = acc[r / 2];
-        const __m256 half = r % 2 ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)) : _mm512_castps512_ps256(a);
-        y[r] = hsum_f32x8(half) + _mm512_reduce_add_ps(off);
-    }
+    // Each row's constant terms into its own 8 lanes (any lane will do: they are all summed), 8 blocks at a time.
+    for (int p = 0; p < P; p++)
+        for (int64_t k = 0; k < nb; k += 8) {
+            const __mmask8 m8 = nb - k >= 8 ? __mmask8(0xFF) : __mmask8((1u << (nb - k)) - 1);
+            const __m256 a = _mm256_maskz_loadu_ps(m8, offset + (2 * p) * nb + k), b = _mm256_maskz_loadu_ps(m8, offset + (2 * p + 1) * nb + k);
+            acc[p] = _mm512_add_ps(acc[p], _mm512_insertf32x8(_mm512_castps256_ps512(a), b, 1));
+        }
+    store_pair_sums<P>(acc, y);
 }
 // --8<-- [end:row_pairs_i16]
 

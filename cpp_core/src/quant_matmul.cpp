@@ -19,7 +19,7 @@
 //                      registers); shorter products run v9.
 //   v10_gemm_avx2      v10 with AVX2 (4 rows x 24 tokens); shorter products run v6's AVX2 build.
 //   v11_i16_decode     v10, with one token's activations rounded to 16 bits (vpdpwssd).
-//   v12_i16_row_pairs  the fast path: v11 with two rows of 4-bit weights per register, scales gathered across rows.
+//   v12_i16_row_pairs  the fast path: v11 with two rows of 4-bit weights per register, scales gathered across rows, one reduction for four rows.
 //                      Fast path = first of v12, v11, v10, v9, v6 AVX-512, v10 AVX2, v6 AVX2, v6 NEON, v1 this CPU runs.
 //   (aarch64)          v3_neon_int8, v4_neon_dotprod, v6_f32_tiled_neon: quant_matmul_neon.cpp, checked under qemu (tests/native/)
 // Every version is checked against numpy's dequantize-then-matmul (tests/test_cpp_kernels_matmul.py).
