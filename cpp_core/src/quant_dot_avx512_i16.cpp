@@ -93,6 +93,43 @@ LL_AVX512 static void rows_i16(int64_t n, const uint8_t* w, int64_t rb, const in
 }
 // --8<-- [end:rows_i16]
 
+// y[0..2P) = the sums of the 8-lane halves of acc[0..P): row 2p in the low half of acc[p], row 2p+1 in the high.
+// Two pairs at a time: four rows' sums from one transpose-add tree.
+template <int P>
+LL_AVX512 static inline void store_pair_sums(const __m512* acc, float* y) {
+    static_assert(P % 2 == 0, "pairs of pairs");
+    for (int p = 0; p < P; p += 2) {
+        const __m512 u = _mm512_shuffle_f32x4(acc[p], acc[p + 1], _MM_SHUFFLE(2, 0, 2, 0));  // 4 lanes each of rows a b c d
+        const __m512 v = _mm512_shuffle_f32x4(acc[p], acc[p + 1], _MM_SHUFFLE(3, 1, 3, 1));  // their other 4 lanes
+        __m512 w = _mm512_add_ps(u, v);
+        w = _mm512_add_ps(w, _mm512_permute_ps(w, _MM_SHUFFLE(1, 0, 3, 2)));
+        w = _mm512_add_ps(w, _mm512_permute_ps(w, _MM_SHUFFLE(2, 3, 0, 1)));  // every element of 128-bit lane j: row j's sum
+        _mm_storeu_ps(y + 2 * p, _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), w)));
+    }
+}
+
+// v12's scale pass over a run of n_blocks consecutive blocks (whole rows, one after another), 16 per gather:
+// scale[k] = d_w d_x of block k, and for Q4_0/Q4_1 offset[k] = its constant term (m_w, or -8 d_w, times d_x sum(xq)).
+// xd_rep, xs_rep: the activation's d_x and d_x sum(xq), repeated for each row of the run.
+template <int TYPE>
+LL_AVX512 static void gather_run_scales(const uint8_t* w, int64_t n_blocks, const float* xd_rep, const float* xs_rep,
+                                        float* scale, float* offset) {
+    constexpr int kBlockBytes = TYPE == I16_Q4_0 ? 18 : TYPE == I16_Q4_1 ? 20 : 34;
+    const __m512i offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                               _mm512_set1_epi32(kBlockBytes));
+    for (int64_t k = 0; k < n_blocks; k += 16) {
+        const int cnt = int(std::min<int64_t>(16, n_blocks - k));
+        const __mmask16 mask = cnt == 16 ? __mmask16(0xFFFF) : __mmask16((1u << cnt) - 1);
+        const __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, offsets, w + k * kBlockBytes, 1);
+        const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+        _mm512_mask_storeu_ps(scale + k, mask, _mm512_mul_ps(dw, _mm512_maskz_loadu_ps(mask, xd_rep + k)));
+        if (TYPE == I16_Q8_0) continue;  // w = d_w q: no constant term
+        const __m512 m = TYPE == I16_Q4_1 ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)))
+                                          : _mm512_mul_ps(dw, _mm512_set1_ps(-8.0f));
+        _mm512_mask_storeu_ps(offset + k, mask, _mm512_mul_ps(m, _mm512_maskz_loadu_ps(mask, xs_rep + k)));
+    }
+}
+
 // --8<-- [start:row_pairs_i16]
 // quant_matmul v12, three ideas on v11's 4-bit kernel, which spends ~90 cycles on a row of 576:
 //
@@ -109,42 +146,14 @@ LL_AVX512 static void rows_i16(int64_t n, const uint8_t* w, int64_t rb, const in
 //    blocks: 5 full gathers instead of 8. xd_rep and xs_rep hold the activation scales repeated per row.
 // 3. One reduction for four rows: each row's constant terms go into its own 8 lanes, then a single
 //    transpose-add tree (store_pair_sums) sums the four rows, where v11 reduces each row on its own.
-// y[0..2P) = the sums of the 8-lane halves of acc[0..P): row 2p in the low half of acc[p], row 2p+1 in the high.
-// Two pairs at a time: four rows' sums from one transpose-add tree.
-template <int P>
-LL_AVX512 static inline void store_pair_sums(const __m512* acc, float* y) {
-    static_assert(P % 2 == 0, "pairs of pairs");
-    for (int p = 0; p < P; p += 2) {
-        const __m512 u = _mm512_shuffle_f32x4(acc[p], acc[p + 1], _MM_SHUFFLE(2, 0, 2, 0));  // 4 lanes each of rows a b c d
-        const __m512 v = _mm512_shuffle_f32x4(acc[p], acc[p + 1], _MM_SHUFFLE(3, 1, 3, 1));  // their other 4 lanes
-        __m512 w = _mm512_add_ps(u, v);
-        w = _mm512_add_ps(w, _mm512_permute_ps(w, _MM_SHUFFLE(1, 0, 3, 2)));
-        w = _mm512_add_ps(w, _mm512_permute_ps(w, _MM_SHUFFLE(2, 3, 0, 1)));  // every element of 128-bit lane j: row j's sum
-        _mm_storeu_ps(y + 2 * p, _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), w)));
-    }
-}
-
 template <int P, int TYPE>  // P pairs of rows: rows 2p and 2p+1 share a register
 LL_AVX512 static void row_pairs_i16(int64_t n, const uint8_t* w, const int16_t* xq, const float* xd_rep,
                                     const float* xs_rep, float* scale, float* offset, float* y) {
     constexpr int kBlockBytes = TYPE == I16_Q4_0 ? 18 : 20;
     constexpr int kQsOffset = TYPE == I16_Q4_1 ? 4 : 2;
     constexpr int R = 2 * P;
-    const int64_t nb = n / QK, rb = nb * kBlockBytes, n_blocks = R * nb;  // the R rows: n_blocks blocks in a row
-    const __m512i offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                               _mm512_set1_epi32(kBlockBytes));
-    // scale[k] = d_w d_x and offset[k] = the block's constant term (m_w or -8 d_w, times d_x sum(xq)), block k of the run
-    for (int64_t k = 0; k < n_blocks; k += 16) {
-        const int cnt = int(std::min<int64_t>(16, n_blocks - k));
-        const __mmask16 mask = cnt == 16 ? __mmask16(0xFFFF) : __mmask16((1u << cnt) - 1);
-        const __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, offsets, w + k * kBlockBytes, 1);
-        const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
-        const __m512 sx = _mm512_maskz_loadu_ps(mask, xs_rep + k);
-        _mm512_mask_storeu_ps(scale + k, mask, _mm512_mul_ps(dw, _mm512_maskz_loadu_ps(mask, xd_rep + k)));
-        const __m512 m = TYPE == I16_Q4_1 ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)))
-                                          : _mm512_mul_ps(dw, _mm512_set1_ps(-8.0f));
-        _mm512_mask_storeu_ps(offset + k, mask, _mm512_mul_ps(m, sx));
-    }
+    const int64_t nb = n / QK, rb = nb * kBlockBytes;  // the R rows: R * nb blocks in a row
+    gather_run_scales<TYPE>(w, R * nb, xd_rep, xs_rep, scale, offset);
     const __m512i low4 = _mm512_set1_epi16(0x0F);
     __m512 acc[P];  // pair p: row 2p's block sums in lanes 0-7, row 2p+1's in lanes 8-15
     for (int p = 0; p < P; p++) acc[p] = _mm512_setzero_ps();
@@ -173,7 +182,32 @@ LL_AVX512 static void row_pairs_i16(int64_t n, const uint8_t* w, const int16_t* 
 }
 // --8<-- [end:row_pairs_i16]
 
-// v12's row loop: four rows (two pairs) at a time, with v9's prefetch; 1..3 rows left over go through v11's kernel.
+// v12 for Q8_0: a block's 32 int8 weights already fill a register as int16, so rows are not paired; ideas 2
+// and 3 apply as they are: the 4 rows' scales in one run of gathers, and their sums in one tree (each row's
+// 16 lanes first folded to 8, two rows to a register).
+template <int R>
+LL_AVX512 static void rows_q8_0_run_i16(int64_t n, const uint8_t* w, const int16_t* xq, const float* xd_rep, float* scale, float* y) {
+    const int64_t nb = n / QK, rb = nb * 34;
+    gather_run_scales<I16_Q8_0>(w, R * nb, xd_rep, nullptr, scale, nullptr);
+    __m512 acc[R];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const __m512i xv = _mm512_loadu_si512(xq + QK * i);  // the block's 32 activations, for all R rows
+        for (int r = 0; r < R; r++) {
+            const __m256i q8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + r * rb + i * 34 + 2));
+            const __m512i dot = _mm512_madd_epi16(_mm512_cvtepi8_epi16(q8), xv);  // 16 lanes, 2 products each
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(scale[r * nb + i]), acc[r]);
+        }
+    }
+    __m512 pairs[R / 2];  // rows 2p, 2p+1: 8 lanes each
+    for (int p = 0; p < R / 2; p++)
+        pairs[p] = _mm512_add_ps(_mm512_shuffle_f32x4(acc[2 * p], acc[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                 _mm512_shuffle_f32x4(acc[2 * p], acc[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    store_pair_sums<R / 2>(pairs, y);
+}
+
+// v12's row loop: four rows (two pairs for Q4_0/Q4_1) at a time, with v9's prefetch; 1..3 rows left over go
+// through v11's kernel.
 template <int TYPE>
 static void row_pairs_i16_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
                               const float* xs, float* y, int64_t prefetch_ahead) {
@@ -184,7 +218,10 @@ static void row_pairs_i16_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n
     int64_t r = 0;
     for (; r + 4 <= n_rows; r += 4) {
         if (prefetch_ahead > 0) prefetch_rows_ahead(w, r, rb, n_rows, prefetch_ahead);
-        row_pairs_i16<2, TYPE>(n, w + r * rb, xq, xd_rep.data(), xs_rep.data(), scale.data(), offset.data(), y + r);
+        if constexpr (TYPE == I16_Q8_0)
+            rows_q8_0_run_i16<4>(n, w + r * rb, xq, xd_rep.data(), scale.data(), y + r);
+        else
+            row_pairs_i16<2, TYPE>(n, w + r * rb, xq, xd_rep.data(), xs_rep.data(), scale.data(), offset.data(), y + r);
     }
     for (; r < n_rows; r++) rows_i16<1, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r);
 }
@@ -196,6 +233,10 @@ void rows_q4_0_i16_pairs_avx512(int64_t n, const uint8_t* w, int64_t rb, int64_t
 void rows_q4_1_i16_pairs_avx512(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
                                 const float* xs, float* y, int64_t prefetch_ahead) {
     row_pairs_i16_all<I16_Q4_1>(n, w, rb, n_rows, xq, xd, xs, y, prefetch_ahead);
+}
+void rows_q8_0_i16_run_avx512(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
+                              const float* xs, float* y, int64_t prefetch_ahead) {
+    row_pairs_i16_all<I16_Q8_0>(n, w, rb, n_rows, xq, xd, xs, y, prefetch_ahead);
 }
 
 // y[r] = dot(row r, x) for rows r = 0..n_rows-1 (rb bytes apart), four at a time; 1..3 left over one by one.

@@ -451,9 +451,11 @@ static void matmul_v11(const QuantType& t, const uint8_t* W, int64_t n_rows, int
 
 // ---- v12: v11 with two rows of 4-bit weights per register ----
 // Q4_0 and Q4_1 widen, multiply and convert two rows' blocks at once (quant_dot_avx512_i16.cpp, row_pairs_i16):
-// 9 uops per block and pair of rows instead of 14. Q8_0, whose blocks fill a register alone, keeps v11's kernel.
+// 9 uops per block and pair of rows instead of 14. Q8_0, whose blocks fill a register alone, is not paired but
+// shares the other two ideas: scales gathered across rows, one reduction for four rows.
 void rows_q4_0_i16_pairs_avx512(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
 void rows_q4_1_i16_pairs_avx512(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
+void rows_q8_0_i16_run_avx512(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
 
 // --8<-- [start:matmul_v12]
 static void matmul_v12(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
@@ -461,7 +463,8 @@ static void matmul_v12(const QuantType& t, const uint8_t* W, int64_t n_rows, int
     if (n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);  // prompts: v10
     if (t.ggml_type == GGML_Q4_0) return matmul_i16(rows_q4_0_i16_pairs_avx512, t, W, n_rows, n_cols, x, y, pool);
     if (t.ggml_type == GGML_Q4_1) return matmul_i16(rows_q4_1_i16_pairs_avx512, t, W, n_rows, n_cols, x, y, pool);
-    matmul_v11(t, W, n_rows, n_cols, x, n_tok, y, pool);  // Q8_0: v11's kernel; other types: v10
+    if (t.ggml_type == GGML_Q8_0) return matmul_i16(rows_q8_0_i16_run_avx512, t, W, n_rows, n_cols, x, y, pool);
+    matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);  // other types: v10
 }
 // --8<-- [end:matmul_v12]
 #endif
@@ -561,6 +564,8 @@ std::string quant_matmul_kernel(const std::string& version, int ggml_type) {
         return std::string(t->name) + " dequantized in registers x f32 avx512";
     if (version == "v12_i16_row_pairs" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1))
         return std::string(t->name) + " x int16 activations avx512vnni, two rows per register, 4 rows per call for 1 token; 2+ tokens: " + quant_matmul_kernel("v10_gemm", ggml_type);
+    if (version == "v12_i16_row_pairs" && ggml_type == GGML_Q8_0)
+        return std::string(t->name) + " x int16 activations avx512vnni, scales of 4 rows gathered as one run, 4 rows per call for 1 token; 2+ tokens: " + quant_matmul_kernel("v10_gemm", ggml_type);
     if (version == "v12_i16_row_pairs") return quant_matmul_kernel("v11_i16_decode", ggml_type);
     if (version == "v11_i16_decode" && !(ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return quant_matmul_kernel("v10_gemm", ggml_type);
