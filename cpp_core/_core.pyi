@@ -54,6 +54,8 @@ class LlamaModel:
     @property
     def kv_cache_bytes(self) -> int: ...
     @property
+    def kv_type(self) -> str: ...  # "f32" or "f16"
+    @property
     def arrays(self) -> list[np.ndarray]: ...
 
 def attention(q: npt.ArrayLike, k_cache: npt.ArrayLike, v_cache: npt.ArrayLike, pos: int, version: str = "",
