@@ -19,6 +19,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels.h"  // GGML_Q4_0, GGML_Q4_1, GGML_Q8_0
 #include "quant_blocks.h"
 #include "quant_simd_x86.h"
 
@@ -226,19 +227,6 @@ static void row_pairs_i16_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n
     for (; r < n_rows; r++) rows_i16<1, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r);
 }
 
-void rows_q4_0_i16_pairs_avx512(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
-                                const float* xs, float* y, int64_t prefetch_ahead) {
-    row_pairs_i16_all<I16_Q4_0>(n, w, rb, n_rows, xq, xd, xs, y, prefetch_ahead);
-}
-void rows_q4_1_i16_pairs_avx512(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
-                                const float* xs, float* y, int64_t prefetch_ahead) {
-    row_pairs_i16_all<I16_Q4_1>(n, w, rb, n_rows, xq, xd, xs, y, prefetch_ahead);
-}
-void rows_q8_0_i16_run_avx512(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
-                              const float* xs, float* y, int64_t prefetch_ahead) {
-    row_pairs_i16_all<I16_Q8_0>(n, w, rb, n_rows, xq, xd, xs, y, prefetch_ahead);
-}
-
 // y[r] = dot(row r, x) for rows r = 0..n_rows-1 (rb bytes apart), four at a time; 1..3 left over one by one.
 template <int TYPE>
 static void rows_i16_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
@@ -251,17 +239,14 @@ static void rows_i16_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows
     for (; r < n_rows; r++) rows_i16<1, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r);
 }
 
-void rows_q4_0_i16_avx512(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
-                          const float* xs, float* y, int64_t prefetch_ahead) {
-    rows_i16_all<I16_Q4_0>(n, w, rb, n_rows, xq, xd, xs, y, prefetch_ahead);
-}
-void rows_q4_1_i16_avx512(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
-                          const float* xs, float* y, int64_t prefetch_ahead) {
-    rows_i16_all<I16_Q4_1>(n, w, rb, n_rows, xq, xd, xs, y, prefetch_ahead);
-}
-void rows_q8_0_i16_avx512(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
-                          const float* xs, float* y, int64_t prefetch_ahead) {
-    rows_i16_all<I16_Q8_0>(n, w, rb, n_rows, xq, xd, xs, y, prefetch_ahead);
+// quant_matmul v11's (rows_i16) or v12's (row pairs) row loop for a weight type; nullptr for a type without one.
+RowsI16Fn rows_i16_kernel(int ggml_type, bool row_pairs) {
+    switch (ggml_type) {
+        case GGML_Q4_0: return row_pairs ? row_pairs_i16_all<I16_Q4_0> : rows_i16_all<I16_Q4_0>;
+        case GGML_Q4_1: return row_pairs ? row_pairs_i16_all<I16_Q4_1> : rows_i16_all<I16_Q4_1>;
+        case GGML_Q8_0: return row_pairs ? row_pairs_i16_all<I16_Q8_0> : rows_i16_all<I16_Q8_0>;
+        default: return nullptr;
+    }
 }
 
 }  // namespace ll

@@ -407,14 +407,8 @@ static void matmul_v10_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows
 }
 
 // ---- v11: decoding with activations rounded to 16 bits, integer products (vpdpwssd) ----
-// One token (n_tok = 1) for Q4_0, Q4_1 and Q8_0; everything else runs v10. x is rounded once per product
-// (quant_dot_avx512_i16.cpp says why this is cheaper and how small the rounding is), then the rows
-// are split over the pool like v9's, four per call, with v9's prefetch.
-using RowsI16Fn = void (*)(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
-void quantize_act_i16(const float* x, int64_t n, int16_t* q, float* d, float* s);
-void rows_q4_0_i16_avx512(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
-void rows_q4_1_i16_avx512(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
-void rows_q8_0_i16_avx512(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
+// One token (n_tok = 1) for Q4_0, Q4_1 and Q8_0; everything else runs v10 (quant_dot_avx512_i16.cpp says why
+// rounding is cheaper and how small the rounding is).
 
 // --8<-- [start:matmul_v11]
 // One token through a row kernel of 16-bit activations (v11's or v12's): x is rounded once, then the rows are
@@ -437,13 +431,7 @@ static void matmul_i16(RowsI16Fn rows, const QuantType& t, const uint8_t* W, int
 
 static void matmul_v11(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
                        int64_t n_tok, float* y, ThreadPool& pool) {
-    RowsI16Fn rows;
-    switch (t.ggml_type) {
-        case GGML_Q4_0: rows = rows_q4_0_i16_avx512; break;
-        case GGML_Q4_1: rows = rows_q4_1_i16_avx512; break;
-        case GGML_Q8_0: rows = rows_q8_0_i16_avx512; break;
-        default: rows = nullptr;
-    }
+    const RowsI16Fn rows = rows_i16_kernel(t.ggml_type, false);
     if (!rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);  // prompts: v10
     matmul_i16(rows, t, W, n_rows, n_cols, x, y, pool);
 }
@@ -453,18 +441,12 @@ static void matmul_v11(const QuantType& t, const uint8_t* W, int64_t n_rows, int
 // Q4_0 and Q4_1 widen, multiply and convert two rows' blocks at once (quant_dot_avx512_i16.cpp, row_pairs_i16):
 // 9 uops per block and pair of rows instead of 14. Q8_0, whose blocks fill a register alone, is not paired but
 // shares the other two ideas: scales gathered across rows, one reduction for four rows.
-void rows_q4_0_i16_pairs_avx512(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
-void rows_q4_1_i16_pairs_avx512(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
-void rows_q8_0_i16_run_avx512(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
-
 // --8<-- [start:matmul_v12]
 static void matmul_v12(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
                        int64_t n_tok, float* y, ThreadPool& pool) {
-    if (n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);  // prompts: v10
-    if (t.ggml_type == GGML_Q4_0) return matmul_i16(rows_q4_0_i16_pairs_avx512, t, W, n_rows, n_cols, x, y, pool);
-    if (t.ggml_type == GGML_Q4_1) return matmul_i16(rows_q4_1_i16_pairs_avx512, t, W, n_rows, n_cols, x, y, pool);
-    if (t.ggml_type == GGML_Q8_0) return matmul_i16(rows_q8_0_i16_run_avx512, t, W, n_rows, n_cols, x, y, pool);
-    matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);  // other types: v10
+    const RowsI16Fn rows = rows_i16_kernel(t.ggml_type, true);  // Q4_0, Q4_1, Q8_0
+    if (!rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);  // prompts, other types: v10
+    matmul_i16(rows, t, W, n_rows, n_cols, x, y, pool);
 }
 // --8<-- [end:matmul_v12]
 #endif

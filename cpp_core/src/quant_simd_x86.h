@@ -22,6 +22,13 @@ static inline void prefetch_rows_ahead(const uint8_t* W, int64_t r, int64_t rb, 
     for (; a < e; a += 64) _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
 }
 
+// quant_matmul v11/v12 (quant_dot_avx512_i16.cpp): one token's activations rounded to 16 bits, then
+// y[r] = dot(row r, x) for n_rows rows rb bytes apart, with v9's prefetch `ahead` bytes on.
+void quantize_act_i16(const float* x, int64_t n, int16_t* q, float* d, float* s);
+using RowsI16Fn = void (*)(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
+                           const float* xs, float* y, int64_t ahead);
+RowsI16Fn rows_i16_kernel(int ggml_type, bool row_pairs);  // v11's kernels, or v12's; nullptr: no 16-bit kernel
+
 LL_AVX2 static inline float hsum_f32x8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
