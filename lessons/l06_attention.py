@@ -29,6 +29,11 @@ Worked examples (check them by hand):
 
     >>> softmax(np.array([2.0, 2.0, 2.0, 2.0]))
     array([0.25, 0.25, 0.25, 0.25])
+
+  - a float16 cache keeps 11 significant bits: 0.1 = 1.6 x 2^-4 becomes 1 + 614/1024 = 1.599609375 x 2^-4.
+
+    >>> float(np.float16(0.1))
+    0.0999755859375
 """
 
 import numpy as np

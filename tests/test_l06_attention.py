@@ -80,6 +80,31 @@ def test_cached_decode_equals_batched_prefill():
     assert not cache.k[0].any()  # other layers untouched
 
 
+def test_f16_cache_holds_float16_values_and_attends_like_the_oracle():
+    """kv_type="f16": stored values are numpy's float16 rounding of k and v; attention over them equals the
+    float64 loop oracle on those rounded values, and differs from the float32 cache's answer."""
+    rng = np.random.default_rng(4)
+    n, n_head, n_head_kv, hd = 5, 4, 2, 8
+    q = rng.standard_normal((n, n_head, hd)).astype(np.float32)
+    k = rng.standard_normal((n, n_head_kv, hd)).astype(np.float32)
+    v = rng.standard_normal((n, n_head_kv, hd)).astype(np.float32)
+    cache16 = KVCache(n_layer=1, n_ctx=8, n_head_kv=n_head_kv, head_dim=hd, kv_type="f16")
+    cache16.store(0, 0, k, v)
+    assert cache16.k.dtype == np.float16
+    np.testing.assert_array_equal(cache16.k[0, :, :n], k.astype(np.float16).transpose(1, 0, 2))
+    out16 = attention(q, cache16.k[0, :, :n], cache16.v[0, :, :n], 0)
+    oracle = attention_oracle(q, k.astype(np.float16).transpose(1, 0, 2).astype(np.float64),
+                              v.astype(np.float16).transpose(1, 0, 2).astype(np.float64), 0)
+    np.testing.assert_allclose(out16, oracle, rtol=1e-5, atol=1e-6)
+    out32 = attention(q, k.transpose(1, 0, 2), v.transpose(1, 0, 2), 0)
+    assert np.abs(out16 - out32).max() > 1e-5  # the rounding is real
+
+
+def test_unknown_kv_type_is_a_value_error():
+    with pytest.raises(ValueError, match="KV cache type"):
+        KVCache(n_layer=1, n_ctx=4, n_head_kv=1, head_dim=4, kv_type="q8_0")
+
+
 def test_docstring_examples():
     import doctest
 
