@@ -5,9 +5,12 @@
     python tools/benchmark.py -t 1 --rounds 5 -m model.gguf
     python tools/benchmark.py --perplexity         # also perplexity on tinyshakespeare-40k (-c 512), ours only
 
-Each measurement runs in its own subprocess, so its peak RSS (VmHWM) is its own and the page cache is
-all that carries over. Rounds alternate ours / llama.cpp so both see the same machine load; the best
-round of each is reported (on a shared machine the best is the least disturbed), and the ratios.
+Each backend runs in its own process, started once, so its peak RSS (VmHWM) is its own and the page
+cache is all that carries over. The two take turns: in each round both evaluate the prompt, then both
+decode the 128 tokens in turns of --chunk tokens (16: a fraction of a second each), with a short
+untimed pause before each turn. On a shared machine whose speed changes from one second to the next,
+both sides then see the same moments. Each round gives a pair of figures and their ratio; the summary
+is the median over the rounds.
 llama.cpp is llama-cpp-python, in this interpreter or the first `python3` on PATH that can import it
 (--llama-python to choose): prefill = one eval of the prompt, decode = n single-token evals.
 Both decode the same fixed token ids, so neither pays for sampling.
@@ -18,9 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,8 +51,9 @@ def token_ids(n: int, n_vocab: int, seed: int = 0) -> list[int]:
     return [rng.randrange(256, n_vocab) for _ in range(n)]
 
 
-# ---- workers: one measurement each, printed as a JSON line ----
-def worker_ours(args) -> dict:
+# ---- workers: one process per backend, timing what the driver asks for ----
+def open_ours(args):
+    """(prefill, decode_one, info) for our C++ backend."""
     sys.path.insert(0, str(REPO))
     import numpy as np
 
@@ -56,20 +63,22 @@ def worker_ours(args) -> dict:
     gguf = GGUFFile(args.model)
     model = CppLlama(gguf, n_ctx=args.ctx, n_threads=args.threads, int8_activations=args.int8_activations,
                      kv_type=args.cache_type)
-    ids = token_ids(args.prompt + args.n_predict, model.config.n_vocab)
-    prompt, gen = np.array(ids[: args.prompt], np.int32), np.array(ids[args.prompt:], np.int32)
-    model.forward(prompt[:8], 0, last_only=True)  # warm up: page in the weights, start the threads
-    model.reset()
-    t0 = time.perf_counter()
-    model.forward(prompt, 0, last_only=True)
-    t1 = time.perf_counter()
-    for i in range(args.n_predict):
-        model.forward(gen[i:i + 1], args.prompt + i, last_only=True)
-    t2 = time.perf_counter()
-    out = dict(prefill_s=t1 - t0, decode_s=t2 - t1, kv_cache_bytes=model.kv_cache_bytes)
-    if args.perplexity:
-        out.update(perplexity_ours(gguf, model))
-    return out
+    ids = np.array(token_ids(args.prompt + args.n_predict, model.config.n_vocab), np.int32)
+
+    def prefill():
+        model.reset()
+        model.forward(ids[: args.prompt], 0, last_only=True)
+
+    def decode_one(i):  # the i-th generated token, at position prompt + i
+        model.forward(ids[args.prompt + i: args.prompt + i + 1], args.prompt + i, last_only=True)
+
+    def info():
+        out = dict(kv_cache_bytes=model.kv_cache_bytes)
+        if args.perplexity:
+            out.update(perplexity_ours(gguf, model))
+        return out
+    model.forward(ids[:8], 0, last_only=True)  # warm up: page in the weights, start the threads
+    return prefill, decode_one, info
 
 
 def perplexity_ours(gguf, model) -> dict:
@@ -87,23 +96,45 @@ def perplexity_ours(gguf, model) -> dict:
 GGML_TYPE = {"f32": 0, "f16": 1}  # llama.cpp's type ids for the KV cache
 
 
-def worker_llama_cpp(args) -> dict:
+def open_llama_cpp(args):
+    """(prefill, decode_one, info) for llama.cpp."""
     from llama_cpp import Llama
 
     llm = Llama(model_path=str(args.model), n_ctx=args.ctx, n_batch=max(512, args.prompt), n_ubatch=max(512, args.prompt),
                 n_threads=args.threads, n_threads_batch=args.threads, verbose=False,
                 type_k=GGML_TYPE[args.cache_type], type_v=GGML_TYPE[args.cache_type])
     ids = token_ids(args.prompt + args.n_predict, llm.n_vocab())
-    prompt, gen = ids[: args.prompt], ids[args.prompt:]
-    llm.eval(prompt[:8])  # warm up
-    llm.reset()
-    t0 = time.perf_counter()
-    llm.eval(prompt)
-    t1 = time.perf_counter()
-    for tok in gen:
-        llm.eval([tok])
-    t2 = time.perf_counter()
-    return dict(prefill_s=t1 - t0, decode_s=t2 - t1)
+
+    def prefill():
+        llm.reset()
+        llm.eval(ids[: args.prompt])
+
+    def decode_one(i):
+        llm.eval([ids[args.prompt + i]])
+    llm.eval(ids[:8])  # warm up
+    return prefill, decode_one, dict
+
+
+def serve(args) -> None:
+    """The worker's loop: one JSON line out per command in. `prefill`: reset, evaluate the prompt;
+    `decode K`: the next K tokens; `done`: the extra figures and this process's peak RSS, then exit."""
+    prefill, decode_one, info = (open_ours if args.worker == "ours" else open_llama_cpp)(args)
+    print(json.dumps({"ready": True}), flush=True)
+    next_token = 0
+    for line in sys.stdin:
+        cmd = line.split()
+        t0 = time.perf_counter()
+        if cmd[0] == "prefill":
+            prefill()
+            next_token = 0
+        elif cmd[0] == "decode":
+            for i in range(next_token, next_token + int(cmd[1])):
+                decode_one(i)
+            next_token += int(cmd[1])
+        else:  # done
+            print(json.dumps(dict(info(), peak_rss_bytes=peak_rss_bytes())), flush=True)
+            return
+        print(json.dumps({"s": time.perf_counter() - t0}), flush=True)
 
 
 # ---- the driver ----
@@ -115,16 +146,122 @@ def find_llama_python(explicit: str | None) -> str | None:
     return None
 
 
-def run_worker(python: str, backend: str, args, perplexity: bool) -> dict:
-    cmd = [python, str(Path(__file__).resolve()), "--worker", backend, "-m", str(args.model), "-t", str(args.threads),
-           "-p", str(args.prompt), "-n", str(args.n_predict), "-c", str(args.ctx), "-ctk", args.cache_type] \
-        + (["--perplexity"] if perplexity else []) \
-        + (["--int8-activations"] if args.int8_activations else [])
-    env = dict(os.environ, PYTHONPATH=str(REPO) if backend == "ours" else os.environ.get("PYTHONPATH", ""))
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
-    if res.returncode != 0:
-        raise RuntimeError(f"{backend} worker failed:\n{res.stderr.strip()[-2000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+class Worker:
+    """A backend's process, and the questions the driver asks it."""
+
+    def __init__(self, python: str, backend: str, args):
+        cmd = [python, str(Path(__file__).resolve()), "--worker", backend, "-m", str(args.model), "-t", str(args.threads),
+               "-p", str(args.prompt), "-n", str(args.n_predict), "-c", str(args.ctx), "-ctk", args.cache_type] \
+            + (["--perplexity"] if args.perplexity and backend == "ours" else []) \
+            + (["--int8-activations"] if args.int8_activations else [])
+        env = dict(os.environ, PYTHONPATH=str(REPO) if backend == "ours" else os.environ.get("PYTHONPATH", ""))
+        self.backend, self.timeout = backend, args.timeout
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty worker cannot block on it
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=env)
+        self.reply()  # {"ready": true} once the model is loaded and warm
+
+    def reply(self) -> dict:
+        ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            self.proc.kill()
+            self.stderr.seek(0)
+            lines = [x for x in self.stderr.read().splitlines() if x.strip()]
+            raise RuntimeError(f"{self.backend} worker " + (f"failed: {lines[-1].strip()}" if lines else "failed or timed out"))
+        return json.loads(line)
+
+    def ask(self, command: str) -> dict:
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self.reply()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.stderr.close()
+
+
+# After an eval returns, llama.cpp's worker threads keep polling for more work for ~10 ms (measured: 8-10 ms
+# of CPU). Back to back, that would take a core from the other side's turn; a pause between turns, not
+# timed, lets each turn start on a quiet machine, as it would in a process of its own.
+SETTLE_S = 0.05
+
+
+def take_turn(worker: Worker, command: str) -> float:
+    time.sleep(SETTLE_S)
+    return worker.ask(command)["s"]
+
+
+def measure_round(workers: dict, order: list, args) -> dict:
+    """One round: each backend evaluates the prompt, then they decode in turns of args.chunk tokens."""
+    out = {name: {"prefill_s": take_turn(workers[name], "prefill"), "decode_s": 0.0} for name in order}
+    for first in range(0, args.n_predict, args.chunk):
+        k = min(args.chunk, args.n_predict - first)
+        for name in order:
+            out[name]["decode_s"] += take_turn(workers[name], f"decode {k}")
+    return out
+
+
+def run_rounds(backends, workers: dict, args):
+    """Starts the workers (into `workers`: the caller closes them) and runs the rounds: (rounds, final figures)."""
+    names = [name for name, _ in backends]
+    for name, py in backends:
+        workers[name] = Worker(py, name, args)
+    rounds = []
+    for r in range(args.rounds):
+        res = measure_round(workers, names if r % 2 == 0 else names[::-1], args)  # who goes first alternates
+        rounds.append(res)
+        for name in names:
+            print(f"round {r + 1} {name:9s}: prefill {args.prompt / res[name]['prefill_s']:8.1f} tok/s  "
+                  f"decode {args.n_predict / res[name]['decode_s']:7.1f} tok/s", file=sys.stderr)
+    final = {name: workers[name].ask("done") for name in names}
+    return rounds, final
+
+
+def report(args, names, rounds, final) -> None:
+    model_bytes = os.path.getsize(args.model)
+    summary = {"model": str(args.model), "model_bytes": model_bytes, "threads": args.threads, "prompt": args.prompt,
+               "n_predict": args.n_predict, "rounds": args.rounds, "chunk": args.chunk}
+    for name in names:
+        summary[name] = {
+            "prefill_tok_s": statistics.median(args.prompt / r[name]["prefill_s"] for r in rounds),
+            "decode_tok_s": statistics.median(args.n_predict / r[name]["decode_s"] for r in rounds),
+            "peak_rss_mib": final[name]["peak_rss_bytes"] / 2**20,
+        }
+        for key in ("perplexity", "perplexity_stderr", "perplexity_s", "perplexity_tokens", "kv_cache_bytes"):
+            if key in final[name]:
+                summary[name][key] = final[name][key]
+    ours = summary["ours"]
+    budget = model_bytes + ours["kv_cache_bytes"] + 60 * 2**20
+    ours["rss_budget_mib"] = budget / 2**20  # model file + KV cache + 60 MB
+    if "llama.cpp" in summary:
+        per_round = [{k: r["llama.cpp"][f"{k}_s"] / r["ours"][f"{k}_s"] for k in ("prefill", "decode")} for r in rounds]
+        summary["ratio_per_round"] = per_round  # each round's pair: both measured in the same seconds
+        summary["ratio"] = {k: statistics.median(p[k] for p in per_round) for k in ("prefill", "decode")}
+
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    print(f"\n{Path(args.model).name}  ({model_bytes / 2**20:.1f} MiB), {args.threads} threads, "
+          f"{args.prompt}-token prompt, {args.n_predict} decoded tokens, KV cache {args.cache_type}, "
+          f"median of {args.rounds} rounds (decoding in turns of {args.chunk} tokens)")
+    print(f"{'backend':10s} {'prefill tok/s':>14s} {'decode tok/s':>13s} {'peak RSS MiB':>13s}")
+    for name in names:
+        s = summary[name]
+        print(f"{name:10s} {s['prefill_tok_s']:14.1f} {s['decode_tok_s']:13.1f} {s['peak_rss_mib']:13.1f}")
+    if args.perplexity:  # the perplexity pass holds a chunk's logits and the tokenized text: not the budget's case
+        print("peak RSS includes the perplexity pass (512 x n_vocab logits, the text): run without --perplexity for the budget check")
+    else:
+        print(f"our peak RSS budget (model + KV cache {ours['kv_cache_bytes'] / 2**20:.1f} MiB + 60 MB): {ours['rss_budget_mib']:.1f} MiB"
+              f" -> {'OK' if ours['peak_rss_mib'] <= ours['rss_budget_mib'] else 'OVER'}")
+    if "ratio" in summary:
+        rounds_text = ", ".join(f"{p['decode']:.2f}" for p in summary["ratio_per_round"])
+        print(f"ours / llama.cpp: prefill {summary['ratio']['prefill']:.2f}x, decode {summary['ratio']['decode']:.2f}x"
+              f"   (targets: >= 2x each; decode per round: {rounds_text})")
+    if "perplexity" in ours:
+        print(f"perplexity (ours, -c 512, {ours['perplexity_tokens']} tokens): {ours['perplexity']:.3f} +/- "
+              f"{ours['perplexity_stderr']:.3f} in {ours['perplexity_s']:.1f} s   (llama.cpp Q4_1: 40.291)")
 
 
 def main() -> None:
@@ -135,6 +272,7 @@ def main() -> None:
     ap.add_argument("-n", "--n-predict", type=int, default=128, help="decoded tokens")
     ap.add_argument("-c", "--ctx", type=int, default=512)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--chunk", type=int, default=16, help="decoded tokens per turn (default 16)")
     ap.add_argument("-ctk", "--cache-type", choices=["f16", "f32"], default="f16",
                     help="KV cache type of both sides (default f16, llama.cpp's and run.py's)")
     ap.add_argument("--no-llama", action="store_true", help="measure our backend only")
@@ -150,14 +288,14 @@ def main() -> None:
         from lessons.default_model import INSTALL_HINT, default_model_path
         args.model = default_model_path()
         if args.model is None:
-            sys.exit(f"no model given and the default one is not installed ({INSTALL_HINT})")
+            sys.exit(f"error: no model given and the default one is not installed ({INSTALL_HINT})")
     if args.prompt + args.n_predict > args.ctx:
-        sys.exit(f"-p {args.prompt} + -n {args.n_predict} does not fit in -c {args.ctx}")
+        sys.exit(f"error: -p {args.prompt} + -n {args.n_predict} does not fit in -c {args.ctx}")
+    if args.rounds < 1 or args.chunk < 1 or args.prompt < 8 or args.n_predict < 1 or args.threads < 1:
+        sys.exit("error: --rounds, --chunk, -n and -t must be at least 1, -p at least 8")
 
-    if args.worker:  # a subprocess: measure once, print the figures, exit (peak RSS is this process's own)
-        out = worker_ours(args) if args.worker == "ours" else worker_llama_cpp(args)
-        out["peak_rss_bytes"] = peak_rss_bytes()
-        print(json.dumps(out))
+    if args.worker:  # a subprocess: answer the driver's commands (peak RSS is this process's own)
+        serve(args)
         return
 
     backends = [("ours", sys.executable)]
@@ -167,55 +305,16 @@ def main() -> None:
     elif not args.no_llama:
         print("llama-cpp-python not importable: measuring our backend only", file=sys.stderr)
 
-    results = {name: [] for name, _ in backends}
-    for r in range(args.rounds):
-        for name, py in backends:
-            res = run_worker(py, name, args, perplexity=args.perplexity and name == "ours" and r == 0)
-            results[name].append(res)
-            print(f"round {r + 1} {name:9s}: prefill {args.prompt / res['prefill_s']:8.1f} tok/s  "
-                  f"decode {args.n_predict / res['decode_s']:7.1f} tok/s  peak RSS {res['peak_rss_bytes'] / 2**20:6.1f} MiB",
-                  file=sys.stderr)
-
-    model_bytes = os.path.getsize(args.model)
-    summary = {"model": str(args.model), "model_bytes": model_bytes, "threads": args.threads, "prompt": args.prompt,
-               "n_predict": args.n_predict, "rounds": args.rounds}
-    for name, runs in results.items():
-        summary[name] = {
-            "prefill_tok_s": max(args.prompt / r["prefill_s"] for r in runs),
-            "decode_tok_s": max(args.n_predict / r["decode_s"] for r in runs),
-            "peak_rss_mib": min(r["peak_rss_bytes"] for r in runs) / 2**20,
-        }
-        for key in ("perplexity", "perplexity_stderr", "perplexity_s", "perplexity_tokens", "kv_cache_bytes"):
-            vals = [r[key] for r in runs if key in r]
-            if vals:
-                summary[name][key] = vals[0]
-    ours = summary["ours"]
-    budget = model_bytes + ours["kv_cache_bytes"] + 60 * 2**20
-    ours["rss_budget_mib"] = budget / 2**20  # model file + KV cache + 60 MB
-    if "llama.cpp" in summary:
-        lc = summary["llama.cpp"]
-        summary["ratio"] = {"prefill": ours["prefill_tok_s"] / lc["prefill_tok_s"], "decode": ours["decode_tok_s"] / lc["decode_tok_s"]}
-
-    if args.json:
-        print(json.dumps(summary, indent=2))
-        return
-    print(f"\n{Path(args.model).name}  ({model_bytes / 2**20:.1f} MiB), {args.threads} threads, "
-          f"{args.prompt}-token prompt, {args.n_predict} decoded tokens, KV cache {args.cache_type}, best of {args.rounds}")
-    print(f"{'backend':10s} {'prefill tok/s':>14s} {'decode tok/s':>13s} {'peak RSS MiB':>13s}")
-    for name in results:
-        s = summary[name]
-        print(f"{name:10s} {s['prefill_tok_s']:14.1f} {s['decode_tok_s']:13.1f} {s['peak_rss_mib']:13.1f}")
-    if args.perplexity:  # the perplexity pass holds a chunk's logits and the tokenized text: not the budget's case
-        print("peak RSS includes the perplexity pass (512 x n_vocab logits, the text): run without --perplexity for the budget check")
-    else:
-        print(f"our peak RSS budget (model + KV cache {ours['kv_cache_bytes'] / 2**20:.1f} MiB + 60 MB): {ours['rss_budget_mib']:.1f} MiB"
-              f" -> {'OK' if ours['peak_rss_mib'] <= ours['rss_budget_mib'] else 'OVER'}")
-    if "ratio" in summary:
-        print(f"ours / llama.cpp: prefill {summary['ratio']['prefill']:.2f}x, decode {summary['ratio']['decode']:.2f}x"
-              "   (targets: >= 2x each)")
-    if "perplexity" in ours:
-        print(f"perplexity (ours, -c 512, {ours['perplexity_tokens']} tokens): {ours['perplexity']:.3f} +/- "
-              f"{ours['perplexity_stderr']:.3f} in {ours['perplexity_s']:.1f} s   (llama.cpp Q4_1: 40.291)")
+    names = [name for name, _ in backends]
+    workers = {}
+    try:
+        rounds, final = run_rounds(backends, workers, args)
+    except RuntimeError as e:  # a worker that failed: its last line says why
+        sys.exit(f"error: {e}")
+    finally:
+        for w in workers.values():
+            w.close()
+    report(args, names, rounds, final)
 
 
 if __name__ == "__main__":
