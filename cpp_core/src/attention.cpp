@@ -27,22 +27,12 @@
 #include <stdexcept>
 
 #include "model.h"
-#include "quant_blocks.h"  // fp16_to_fp32, GGML_F32, GGML_F16
 #include "ops_simd_math.h"  // exp16_avx512
 #include "kernels_neon.h"  // aarch64 versions (empty elsewhere)
 
 namespace ll {
 
 using AttentionFn = void (*)(const float*, const void*, const void*, float*, const AttentionShape&, ThreadPool&);
-
-// ---- the cached element type: float32, or float16 bits widened on load ----
-static inline float kv_value(const float* p, int i) { return p[i]; }
-static inline float kv_value(const uint16_t* p, int i) { return fp16_to_fp32(p[i]); }
-
-// Run impl<float> or impl<uint16_t> (float16 bits) for the cache's element type.
-#define LL_FOR_KV_TYPE(impl, q, k, v, out, s, ...)                                                                          \
-    ((s).kv_type == GGML_F16 ? impl<uint16_t>(q, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), out, s, __VA_ARGS__) \
-                             : impl<float>(q, static_cast<const float*>(k), static_cast<const float*>(v), out, s, __VA_ARGS__))
 
 // --8<-- [start:attend_one]
 // The shared skeleton: one (token, head) pair, with the dot product and weighted sum passed in.
@@ -82,14 +72,14 @@ static void axpy_scalar(float* y, float a, const T* x, int n) {
 }
 
 template <class T>
-static void attention_v0_impl(const float* q, const T* k, const T* v, float* out, const AttentionShape& s, int) {
+static void attention_v0_impl(const float* q, const T* k, const T* v, float* out, const AttentionShape& s) {
     float* scores = scratch_scores(s.pos + s.n_tok);
     for (int t = 0; t < s.n_tok; t++)
         for (int h = s.first_head(); h < s.first_head() + s.n_heads_computed(); h++)
             attend_one(q, k, v, out, s, t, h, scores, dot_scalar<T>, axpy_scalar<T>);
 }
 static void attention_v0(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool&) {
-    LL_FOR_KV_TYPE(attention_v0_impl, q, k, v, out, s, 0);
+    with_kv_type(s, k, v, [&](auto K, auto V) { attention_v0_impl(q, K, V, out, s); });
 }
 
 // ---- v1: the (token, head) pairs in parallel ----
@@ -111,7 +101,7 @@ static void attention_v1_impl(const float* q, const T* k, const T* v, float* out
     attention_threaded(q, k, v, out, s, pool, dot_scalar<T>, axpy_scalar<T>);
 }
 static void attention_v1(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool& pool) {
-    LL_FOR_KV_TYPE(attention_v1_impl, q, k, v, out, s, pool);
+    with_kv_type(s, k, v, [&](auto K, auto V) { attention_v1_impl(q, K, V, out, s, pool); });
 }
 
 // ---- v2: AVX2 + FMA inner loops ----
@@ -145,7 +135,7 @@ static void attention_v2_impl(const float* q, const T* k, const T* v, float* out
     attention_threaded(q, k, v, out, s, pool, dot_avx2<T>, axpy_avx2<T>);
 }
 static void attention_v2(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool& pool) {
-    LL_FOR_KV_TYPE(attention_v2_impl, q, k, v, out, s, pool);
+    with_kv_type(s, k, v, [&](auto K, auto V) { attention_v2_impl(q, K, V, out, s, pool); });
 }
 
 // ---- v3: AVX-512, 16 floats at a time ----
@@ -182,7 +172,7 @@ static void attention_v3_impl(const float* q, const T* k, const T* v, float* out
     attention_threaded(q, k, v, out, s, pool, dot_avx512<T>, axpy_avx512<T>);
 }
 static void attention_v3(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool& pool) {
-    LL_FOR_KV_TYPE(attention_v3_impl, q, k, v, out, s, pool);
+    with_kv_type(s, k, v, [&](auto K, auto V) { attention_v3_impl(q, K, V, out, s, pool); });
 }
 
 // ---- v4: the GQA group together, 16 scores per reduction, long contexts split flash-style ----
@@ -402,7 +392,7 @@ static void attention_v4_impl(const float* q, const T* k, const T* v, float* out
 }
 // --8<-- [end:attention_v4]
 static void attention_v4(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool& pool) {
-    LL_FOR_KV_TYPE(attention_v4_impl, q, k, v, out, s, pool);
+    with_kv_type(s, k, v, [&](auto K, auto V) { attention_v4_impl(q, K, V, out, s, pool); });
 }
 #endif
 

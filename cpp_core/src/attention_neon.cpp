@@ -12,17 +12,13 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels.h"
 #include "kernels_neon.h"
-#include "quant_blocks.h"  // fp16_to_fp32
 
 namespace ll {
 
-// 4 cached values as floats; one value
+// 4 cached values as floats (one at a time: kv_value, model.h)
 static inline float32x4_t load4(const float* p) { return vld1q_f32(p); }
 static inline float32x4_t load4(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
-static inline float value(const float* p) { return *p; }
-static inline float value(const uint16_t* p) { return fp16_to_fp32(*p); }
 
 template <class T>
 static float dot_neon(const float* a, const T* b, int n) {
@@ -37,7 +33,7 @@ static float dot_neon(const float* a, const T* b, int n) {
         i += 4;
     }
     float s = vaddvq_f32(vaddq_f32(acc0, acc1));
-    for (; i < n; i++) s += a[i] * value(b + i);
+    for (; i < n; i++) s += a[i] * kv_value(b, i);
     return s;
 }
 
@@ -46,7 +42,7 @@ static void axpy_neon(float* y, float a, const T* x, int n) {  // y += a x
     const float32x4_t va = vdupq_n_f32(a);
     int i = 0;
     for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_f32(vld1q_f32(y + i), va, load4(x + i)));
-    for (; i < n; i++) y[i] += a * value(x + i);
+    for (; i < n; i++) y[i] += a * kv_value(x, i);
 }
 
 // One (token t, query head h) pair: scores over positions 0..pos+t, softmax, weighted sum of V.
@@ -77,9 +73,7 @@ static void attention_neon_impl(const float* q, const T* k, const T* v, float* o
 }
 
 void attention_neon(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool& pool) {
-    if (s.kv_type == GGML_F16)
-        return attention_neon_impl(q, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), out, s, pool);
-    attention_neon_impl(q, static_cast<const float*>(k), static_cast<const float*>(v), out, s, pool);
+    with_kv_type(s, k, v, [&](auto K, auto V) { attention_neon_impl(q, K, V, out, s, pool); });
 }
 
 }  // namespace ll

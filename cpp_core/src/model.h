@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "quant_blocks.h"  // fp16_to_fp32, for kv_value
 #include "threadpool.h"
 
 namespace ll {
@@ -63,6 +64,16 @@ struct AttentionShape {
     int first_head() const { return head_end > 0 ? head_begin : 0; }
     int n_heads_computed() const { return head_end > 0 ? head_end - head_begin : n_head; }
 };
+// One cached value as a float: float32 as it is, float16 bits widened (exactly).
+inline float kv_value(const float* p, int64_t i) { return p[i]; }
+inline float kv_value(const uint16_t* p, int64_t i) { return fp16_to_fp32(p[i]); }
+// Calls fn(k, v) with the caches typed as s.kv_type says: const float*, or const uint16_t* (float16 bits).
+// Every attention version is a template over that type; this is the one place that picks it.
+template <class Fn>
+void with_kv_type(const AttentionShape& s, const void* k, const void* v, Fn&& fn) {
+    if (s.kv_type == GGML_F16) return fn(static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v));
+    fn(static_cast<const float*>(k), static_cast<const float*>(v));
+}
 // k_cache, v_cache: float32 or float16 values, as s.kv_type says.
 void attention(const float* q, const void* k_cache, const void* v_cache, float* out, const AttentionShape& s,
                ThreadPool& pool);
