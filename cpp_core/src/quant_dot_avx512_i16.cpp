@@ -45,16 +45,23 @@ LL_AVX512 void quantize_act_i16(const float* x, int64_t n, int16_t* q, float* d,
 
 enum I16Type { I16_Q4_0, I16_Q4_1, I16_Q8_0 };
 
+// A block's bytes, and where its quants start (after the fp16 scale d, and Q4_1's fp16 offset m)
+template <int TYPE> constexpr int kBlockBytes = TYPE == I16_Q4_0 ? 18 : TYPE == I16_Q4_1 ? 20 : 34;
+template <int TYPE> constexpr int kQsOffset = TYPE == I16_Q4_1 ? 4 : 2;
+
+// The byte offsets of 16 consecutive blocks, for gathering their scales
+template <int TYPE>
+LL_AVX512 static inline __m512i block_offsets() {
+    return _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(kBlockBytes<TYPE>));
+}
+
 // --8<-- [start:rows_i16]
 // y[r] = dot(row r, x) for R rows rb bytes apart, x given as quantize_act_i16's (q, d, s).
 template <int R, int TYPE>
 LL_AVX512 static void rows_i16(int64_t n, const uint8_t* w, int64_t rb, const int16_t* xq, const float* xd,
                                const float* xs, float* y) {
-    constexpr int kBlockBytes = TYPE == I16_Q4_0 ? 18 : TYPE == I16_Q4_1 ? 20 : 34;
-    constexpr int kQsOffset = TYPE == I16_Q4_1 ? 4 : 2;
     const int64_t nb = n / QK;
-    const __m512i offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                               _mm512_set1_epi32(kBlockBytes));
+    const __m512i offsets = block_offsets<TYPE>();
     const __m512i low4 = _mm512_set1_epi16(0x0F);
     __m512 acc[R], offset_acc[R];  // sum of d_w d_x (q . xq) per lane; sum of the blocks' offset terms
     for (int r = 0; r < R; r++) acc[r] = offset_acc[r] = _mm512_setzero_ps();
@@ -65,7 +72,7 @@ LL_AVX512 static void rows_i16(int64_t n, const uint8_t* w, int64_t rb, const in
         const __mmask16 mask = cnt == 16 ? __mmask16(0xFFFF) : __mmask16((1u << cnt) - 1);
         const __m512 dx = _mm512_maskz_loadu_ps(mask, xd + g), sx = _mm512_maskz_loadu_ps(mask, xs + g);
         for (int r = 0; r < R; r++) {  // the fp16 scales (and Q4_1's offsets) of 16 blocks: one gather
-            const __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, offsets, w + r * rb + g * kBlockBytes, 1);
+            const __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, offsets, w + r * rb + g * kBlockBytes<TYPE>, 1);
             const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
             _mm512_store_ps(scale[r], _mm512_mul_ps(dw, dx));
             if (TYPE == I16_Q4_1)  // + m_w * sum(x): 16 blocks in one FMA
@@ -77,7 +84,7 @@ LL_AVX512 static void rows_i16(int64_t n, const uint8_t* w, int64_t rb, const in
             const int64_t i = g + j;
             const __m512i xv = _mm512_loadu_si512(xq + QK * i);  // the block's 32 activations, for all R rows
             for (int r = 0; r < R; r++) {
-                const uint8_t* qs = w + r * rb + i * kBlockBytes + kQsOffset;
+                const uint8_t* qs = w + r * rb + i * kBlockBytes<TYPE> + kQsOffset<TYPE>;
                 __m512i w16;  // the block's 32 weights as int16, in element order
                 if (TYPE == I16_Q8_0) {
                     w16 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs)));
@@ -115,13 +122,11 @@ LL_AVX512 static inline void store_pair_sums(const __m512* acc, float* y) {
 template <int TYPE>
 LL_AVX512 static void gather_run_scales(const uint8_t* w, int64_t n_blocks, const float* xd_rep, const float* xs_rep,
                                         float* scale, float* offset) {
-    constexpr int kBlockBytes = TYPE == I16_Q4_0 ? 18 : TYPE == I16_Q4_1 ? 20 : 34;
-    const __m512i offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                               _mm512_set1_epi32(kBlockBytes));
+    const __m512i offsets = block_offsets<TYPE>();
     for (int64_t k = 0; k < n_blocks; k += 16) {
         const int cnt = int(std::min<int64_t>(16, n_blocks - k));
         const __mmask16 mask = cnt == 16 ? __mmask16(0xFFFF) : __mmask16((1u << cnt) - 1);
-        const __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, offsets, w + k * kBlockBytes, 1);
+        const __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, offsets, w + k * kBlockBytes<TYPE>, 1);
         const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
         _mm512_mask_storeu_ps(scale + k, mask, _mm512_mul_ps(dw, _mm512_maskz_loadu_ps(mask, xd_rep + k)));
         if (TYPE == I16_Q8_0) continue;  // w = d_w q: no constant term
@@ -150,10 +155,8 @@ LL_AVX512 static void gather_run_scales(const uint8_t* w, int64_t n_blocks, cons
 template <int P, int TYPE>  // P pairs of rows: rows 2p and 2p+1 share a register
 LL_AVX512 static void row_pairs_i16(int64_t n, const uint8_t* w, const int16_t* xq, const float* xd_rep,
                                     const float* xs_rep, float* scale, float* offset, float* y) {
-    constexpr int kBlockBytes = TYPE == I16_Q4_0 ? 18 : 20;
-    constexpr int kQsOffset = TYPE == I16_Q4_1 ? 4 : 2;
     constexpr int R = 2 * P;
-    const int64_t nb = n / QK, rb = nb * kBlockBytes;  // the R rows: R * nb blocks in a row
+    const int64_t nb = n / QK, rb = nb * kBlockBytes<TYPE>;  // the R rows: R * nb blocks in a row
     gather_run_scales<TYPE>(w, R * nb, xd_rep, xs_rep, scale, offset);
     const __m512i low4 = _mm512_set1_epi16(0x0F);
     __m512 acc[P];  // pair p: row 2p's block sums in lanes 0-7, row 2p+1's in lanes 8-15
@@ -162,7 +165,7 @@ LL_AVX512 static void row_pairs_i16(int64_t n, const uint8_t* w, const int16_t* 
         const __m512i x_lo = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + QK * i)));
         const __m512i x_hi = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + QK * i + 16)));
         for (int p = 0; p < P; p++) {
-            const uint8_t* qa = w + (2 * p) * rb + i * kBlockBytes + kQsOffset;  // row A's block i; row B's is rb further
+            const uint8_t* qa = w + (2 * p) * rb + i * kBlockBytes<TYPE> + kQsOffset<TYPE>;  // row A's block i; row B's is rb further
             const __m256i both = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(qa + rb), reinterpret_cast<const __m128i*>(qa));
             const __m512i w16 = _mm512_cvtepu8_epi16(both);                       // [A's 16 bytes | B's 16 bytes] as int16
             __m512i dot = _mm512_madd_epi16(_mm512_and_si512(w16, low4), x_lo);  // elements 0-15 of A and of B
@@ -188,14 +191,14 @@ LL_AVX512 static void row_pairs_i16(int64_t n, const uint8_t* w, const int16_t* 
 // 16 lanes first folded to 8, two rows to a register).
 template <int R>
 LL_AVX512 static void rows_q8_0_run_i16(int64_t n, const uint8_t* w, const int16_t* xq, const float* xd_rep, float* scale, float* y) {
-    const int64_t nb = n / QK, rb = nb * 34;
+    const int64_t nb = n / QK, rb = nb * kBlockBytes<I16_Q8_0>;
     gather_run_scales<I16_Q8_0>(w, R * nb, xd_rep, nullptr, scale, nullptr);
     __m512 acc[R];
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const __m512i xv = _mm512_loadu_si512(xq + QK * i);  // the block's 32 activations, for all R rows
         for (int r = 0; r < R; r++) {
-            const __m256i q8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + r * rb + i * 34 + 2));
+            const __m256i q8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + r * rb + i * kBlockBytes<I16_Q8_0> + kQsOffset<I16_Q8_0>));
             const __m512i dot = _mm512_madd_epi16(_mm512_cvtepi8_epi16(q8), xv);  // 16 lanes, 2 products each
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(scale[r * nb + i]), acc[r]);
         }
