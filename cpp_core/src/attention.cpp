@@ -140,13 +140,13 @@ static void attention_v2(const float* q, const void* k, const void* v, float* ou
 
 // ---- v3: AVX-512, 16 floats at a time ----
 // The first lanes of m of 16 cached values, as floats (float16: widened on the way in)
-__attribute__((target("avx512f,avx512bw"))) static inline __m512 load16(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
-__attribute__((target("avx512f,avx512bw"))) static inline __m512 load16(__mmask16 m, const uint16_t* p) {
+__attribute__((target("avx512f,avx512bw,avx512vl,f16c"))) static inline __m512 load16(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+__attribute__((target("avx512f,avx512bw,avx512vl,f16c"))) static inline __m512 load16(__mmask16 m, const uint16_t* p) {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
 }
 // --8<-- [start:dot_avx512]
 template <class T>
-__attribute__((target("avx512f,avx512bw"))) static float dot_avx512(const float* a, const T* b, int n) {
+__attribute__((target("avx512f,avx512bw,avx512vl,f16c"))) static float dot_avx512(const float* a, const T* b, int n) {
     __m512 acc = _mm512_setzero_ps();
     int i = 0;
     for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), load16(0xFFFF, b + i), acc);
@@ -158,7 +158,7 @@ __attribute__((target("avx512f,avx512bw"))) static float dot_avx512(const float*
 }
 // --8<-- [end:dot_avx512]
 template <class T>
-__attribute__((target("avx512f,avx512bw"))) static void axpy_avx512(float* y, float a, const T* x, int n) {
+__attribute__((target("avx512f,avx512bw,avx512vl,f16c"))) static void axpy_avx512(float* y, float a, const T* x, int n) {
     const __m512 va = _mm512_set1_ps(a);
     int i = 0;
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, load16(0xFFFF, x + i), _mm512_loadu_ps(y + i)));
@@ -214,7 +214,7 @@ static inline __mmask16 lanes_below(int n) {
 // m[h] = max score, l[h] = sum_j e^(s_j - m), o[h] = sum_j e^(s_j - m) V_j (unnormalized).
 // scores: room for G * (j1 - j0) floats. NV = 16-float registers per row when hd <= 64 (0: any hd).
 template <int G, int NV, class T>
-__attribute__((target("avx512f,avx512bw"))) static void attend_range_v4(const float* q, const T* K, const T* V, int64_t row,
+__attribute__((target("avx512f,avx512bw,avx512vl,f16c"))) static void attend_range_v4(const float* q, const T* K, const T* V, int64_t row,
                                                                int hd, int j0, int j1, float scale, float* scores,
                                                                float* o, float* m, float* l) {
     const int n = j1 - j0, nv = NV ? NV : (hd + 15) / 16;

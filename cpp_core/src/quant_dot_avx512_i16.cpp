@@ -28,10 +28,9 @@ namespace ll {
 // --8<-- [start:quantize_act_i16]
 // x [n] -> q [n] int16, and per block of 32: d = max|x| / 32767, s = d * sum(q)   (n a multiple of 32)
 LL_AVX512 void quantize_act_i16(const float* x, int64_t n, int16_t* q, float* d, float* s) {
-    const __m512 sign_bit = _mm512_set1_ps(-0.0f);
     for (int64_t i = 0; i < n / QK; i++) {
         const __m512 a = _mm512_loadu_ps(x + QK * i), b = _mm512_loadu_ps(x + QK * i + 16);
-        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign_bit, a), _mm512_andnot_ps(sign_bit, b)));
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
         const float di = amax / 32767.0f, inv = amax > 0.0f ? 32767.0f / amax : 0.0f;
         const __m512i qa = _mm512_cvtps_epi32(_mm512_mul_ps(a, _mm512_set1_ps(inv)));  // round to nearest even
         const __m512i qb = _mm512_cvtps_epi32(_mm512_mul_ps(b, _mm512_set1_ps(inv)));
@@ -43,11 +42,6 @@ LL_AVX512 void quantize_act_i16(const float* x, int64_t n, int16_t* q, float* d,
 }
 // --8<-- [end:quantize_act_i16]
 
-enum I16Type { I16_Q4_0, I16_Q4_1, I16_Q8_0 };
-
-// A block's bytes, and where its quants start (after the fp16 scale d, and Q4_1's fp16 offset m)
-template <int TYPE> constexpr int kBlockBytes = TYPE == I16_Q4_0 ? 18 : TYPE == I16_Q4_1 ? 20 : 34;
-template <int TYPE> constexpr int kQsOffset = TYPE == I16_Q4_1 ? 4 : 2;
 
 // The byte offsets of 16 consecutive blocks, for gathering their scales
 template <int TYPE>
@@ -180,7 +174,7 @@ LL_AVX512 static void row_pairs_i16(int64_t n, const uint8_t* w, const int16_t* 
         for (int64_t k = 0; k < nb; k += 8) {
             const __mmask8 m8 = nb - k >= 8 ? __mmask8(0xFF) : __mmask8((1u << (nb - k)) - 1);
             const __m256 a = _mm256_maskz_loadu_ps(m8, offset + (2 * p) * nb + k), b = _mm256_maskz_loadu_ps(m8, offset + (2 * p + 1) * nb + k);
-            acc[p] = _mm512_add_ps(acc[p], _mm512_insertf32x8(_mm512_castps256_ps512(a), b, 1));
+            acc[p] = _mm512_add_ps(acc[p], _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(a)), _mm256_castps_pd(b), 1)));
         }
     store_pair_sums<P>(acc, y);
 }

@@ -20,7 +20,8 @@
 //   v10_gemm_avx2      v10 with AVX2 (4 rows x 24 tokens); shorter products run v6's AVX2 build.
 //   v11_i16_decode     v10, with one token's activations rounded to 16 bits (vpdpwssd).
 //   v12_i16_row_pairs  the fast path: v11 with two rows of 4-bit weights per register, scales gathered across rows, one reduction for four rows.
-//                      Fast path = first of v12, v11, v10, v9, v6 AVX-512, v10 AVX2, v6 AVX2, v6 NEON, v1 this CPU runs.
+//   v11_i16_decode_avx2  v11 with AVX2's vpmaddwd (no VNNI): the fast path where AVX-512 is missing.
+//                      Fast path = first of v12, v11, v10, v9, v6 AVX-512, v11 AVX2, v10 AVX2, v6 AVX2, v6 NEON, v1 this CPU runs.
 //   (aarch64)          v3_neon_int8, v4_neon_dotprod, v6_f32_tiled_neon: quant_matmul_neon.cpp, checked under qemu (tests/native/)
 // Every version is checked against numpy's dequantize-then-matmul (tests/test_cpp_kernels_matmul.py).
 #include <algorithm>
@@ -413,12 +414,13 @@ static void matmul_v10_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows
 // --8<-- [start:matmul_v11]
 // One token through a row kernel of 16-bit activations (v11's or v12's): x is rounded once, then the rows are
 // split over the pool like v9's, with v9's prefetch.
+using QuantizeI16Fn = void (*)(const float* x, int64_t n, int16_t* q, float* d, float* s);
 static void matmul_i16(RowsI16Fn rows, const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols,
-                       const float* x, float* y, ThreadPool& pool) {
+                       const float* x, float* y, ThreadPool& pool, QuantizeI16Fn quantize = quantize_act_i16) {
     thread_local std::vector<int16_t> xq;  // the caller's buffers; the lambda below reads them through pointers
     thread_local std::vector<float> xd, xs;
     xq.resize(size_t(n_cols)), xd.resize(size_t(n_cols / QK)), xs.resize(size_t(n_cols / QK));
-    quantize_act_i16(x, n_cols, xq.data(), xd.data(), xs.data());  // [n_cols] -> [n_cols] int16 + 2 x [n_cols/32]
+    quantize(x, n_cols, xq.data(), xd.data(), xs.data());  // [n_cols] -> [n_cols] int16 + 2 x [n_cols/32]
     const int16_t* q = xq.data();
     const float *d = xd.data(), *s = xs.data();
     const int64_t rb = int64_t(n_cols / t.block_size) * t.block_bytes;
@@ -449,6 +451,17 @@ static void matmul_v12(const QuantType& t, const uint8_t* W, int64_t n_rows, int
     matmul_i16(rows, t, W, n_rows, n_cols, x, y, pool);
 }
 // --8<-- [end:matmul_v12]
+
+// ---- v11 with AVX2: vpmaddwd, no VNNI ----
+// CPUs without AVX-512 (AMD before Zen 4, most of Intel's desktop parts, and VMs that hide it) decoded with
+// v6's AVX2 build: float weights, an FMA per 8. This is v11's rounding and exact integer blocks with
+// AVX2's 16-bit multiply-add (quant_dot_avx2_i16.cpp); prompts and other types run v10's AVX2 build.
+static void matmul_v11_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                            int64_t n_tok, float* y, ThreadPool& pool) {
+    const RowsI16Fn rows = rows_i16_kernel_avx2(t.ggml_type);
+    if (!rows || n_tok != 1) return matmul_v10_avx2(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    matmul_i16(rows, t, W, n_rows, n_cols, x, y, pool, quantize_act_i16_avx2);
+}
 #endif
 
 static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
@@ -469,6 +482,7 @@ static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
     {"v10_gemm_avx2", "v10 with AVX2: 4 rows x 24 tokens per micro-tile", matmul_v10_avx2, detail::cpu_avx2},
     {"v11_i16_decode", "decoding: activations rounded to 16 bits, exact integer products (vpdpwssd)", matmul_v11, detail::cpu_avx512vnni},
     {"v12_i16_row_pairs", "v11 with two rows of 4-bit weights widened, multiplied and converted in one register", matmul_v12, detail::cpu_avx512vnni},
+    {"v11_i16_decode_avx2", "v11 with AVX2 (vpmaddwd): 16-bit activations without VNNI", matmul_v11_avx2, detail::cpu_avx2},
 #endif
 #if defined(__aarch64__)  // quant_matmul_neon.cpp
     {"v3_neon_int8", "NEON integer dot products (vmull_s8 + pairwise adds)", matmul_int8_neon, detail::cpu_neon},
@@ -479,7 +493,7 @@ static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
 
 // The int8 dot level a version's fallback reaches for types it has no kernel of its own for.
 static int version_level(const std::string& name) {
-    if (name.rfind("v3_", 0) == 0 || name == "v6_f32_tiled_avx2" || name == "v10_gemm_avx2") return LEVEL_AVX2;
+    if (name.rfind("v3_", 0) == 0 || name == "v6_f32_tiled_avx2" || name == "v10_gemm_avx2" || name == "v11_i16_decode_avx2") return LEVEL_AVX2;
     if (name.rfind("v0_", 0) == 0 || name.rfind("v1_", 0) == 0 || name.rfind("v2_", 0) == 0) return LEVEL_SCALAR;
     return LEVEL_AVX512;  // v4 and later
 }
@@ -496,9 +510,9 @@ static const QuantType& check_matmul(int ggml_type, const uint8_t* W, int64_t n_
 // The fast path's version: the best this CPU runs, unless the environment variable
 // LLAMA_LESSONS_MATMUL names another (for experiments: e.g. v4b_f32act for float activations).
 // Without an override: the best version this CPU runs that keeps the F32 model's accuracy (v12, v11, v10, v9,
-// v6 AVX-512, v10 AVX2, v6 AVX2, v6 NEON, or v1): float32 activations, or v11/v12's 16-bit ones for one token,
+// v6 AVX-512, v11 AVX2, v10 AVX2, v6 AVX2, v6 NEON, or v1): float32 activations, or v11/v12's 16-bit ones for one token,
 // whose rounding is ~1e-5 of each product (docs/20-kernels-matmul.md); never the 8-bit ones.
-static const char* const kFastPathOrder[] = {"v12_i16_row_pairs", "v11_i16_decode", "v10_gemm", "v9_prefetch", "v6_f32_tiled", "v10_gemm_avx2",
+static const char* const kFastPathOrder[] = {"v12_i16_row_pairs", "v11_i16_decode", "v10_gemm", "v9_prefetch", "v6_f32_tiled", "v11_i16_decode_avx2", "v10_gemm_avx2",
                                              "v6_f32_tiled_avx2", "v6_f32_tiled_neon", "v1_threads"};
 
 static const detail::OpVersion<MatmulFn>& fast_path_version() {
@@ -551,6 +565,9 @@ std::string quant_matmul_kernel(const std::string& version, int ggml_type) {
     if (version == "v12_i16_row_pairs") return quant_matmul_kernel("v11_i16_decode", ggml_type);
     if (version == "v11_i16_decode" && !(ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return quant_matmul_kernel("v10_gemm", ggml_type);
+    if (version == "v11_i16_decode_avx2" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
+        return std::string(t->name) + " x int16 activations avx2 (vpmaddwd), 4 rows per call for 1 token; 2+ tokens: " + quant_matmul_kernel("v10_gemm_avx2", ggml_type);
+    if (version == "v11_i16_decode_avx2") return quant_matmul_kernel("v10_gemm_avx2", ggml_type);
     if (version == "v11_i16_decode")
         return std::string(t->name) + " x int16 activations avx512vnni (vpdpwssd), 4 rows per call for 1 token; 2+ tokens: " + quant_matmul_kernel("v10_gemm", ggml_type);
     if ((version == "v7_rows4" || version == "v8_rows4_lut" || version == "v9_prefetch") &&
