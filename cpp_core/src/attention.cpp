@@ -15,6 +15,8 @@
 //   v3_avx512   the same 16 floats at a time (head_dim 64 = four registers)
 //   v4_gqa_flash per (token, KV head): the group's query heads together, 16 scores per transpose-add
 //               reduction, and a long row split into chunks merged flash-style (see the v4 banner below)
+//   v4_gqa_avx2  v4's first idea with AVX2, for CPUs without AVX-512: per (token, KV head), the group's heads
+//               share each K/V row (no chunks, no transpose-add)
 //   v2_neon     (aarch64) the same 4 floats at a time: attention_neon.cpp, checked under qemu (tests/native/)
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -136,6 +138,76 @@ static void attention_v2_impl(const float* q, const T* k, const T* v, float* out
 }
 static void attention_v2(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool& pool) {
     with_kv_type(s, k, v, [&](auto K, auto V) { attention_v2_impl(q, K, V, out, s, pool); });
+}
+
+// ---- v4 with AVX2: the GQA group together ----
+// v2 calls dot and axpy through pointers once per (position, head), and reads each K/V row (and widens it
+// from float16) once per query head. On a CPU without AVX-512 this version takes v4's first idea: per
+// (token, KV head), the group's query heads share every K and V row while it is in registers:
+//   scores: for each position, the row's hd values widened once, then one FMA chain per head;
+//   output: 16 channels at a time, the V row's two registers feeding every head's two accumulators.
+// head_dim must be a multiple of 8 (64 in every LLaMA); other sizes run v2's loops.
+template <class T>
+__attribute__((target("avx2,fma,f16c"))) static void attend_group_avx2(const float* q, int nh, const T* K, const T* V,
+                                                                   int64_t row, int hd, int n_kv, float scale,
+                                                                   float* scores, float* out) {
+    for (int h0 = 0; h0 < nh; h0 += 4) {  // q [nh, hd]; scores [nh, n_kv]; out [nh, hd]: 4 heads at a time
+        const int g = std::min(4, nh - h0);
+        // -- scores[h][j] = q_h . K_j * scale --
+        for (int j = 0; j < n_kv; j++) {
+            const T* kr = K + int64_t(j) * row;
+            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+            for (int c = 0; c < hd; c += 8) {
+                const __m256 kv = load8(kr + c);
+                for (int h = 0; h < g; h++) acc[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + int64_t(h0 + h) * hd + c), kv, acc[h]);
+            }
+            for (int h = 0; h < g; h++) scores[int64_t(h0 + h) * n_kv + j] = hsum8_avx2(acc[h]) * scale;
+        }
+        for (int h = 0; h < g; h++) softmax(scores + int64_t(h0 + h) * n_kv, n_kv);
+        // -- out[h] = sum_j p[h][j] V_j, 16 channels at a time --
+        for (int c = 0; c < hd; c += 16) {
+            const bool two = c + 16 <= hd;  // a last piece of 8 channels when hd is 8 mod 16
+            __m256 acc[4][2];
+            for (int h = 0; h < 4; h++) acc[h][0] = acc[h][1] = _mm256_setzero_ps();
+            for (int j = 0; j < n_kv; j++) {
+                const T* vr = V + int64_t(j) * row + c;
+                const __m256 v0 = load8(vr), v1 = two ? load8(vr + 8) : _mm256_setzero_ps();
+                for (int h = 0; h < g; h++) {
+                    const __m256 p = _mm256_set1_ps(scores[int64_t(h0 + h) * n_kv + j]);
+                    acc[h][0] = _mm256_fmadd_ps(p, v0, acc[h][0]);
+                    acc[h][1] = _mm256_fmadd_ps(p, v1, acc[h][1]);
+                }
+            }
+            for (int h = 0; h < g; h++) {
+                _mm256_storeu_ps(out + int64_t(h0 + h) * hd + c, acc[h][0]);
+                if (two) _mm256_storeu_ps(out + int64_t(h0 + h) * hd + c + 8, acc[h][1]);
+            }
+        }
+    }
+}
+
+template <class T>
+static void attention_v4_avx2_impl(const float* q, const T* k, const T* v, float* out, const AttentionShape& s, ThreadPool& pool) {
+    if (s.head_dim % 8) return attention_v2_impl(q, k, v, out, s, pool);
+    const int group = s.n_head / s.n_head_kv, hd = s.head_dim;
+    const int h_begin = s.first_head(), h_end = h_begin + s.n_heads_computed();  // a team's share: maybe part of a group
+    const int g_first = h_begin / group, n_g = (h_end - 1) / group - g_first + 1;
+    const int64_t row = int64_t(s.n_head_kv) * hd, pairs = int64_t(s.n_tok) * n_g;
+    const float scale = 1.0f / std::sqrt(float(hd));
+    pool.parallel_for(pairs, [&](int64_t begin, int64_t end) {
+        for (int64_t task = begin; task < end; task++) {
+            const int64_t pair = pairs - 1 - task;  // the last tokens (longest rows) first
+            const int t = int(pair / n_g), g = g_first + int(pair % n_g);
+            const int h0 = std::max(h_begin, g * group), nh = std::min(h_end, (g + 1) * group) - h0;  // its query heads
+            const int n_kv = s.pos + t + 1;  // causal: positions 0..pos+t
+            float* scores = scratch_scores(int64_t(nh) * n_kv);
+            attend_group_avx2(q + (int64_t(t) * s.n_head + h0) * hd, nh, k + int64_t(g) * hd, v + int64_t(g) * hd, row,
+                              hd, n_kv, scale, scores, out + (int64_t(t) * s.n_head + h0) * hd);
+        }
+    });
+}
+static void attention_v4_avx2(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool& pool) {
+    with_kv_type(s, k, v, [&](auto K, auto V) { attention_v4_avx2_impl(q, K, V, out, s, pool); });
 }
 
 // ---- v3: AVX-512, 16 floats at a time ----
@@ -402,6 +474,7 @@ static const detail::OpVersion<AttentionFn> kAttentionVersions[] = {
     {"v1_threads", "(token, head) pairs spread over the thread pool", attention_v1, detail::cpu_any},
 #if defined(__x86_64__) || defined(_M_X64)
     {"v2_avx2", "dot product and weighted sum 8 floats at a time (FMA)", attention_v2, detail::cpu_avx2},
+    {"v4_gqa_avx2", "GQA heads together: each K/V row widened once for the group (AVX2)", attention_v4_avx2, detail::cpu_avx2},
     {"v3_avx512", "the same 16 floats at a time, masked tails", attention_v3, detail::cpu_avx512},
     {"v4_gqa_flash", "GQA heads together, 16 scores per reduction, split positions merged flash-style", attention_v4,
      detail::cpu_avx512},
