@@ -181,11 +181,11 @@ struct TokenTile {
 
 // Tiles of 3 vectors; a last vector left alone is avoided (3 + 1 -> 2 + 2): with AVX-512's 16 lanes,
 // 256 tokens = 4 x 48 + 2 x 32.
-static std::vector<TokenTile> token_tiles(int64_t n_tok, int lanes) {
+static std::vector<TokenTile> token_tiles(int64_t n_tok, int lanes, int max_nv) {
     std::vector<TokenTile> tiles;
     int64_t n_vec = (n_tok + lanes - 1) / lanes, t0 = 0;
     while (n_vec > 0) {
-        const int nv = n_vec == 4 ? 2 : int(std::min<int64_t>(3, n_vec));
+        const int nv = max_nv == 3 && n_vec == 4 ? 2 : int(std::min<int64_t>(max_nv, n_vec));
         tiles.push_back({t0, nv});
         t0 += lanes * nv, n_vec -= nv;
     }
@@ -291,12 +291,14 @@ struct GemmAvx512 {
     static void pack(const float* x, int64_t n_tok, int64_t K, TokenTile tile, float* dst) { pack_x_tile_avx512(x, n_tok, K, tile, dst); }
 };
 
-// ---- the AVX2 micro-kernel: 4 rows x 24 tokens (16 ymm registers: 12 sums, 3 x vectors, 1 weight) ----
-// (no register transpose: a tile row is only 4 floats, y gets plain copies)
+// ---- the AVX2 micro-kernel: 6 rows x 16 tokens (15 of the 16 ymm registers: 12 sums, 2 x vectors, 1 weight) ----
+// (no register transpose: y gets plain copies). It was 4 rows x 24 tokens, 12 sums as well, but 3 x vectors
+// + 1 weight left no register spare, and GCC read x from memory in every FMA instead: 16 loads per 12 FMAs,
+// at the load ports' limit. 6 x 16 needs 8 loads per 12 FMAs (BLIS's Haswell shape).
 struct GemmAvx2 {
-    static constexpr int kRows = 4;
+    static constexpr int kRows = 6;
     static constexpr int kLanes = 8;
-    static constexpr int kTile = 24;
+    static constexpr int kTile = 16;
 
     template <int NV>
     LL_AVX2 static void micro(int64_t kc, int64_t ldw, const float* panel, const float* xp, float* acc_io, bool accumulate) {
@@ -342,7 +344,7 @@ static void gemm_f32(const QuantType& t, const uint8_t* W, int64_t n_rows, int64
     // The caller's buffers, shared read-only with the workers through plain pointers (a thread_local
     // named inside the lambdas would be each worker's own).
     thread_local std::vector<TokenTile> tiles_buf;
-    tiles_buf = token_tiles(n_tok, G::kLanes);
+    tiles_buf = token_tiles(n_tok, G::kLanes, G::kTile / G::kLanes);
     const TokenTile* tiles = tiles_buf.data();
     const int64_t n_tiles = int64_t(tiles_buf.size());
     thread_local std::vector<float> xp_buf;
@@ -374,7 +376,7 @@ static void gemm_f32(const QuantType& t, const uint8_t* W, int64_t n_rows, int64
                     for (int g = 0; g < np; g++) {
                         float* acc = acc_buf.data() + (g * n_tiles + tile) * R * kTile;
                         const float* wg = panel + g * R * K + k0;
-                        if (nv == 3) G::template micro<3>(kc, K, wg, xt, acc, k0 > 0);
+                        if (nv == 3 && kTile == 3 * G::kLanes) G::template micro<kTile == 3 * G::kLanes ? 3 : 1>(kc, K, wg, xt, acc, k0 > 0);
                         else if (nv == 2) G::template micro<2>(kc, K, wg, xt, acc, k0 > 0);
                         else G::template micro<1>(kc, K, wg, xt, acc, k0 > 0);
                         if (k0 + kc == K) {  // the last chunk: the tile is done, write it while it is in L1

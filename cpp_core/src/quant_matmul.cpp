@@ -17,7 +17,7 @@
 //   v10_gemm           prompts (12+ tokens; 3+ for types v9 does in int8) dequantize each weight
 //                      row ONCE (any type) and run a register-blocked float32 GEMM (8 rows x 48 tokens in
 //                      registers); shorter products run v9.
-//   v10_gemm_avx2      v10 with AVX2 (4 rows x 24 tokens); shorter products run v6's AVX2 build.
+//   v10_gemm_avx2      v10 with AVX2 (6 rows x 16 tokens); shorter products run v6's AVX2 build.
 //   v11_i16_decode     v10, with one token's activations rounded to 16 bits (vpdpwssd).
 //   v12_i16_row_pairs  the fast path: v11 with two rows of 4-bit weights per register, scales gathered across rows, one reduction for four rows.
 //   v11_i16_decode_avx2  v11 with AVX2's vpmaddwd (no VNNI): the fast path where AVX-512 is missing.
@@ -398,7 +398,7 @@ static void matmul_v10(const QuantType& t, const uint8_t* W, int64_t n_rows, int
 }
 // --8<-- [end:matmul_v10]
 
-// The same with AVX2 (4 rows x 24 tokens in 12 ymm sums): short products run v6's AVX2 build. Measured on a
+// The same with AVX2 (6 rows x 16 tokens in 12 ymm sums): short products run v6's AVX2 build. Measured on a
 // Q4_1 1536 x 576 matrix, one thread: v6 AVX2 is faster at 8 tokens, even at 12, v10 AVX2 2.3x at 256.
 
 static void matmul_v10_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
@@ -479,7 +479,7 @@ static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
     {"v8_rows4_lut", "v7 with 4-bit weights looked up in the block's 16 values", matmul_v8, detail::cpu_avx512vnni},
     {"v9_prefetch", "v8 with software prefetch of the rows 2 KB ahead", matmul_v9, detail::cpu_avx512vnni},
     {"v10_gemm", "prompts: each row dequantized once, then a register-blocked f32 GEMM (any type)", matmul_v10, detail::cpu_avx512vnni},
-    {"v10_gemm_avx2", "v10 with AVX2: 4 rows x 24 tokens per micro-tile", matmul_v10_avx2, detail::cpu_avx2},
+    {"v10_gemm_avx2", "v10 with AVX2: 6 rows x 16 tokens per micro-tile", matmul_v10_avx2, detail::cpu_avx2},
     {"v11_i16_decode", "decoding: activations rounded to 16 bits, exact integer products (vpdpwssd)", matmul_v11, detail::cpu_avx512vnni},
     {"v12_i16_row_pairs", "v11 with two rows of 4-bit weights widened, multiplied and converted in one register", matmul_v12, detail::cpu_avx512vnni},
     {"v11_i16_decode_avx2", "v11 with AVX2 (vpmaddwd): 16-bit activations without VNNI", matmul_v11_avx2, detail::cpu_avx2},
@@ -547,7 +547,7 @@ std::string quant_matmul_kernel(const std::string& version, int ggml_type) {
     const QuantType* t = quant_type(ggml_type);
     if (!t) throw std::invalid_argument("unsupported ggml type " + std::to_string(ggml_type));
     if (version == "v10_gemm_avx2") {
-        const std::string gemm = std::string(t->name) + " dequantized once per row x f32 gemm avx2, 4 rows x 24 tokens";
+        const std::string gemm = std::string(t->name) + " dequantized once per row x f32 gemm avx2, 6 rows x 16 tokens";
         const int64_t n = gemm_avx2_min_tokens(ggml_type);
         return gemm + " (" + std::to_string(n) + "+ tokens); 1-" + std::to_string(n - 1) + " tokens: " + quant_matmul_kernel("v6_f32_tiled_avx2", ggml_type);
     }
