@@ -121,12 +121,9 @@ LL_AVX2 static void rows_i16_avx2(int64_t n, const uint8_t* w, int64_t rb, const
 template <int TYPE>
 static void rows_i16_avx2_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
                               const float* xs, float* y, int64_t prefetch_ahead) {
-    int64_t r = 0;
-    for (; r + 4 <= n_rows; r += 4) {
-        if (prefetch_ahead > 0) prefetch_rows_ahead(w, r, rb, n_rows, prefetch_ahead);  // v9's prefetch
-        rows_i16_avx2<4, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r);
-    }
-    for (; r < n_rows; r++) rows_i16_avx2<1, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r);
+    rows_by_four(w, rb, n_rows, prefetch_ahead,
+                 [&](int64_t r) { rows_i16_avx2<4, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r); },
+                 [&](int64_t r) { rows_i16_avx2<1, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r); });
 }
 
 RowsI16Fn rows_i16_kernel_avx2(int ggml_type) {

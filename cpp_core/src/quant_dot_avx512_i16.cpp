@@ -213,27 +213,23 @@ static void row_pairs_i16_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n
     thread_local std::vector<float> xd_rep, xs_rep, scale, offset;  // [4 * nb] each
     xd_rep.resize(size_t(4 * nb)), xs_rep.resize(size_t(4 * nb)), scale.resize(size_t(4 * nb)), offset.resize(size_t(4 * nb));
     for (int64_t k = 0; k < 4 * nb; k++) xd_rep[k] = xd[k % nb], xs_rep[k] = xs[k % nb];
-    int64_t r = 0;
-    for (; r + 4 <= n_rows; r += 4) {
-        if (prefetch_ahead > 0) prefetch_rows_ahead(w, r, rb, n_rows, prefetch_ahead);
-        if constexpr (TYPE == I16_Q8_0)
-            rows_q8_0_run_i16<4>(n, w + r * rb, xq, xd_rep.data(), scale.data(), y + r);
-        else
-            row_pairs_i16<2, TYPE>(n, w + r * rb, xq, xd_rep.data(), xs_rep.data(), scale.data(), offset.data(), y + r);
-    }
-    for (; r < n_rows; r++) rows_i16<1, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r);
+    rows_by_four(w, rb, n_rows, prefetch_ahead,
+                 [&](int64_t r) {
+                     if constexpr (TYPE == I16_Q8_0)
+                         rows_q8_0_run_i16<4>(n, w + r * rb, xq, xd_rep.data(), scale.data(), y + r);
+                     else
+                         row_pairs_i16<2, TYPE>(n, w + r * rb, xq, xd_rep.data(), xs_rep.data(), scale.data(), offset.data(), y + r);
+                 },
+                 [&](int64_t r) { rows_i16<1, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r); });
 }
 
 // y[r] = dot(row r, x) for rows r = 0..n_rows-1 (rb bytes apart), four at a time; 1..3 left over one by one.
 template <int TYPE>
 static void rows_i16_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
                          const float* xs, float* y, int64_t prefetch_ahead) {
-    int64_t r = 0;
-    for (; r + 4 <= n_rows; r += 4) {
-        if (prefetch_ahead > 0) prefetch_rows_ahead(w, r, rb, n_rows, prefetch_ahead);  // v9's prefetch
-        rows_i16<4, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r);
-    }
-    for (; r < n_rows; r++) rows_i16<1, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r);
+    rows_by_four(w, rb, n_rows, prefetch_ahead,
+                 [&](int64_t r) { rows_i16<4, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r); },
+                 [&](int64_t r) { rows_i16<1, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r); });
 }
 
 // quant_matmul v11's (rows_i16) or v12's (row pairs) row loop for a weight type; nullptr for a type without one.

@@ -22,6 +22,18 @@ static inline void prefetch_rows_ahead(const uint8_t* W, int64_t r, int64_t rb, 
     for (; a < e; a += 64) _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
 }
 
+// The row loop of the one-token kernels: four(r) computes rows r..r+3 (after v9's prefetch), one(r) the
+// 1-3 rows left over at the end.
+template <class Four, class One>
+static inline void rows_by_four(const uint8_t* w, int64_t rb, int64_t n_rows, int64_t prefetch_ahead, Four four, One one) {
+    int64_t r = 0;
+    for (; r + 4 <= n_rows; r += 4) {
+        if (prefetch_ahead > 0) prefetch_rows_ahead(w, r, rb, n_rows, prefetch_ahead);
+        four(r);
+    }
+    for (; r < n_rows; r++) one(r);
+}
+
 // quant_matmul v11/v12 (quant_dot_avx512_i16.cpp): one token's activations rounded to 16 bits, then
 // y[r] = dot(row r, x) for n_rows rows rb bytes apart, with v9's prefetch `ahead` bytes on.
 void quantize_act_i16(const float* x, int64_t n, int16_t* q, float* d, float* s);
