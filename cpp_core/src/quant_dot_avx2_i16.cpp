@@ -66,13 +66,13 @@ static inline double pack_pair(float lo, float hi) {
 // The fp16 pair a block's scale lane wants: Q4_1's (d, m) as stored, Q4_0's (d, d), Q8_0's (d, 0).
 template <int TYPE>
 static inline int scale_pair(const uint8_t* block) {
-    uint16_t d;
-    std::memcpy(&d, block, 2);
-    if (TYPE == I16_Q4_1) {
+    if (TYPE == I16_Q4_1) {  // d, then m: the block's first 4 bytes
         int dm;
         std::memcpy(&dm, block, 4);
         return dm;
     }
+    uint16_t d;
+    std::memcpy(&d, block, 2);
     return TYPE == I16_Q4_0 ? int(d) * 0x10001 : int(d);
 }
 

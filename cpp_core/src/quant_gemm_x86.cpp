@@ -296,8 +296,7 @@ LL_AVX2 static void transpose_8x8(__m256* r) {
     }
 }
 
-LL_AVX2 static void pack_x_tile_avx2(const float* x, int64_t n_tok, int64_t K, TokenTile tile, float* dst) {
-    constexpr int stride = 16;  // GemmAvx2::kTile
+LL_AVX2 static void pack_x_tile_avx2(const float* x, int64_t n_tok, int64_t K, TokenTile tile, int stride, float* dst) {
     for (int v = 0; v < tile.nv; v++) {
         const int64_t tv = tile.t0 + 8 * v;
         const int nt = int(std::max<int64_t>(0, std::min<int64_t>(8, n_tok - tv)));
@@ -347,7 +346,7 @@ struct GemmAvx2 {
             for (int r = 0; r < nr; r++) y[tok * ldy + r] = acc[r * kTile + tok];
     }
     static DequantRowFn dequantizer(const QuantType& t) { return fast_dequantize_row_avx2(t); }
-    static void pack(const float* x, int64_t n_tok, int64_t K, TokenTile tile, float* dst) { pack_x_tile_avx2(x, n_tok, K, tile, dst); }
+    static void pack(const float* x, int64_t n_tok, int64_t K, TokenTile tile, float* dst) { pack_x_tile_avx2(x, n_tok, K, tile, kTile, dst); }
 };
 
 // --8<-- [start:gemm_f32]
@@ -398,9 +397,9 @@ static void gemm_f32(const QuantType& t, const uint8_t* W, int64_t n_rows, int64
                     for (int g = 0; g < np; g++) {
                         float* acc = acc_buf.data() + (g * n_tiles + tile) * R * kTile;
                         const float* wg = panel + g * R * K + k0;
-                        if (nv == 3 && kTile == 3 * G::kLanes) G::template micro<kTile == 3 * G::kLanes ? 3 : 1>(kc, K, wg, xt, acc, k0 > 0);
+                        if (nv == 1) G::template micro<1>(kc, K, wg, xt, acc, k0 > 0);
                         else if (nv == 2) G::template micro<2>(kc, K, wg, xt, acc, k0 > 0);
-                        else G::template micro<1>(kc, K, wg, xt, acc, k0 > 0);
+                        else if constexpr (kTile == 3 * G::kLanes) G::template micro<3>(kc, K, wg, xt, acc, k0 > 0);  // 3-vector tiles only
                         if (k0 + kc == K) {  // the last chunk: the tile is done, write it while it is in L1
                             const int64_t t0 = tiles[tile].t0, rg = r0 + g * R;
                             G::store(acc, int(std::min<int64_t>(R, n_rows - rg)), int(std::min<int64_t>(G::kLanes * nv, n_tok - t0)),
