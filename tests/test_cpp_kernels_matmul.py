@@ -278,6 +278,21 @@ def test_i16_decoding_is_float32_to_1e5(type_name, version):
     assert rel16.max() > rel32.max()  # the rounding is real: not secretly the float path
 
 
+@pytest.mark.parametrize("type_name", ["q4_0", "q4_1", "q8_0"])
+@pytest.mark.parametrize("version", [v for v in versions() if v.id.startswith(("v11_i16", "v12_i16"))])
+def test_i16_long_rows(type_name, version):
+    """Rows of 150 blocks (4800 columns): the AVX2 kernel takes its scales 64 blocks at a time, so this
+    crosses two of its passes, plus rows left over after the groups of four."""
+    t = TYPES[type_name]
+    W = random_weights(t, 7, 32 * 150, seed=13)
+    x = np.random.default_rng(13).standard_normal((1, 32 * 150)).astype(np.float32)
+    Wf = float_weights(W, t)
+    want = emulate_i16(x) @ Wf.T  # [1, n_cols] @ [n_cols, 7]
+    scale = np.abs(emulate_i16(x)) @ np.abs(Wf).T
+    got = K.quant_matmul(W, t, x, version=version, n_threads=1)
+    assert np.all(np.abs(got - want) <= 2e-6 * scale + 1e-6)
+
+
 @pytest.mark.parametrize("version", [v for v in versions() if v.id.startswith(("v11_i16", "v12_i16"))])
 def test_i16_rounding_is_the_lessons_bit_for_bit(version):
     """Q8_0 rows of one-hot weights (d = 1, a single q = 1) pick single activations: y[r] = d_x * xq[r], one
