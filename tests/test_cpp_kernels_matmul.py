@@ -281,8 +281,8 @@ def test_i16_decoding_is_float32_to_1e5(type_name, version):
 @pytest.mark.parametrize("type_name", ["q4_0", "q4_1", "q8_0"])
 @pytest.mark.parametrize("version", [v for v in versions() if v.id.startswith(("v11_i16", "v12_i16"))])
 def test_i16_long_rows(type_name, version):
-    """Rows of 150 blocks (4800 columns): the AVX2 kernel takes its scales 64 blocks at a time, so this
-    crosses two of its passes, plus rows left over after the groups of four."""
+    """Rows of 150 blocks (4800 columns), longer than any of the default model's, so the AVX2 kernel's buffer
+    for its pass of scales must grow; 7 rows: a group of four and 3 rows left over."""
     t = TYPES[type_name]
     W = random_weights(t, 7, 32 * 150, seed=13)
     x = np.random.default_rng(13).standard_normal((1, 32 * 150)).astype(np.float32)

@@ -42,6 +42,29 @@ size_t row_bytes(int ggml_type, int64_t n_cols);
 void quant_matmul(int ggml_type, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x, int64_t n_tok,
                   float* y, ThreadPool& pool);
 
+// ---- one token's activations, prepared once for many pieces of rows (the decoding team) ----
+// quant_matmul with n_tok = 1 rounds x to 16 bits (v11/v12) on every call. The decoding team hands a matrix's
+// rows out in pieces (model.cpp), and for the 211 products of a token that would round x again for every
+// piece: prepare rounds it once, then rows() computes any rows of any matrix of that many columns, inline
+// on the calling thread. A type or version without a 16-bit kernel runs quant_matmul(_v) on the float x:
+// rows() gives the very numbers quant_matmul gives, whichever pieces the rows come in.
+class PreparedActivations {
+public:
+    // version: "" for the fast path, else a quant_matmul version (checked by the caller). x must outlive rows().
+    void prepare(const std::string& version, const float* x, int64_t n);
+    // y[0..n_rows) = W_rows x for n_rows rows of ggml_type starting at W_rows
+    void rows(int ggml_type, const uint8_t* W_rows, int64_t n_rows, float* y, ThreadPool& pool) const;
+
+private:
+    using RowsFn = void (*)(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
+    std::string version_;
+    const float* x_ = nullptr;
+    int64_t n_ = 0;
+    std::vector<int16_t> q_;  // the 16-bit activations and their per-block (d, s), when a 16-bit kernel runs
+    std::vector<float> d_, s_;
+    RowsFn rows_q4_0_ = nullptr, rows_q4_1_ = nullptr, rows_q8_0_ = nullptr;
+};
+
 // ---- ggml type numbers (the GGUF file's tensor types) ----
 enum GGMLTypeId : int {
     GGML_F32 = 0, GGML_F16 = 1, GGML_Q4_0 = 2, GGML_Q4_1 = 3, GGML_Q5_0 = 6, GGML_Q5_1 = 7, GGML_Q8_0 = 8,

@@ -80,6 +80,9 @@ LlamaModel::LlamaModel(const LlamaHParams& hp, ModelWeightRefs weights, int n_ct
     ffn_out_.resize(B * hp.n_embd);
     team_x_.resize(size_t(pool_.n_threads()) * hp.n_embd);
     team_xn_.resize(size_t(pool_.n_threads()) * hp.n_embd);
+    team_in_.resize(size_t(pool_.n_threads()));
+    n_pieces_counters_ = size_t(hp.n_layer) * 4 + 1;  // Q/K/V, W_o, gate/up, down per layer; the output
+    next_piece_.reset(new std::atomic<int64_t>[n_pieces_counters_]);
 }
 
 void LlamaModel::reset() {
@@ -160,38 +163,48 @@ static void add_rows(float* x, const float* y, int64_t n) {
 // ---- decoding one token: one team of threads, barriers between the steps ----
 // A token's matrix-vector products are short (tens of microseconds), so a parallel loop per product
 // (five per layer) pays a wake-up and a wait five times per layer. Decoding instead runs the whole token
-// as ONE team (ThreadPool::run_team): every thread walks all layers, does its share of each step (a
-// contiguous slice of each matrix's rows, so each thread streams its own part of the weights) and
+// as ONE team (ThreadPool::run_team): every thread walks all layers, does its part of each step and
 // waits at a barrier only where the next step needs the others' results: 5 barriers per layer.
 // Each thread keeps its own copy of the residual stream x and of its norm: adding and normalizing 576
 // floats twice costs less than a barrier.
+//
+// Who does which rows is decided as the step runs, not fixed in advance: each step's rows (or heads) are
+// handed out in pieces from a shared counter, so a thread whose core runs slower (on a shared machine a
+// busy neighbour can take a third of a core for seconds) ends up with fewer pieces instead of keeping the
+// others waiting at the barrier. Measured on a 2-vCPU AMD EPYC VM with rdtsc inside the team, a fixed half
+// each: one thread's share of the feed-forward took 5.7 Mcycles per token and the other's 9.1.
 
-// [begin, end) of thread t's share of n units (rows, heads), in multiples of align
+// [begin, end) of thread t's share of n units, in multiples of align (attention's heads: not handed out in
+// pieces, since a piece that splits a GQA group would read that group's K and V twice)
 static void thread_share(int64_t n, int t, int n_threads, int64_t align, int64_t* begin, int64_t* end) {
     const int64_t units = (n + align - 1) / align;
     *begin = std::min(n, units * t / n_threads * align);
     *end = std::min(n, units * (t + 1) / n_threads * align);
 }
 
-// The same with the remainder handed to the first threads (15 Q/K/V heads over 2 threads: 8 + 7, not 7 + 8).
-// For the Q/K/V heads: the last share holds the K and V heads, and each of those costs more than a Q head
-// (a call per matrix, RoPE'd and cached as well). Timed with rdtsc inside the team on an AMD EPYC (AVX2),
-// 512 decoded tokens: with 7 + 8 the threads waited 0.52 and 0.09 Gcycles at the barrier after the step,
-// with 8 + 7 0.28 and 0.14.
-static void thread_share_front(int64_t n, int t, int n_threads, int64_t* begin, int64_t* end) {
-    *begin = (n * t + n_threads - 1) / n_threads;
-    *end = (n * (t + 1) + n_threads - 1) / n_threads;
+// --8<-- [start:claim_piece]
+// The next piece [begin, end) of units [0, n), or false when all are taken. Big pieces first, then smaller
+// (guided scheduling: a piece is what is left / (2 n_threads), rounded up to whole `align`s), so most
+// units go in a few large pieces and the last few small ones even out the finish.
+static bool claim_piece(std::atomic<int64_t>& next, int64_t n, int64_t align, int n_threads, int64_t* begin, int64_t* end) {
+    int64_t cur = next.load(std::memory_order_relaxed);
+    for (;;) {
+        if (cur >= n) return false;
+        const int64_t want = (n - cur + 2 * n_threads - 1) / (2 * n_threads);
+        const int64_t stop = std::min(n, cur + (want + align - 1) / align * align);
+        if (next.compare_exchange_weak(cur, stop, std::memory_order_relaxed)) {  // the barrier publishes the results
+            *begin = cur, *end = stop;
+            return true;
+        }
+    }
 }
-
-static void matmul_rows(const std::string& version, const WeightRef& w, int64_t r0, int64_t r1, const float* x, float* y,
-                        ThreadPool& pool) {
-    if (r0 < r1) matmul_any(version, w, r0, r1, x, 1, y + r0, pool);  // y[r0..r1) = W[r0..r1) x (inline in a team)
-}
+// --8<-- [end:claim_piece]
 
 void LlamaModel::decode_one_token(int32_t token, int pos, float* logits) {
     const int n_rot = hp_.n_rot ? hp_.n_rot : hp_.head_dim;
     rope_cos_.resize(size_t(n_rot / 2)), rope_sin_.resize(size_t(n_rot / 2));
     rope_angles(&pos, 1, n_rot, hp_.rope_base, rope_cos_.data(), rope_sin_.data());  // this position's angles, all layers
+    for (size_t i = 0; i < n_pieces_counters_; i++) next_piece_[i].store(0, std::memory_order_relaxed);  // run_team publishes
     pool_.run_team([&](int thread, int n_threads) { decode_team_member(token, pos, logits, thread, n_threads); });
 }
 
@@ -203,59 +216,73 @@ void LlamaModel::decode_team_member(int32_t token, int pos, float* logits, int t
     const float *cos = rope_cos_.data(), *sin = rope_sin_.data();
     float* x = team_x_.data() + t * d;    // this thread's residual stream  [d]
     float* xn = team_xn_.data() + t * d;  // and its normalized copy        [d]
+    PreparedActivations& in = team_in_[size_t(t)];  // the input of this thread's current product, rounded once
     float *q = q_.data(), *k = k_.data(), *v = v_.data(), *att = att_.data(), *gate = gate_.data(), *up = up_.data();
     float* tmp = ffn_out_.data();
+    std::atomic<int64_t>* next = next_piece_.get();  // one counter per step, in order
+    // rows [b, e) of w times the prepared input, into y[b..e)
+    auto rows = [&](const WeightRef& w, int64_t b, int64_t e, float* y) {
+        in.rows(w.ggml_type, w.data + b * row_bytes(w.ggml_type, w.n_cols), e - b, y + b, pool_);
+    };
     int64_t b, e;
     thread_share(c.n_head, t, nt, 1, &b, &e);
     const AttentionShape shape{1, pos, c.n_head, c.n_head_kv, c.head_dim, int(b), int(e), kv_type_};  // this thread's query heads
     embed(&token, 1, x);  // [d]
     for (int l = 0; l < c.n_layer; l++) {
         const LayerWeightRefs& L = w_.layers[l];
-        // ---- Q, K, V: this thread's heads of the n_head + 2 n_head_kv output heads, RoPE'd, K and V cached ----
+        // ---- Q, K, V: pieces of the n_head + 2 n_head_kv output heads, RoPE'd, K and V cached ----
         rmsnorm(x, L.attn_norm, xn, d, c.rms_eps);
-        thread_share_front(c.n_head + 2 * c.n_head_kv, t, nt, &b, &e);
+        in.prepare(matmul_version_, xn, d);
         const int64_t q_end = c.n_head, k_end = c.n_head + c.n_head_kv;
-        if (b < q_end) {  // query heads [b, min(e, q_end))
-            const int64_t h1 = std::min(e, q_end);
-            matmul_rows(matmul_version_, L.wq, b * hd, h1 * hd, xn, q, pool_);
-            apply_rope(q + b * hd, 1, int(h1 - b), c.head_dim, cos, sin, n_rot, c.rope_neox);
+        while (claim_piece(*next, k_end + c.n_head_kv, 1, nt, &b, &e)) {
+            if (b < q_end) {  // query heads [b, min(e, q_end))
+                const int64_t h1 = std::min(e, q_end);
+                rows(L.wq, b * hd, h1 * hd, q);
+                apply_rope(q + b * hd, 1, int(h1 - b), c.head_dim, cos, sin, n_rot, c.rope_neox);
+            }
+            if (b < k_end && e > q_end) {  // key heads
+                const int64_t h0 = std::max(b, q_end) - q_end, h1 = std::min(e, k_end) - q_end;
+                rows(L.wk, h0 * hd, h1 * hd, k);
+                apply_rope(k + h0 * hd, 1, int(h1 - h0), c.head_dim, cos, sin, n_rot, c.rope_neox);
+                store_kv(k_at(l, pos) + h0 * hd * kv_bytes_, k + h0 * hd, (h1 - h0) * hd);
+            }
+            if (e > k_end) {  // value heads
+                const int64_t h0 = std::max(b, k_end) - k_end, h1 = e - k_end;
+                rows(L.wv, h0 * hd, h1 * hd, v);
+                store_kv(v_at(l, pos) + h0 * hd * kv_bytes_, v + h0 * hd, (h1 - h0) * hd);
+            }
         }
-        if (b < k_end && e > q_end) {  // key heads
-            const int64_t h0 = std::max(b, q_end) - q_end, h1 = std::min(e, k_end) - q_end;
-            matmul_rows(matmul_version_, L.wk, h0 * hd, h1 * hd, xn, k, pool_);
-            apply_rope(k + h0 * hd, 1, int(h1 - h0), c.head_dim, cos, sin, n_rot, c.rope_neox);
-            store_kv(k_at(l, pos) + h0 * hd * kv_bytes_, k + h0 * hd, (h1 - h0) * hd);
-        }
-        if (e > k_end) {  // value heads
-            const int64_t h0 = std::max(b, k_end) - k_end, h1 = e - k_end;
-            matmul_rows(matmul_version_, L.wv, h0 * hd, h1 * hd, xn, v, pool_);
-            store_kv(v_at(l, pos) + h0 * hd * kv_bytes_, v + h0 * hd, (h1 - h0) * hd);
-        }
+        next++;
         pool_.barrier();
-        // ---- attention ----
-        if (shape.head_begin < shape.head_end) attention(q, k_at(l, 0), v_at(l, 0), att, shape, pool_);  // its heads of [n_head*hd]
+        // ---- attention: this thread's query heads ----
+        if (shape.head_begin < shape.head_end) attention(q, k_at(l, 0), v_at(l, 0), att, shape, pool_);  // [n_head*hd]
         pool_.barrier();
         // ---- output projection, then each thread adds it to its own x ----
-        thread_share(d, t, nt, 16, &b, &e);
-        matmul_rows(matmul_version_, L.wo, b, e, att, tmp, pool_);  // [n_head*hd] -> [d], rows [b, e)
+        in.prepare(matmul_version_, att, q_dim_);
+        while (claim_piece(*next, d, 16, nt, &b, &e)) rows(L.wo, b, e, tmp);  // [n_head*hd] -> [d]
+        next++;
         pool_.barrier();
         add_rows(x, tmp, d);
-        // ---- feed-forward: this thread's rows of gate and up, SwiGLU on them, then its rows of down ----
+        // ---- feed-forward: pieces of gate and up, SwiGLU on them, then pieces of down ----
         rmsnorm(x, L.ffn_norm, xn, d, c.rms_eps);
-        thread_share(c.n_ff, t, nt, 16, &b, &e);
-        matmul_rows(matmul_version_, L.w_gate, b, e, xn, gate, pool_);  // [d] -> [n_ff], rows [b, e)
-        matmul_rows(matmul_version_, L.w_up, b, e, xn, up, pool_);
-        swiglu(gate + b, up + b, gate + b, e - b);
+        in.prepare(matmul_version_, xn, d);
+        while (claim_piece(*next, c.n_ff, 16, nt, &b, &e)) {
+            rows(L.w_gate, b, e, gate);  // [d] -> [n_ff], rows [b, e)
+            rows(L.w_up, b, e, up);
+            swiglu(gate + b, up + b, gate + b, e - b);
+        }
+        next++;
         pool_.barrier();
-        thread_share(d, t, nt, 16, &b, &e);
-        matmul_rows(matmul_version_, L.w_down, b, e, gate, tmp, pool_);  // [n_ff] -> [d], rows [b, e)
+        in.prepare(matmul_version_, gate, c.n_ff);
+        while (claim_piece(*next, d, 16, nt, &b, &e)) rows(L.w_down, b, e, tmp);  // [n_ff] -> [d]
+        next++;
         pool_.barrier();
         add_rows(x, tmp, d);
     }
     if (!logits) return;
     rmsnorm(x, w_.output_norm, xn, d, c.rms_eps);
-    thread_share(c.n_vocab, t, nt, 16, &b, &e);
-    matmul_rows(matmul_version_, w_.output, b, e, xn, logits, pool_);  // [d] -> [n_vocab], rows [b, e)
+    in.prepare(matmul_version_, xn, d);
+    while (claim_piece(*next, c.n_vocab, 64, nt, &b, &e)) rows(w_.output, b, e, logits);  // [d] -> [n_vocab]
 }
 // --8<-- [end:decode_team_member]
 

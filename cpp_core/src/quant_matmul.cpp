@@ -542,6 +542,33 @@ void quant_matmul_v(const std::string& version, int ggml_type, const uint8_t* W,
     fn(t, W, n_rows, n_cols, x, n_tok, y, pool);
 }
 
+// --8<-- [start:prepared_activations]
+void PreparedActivations::prepare(const std::string& version, const float* x, int64_t n) {
+    static const std::string fast_path = fast_path_version().name;
+    version_ = version, x_ = x, n_ = n;
+    rows_q4_0_ = rows_q4_1_ = rows_q8_0_ = nullptr;
+#if defined(__x86_64__) || defined(__i386__)
+    const std::string& name = version.empty() ? fast_path : version;
+    const bool avx2 = name == "v11_i16_decode_avx2", pairs = name == "v12_i16_row_pairs";
+    if (!(avx2 || pairs || name == "v11_i16_decode") || n % QK) return;  // no 16-bit kernel: rows() uses x as it is
+    q_.resize(size_t(n)), d_.resize(size_t(n / QK)), s_.resize(size_t(n / QK));
+    (avx2 ? quantize_act_i16_avx2 : quantize_act_i16)(x, n, q_.data(), d_.data(), s_.data());  // matmul_i16's rounding
+    rows_q4_0_ = avx2 ? rows_i16_kernel_avx2(GGML_Q4_0) : rows_i16_kernel(GGML_Q4_0, pairs);
+    rows_q4_1_ = avx2 ? rows_i16_kernel_avx2(GGML_Q4_1) : rows_i16_kernel(GGML_Q4_1, pairs);
+    rows_q8_0_ = avx2 ? rows_i16_kernel_avx2(GGML_Q8_0) : rows_i16_kernel(GGML_Q8_0, pairs);
+#endif
+}
+
+void PreparedActivations::rows(int ggml_type, const uint8_t* W_rows, int64_t n_rows, float* y, ThreadPool& pool) const {
+#if defined(__x86_64__) || defined(__i386__)
+    const RowsFn fn = ggml_type == GGML_Q4_0 ? rows_q4_0_ : ggml_type == GGML_Q4_1 ? rows_q4_1_ : ggml_type == GGML_Q8_0 ? rows_q8_0_ : nullptr;
+    if (fn && n_rows > 0) return fn(n_, W_rows, int64_t(row_bytes(ggml_type, n_)), n_rows, q_.data(), d_.data(), s_.data(), y, kPrefetchAhead);
+#endif
+    if (version_.empty()) return quant_matmul(ggml_type, W_rows, n_rows, n_, x_, 1, y, pool);
+    quant_matmul_v(version_, ggml_type, W_rows, n_rows, n_, x_, 1, y, pool);
+}
+// --8<-- [end:prepared_activations]
+
 std::string quant_matmul_kernel(const std::string& version, int ggml_type) {
     detail::find_version(kMatmulVersions, version, "quant_matmul");
     const QuantType* t = quant_type(ggml_type);
