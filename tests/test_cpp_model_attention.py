@@ -53,6 +53,19 @@ def test_attention_matches_lesson(version, shape, n_threads, kv_dtype):
     np.testing.assert_allclose(ours, ref, rtol=2e-5, atol=2e-5)
 
 
+@pytest.mark.parametrize("kv_dtype", [np.float32, np.float16], ids=["f32", "f16"])
+def test_prefetch_changes_no_bit(kv_dtype):
+    """v5_gqa_prefetch_avx2 is v4_gqa_avx2 plus requests for rows 8 positions ahead: the same numbers, to the bit."""
+    names = {name: ok for name, _idea, ok in cpp_model._core.attention_versions()}
+    if not names.get("v5_gqa_prefetch_avx2"):
+        pytest.skip("no AVX2 versions on this CPU")
+    rng = np.random.default_rng(5)
+    q = rng.standard_normal((2, 9, 64)).astype(np.float32)
+    k, v = (rng.standard_normal((60, 3, 64)).astype(kv_dtype) for _ in range(2))
+    a4, a5 = (cpp_model.attention(q, k, v, 50, version=name, n_threads=2) for name in ("v4_gqa_avx2", "v5_gqa_prefetch_avx2"))
+    np.testing.assert_array_equal(a5, a4)
+
+
 def test_versions_cover_the_ladder():
     names = [name for name, _idea, _ok in cpp_model._core.attention_versions()]
     assert names[:2] == ["v0_scalar", "v1_threads"]

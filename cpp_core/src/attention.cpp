@@ -17,6 +17,7 @@
 //               reduction, and a long row split into chunks merged flash-style (see the v4 banner below)
 //   v4_gqa_avx2  v4's first idea with AVX2, for CPUs without AVX-512: per (token, KV head), the group's heads
 //               share each K/V row (no chunks, no transpose-add)
+//   v5_gqa_prefetch_avx2  v4_gqa_avx2 with software prefetch of the K and V rows 8 positions ahead
 //   v2_neon     (aarch64) the same 4 floats at a time: attention_neon.cpp, checked under qemu (tests/native/)
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -149,13 +150,29 @@ static void attention_v2(const float* q, const void* k, const void* v, float* ou
 // head_dim must be a multiple of 8 (64 in every LLaMA); other sizes run v2's loops.
 // G (1-4) heads of a group at q [G, hd]; scores [G, n_kv]; out [G, hd]. G is a template argument so that the
 // G accumulators of each loop live in registers (with a run-time count GCC kept them in memory: 1.6x slower).
-template <int G, class T>
+// v5_gqa_prefetch_avx2 adds one thing: while position j's scores are computed, the K and V rows of position
+// j + kKvPrefetchAhead are requested. Decoding reads the whole cache from memory (the weights that stream
+// through between two tokens evict it), one head_dim slice of each row: 128 bytes every 384 for float16,
+// which the hardware prefetchers do not run far enough ahead on.
+constexpr int kKvPrefetchAhead = 8;  // positions; 4-16 all gave most of the gain (none: 1.3-2x slower), 8 as good as any
+
+template <int G, class T, bool PREFETCH>
 __attribute__((target("avx2,fma,f16c"))) static void attend_heads_avx2(const float* q, const T* K, const T* V,
                                                                    int64_t row, int hd, int n_kv, float scale,
                                                                    float* scores, float* out) {
     // -- scores[h][j] = q_h . K_j * scale --
     for (int j = 0; j < n_kv; j++) {
         const T* kr = K + int64_t(j) * row;
+        // --8<-- [start:kv_prefetch]
+        if (PREFETCH && j + kKvPrefetchAhead < n_kv) {  // v5: rows j + 8 of K (for this loop) and V (for the next)
+            const char* k_ahead = reinterpret_cast<const char*>(kr + kKvPrefetchAhead * row);
+            const char* v_ahead = reinterpret_cast<const char*>(V + int64_t(j + kKvPrefetchAhead) * row);
+            for (int b = 0; b < int(hd * sizeof(T)); b += 64) {
+                _mm_prefetch(k_ahead + b, _MM_HINT_T0);
+                _mm_prefetch(v_ahead + b, _MM_HINT_T1);  // L2: the output loop reads V a few times over
+            }
+        }
+        // --8<-- [end:kv_prefetch]
         __m256 acc[G];
         for (int h = 0; h < G; h++) acc[h] = _mm256_setzero_ps();
         for (int c = 0; c < hd; c += 8) {
@@ -187,21 +204,21 @@ __attribute__((target("avx2,fma,f16c"))) static void attend_heads_avx2(const flo
 }
 
 // nh heads of one group, 4 at a time
-template <class T>
+template <bool PREFETCH, class T>
 static void attend_group_avx2(const float* q, int nh, const T* K, const T* V, int64_t row, int hd, int n_kv, float scale,
                               float* scores, float* out) {
     for (int h0 = 0; h0 < nh; h0 += 4) {
         const int g = std::min(4, nh - h0);
         const float* qh = q + int64_t(h0) * hd;
         float *sh = scores + int64_t(h0) * n_kv, *oh = out + int64_t(h0) * hd;
-        if (g == 4) attend_heads_avx2<4>(qh, K, V, row, hd, n_kv, scale, sh, oh);
-        else if (g == 3) attend_heads_avx2<3>(qh, K, V, row, hd, n_kv, scale, sh, oh);
-        else if (g == 2) attend_heads_avx2<2>(qh, K, V, row, hd, n_kv, scale, sh, oh);
-        else attend_heads_avx2<1>(qh, K, V, row, hd, n_kv, scale, sh, oh);
+        if (g == 4) attend_heads_avx2<4, T, PREFETCH>(qh, K, V, row, hd, n_kv, scale, sh, oh);
+        else if (g == 3) attend_heads_avx2<3, T, PREFETCH>(qh, K, V, row, hd, n_kv, scale, sh, oh);
+        else if (g == 2) attend_heads_avx2<2, T, PREFETCH>(qh, K, V, row, hd, n_kv, scale, sh, oh);
+        else attend_heads_avx2<1, T, PREFETCH>(qh, K, V, row, hd, n_kv, scale, sh, oh);
     }
 }
 
-template <class T>
+template <bool PREFETCH, class T>
 static void attention_v4_avx2_impl(const float* q, const T* k, const T* v, float* out, const AttentionShape& s, ThreadPool& pool) {
     if (s.head_dim % 8) return attention_v2_impl(q, k, v, out, s, pool);
     const int group = s.n_head / s.n_head_kv, hd = s.head_dim;
@@ -216,13 +233,16 @@ static void attention_v4_avx2_impl(const float* q, const T* k, const T* v, float
             const int h0 = std::max(h_begin, g * group), nh = std::min(h_end, (g + 1) * group) - h0;  // its query heads
             const int n_kv = s.pos + t + 1;  // causal: positions 0..pos+t
             float* scores = scratch_scores(int64_t(nh) * n_kv);
-            attend_group_avx2(q + (int64_t(t) * s.n_head + h0) * hd, nh, k + int64_t(g) * hd, v + int64_t(g) * hd, row,
+            attend_group_avx2<PREFETCH>(q + (int64_t(t) * s.n_head + h0) * hd, nh, k + int64_t(g) * hd, v + int64_t(g) * hd, row,
                               hd, n_kv, scale, scores, out + (int64_t(t) * s.n_head + h0) * hd);
         }
     });
 }
 static void attention_v4_avx2(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool& pool) {
-    with_kv_type(s, k, v, [&](auto K, auto V) { attention_v4_avx2_impl(q, K, V, out, s, pool); });
+    with_kv_type(s, k, v, [&](auto K, auto V) { attention_v4_avx2_impl<false>(q, K, V, out, s, pool); });
+}
+static void attention_v5_avx2(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool& pool) {
+    with_kv_type(s, k, v, [&](auto K, auto V) { attention_v4_avx2_impl<true>(q, K, V, out, s, pool); });
 }
 
 // ---- v3: AVX-512, 16 floats at a time ----
@@ -490,6 +510,7 @@ static const detail::OpVersion<AttentionFn> kAttentionVersions[] = {
 #if defined(__x86_64__) || defined(_M_X64)
     {"v2_avx2", "dot product and weighted sum 8 floats at a time (FMA)", attention_v2, detail::cpu_avx2},
     {"v4_gqa_avx2", "GQA heads together: each K/V row widened once for the group (AVX2)", attention_v4_avx2, detail::cpu_avx2},
+    {"v5_gqa_prefetch_avx2", "v4_gqa_avx2 with the K and V rows 8 positions ahead prefetched", attention_v5_avx2, detail::cpu_avx2},
     {"v3_avx512", "the same 16 floats at a time, masked tails", attention_v3, detail::cpu_avx512},
     {"v4_gqa_flash", "GQA heads together, 16 scores per reduction, split positions merged flash-style", attention_v4,
      detail::cpu_avx512},
