@@ -63,6 +63,7 @@ private:
     std::vector<int16_t> q_;  // the 16-bit activations and their per-block (d, s), when a 16-bit kernel runs
     std::vector<float> d_, s_;
     RowsFn rows_q4_0_ = nullptr, rows_q4_1_ = nullptr, rows_q8_0_ = nullptr;
+    int64_t prefetch_ahead_ = 0;  // the kernel's software prefetch distance, bytes
 };
 
 // ---- ggml type numbers (the GGUF file's tensor types) ----
