@@ -43,6 +43,7 @@ void quant_matmul(int ggml_type, const uint8_t* W, int64_t n_rows, int64_t n_col
                   float* y, ThreadPool& pool);
 
 // ---- one token's activations, prepared once for many pieces of rows (the decoding team) ----
+struct I16Path;  // a version's 16-bit decoding path: rounding, row kernel, prefetch (quant_matmul.cpp)
 // quant_matmul with n_tok = 1 rounds x to 16 bits (v11/v12) on every call. The decoding team hands a matrix's
 // rows out in pieces (model.cpp), and for the 211 products of a token that would round x again for every
 // piece: prepare rounds it once, then rows() computes any rows of any matrix of that many columns, inline
@@ -56,14 +57,12 @@ public:
     void rows(int ggml_type, const uint8_t* W_rows, int64_t n_rows, float* y, ThreadPool& pool) const;
 
 private:
-    using RowsFn = void (*)(int64_t, const uint8_t*, int64_t, int64_t, const int16_t*, const float*, const float*, float*, int64_t);
     std::string version_;
     const float* x_ = nullptr;
     int64_t n_ = 0;
-    std::vector<int16_t> q_;  // the 16-bit activations and their per-block (d, s), when a 16-bit kernel runs
+    I16Path (*path_)(int ggml_type) = nullptr;  // the version's 16-bit path (quant_matmul.cpp), or none
+    std::vector<int16_t> q_;  // the 16-bit activations and their per-block (d, s), when there is a 16-bit path
     std::vector<float> d_, s_;
-    RowsFn rows_q4_0_ = nullptr, rows_q4_1_ = nullptr, rows_q8_0_ = nullptr;
-    int64_t prefetch_ahead_ = 0;  // the kernel's software prefetch distance, bytes
 };
 
 // ---- ggml type numbers (the GGUF file's tensor types) ----

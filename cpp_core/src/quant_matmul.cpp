@@ -416,31 +416,39 @@ static void matmul_v10_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows
 // rounding is cheaper and how small the rounding is).
 
 // --8<-- [start:matmul_v11]
+// A version's 16-bit path for one weight type: how it rounds x, its row kernel (nullptr: none for the type),
+// and how far ahead it prefetches the weights. Written once here for quant_matmul (below) and for
+// PreparedActivations (the decoding team's pieces).
+struct I16Path {
+    QuantizeI16Fn quantize;
+    RowsI16Fn rows;
+    int64_t prefetch_ahead;
+};
+static I16Path i16_path_v11(int ggml_type) { return {quantize_act_i16, rows_i16_kernel(ggml_type, false), kPrefetchAhead}; }
+
 // One token through a row kernel of 16-bit activations (v11's or v12's): x is rounded once, then the rows are
 // split over the pool like v9's, with v9's prefetch.
-using QuantizeI16Fn = void (*)(const float* x, int64_t n, int16_t* q, float* d, float* s);
-static void matmul_i16(RowsI16Fn rows, const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols,
-                       const float* x, float* y, ThreadPool& pool, QuantizeI16Fn quantize = quantize_act_i16,
-                       int64_t prefetch_ahead = kPrefetchAhead) {
+static void matmul_i16(const I16Path& path, const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols,
+                       const float* x, float* y, ThreadPool& pool) {
     thread_local std::vector<int16_t> xq;  // the caller's buffers; the lambda below reads them through pointers
     thread_local std::vector<float> xd, xs;
     xq.resize(size_t(n_cols)), xd.resize(size_t(n_cols / QK)), xs.resize(size_t(n_cols / QK));
-    quantize(x, n_cols, xq.data(), xd.data(), xs.data());  // [n_cols] -> [n_cols] int16 + 2 x [n_cols/32]
+    path.quantize(x, n_cols, xq.data(), xd.data(), xs.data());  // [n_cols] -> [n_cols] int16 + 2 x [n_cols/32]
     const int16_t* q = xq.data();
     const float *d = xd.data(), *s = xs.data();
     const int64_t rb = int64_t(n_cols / t.block_size) * t.block_bytes;
     const int64_t n_tasks = (n_rows + kRowsPerTask - 1) / kRowsPerTask;
     pool.parallel_for(n_tasks, [&](int64_t begin, int64_t end) {
         const int64_t r0 = begin * kRowsPerTask, r1 = std::min(n_rows, end * kRowsPerTask);
-        rows(n_cols, W + r0 * rb, rb, r1 - r0, q, d, s, y + r0, prefetch_ahead);  // y[r0..r1) = W[r0..r1) x
+        path.rows(n_cols, W + r0 * rb, rb, r1 - r0, q, d, s, y + r0, path.prefetch_ahead);  // y[r0..r1) = W[r0..r1) x
     });
 }
 
 static void matmul_v11(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
                        int64_t n_tok, float* y, ThreadPool& pool) {
-    const RowsI16Fn rows = rows_i16_kernel(t.ggml_type, false);
-    if (!rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);  // prompts: v10
-    matmul_i16(rows, t, W, n_rows, n_cols, x, y, pool);
+    const I16Path path = i16_path_v11(t.ggml_type);
+    if (!path.rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);  // prompts: v10
+    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
 }
 // --8<-- [end:matmul_v11]
 
@@ -449,11 +457,13 @@ static void matmul_v11(const QuantType& t, const uint8_t* W, int64_t n_rows, int
 // 9 uops per block and pair of rows instead of 14. Q8_0, whose blocks fill a register alone, is not paired but
 // shares the other two ideas: scales gathered across rows, one reduction for four rows.
 // --8<-- [start:matmul_v12]
+static I16Path i16_path_v12(int ggml_type) { return {quantize_act_i16, rows_i16_kernel(ggml_type, true), kPrefetchAhead}; }
+
 static void matmul_v12(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
                        int64_t n_tok, float* y, ThreadPool& pool) {
-    const RowsI16Fn rows = rows_i16_kernel(t.ggml_type, true);  // Q4_0, Q4_1, Q8_0
-    if (!rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);  // prompts, other types: v10
-    matmul_i16(rows, t, W, n_rows, n_cols, x, y, pool);
+    const I16Path path = i16_path_v12(t.ggml_type);  // kernels for Q4_0, Q4_1, Q8_0
+    if (!path.rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);  // prompts, other types: v10
+    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
 }
 // --8<-- [end:matmul_v12]
 
@@ -461,11 +471,15 @@ static void matmul_v12(const QuantType& t, const uint8_t* W, int64_t n_rows, int
 // CPUs without AVX-512 (AMD before Zen 4, most of Intel's desktop parts, and VMs that hide it) decoded with
 // v6's AVX2 build: float weights, an FMA per 8. This is v11's rounding and exact integer blocks with
 // AVX2's 16-bit multiply-add (quant_dot_avx2_i16.cpp); prompts and other types run v10's AVX2 build.
+static I16Path i16_path_v11_avx2(int ggml_type) {
+    return {quantize_act_i16_avx2, rows_i16_kernel_avx2(ggml_type), kPrefetchAheadAvx2};
+}
+
 static void matmul_v11_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
                             int64_t n_tok, float* y, ThreadPool& pool) {
-    const RowsI16Fn rows = rows_i16_kernel_avx2(t.ggml_type);
-    if (!rows || n_tok != 1) return matmul_v10_avx2(t, W, n_rows, n_cols, x, n_tok, y, pool);
-    matmul_i16(rows, t, W, n_rows, n_cols, x, y, pool, quantize_act_i16_avx2, kPrefetchAheadAvx2);
+    const I16Path path = i16_path_v11_avx2(t.ggml_type);
+    if (!path.rows || n_tok != 1) return matmul_v10_avx2(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
 }
 #endif
 
@@ -550,25 +564,27 @@ void quant_matmul_v(const std::string& version, int ggml_type, const uint8_t* W,
 // --8<-- [start:prepared_activations]
 void PreparedActivations::prepare(const std::string& version, const float* x, int64_t n) {
     static const std::string fast_path = fast_path_version().name;
-    version_ = version, x_ = x, n_ = n;
-    rows_q4_0_ = rows_q4_1_ = rows_q8_0_ = nullptr;
+    version_ = version, x_ = x, n_ = n, path_ = nullptr;
 #if defined(__x86_64__) || defined(__i386__)
     const std::string& name = version.empty() ? fast_path : version;
-    const bool avx2 = name == "v11_i16_decode_avx2", pairs = name == "v12_i16_row_pairs";
-    if (!(avx2 || pairs || name == "v11_i16_decode") || n % QK) return;  // no 16-bit kernel: rows() uses x as it is
+    path_ = name == "v11_i16_decode_avx2" ? i16_path_v11_avx2 : name == "v12_i16_row_pairs" ? i16_path_v12
+            : name == "v11_i16_decode" ? i16_path_v11 : nullptr;
+    if (!path_ || n % QK) {  // no 16-bit path: rows() uses x as it is
+        path_ = nullptr;
+        return;
+    }
     q_.resize(size_t(n)), d_.resize(size_t(n / QK)), s_.resize(size_t(n / QK));
-    (avx2 ? quantize_act_i16_avx2 : quantize_act_i16)(x, n, q_.data(), d_.data(), s_.data());  // matmul_i16's rounding
-    rows_q4_0_ = avx2 ? rows_i16_kernel_avx2(GGML_Q4_0) : rows_i16_kernel(GGML_Q4_0, pairs);
-    rows_q4_1_ = avx2 ? rows_i16_kernel_avx2(GGML_Q4_1) : rows_i16_kernel(GGML_Q4_1, pairs);
-    rows_q8_0_ = avx2 ? rows_i16_kernel_avx2(GGML_Q8_0) : rows_i16_kernel(GGML_Q8_0, pairs);
-    prefetch_ahead_ = avx2 ? kPrefetchAheadAvx2 : kPrefetchAhead;
+    path_(GGML_Q4_1).quantize(x, n, q_.data(), d_.data(), s_.data());  // the rounding is the version's, not the type's
 #endif
 }
 
 void PreparedActivations::rows(int ggml_type, const uint8_t* W_rows, int64_t n_rows, float* y, ThreadPool& pool) const {
 #if defined(__x86_64__) || defined(__i386__)
-    const RowsFn fn = ggml_type == GGML_Q4_0 ? rows_q4_0_ : ggml_type == GGML_Q4_1 ? rows_q4_1_ : ggml_type == GGML_Q8_0 ? rows_q8_0_ : nullptr;
-    if (fn && n_rows > 0) return fn(n_, W_rows, int64_t(row_bytes(ggml_type, n_)), n_rows, q_.data(), d_.data(), s_.data(), y, prefetch_ahead_);
+    if (path_ && n_rows > 0) {
+        const I16Path path = path_(ggml_type);
+        if (path.rows)
+            return path.rows(n_, W_rows, int64_t(row_bytes(ggml_type, n_)), n_rows, q_.data(), d_.data(), s_.data(), y, path.prefetch_ahead);
+    }
 #endif
     if (version_.empty()) return quant_matmul(ggml_type, W_rows, n_rows, n_, x_, 1, y, pool);
     quant_matmul_v(version_, ggml_type, W_rows, n_rows, n_, x_, 1, y, pool);

@@ -44,6 +44,7 @@ static inline void rows_by_four(const uint8_t* w, int64_t rb, int64_t n_rows, in
 void quantize_act_i16(const float* x, int64_t n, int16_t* q, float* d, float* s);
 using RowsI16Fn = void (*)(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
                            const float* xs, float* y, int64_t ahead);
+using QuantizeI16Fn = void (*)(const float* x, int64_t n, int16_t* q, float* d, float* s);
 RowsI16Fn rows_i16_kernel(int ggml_type, bool row_pairs);  // v11's kernels, or v12's; nullptr: no 16-bit kernel
 // The same for CPUs with AVX2 only (quant_dot_avx2_i16.cpp, v11_i16_decode_avx2): the same rounding, bit for bit.
 void quantize_act_i16_avx2(const float* x, int64_t n, int16_t* q, float* d, float* s);
