@@ -81,8 +81,7 @@ LlamaModel::LlamaModel(const LlamaHParams& hp, ModelWeightRefs weights, int n_ct
     team_x_.resize(size_t(pool_.n_threads()) * hp.n_embd);
     team_xn_.resize(size_t(pool_.n_threads()) * hp.n_embd);
     team_in_.resize(size_t(pool_.n_threads()));
-    n_pieces_counters_ = size_t(hp.n_layer) * 4 + 1;  // Q/K/V, W_o, gate/up, down per layer; the output
-    next_piece_.reset(new std::atomic<int64_t>[n_pieces_counters_]);
+    next_piece_ = std::vector<std::atomic<int64_t>>(size_t(hp.n_layer) * 4 + 1);  // Q/K/V, W_o, gate/up, down per layer; the output
 }
 
 void LlamaModel::reset() {
@@ -204,7 +203,7 @@ void LlamaModel::decode_one_token(int32_t token, int pos, float* logits) {
     const int n_rot = hp_.n_rot ? hp_.n_rot : hp_.head_dim;
     rope_cos_.resize(size_t(n_rot / 2)), rope_sin_.resize(size_t(n_rot / 2));
     rope_angles(&pos, 1, n_rot, hp_.rope_base, rope_cos_.data(), rope_sin_.data());  // this position's angles, all layers
-    for (size_t i = 0; i < n_pieces_counters_; i++) next_piece_[i].store(0, std::memory_order_relaxed);  // run_team publishes
+    for (auto& next : next_piece_) next.store(0, std::memory_order_relaxed);  // run_team publishes
     pool_.run_team([&](int thread, int n_threads) { decode_team_member(token, pos, logits, thread, n_threads); });
 }
 
@@ -219,7 +218,7 @@ void LlamaModel::decode_team_member(int32_t token, int pos, float* logits, int t
     PreparedActivations& in = team_in_[size_t(t)];  // the input of this thread's current product, rounded once
     float *q = q_.data(), *k = k_.data(), *v = v_.data(), *att = att_.data(), *gate = gate_.data(), *up = up_.data();
     float* tmp = ffn_out_.data();
-    std::atomic<int64_t>* next = next_piece_.get();  // one counter per step, in order
+    std::atomic<int64_t>* next = next_piece_.data();  // one counter per step, in order
     // rows [b, e) of w times the prepared input, into y[b..e)
     auto rows = [&](const WeightRef& w, int64_t b, int64_t e, float* y) {
         in.rows(w.ggml_type, w.data + b * row_bytes(w.ggml_type, w.n_cols), e - b, y + b, pool_);

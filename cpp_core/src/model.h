@@ -14,7 +14,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -142,8 +141,7 @@ private:
     std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, ffn_out_, logits_tmp_;
     std::vector<float> team_x_, team_xn_;  // decoding: each thread's own copy of the residual stream and its norm
     std::vector<PreparedActivations> team_in_;       // decoding: each thread's rounded input of the current product
-    std::unique_ptr<std::atomic<int64_t>[]> next_piece_;  // decoding: the next unclaimed unit of each step
-    size_t n_pieces_counters_ = 0;
+    std::vector<std::atomic<int64_t>> next_piece_;  // decoding: the next unclaimed unit of each step
     std::vector<float> rope_cos_, rope_sin_;  // decoding: the token's RoPE angles, [n_rot / 2] each
 };
 
