@@ -68,4 +68,7 @@ def attention_active() -> str: ...
 def bench_attention(version: str, n_tok: int, pos: int, n_head: int, n_head_kv: int, head_dim: int, n_layer: int,
                     n_threads: int, rounds: int, calls: int, kv_type: str = "f32") -> tuple[float, float]:
     """(best wall, process CPU) seconds per call of attention through n_layer layer caches."""
+def share_step(n: int, align: int, n_threads: int, slow_thread: int = -1, slow_us: int = 0) -> list[tuple[int, int, int]]:
+    """How a decoding team shares a step's n units (own stretches, then the back half of another's):
+    [(thread, begin, end)] per piece, thread slow_thread sleeping slow_us before each of its pieces."""
 # ---- end model block ----

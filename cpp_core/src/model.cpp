@@ -81,7 +81,14 @@ LlamaModel::LlamaModel(const LlamaHParams& hp, ModelWeightRefs weights, int n_ct
     team_x_.resize(size_t(pool_.n_threads()) * hp.n_embd);
     team_xn_.resize(size_t(pool_.n_threads()) * hp.n_embd);
     team_in_.resize(size_t(pool_.n_threads()));
-    next_piece_ = std::vector<std::atomic<int64_t>>(size_t(hp.n_layer) * 4 + 1);  // Q/K/V, W_o, gate/up, down per layer; the output
+    for (int l = 0; l < hp.n_layer; l++) {  // the decoding steps that hand out pieces, in order
+        decode_steps_.push_back({hp.n_head + 2 * hp.n_head_kv, 1});  // Q, K and V heads (a head's rows stay together)
+        decode_steps_.push_back({hp.n_embd, 16});                    // W_o rows
+        decode_steps_.push_back({hp.n_ff, 16});                      // gate and up rows
+        decode_steps_.push_back({hp.n_embd, 16});                    // down rows
+    }
+    decode_steps_.push_back({hp.n_vocab, 64});  // output rows
+    stretches_ = std::vector<Stretch>(decode_steps_.size() * size_t(pool_.n_threads()));
 }
 
 void LlamaModel::reset() {
@@ -167,11 +174,12 @@ static void add_rows(float* x, const float* y, int64_t n) {
 // Each thread keeps its own copy of the residual stream x and of its norm: adding and normalizing 576
 // floats twice costs less than a barrier.
 //
-// Who does which rows is decided as the step runs, not fixed in advance: each step's rows (or heads) are
-// handed out in pieces from a shared counter, so a thread whose core runs slower (on a shared machine a
-// busy neighbour can take a third of a core for seconds) ends up with fewer pieces instead of keeping the
-// others waiting at the barrier. Measured on a 2-vCPU AMD EPYC VM with rdtsc inside the team, a fixed half
-// each: one thread's share of the feed-forward took 5.7 Mcycles per token and the other's 9.1.
+// Who does which rows is decided as the step runs, not fixed in advance: each thread owns a stretch of every
+// step's rows (or heads), works through it from the front, and a thread done with its own takes the back half
+// of another's (work_stretches.h). So a thread whose core runs slower (on a shared machine a busy neighbour
+// can take a third of a core for seconds) ends up with fewer rows instead of keeping the others waiting at
+// the barrier. Measured on a 2-vCPU AMD EPYC VM with rdtsc inside the team, a fixed half each: one
+// thread's share of the feed-forward took 5.7 Mcycles per token and the other's 9.1.
 
 // [begin, end) of thread t's share of n units, in multiples of align (attention's heads: not handed out in
 // pieces, since a piece that splits a GQA group would read that group's K and V twice)
@@ -181,29 +189,13 @@ static void thread_share(int64_t n, int t, int n_threads, int64_t align, int64_t
     *end = std::min(n, units * (t + 1) / n_threads * align);
 }
 
-// --8<-- [start:claim_piece]
-// The next piece [begin, end) of units [0, n), or false when all are taken. Big pieces first, then smaller
-// (guided scheduling: a piece is what is left / (2 n_threads), rounded up to whole `align`s), so most
-// units go in a few large pieces and the last few small ones even out the finish.
-static bool claim_piece(std::atomic<int64_t>& next, int64_t n, int64_t align, int n_threads, int64_t* begin, int64_t* end) {
-    int64_t cur = next.load(std::memory_order_relaxed);
-    for (;;) {
-        if (cur >= n) return false;
-        const int64_t want = (n - cur + 2 * n_threads - 1) / (2 * n_threads);
-        const int64_t stop = std::min(n, cur + (want + align - 1) / align * align);
-        if (next.compare_exchange_weak(cur, stop, std::memory_order_relaxed)) {  // the barrier publishes the results
-            *begin = cur, *end = stop;
-            return true;
-        }
-    }
-}
-// --8<-- [end:claim_piece]
-
 void LlamaModel::decode_one_token(int32_t token, int pos, float* logits) {
     const int n_rot = hp_.n_rot ? hp_.n_rot : hp_.head_dim;
     rope_cos_.resize(size_t(n_rot / 2)), rope_sin_.resize(size_t(n_rot / 2));
     rope_angles(&pos, 1, n_rot, hp_.rope_base, rope_cos_.data(), rope_sin_.data());  // this position's angles, all layers
-    for (auto& next : next_piece_) next.store(0, std::memory_order_relaxed);  // run_team publishes
+    const int nt = pool_.n_threads();
+    for (size_t step = 0; step < decode_steps_.size(); step++)  // run_team publishes
+        reset_stretches(&stretches_[step * nt], nt, decode_steps_[step].n, decode_steps_[step].align);
     pool_.run_team([&](int thread, int n_threads) { decode_team_member(token, pos, logits, thread, n_threads); });
 }
 
@@ -218,7 +210,10 @@ void LlamaModel::decode_team_member(int32_t token, int pos, float* logits, int t
     PreparedActivations& in = team_in_[size_t(t)];  // the input of this thread's current product, rounded once
     float *q = q_.data(), *k = k_.data(), *v = v_.data(), *att = att_.data(), *gate = gate_.data(), *up = up_.data();
     float* tmp = ffn_out_.data();
-    std::atomic<int64_t>* next = next_piece_.data();  // one counter per step, in order
+    Stretch* stretches = stretches_.data();          // the current step's, one per thread
+    const DecodeStep* step = decode_steps_.data();   // the current step
+    auto next = [&](int64_t* b, int64_t* e) { return next_piece(stretches, nt, t, step->align, b, e); };  // units [b, e)
+    auto step_done = [&] { stretches += nt, step++; };
     // rows [b, e) of w times the prepared input, into y[b..e)
     auto rows = [&](const WeightRef& w, int64_t b, int64_t e, float* y) {
         in.rows(w.ggml_type, w.data + b * row_bytes(w.ggml_type, w.n_cols), e - b, y + b, pool_);
@@ -233,7 +228,7 @@ void LlamaModel::decode_team_member(int32_t token, int pos, float* logits, int t
         rmsnorm(x, L.attn_norm, xn, d, c.rms_eps);
         in.prepare(matmul_version_, xn, d);
         const int64_t q_end = c.n_head, k_end = c.n_head + c.n_head_kv;
-        while (claim_piece(*next, k_end + c.n_head_kv, 1, nt, &b, &e)) {
+        while (next(&b, &e)) {  // heads [b, e) of the n_head + 2 n_head_kv
             if (b < q_end) {  // query heads [b, min(e, q_end))
                 const int64_t h1 = std::min(e, q_end);
                 rows(L.wq, b * hd, h1 * hd, q);
@@ -251,37 +246,37 @@ void LlamaModel::decode_team_member(int32_t token, int pos, float* logits, int t
                 store_kv(v_at(l, pos) + h0 * hd * kv_bytes_, v + h0 * hd, (h1 - h0) * hd);
             }
         }
-        next++;
+        step_done();
         pool_.barrier();
         // ---- attention: this thread's query heads ----
         if (shape.head_begin < shape.head_end) attention(q, k_at(l, 0), v_at(l, 0), att, shape, pool_);  // [n_head*hd]
         pool_.barrier();
         // ---- output projection, then each thread adds it to its own x ----
         in.prepare(matmul_version_, att, q_dim_);
-        while (claim_piece(*next, d, 16, nt, &b, &e)) rows(L.wo, b, e, tmp);  // [n_head*hd] -> [d]
-        next++;
+        while (next(&b, &e)) rows(L.wo, b, e, tmp);  // [n_head*hd] -> [d]
+        step_done();
         pool_.barrier();
         add_rows(x, tmp, d);
         // ---- feed-forward: pieces of gate and up, SwiGLU on them, then pieces of down ----
         rmsnorm(x, L.ffn_norm, xn, d, c.rms_eps);
         in.prepare(matmul_version_, xn, d);
-        while (claim_piece(*next, c.n_ff, 16, nt, &b, &e)) {
+        while (next(&b, &e)) {
             rows(L.w_gate, b, e, gate);  // [d] -> [n_ff], rows [b, e)
             rows(L.w_up, b, e, up);
             swiglu(gate + b, up + b, gate + b, e - b);
         }
-        next++;
+        step_done();
         pool_.barrier();
         in.prepare(matmul_version_, gate, c.n_ff);
-        while (claim_piece(*next, d, 16, nt, &b, &e)) rows(L.w_down, b, e, tmp);  // [n_ff] -> [d]
-        next++;
+        while (next(&b, &e)) rows(L.w_down, b, e, tmp);  // [n_ff] -> [d]
+        step_done();
         pool_.barrier();
         add_rows(x, tmp, d);
     }
     if (!logits) return;
     rmsnorm(x, w_.output_norm, xn, d, c.rms_eps);
     in.prepare(matmul_version_, xn, d);
-    while (claim_piece(*next, c.n_vocab, 64, nt, &b, &e)) rows(w_.output, b, e, logits);  // [d] -> [n_vocab]
+    while (next(&b, &e)) rows(w_.output, b, e, logits);  // [d] -> [n_vocab]
 }
 // --8<-- [end:decode_team_member]
 

@@ -20,6 +20,7 @@
 #include "kernels.h"
 #include "quant_blocks.h"  // fp16_to_fp32, for kv_value
 #include "threadpool.h"
+#include "work_stretches.h"
 
 namespace ll {
 
@@ -141,7 +142,9 @@ private:
     std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, ffn_out_, logits_tmp_;
     std::vector<float> team_x_, team_xn_;  // decoding: each thread's own copy of the residual stream and its norm
     std::vector<PreparedActivations> team_in_;       // decoding: each thread's rounded input of the current product
-    std::vector<std::atomic<int64_t>> next_piece_;  // decoding: the next unclaimed unit of each step
+    struct DecodeStep { int64_t n, align; };  // decoding: a step's units (heads or rows), handed out in whole aligns
+    std::vector<DecodeStep> decode_steps_;    // Q/K/V heads, W_o rows, gate/up rows, down rows per layer; the output rows
+    std::vector<Stretch> stretches_;          // [step][thread]: who still has which of the step's units
     std::vector<float> rope_cos_, rope_sin_;  // decoding: the token's RoPE angles, [n_rot / 2] each
 };
 

@@ -8,8 +8,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "model.h"
 #include "quant_blocks.h"  // fp32_to_fp16
@@ -187,6 +190,32 @@ py::tuple bench_attention_py(const std::string& version, int n_tok, int pos, int
     return py::make_tuple(best_wall, best_cpu);
 }
 
+// The decoding team's way of sharing a step (work_stretches.h), on its own: n units over n_threads threads,
+// thread slow_thread sleeping slow_us before each of its pieces. [(thread, begin, end)] in the order taken.
+py::list share_step_py(int64_t n, int64_t align, int n_threads, int slow_thread, int slow_us) {
+    if (n < 0 || n >= (int64_t(1) << 31) || align < 1 || n_threads < 1 || n_threads > 1024 || slow_us < 0 || slow_us > 1000000)
+        throw std::invalid_argument("share_step: need 0 <= n < 2^31, align >= 1, 1 <= n_threads <= 1024, 0 <= slow_us <= 1e6");
+    ll::ThreadPool pool(n_threads);
+    std::vector<ll::Stretch> stretches(static_cast<size_t>(n_threads));
+    ll::reset_stretches(stretches.data(), n_threads, n, align);
+    std::vector<std::vector<std::array<int64_t, 2>>> pieces(static_cast<size_t>(n_threads));
+    {
+        py::gil_scoped_release release;
+        pool.run_team([&](int t, int nt) {
+            int64_t b, e;
+            for (;;) {
+                if (t == slow_thread) std::this_thread::sleep_for(std::chrono::microseconds(slow_us));
+                if (!ll::next_piece(stretches.data(), nt, t, align, &b, &e)) break;
+                pieces[size_t(t)].push_back({b, e});
+            }
+        });
+    }
+    py::list out;
+    for (int t = 0; t < n_threads; t++)
+        for (const auto& p : pieces[size_t(t)]) out.append(py::make_tuple(t, p[0], p[1]));
+    return out;
+}
+
 }  // namespace
 
 void register_model(py::module_& m) {
@@ -220,4 +249,7 @@ void register_model(py::module_& m) {
           py::arg("n_head_kv"), py::arg("head_dim"), py::arg("n_layer"), py::arg("n_threads"), py::arg("rounds"), py::arg("calls"),
           py::arg("kv_type") = "f32",
           "(best wall, process CPU) seconds per call of attention through n_layer layer caches");
+    m.def("share_step", &share_step_py, py::arg("n"), py::arg("align"), py::arg("n_threads"), py::arg("slow_thread") = -1,
+          py::arg("slow_us") = 0,
+          "How a decoding team shares a step's n units: [(thread, begin, end)] per piece, thread slow_thread sleeping before each");
 }
