@@ -166,6 +166,15 @@ static void add_rows(float* x, const float* y, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] += y[i];  // the residual stream (the compiler vectorizes this)
 }
 
+// A prompt's element-wise steps (norms, RoPE, SwiGLU, residual adds), its tokens split over the pool: one
+// thread did them all. A 256-token prompt on the 2-core AMD EPYC: +1.7% (16 alternating runs in one process).
+// fn(t0, t1) does tokens [t0, t1).
+// A few tokens are not worth waking the pool for.
+static void per_token(ThreadPool& pool, int n, const std::function<void(int64_t, int64_t)>& fn) {
+    if (n < 16) return fn(0, n);
+    pool.parallel_for(n, fn);
+}
+
 // ---- decoding one token: one team of threads, barriers between the steps ----
 // A token's matrix-vector products are short (tens of microseconds), so a parallel loop per product
 // (five per layer) pays a wake-up and a wait five times per layer. Decoding instead runs the whole token
@@ -302,24 +311,31 @@ void LlamaModel::forward_batch(const int32_t* tokens, int n, int pos, float* log
     for (int l = 0; l < c.n_layer; l++) {
         const LayerWeightRefs& L = w_.layers[l];
         // ---- attention block ----
-        rmsnorm_rows(x, L.attn_norm, xn, n, d, c.rms_eps);  // [n, d]
+        per_token(pool_, n, [&](int64_t t0, int64_t t1) { rmsnorm_rows(x + t0 * d, L.attn_norm, xn + t0 * d, int(t1 - t0), d, c.rms_eps); });  // [n, d]
         matmul(L.wq, xn, n, q);  // [n, d] -> [n, n_head*hd]
         matmul(L.wk, xn, n, k);  // [n, d] -> [n, n_head_kv*hd]
         matmul(L.wv, xn, n, v);  // [n, d] -> [n, n_head_kv*hd]
-        apply_rope(q, n, c.n_head, c.head_dim, rope_cos.data(), rope_sin.data(), n_rot, c.rope_neox);     // [n, n_head, hd]
-        apply_rope(k, n, c.n_head_kv, c.head_dim, rope_cos.data(), rope_sin.data(), n_rot, c.rope_neox);  // [n, n_head_kv, hd]
+        per_token(pool_, n, [&](int64_t t0, int64_t t1) {
+            const float *cs = rope_cos.data() + t0 * (n_rot / 2), *sn = rope_sin.data() + t0 * (n_rot / 2);
+            apply_rope(q + t0 * q_dim_, t1 - t0, c.n_head, c.head_dim, cs, sn, n_rot, c.rope_neox);      // [n, n_head, hd]
+            apply_rope(k + t0 * kv_dim_, t1 - t0, c.n_head_kv, c.head_dim, cs, sn, n_rot, c.rope_neox);  // [n, n_head_kv, hd]
+        });
         store_kv(k_at(l, pos), k, n * kv_dim_);  // positions pos..pos+n-1 are contiguous
         store_kv(v_at(l, pos), v, n * kv_dim_);
         attention(q, k_at(l, 0), v_at(l, 0), att, shape, pool_);  // [n, n_head*hd]
         matmul(L.wo, att, n, tmp);                                // [n, n_head*hd] -> [n, d]
-        add_rows(x, tmp, n * d);
         // ---- feed-forward block ----
-        rmsnorm_rows(x, L.ffn_norm, xn, n, d, c.rms_eps);  // [n, d]
-        matmul(L.w_gate, xn, n, gate);                // [n, d] -> [n, n_ff]
-        matmul(L.w_up, xn, n, up);                    // [n, d] -> [n, n_ff]
-        swiglu(gate, up, gate, int64_t(n) * c.n_ff);  // silu(gate) * up, in place: [n, n_ff]
+        per_token(pool_, n, [&](int64_t t0, int64_t t1) {
+            add_rows(x + t0 * d, tmp + t0 * d, (t1 - t0) * d);                                       // x += attention out
+            rmsnorm_rows(x + t0 * d, L.ffn_norm, xn + t0 * d, int(t1 - t0), d, c.rms_eps);  // [n, d]
+        });
+        matmul(L.w_gate, xn, n, gate);  // [n, d] -> [n, n_ff]
+        matmul(L.w_up, xn, n, up);      // [n, d] -> [n, n_ff]
+        per_token(pool_, n, [&](int64_t t0, int64_t t1) {  // silu(gate) * up, in place: [n, n_ff]
+            swiglu(gate + t0 * c.n_ff, up + t0 * c.n_ff, gate + t0 * c.n_ff, (t1 - t0) * c.n_ff);
+        });
         matmul(L.w_down, gate, n, tmp);  // [n, n_ff] -> [n, d]
-        add_rows(x, tmp, n * d);
+        per_token(pool_, n, [&](int64_t t0, int64_t t1) { add_rows(x + t0 * d, tmp + t0 * d, (t1 - t0) * d); });
     }
     if (!logits) return;  // a prompt chunk before the last one, in last_only mode: nobody reads these logits
     // ---- output: only the rows the caller wants ----
