@@ -14,7 +14,7 @@ import pytest
 
 from lessons import l12b_legacy_quants as legacy
 from lessons.l12_quants import dequantize
-from lessons.l14_quant_dot import quantize_i16
+from lessons.l14_quant_dot import I12_STEPS, quantize_i16
 
 K = pytest.importorskip("cpp_core.kernels", reason="the C++ core is not built (pip install -e .)")
 
@@ -87,10 +87,25 @@ def emulate_activations(x: np.ndarray, fmt: str) -> np.ndarray:
     return (q * d).reshape(x.shape).astype(np.float64)
 
 
-def emulate_i16(x: np.ndarray) -> np.ndarray:
-    """x as the 16-bit decoding kernels see it (lesson 14's quantize_i16 and back), in float64."""
-    d, p, _ = quantize_i16(x)
+def emulate_i16(x: np.ndarray, steps: int = 32767) -> np.ndarray:
+    """x as the 16-bit decoding kernels see it (lesson 14's quantize_i16 and back), in float64;
+    steps=I12_STEPS: as v13 sees it."""
+    d, p, _ = quantize_i16(x, steps)
     return (d[..., None].astype(np.float64) * p).reshape(x.shape)
+
+
+def i16_steps(version: str, ggml_type: int, n_tok: int) -> int | None:
+    """The rounding of x a version's kernel uses for one token: 32767 (v11, v12), I12_STEPS (v13), None (other)."""
+    kernel = K.quant_matmul_kernel(version, ggml_type)
+    if n_tok != 1:
+        return None
+    return 32767 if " x int16" in kernel else I12_STEPS if " x int12" in kernel else None
+
+
+def emulate_x(x, version, t, n_tok, int8):
+    """x as the version sees it for type t: rounded to 8 bits, to 16 or 12 bits, or float32 as it is."""
+    steps = i16_steps(version, t, n_tok)
+    return emulate_activations(x, ACT[t]) if int8 else emulate_i16(x, steps) if steps else x.astype(np.float64)
 
 
 def q8_1_offset_rounding(W: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -120,8 +135,7 @@ def test_quant_matmul(version, type_name, n_tok):
         x = np.random.default_rng(i + n_tok).standard_normal((n_tok, n_cols)).astype(np.float32)
         Wf = float_weights(W, t)
         int8 = " x q8" in kernel_for(version, t, n_tok)  # this version quantizes x for this type
-        int16 = " x int16" in K.quant_matmul_kernel(version, t) and n_tok == 1  # v11, v12: one token only
-        xs = emulate_activations(x, ACT[t]) if int8 else emulate_i16(x) if int16 else x.astype(np.float64)
+        xs = emulate_x(x, version, t, n_tok, int8)  # v11-v13 round one token's x to 16 or 12 bits
         want = xs @ Wf.T  # [n_tok, n_cols] @ [n_cols, n_rows] -> [n_tok, n_rows]
         if int8 and ACT[t] == "q8_1":
             want += q8_1_offset_rounding(W, x)
@@ -243,8 +257,7 @@ def test_rows_longer_than_16_blocks(version, type_name, n_blocks, n_tok):
     x = np.random.default_rng(n_blocks).standard_normal((n_tok, 32 * n_blocks)).astype(np.float32)
     Wf = float_weights(W, t)
     int8 = " x q8" in kernel_for(version, t, n_tok)
-    int16 = " x int16" in K.quant_matmul_kernel(version, t) and n_tok == 1
-    xs = emulate_activations(x, ACT[t]) if int8 else emulate_i16(x) if int16 else x.astype(np.float64)
+    xs = emulate_x(x, version, t, n_tok, int8)
     want = xs @ Wf.T + (q8_1_offset_rounding(W, x) if int8 and ACT[t] == "q8_1" else 0.0)
     scale = np.abs(xs) @ np.abs(Wf).T
     got = K.quant_matmul(W, t, x, version=version)
@@ -263,10 +276,11 @@ def test_rows4_versions_equal_v6_bitwise(version, type_name, n_tok):
 
 
 @pytest.mark.parametrize("type_name", ["q4_0", "q4_1", "q8_0"])
-@pytest.mark.parametrize("version", [v for v in versions() if v.id.startswith(("v11_i16", "v12_i16"))])
+@pytest.mark.parametrize("version", [v for v in versions() if v.id.startswith(("v11_i16", "v12_i16", "v13_i12"))])
 def test_i16_decoding_is_float32_to_1e5(type_name, version):
     """v11/v12 round one token's activations to 16 bits: against float32 activations (v1) the products move
-    by about 1e-5 of their scale, and no more: 16-bit rounding gives up none of float32's accuracy that matters."""
+    by about 1e-5 of their scale, and no more: 16-bit rounding gives up none of float32's accuracy that matters.
+    v13's 12 bits (+-1927 steps, 17x coarser) stay within 3.4e-4, still ~16x finer than 8 bits."""
     t = TYPES[type_name]
     W = random_weights(t, 64, 576, seed=11)
     x = (np.random.default_rng(11).standard_normal((1, 576)) * np.geomspace(0.01, 100, 576)).astype(np.float32)
@@ -274,12 +288,14 @@ def test_i16_decoding_is_float32_to_1e5(type_name, version):
     scale = np.abs(x.astype(np.float64)) @ np.abs(float_weights(W, t)).T
     rel16 = np.abs(K.quant_matmul(W, t, x, version=version) - exact) / scale
     rel32 = np.abs(K.quant_matmul(W, t, x, version="v1_threads") - exact) / scale
-    assert rel16.max() < 2e-5 and rel32.max() < 2e-6
+    bound = 2e-5 * 32767 / i16_steps(version, t, 1)  # 2e-5 for 16 bits, 3.4e-4 for v13's 12
+    assert rel16.max() < bound and rel32.max() < 2e-6
     assert rel16.max() > rel32.max()  # the rounding is real: not secretly the float path
+    assert rel16.max() > bound / 40  # and as coarse as its steps say: not a finer rounding than claimed
 
 
 @pytest.mark.parametrize("type_name", ["q4_0", "q4_1", "q8_0"])
-@pytest.mark.parametrize("version", [v for v in versions() if v.id.startswith(("v11_i16", "v12_i16"))])
+@pytest.mark.parametrize("version", [v for v in versions() if v.id.startswith(("v11_i16", "v12_i16", "v13_i12"))])
 def test_i16_long_rows(type_name, version):
     """Rows of 150 blocks (4800 columns), longer than any of the default model's, so the AVX2 kernel's buffer
     for its pass of scales must grow; 7 rows: a group of four and 3 rows left over."""
@@ -287,17 +303,19 @@ def test_i16_long_rows(type_name, version):
     W = random_weights(t, 7, 32 * 150, seed=13)
     x = np.random.default_rng(13).standard_normal((1, 32 * 150)).astype(np.float32)
     Wf = float_weights(W, t)
-    want = emulate_i16(x) @ Wf.T  # [1, n_cols] @ [n_cols, 7]
-    scale = np.abs(emulate_i16(x)) @ np.abs(Wf).T
+    xs = emulate_i16(x, i16_steps(version, t, 1))  # x as the version rounds it
+    want = xs @ Wf.T  # [1, n_cols] @ [n_cols, 7]
+    scale = np.abs(xs) @ np.abs(Wf).T
     got = K.quant_matmul(W, t, x, version=version, n_threads=1)
     assert np.all(np.abs(got - want) <= 2e-6 * scale + 1e-6)
 
 
-@pytest.mark.parametrize("version", [v for v in versions() if v.id.startswith(("v11_i16", "v12_i16"))])
+@pytest.mark.parametrize("version", [v for v in versions() if v.id.startswith(("v11_i16", "v12_i16", "v13_i12"))])
 def test_i16_rounding_is_the_lessons_bit_for_bit(version):
     """Q8_0 rows of one-hot weights (d = 1, a single q = 1) pick single activations: y[r] = d_x * xq[r], one
     float product. So y is lesson 14's quantize_i16 to the last bit, for every 16-bit kernel (the AVX-512
-    and the AVX2 rounding must agree): scales, round-to-nearest-even, and saturation at 32767."""
+    and the AVX2 rounding must agree): scales, round-to-nearest-even, and saturation at 32767; for v13,
+    quantize_i16(x, steps=1927)."""
     n = 96
     W = np.zeros((n, n // 32, 34), np.uint8)
     W[..., 0:2] = np.frombuffer(np.float16(1.0).tobytes(), np.uint8)
@@ -305,7 +323,7 @@ def test_i16_rounding_is_the_lessons_bit_for_bit(version):
     x = (np.random.default_rng(7).standard_normal((1, n)) * np.geomspace(1e-3, 1e3, n)).astype(np.float32)
     x[0, 40:48] = [0.5, -0.5, 1.5, 2.5, 0.0, -0.0, 3.5, 1e-30]  # ties and zeros in block 1
     x[0, 64:] = 0  # an all-zero block: d = 0
-    d, p, _ = quantize_i16(x)
+    d, p, _ = quantize_i16(x, i16_steps(version, 8, 1))
     want = (d[..., None] * p).reshape(1, n).astype(np.float32)
     np.testing.assert_array_equal(K.quant_matmul(W.reshape(n, -1), 8, x, version=version), want)
 

@@ -55,6 +55,11 @@ RowsI16Fn rows_i16_kernel(int ggml_type, bool row_pairs);  // v11's kernels, or 
 // The same for CPUs with AVX2 only (quant_dot_avx2_i16.cpp, v11_i16_decode_avx2): the same rounding, bit for bit.
 void quantize_act_i16_avx2(const float* x, int64_t n, int16_t* q, float* d, float* s);
 RowsI16Fn rows_i16_kernel_avx2(int ggml_type);
+// v13_i12_decode_avx2: x rounded to +-1927 (lesson 14's quantize_i16 with steps = kI12Steps), so that a 4-bit
+// block's high half can carry x_(j+16) - 16 x_j in int16 and the low nibbles need no mask (quant_dot_avx2_i16.cpp).
+constexpr int kI12Steps = 1927;  // 17 * 1927 = 32759 <= 32767
+void quantize_act_i12_avx2(const float* x, int64_t n, int16_t* q, float* d, float* s);
+RowsI16Fn rows_i12_kernel_avx2(int ggml_type);
 
 // The types with 16-bit kernels: a block's bytes, and where its quants start (after the fp16 scale d,
 // and Q4_1's fp16 offset m)
