@@ -477,15 +477,21 @@ static void matmul_v12(const QuantType& t, const uint8_t* W, int64_t n_rows, int
 // CPUs without AVX-512 (AMD before Zen 4, most of Intel's desktop parts, and VMs that hide it) decoded with
 // v6's AVX2 build: float weights, an FMA per 8. This is v11's rounding and exact integer blocks with
 // AVX2's 16-bit multiply-add (quant_dot_avx2_i16.cpp); prompts and other types run v10's AVX2 build.
+static int64_t prefetch_ahead_avx2(int ggml_type) { return ggml_type == GGML_Q8_0 ? kPrefetchAheadAvx2Q8 : kPrefetchAheadAvx2; }
 static I16Path i16_path_v11_avx2(int ggml_type) {
-    return {quantize_act_i16_avx2, rows_i16_kernel_avx2(ggml_type), ggml_type == GGML_Q8_0 ? kPrefetchAheadAvx2Q8 : kPrefetchAheadAvx2};
+    return {quantize_act_i16_avx2, rows_i16_kernel_avx2(ggml_type), prefetch_ahead_avx2(ggml_type)};
+}
+
+// One token through an AVX2 16-bit path (v11, v13); prompts and types it has no kernel for: v10's AVX2 build.
+static void matmul_i16_avx2(const I16Path& path, const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols,
+                            const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
+    if (!path.rows || n_tok != 1) return matmul_v10_avx2(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
 }
 
 static void matmul_v11_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
                             int64_t n_tok, float* y, ThreadPool& pool) {
-    const I16Path path = i16_path_v11_avx2(t.ggml_type);
-    if (!path.rows || n_tok != 1) return matmul_v10_avx2(t, W, n_rows, n_cols, x, n_tok, y, pool);
-    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
+    matmul_i16_avx2(i16_path_v11_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
 }
 
 // ---- v13: v11 AVX2 with 12-bit activations, so the low nibbles need no mask ----
@@ -498,14 +504,12 @@ static void matmul_v11_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows
 // decode path from llama.cpp's F32 run 4.7e-5 to 7.1e-5 instead of 6e-7 to 1e-6 (llama.cpp's Q4_1 run:
 // 4.9e-3 and 5.8e-3). That trade is not the fast path's to make: it stays v11 (LLAMA_LESSONS_MATMUL picks v13).
 static I16Path i16_path_v13_avx2(int ggml_type) {
-    return {quantize_act_i12_avx2, rows_i12_kernel_avx2(ggml_type), ggml_type == GGML_Q8_0 ? kPrefetchAheadAvx2Q8 : kPrefetchAheadAvx2};
+    return {quantize_act_i12_avx2, rows_i12_kernel_avx2(ggml_type), prefetch_ahead_avx2(ggml_type)};
 }
 
 static void matmul_v13_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
                             int64_t n_tok, float* y, ThreadPool& pool) {
-    const I16Path path = i16_path_v13_avx2(t.ggml_type);
-    if (!path.rows || n_tok != 1) return matmul_v10_avx2(t, W, n_rows, n_cols, x, n_tok, y, pool);
-    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
+    matmul_i16_avx2(i16_path_v13_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
 }
 #endif
 
