@@ -1,4 +1,5 @@
 // quant_dot_avx2_i16.cpp -- quant_matmul v11_i16_decode_avx2: v11's 16-bit activations on CPUs with AVX2 only.
+// Also v13_i12_decode_avx2: the same kernel without the low nibbles' mask, on x rounded to 12 bits (below).
 //
 // v11 (quant_dot_avx512_i16.cpp) rounds one token's activations to int16, one float scale per block of 32,
 // and multiplies them with the weights' small integers exactly. Its instruction, vpdpwssd, is AVX-512
