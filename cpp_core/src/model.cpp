@@ -190,14 +190,6 @@ static void per_token(ThreadPool& pool, int n, const std::function<void(int64_t,
 // the barrier. Measured on a 2-vCPU AMD EPYC VM with rdtsc inside the team, a fixed half each: one
 // thread's share of the feed-forward took 5.7 Mcycles per token and the other's 9.1.
 
-// [begin, end) of thread t's share of n units, in multiples of align (attention's heads: not handed out in
-// pieces, since a piece that splits a GQA group would read that group's K and V twice)
-static void thread_share(int64_t n, int t, int n_threads, int64_t align, int64_t* begin, int64_t* end) {
-    const int64_t units = (n + align - 1) / align;
-    *begin = std::min(n, units * t / n_threads * align);
-    *end = std::min(n, units * (t + 1) / n_threads * align);
-}
-
 void LlamaModel::decode_one_token(int32_t token, int pos, float* logits) {
     const int n_rot = hp_.n_rot ? hp_.n_rot : hp_.head_dim;
     rope_cos_.resize(size_t(n_rot / 2)), rope_sin_.resize(size_t(n_rot / 2));
@@ -228,7 +220,8 @@ void LlamaModel::decode_team_member(int32_t token, int pos, float* logits, int t
         in.rows(w.ggml_type, w.data + b * row_bytes(w.ggml_type, w.n_cols), e - b, y + b, pool_);
     };
     int64_t b, e;
-    thread_share(c.n_head, t, nt, 1, &b, &e);
+    // attention's heads are not handed out in pieces: a piece that split a GQA group would read its K and V twice
+    static_share(c.n_head, t, nt, 1, &b, &e);
     const AttentionShape shape{1, pos, c.n_head, c.n_head_kv, c.head_dim, int(b), int(e), kv_type_};  // this thread's query heads
     embed(&token, 1, x);  // [d]
     for (int l = 0; l < c.n_layer; l++) {

@@ -12,7 +12,6 @@
 // output row of the W_k (W_v) product, stored with a single memcpy.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>

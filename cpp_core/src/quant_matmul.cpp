@@ -651,10 +651,9 @@ std::string quant_matmul_kernel(const std::string& version, int ggml_type) {
     if (version == "v11_i16_decode_avx2" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
         return std::string(t->name) + " x int16 activations avx2 (vpmaddwd), 4 rows per call for 1 token; 2+ tokens: " + quant_matmul_kernel("v10_gemm_avx2", ggml_type);
     if (version == "v11_i16_decode_avx2") return quant_matmul_kernel("v10_gemm_avx2", ggml_type);
-    if (version == "v13_i12_decode_avx2" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1))
-        return std::string(t->name) + " x int12 activations avx2 (vpmaddwd), low nibbles unmasked, 4 rows per call for 1 token; 2+ tokens: " + quant_matmul_kernel("v10_gemm_avx2", ggml_type);
-    if (version == "v13_i12_decode_avx2" && ggml_type == GGML_Q8_0)
-        return std::string(t->name) + " x int12 activations avx2 (vpmaddwd), 4 rows per call for 1 token; 2+ tokens: " + quant_matmul_kernel("v10_gemm_avx2", ggml_type);
+    if (version == "v13_i12_decode_avx2" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
+        return std::string(t->name) + " x int12 activations avx2 (vpmaddwd)" + (ggml_type == GGML_Q8_0 ? "" : ", low nibbles unmasked") +
+               ", 4 rows per call for 1 token; 2+ tokens: " + quant_matmul_kernel("v10_gemm_avx2", ggml_type);
     if (version == "v13_i12_decode_avx2") return quant_matmul_kernel("v10_gemm_avx2", ggml_type);
     if (version == "v11_i16_decode")
         return std::string(t->name) + " x int16 activations avx512vnni (vpdpwssd), 4 rows per call for 1 token; 2+ tokens: " + quant_matmul_kernel("v10_gemm", ggml_type);

@@ -36,12 +36,18 @@ inline int64_t stretch_begin(uint64_t range) { return int64_t(range & 0xffffffff
 inline int64_t stretch_end(uint64_t range) { return int64_t(range >> 32); }
 
 // --8<-- [start:work_stretches]
-// Units [0, n) (n < 2^31) split into n_threads stretches, in whole multiples of align.
-inline void reset_stretches(Stretch* stretches, int n_threads, int64_t n, int64_t align) {
+// [begin, end) of thread t's static share of n units, in whole multiples of align (the last share ends at n)
+inline void static_share(int64_t n, int t, int n_threads, int64_t align, int64_t* begin, int64_t* end) {
     const int64_t units = (n + align - 1) / align;
+    *begin = std::min(n, units * t / n_threads * align);
+    *end = std::min(n, units * (t + 1) / n_threads * align);
+}
+
+// Units [0, n) (n < 2^31) split into n_threads stretches: each thread's static share.
+inline void reset_stretches(Stretch* stretches, int n_threads, int64_t n, int64_t align) {
     for (int t = 0; t < n_threads; t++) {
-        const int64_t begin = std::min(n, units * t / n_threads * align);
-        const int64_t end = std::min(n, units * (t + 1) / n_threads * align);
+        int64_t begin, end;
+        static_share(n, t, n_threads, align, &begin, &end);
         stretches[t].range.store(pack_stretch(begin, end), std::memory_order_relaxed);  // the team's start publishes
     }
 }
