@@ -60,7 +60,7 @@ class LlamaModel:
 
 def attention(q: npt.ArrayLike, k_cache: npt.ArrayLike, v_cache: npt.ArrayLike, pos: int, version: str = "",
               n_threads: int = 1, heads: tuple[int, int] = (0, 0)) -> npt.NDArray[np.float32]:
-    """Causal GQA attention: q [n, n_head, hd] at positions pos.. against caches [n_ctx, n_head_kv, hd],
+    """Causal GQA attention: q [n, n_head, hd] at positions pos.. against caches [n_head_kv, n_ctx, hd],
     both float32 or both float16.
     heads=(begin, end): only those query heads are computed, the rest of the output is 0; (0, 0) = all."""
 def attention_versions() -> list[tuple[str, str, bool]]: ...

@@ -9,7 +9,7 @@
 The weights are not loaded: every matrix is a numpy view of the GGUF file's mmap, handed to C++ as a
 pointer to its raw ggml blocks, which quant_matmul reads in place. Only the norm vectors (a few KB) are
 converted when a file stores them in another type than F32. The memory the model adds is its KV cache
-([n_layer][n_ctx][n_head_kv][head_dim] for K and for V: float32, or float16 with kv_type="f16", run.py's
+([n_layer][n_head_kv][n_ctx][head_dim] for K and for V: float32, or float16 with kv_type="f16", run.py's
 default and llama.cpp's) and scratch for one batch of tokens.
 
 Activations: for a prompt the kernels' fast path keeps the activations in float32 and dequantizes the
@@ -115,9 +115,10 @@ class CppLlama:
 # ---- the attention kernel alone (for tests and benchmarks) ----
 def attention(q: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, pos: int, version: str | None = None,
               n_threads: int = 1, heads: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """Causal GQA attention: q [n, n_head, hd] at positions pos..pos+n-1 against k/v caches [n_ctx, n_head_kv, hd].
+    """Causal GQA attention: q [n, n_head, hd] at positions pos..pos+n-1 against k/v caches [n_head_kv, n_ctx, hd].
 
-    Returns [n, n_head * hd], like lessons.l06_attention.attention (whose cache is [n_head_kv, n_ctx, hd]).
+    Returns [n, n_head * hd], like lessons.l06_attention.attention, whose cache has the same layout; here the
+    cache may hold more positions than pos + n (the ones after are never read).
     version: one of attention_versions() (None = the fastest this CPU runs).
     heads: (begin, end) computes only those query heads, as each thread of a decoding team does; (0, 0) = all.
     """

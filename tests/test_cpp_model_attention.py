@@ -42,13 +42,12 @@ def test_attention_matches_lesson(version, shape, n_threads, kv_dtype):
     rng = np.random.default_rng(sum(shape))
     n_ctx = pos + n + 5  # a few unused cache slots, filled with garbage that must not be read
     q = rng.standard_normal((n, n_head, hd)).astype(np.float32) * 2
-    k = rng.standard_normal((n_ctx, n_head_kv, hd)).astype(kv_dtype)  # [n_ctx, n_head_kv, hd], the C++ layout
-    v = rng.standard_normal((n_ctx, n_head_kv, hd)).astype(kv_dtype)
-    k[pos + n:] = np.nan
-    v[pos + n:] = np.nan
+    k = rng.standard_normal((n_head_kv, n_ctx, hd)).astype(kv_dtype)  # [n_head_kv, n_ctx, hd], the lesson's layout
+    v = rng.standard_normal((n_head_kv, n_ctx, hd)).astype(kv_dtype)
+    k[:, pos + n:] = np.nan  # between one KV head's positions and the next head's
+    v[:, pos + n:] = np.nan
     ours = cpp_model.attention(q, k, v, pos, version=version, n_threads=n_threads)
-    # the lesson's cache is [n_head_kv, n_ctx, hd], and it is given the filled positions only
-    ref = numpy_attention(q, k[: pos + n].transpose(1, 0, 2), v[: pos + n].transpose(1, 0, 2), pos)
+    ref = numpy_attention(q, k[:, : pos + n], v[:, : pos + n], pos)  # the lesson is given the filled positions only
     assert ours.shape == ref.shape == (n, n_head * hd)
     np.testing.assert_allclose(ours, ref, rtol=2e-5, atol=2e-5)
 
@@ -61,7 +60,7 @@ def test_prefetch_changes_no_bit(kv_dtype):
         pytest.skip("no AVX2 versions on this CPU")
     rng = np.random.default_rng(5)
     q = rng.standard_normal((2, 9, 64)).astype(np.float32)
-    k, v = (rng.standard_normal((60, 3, 64)).astype(kv_dtype) for _ in range(2))
+    k, v = (rng.standard_normal((3, 60, 64)).astype(kv_dtype) for _ in range(2))
     a4, a5 = (cpp_model.attention(q, k, v, 50, version=name, n_threads=2) for name in ("v4_gqa_avx2", "v5_gqa_prefetch_avx2"))
     np.testing.assert_array_equal(a5, a4)
 
@@ -73,10 +72,10 @@ def test_versions_cover_the_ladder():
 
 
 @pytest.mark.parametrize("args, message", [
-    (dict(q=(2, 4, 8), k=(3, 2, 8), pos=2), "cache holds fewer"),
-    (dict(q=(1, 3, 8), k=(4, 2, 8), pos=0), "multiple"),
-    (dict(q=(1, 4, 8), k=(4, 2, 9), pos=0), "head_dim"),
-    (dict(q=(1, 4, 8), k=(4, 2, 8), pos=-1), "fewer|pos"),
+    (dict(q=(2, 4, 8), k=(2, 3, 8), pos=2), "cache holds fewer"),  # k: [n_head_kv, n_ctx, hd]
+    (dict(q=(1, 3, 8), k=(2, 4, 8), pos=0), "multiple"),
+    (dict(q=(1, 4, 8), k=(2, 4, 9), pos=0), "head_dim"),
+    (dict(q=(1, 4, 8), k=(2, 4, 8), pos=-1), "fewer|pos"),
 ])
 def test_bad_shapes_are_value_errors(args, message):
     q = np.zeros(args["q"], np.float32)
@@ -97,8 +96,8 @@ def test_f16_cache_is_read_as_float16_not_converted():
     (already rounded) values up to float32 arithmetic, and differs from the unrounded cache's by far more."""
     rng = np.random.default_rng(3)
     q = rng.standard_normal((1, 4, 16)).astype(np.float32)
-    k = rng.standard_normal((9, 2, 16)).astype(np.float32)
-    v = rng.standard_normal((9, 2, 16)).astype(np.float32)
+    k = rng.standard_normal((2, 9, 16)).astype(np.float32)
+    v = rng.standard_normal((2, 9, 16)).astype(np.float32)
     k16, v16 = k.astype(np.float16), v.astype(np.float16)
     got = cpp_model.attention(q, k16, v16, 8, version="v0_scalar")
     np.testing.assert_allclose(got, cpp_model.attention(q, k16.astype(np.float32), v16.astype(np.float32), 8, version="v0_scalar"),
@@ -122,7 +121,7 @@ def test_head_range_computes_those_heads_only(version, heads, n, pos):
     call, the others are left alone."""
     rng = np.random.default_rng(pos)
     q = rng.standard_normal((n, 9, 64)).astype(np.float32)
-    k, v = rng.standard_normal((2, pos + n, 3, 64)).astype(np.float32)
+    k, v = rng.standard_normal((2, 3, pos + n, 64)).astype(np.float32)
     full = cpp_model.attention(q, k, v, pos, version=version, n_threads=2).reshape(n, 9, 64)
     part = cpp_model.attention(q, k, v, pos, version=version, n_threads=2, heads=heads).reshape(n, 9, 64)
     b, e = heads

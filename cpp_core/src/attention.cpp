@@ -4,7 +4,8 @@
 //     score[j] = q[t,h] . K[j,g] / sqrt(head_dim)      for j = 0..p   (causal: nothing after p)
 //     prob     = softmax(score)
 //     out[t,h] = sum_j prob[j] * V[j,g]
-// The cache layout is [n_ctx][n_head_kv][head_dim], so K[j,g] is the head_dim values at (j*n_head_kv + g)*head_dim.
+// The cache layout is the lesson's, [n_head_kv][n_ctx][head_dim]: K[j,g] is the head_dim values at
+// g*s.head_stride() + j*head_dim, and one KV head's positions follow each other in memory.
 // The cache holds float32, or float16 (s.kv_type == GGML_F16, llama.cpp's default: half the bytes to read per
 // token); every version is a template over the cached element type, and widens float16 to float32 as it loads.
 //
@@ -44,15 +45,15 @@ template <class T, class Dot, class Axpy>
 static inline void attend_one(const float* q, const T* k_cache, const T* v_cache, float* out, const AttentionShape& s,
                               int t, int h, float* scores, Dot dot, Axpy axpy) {
     const int group = s.n_head / s.n_head_kv, g = h / group, hd = s.head_dim;
-    const int64_t row = int64_t(s.n_head_kv) * hd;  // values per cached position
+    const T *K = k_cache + g * s.head_stride(), *V = v_cache + g * s.head_stride();  // KV head g: [n_ctx, hd]
     const float scale = 1.0f / std::sqrt(float(hd));
     const float* qh = q + (int64_t(t) * s.n_head + h) * hd;  // [hd]
     const int n_kv = s.pos + t + 1;                        // causal: positions 0..pos+t
-    for (int j = 0; j < n_kv; j++) scores[j] = dot(qh, k_cache + j * row + int64_t(g) * hd, hd) * scale;
+    for (int j = 0; j < n_kv; j++) scores[j] = dot(qh, K + int64_t(j) * hd, hd) * scale;
     softmax(scores, n_kv);
     float* oh = out + (int64_t(t) * s.n_head + h) * hd;  // [hd]
     std::memset(oh, 0, sizeof(float) * hd);
-    for (int j = 0; j < n_kv; j++) axpy(oh, scores[j], v_cache + j * row + int64_t(g) * hd, hd);
+    for (int j = 0; j < n_kv; j++) axpy(oh, scores[j], V + int64_t(j) * hd, hd);
 }
 // --8<-- [end:attend_one]
 
@@ -152,21 +153,21 @@ static void attention_v2(const float* q, const void* k, const void* v, float* ou
 // G accumulators of each loop live in registers (with a run-time count GCC kept them in memory: 1.6x slower).
 // v5_gqa_prefetch_avx2 adds one thing: while position j's scores are computed, the K and V rows of position
 // j + kKvPrefetchAhead are requested. Decoding reads the whole cache from memory (the weights that stream
-// through between two tokens evict it), one head_dim slice of each row: 128 bytes every 384 for float16,
-// which the hardware prefetchers do not run far enough ahead on.
+// through between two tokens evict it). Written for the old position-major cache (128 bytes of every 384
+// read), it still pays on the head-major one: v4 -> v5 +2.5% decoding the default model.
 constexpr int kKvPrefetchAhead = 8;  // positions; 4-16 all gave most of the gain (none: 1.3-2x slower), 8 as good as any
 
 template <int G, class T, bool PREFETCH>
 __attribute__((target("avx2,fma,f16c"))) static void attend_heads_avx2(const float* q, const T* K, const T* V,
-                                                                   int64_t row, int hd, int n_kv, float scale,
+                                                                   int hd, int n_kv, float scale,
                                                                    float* scores, float* out) {
     // -- scores[h][j] = q_h . K_j * scale --
     for (int j = 0; j < n_kv; j++) {
-        const T* kr = K + int64_t(j) * row;
+        const T* kr = K + int64_t(j) * hd;
         // --8<-- [start:kv_prefetch]
         if (PREFETCH && j + kKvPrefetchAhead < n_kv) {  // v5: rows j + 8 of K (for this loop) and V (for the next)
-            const char* k_ahead = reinterpret_cast<const char*>(kr + kKvPrefetchAhead * row);
-            const char* v_ahead = reinterpret_cast<const char*>(V + int64_t(j + kKvPrefetchAhead) * row);
+            const char* k_ahead = reinterpret_cast<const char*>(kr + kKvPrefetchAhead * hd);
+            const char* v_ahead = reinterpret_cast<const char*>(V + int64_t(j + kKvPrefetchAhead) * hd);
             for (int b = 0; b < int(hd * sizeof(T)); b += 64) {
                 _mm_prefetch(k_ahead + b, _MM_HINT_T0);
                 _mm_prefetch(v_ahead + b, _MM_HINT_T1);  // L2: the output loop reads V a few times over
@@ -188,7 +189,7 @@ __attribute__((target("avx2,fma,f16c"))) static void attend_heads_avx2(const flo
         __m256 acc[G][2];
         for (int h = 0; h < G; h++) acc[h][0] = acc[h][1] = _mm256_setzero_ps();
         for (int j = 0; j < n_kv; j++) {
-            const T* vr = V + int64_t(j) * row + c;
+            const T* vr = V + int64_t(j) * hd + c;
             const __m256 v0 = load8(vr), v1 = two ? load8(vr + 8) : _mm256_setzero_ps();
             for (int h = 0; h < G; h++) {
                 const __m256 p = _mm256_set1_ps(scores[int64_t(h) * n_kv + j]);
@@ -205,16 +206,16 @@ __attribute__((target("avx2,fma,f16c"))) static void attend_heads_avx2(const flo
 
 // nh heads of one group, 4 at a time
 template <bool PREFETCH, class T>
-static void attend_group_avx2(const float* q, int nh, const T* K, const T* V, int64_t row, int hd, int n_kv, float scale,
+static void attend_group_avx2(const float* q, int nh, const T* K, const T* V, int hd, int n_kv, float scale,
                               float* scores, float* out) {
     for (int h0 = 0; h0 < nh; h0 += 4) {
         const int g = std::min(4, nh - h0);
         const float* qh = q + int64_t(h0) * hd;
         float *sh = scores + int64_t(h0) * n_kv, *oh = out + int64_t(h0) * hd;
-        if (g == 4) attend_heads_avx2<4, T, PREFETCH>(qh, K, V, row, hd, n_kv, scale, sh, oh);
-        else if (g == 3) attend_heads_avx2<3, T, PREFETCH>(qh, K, V, row, hd, n_kv, scale, sh, oh);
-        else if (g == 2) attend_heads_avx2<2, T, PREFETCH>(qh, K, V, row, hd, n_kv, scale, sh, oh);
-        else attend_heads_avx2<1, T, PREFETCH>(qh, K, V, row, hd, n_kv, scale, sh, oh);
+        if (g == 4) attend_heads_avx2<4, T, PREFETCH>(qh, K, V, hd, n_kv, scale, sh, oh);
+        else if (g == 3) attend_heads_avx2<3, T, PREFETCH>(qh, K, V, hd, n_kv, scale, sh, oh);
+        else if (g == 2) attend_heads_avx2<2, T, PREFETCH>(qh, K, V, hd, n_kv, scale, sh, oh);
+        else attend_heads_avx2<1, T, PREFETCH>(qh, K, V, hd, n_kv, scale, sh, oh);
     }
 }
 
@@ -224,7 +225,7 @@ static void attention_v4_avx2_impl(const float* q, const T* k, const T* v, float
     const int group = s.n_head / s.n_head_kv, hd = s.head_dim;
     const int h_begin = s.first_head(), h_end = h_begin + s.n_heads_computed();  // a team's share: maybe part of a group
     const int g_first = h_begin / group, n_g = (h_end - 1) / group - g_first + 1;
-    const int64_t row = int64_t(s.n_head_kv) * hd, pairs = int64_t(s.n_tok) * n_g;
+    const int64_t hs = s.head_stride(), pairs = int64_t(s.n_tok) * n_g;
     const float scale = 1.0f / std::sqrt(float(hd));
     pool.parallel_for(pairs, [&](int64_t begin, int64_t end) {
         for (int64_t task = begin; task < end; task++) {
@@ -233,8 +234,8 @@ static void attention_v4_avx2_impl(const float* q, const T* k, const T* v, float
             const int h0 = std::max(h_begin, g * group), nh = std::min(h_end, (g + 1) * group) - h0;  // its query heads
             const int n_kv = s.pos + t + 1;  // causal: positions 0..pos+t
             float* scores = scratch_scores(int64_t(nh) * n_kv);
-            attend_group_avx2<PREFETCH>(q + (int64_t(t) * s.n_head + h0) * hd, nh, k + int64_t(g) * hd, v + int64_t(g) * hd, row,
-                              hd, n_kv, scale, scores, out + (int64_t(t) * s.n_head + h0) * hd);
+            attend_group_avx2<PREFETCH>(q + (int64_t(t) * s.n_head + h0) * hd, nh, k + g * hs, v + g * hs, hd, n_kv, scale,
+                                        scores, out + (int64_t(t) * s.n_head + h0) * hd);
         }
     });
 }
@@ -321,7 +322,7 @@ static inline __mmask16 lanes_below(int n) {
 // m[h] = max score, l[h] = sum_j e^(s_j - m), o[h] = sum_j e^(s_j - m) V_j (unnormalized).
 // scores: room for G * (j1 - j0) floats. NV = 16-float registers per row when hd <= 64 (0: any hd).
 template <int G, int NV, class T>
-__attribute__((target("avx512f,avx512bw,avx512vl,f16c"))) static void attend_range_v4(const float* q, const T* K, const T* V, int64_t row,
+__attribute__((target("avx512f,avx512bw,avx512vl,f16c"))) static void attend_range_v4(const float* q, const T* K, const T* V,
                                                                int hd, int j0, int j1, float scale, float* scores,
                                                                float* o, float* m, float* l) {
     const int n = j1 - j0, nv = NV ? NV : (hd + 15) / 16;
@@ -330,7 +331,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,f16c"))) static void attend_ran
     for (int c = 0; c < NV; c++) mk[c] = lanes_below(hd - 16 * c);
     for (int jb = 0; jb < n; jb += 16) {
         const int nb = std::min(16, n - jb);
-        const T* kb = K + int64_t(j0 + jb) * row;  // the block's first K row
+        const T* kb = K + int64_t(j0 + jb) * hd;  // the block's first K row
         for (int h = 0; h < G; h++) {
             const float* qh = q + int64_t(h) * hd;
             __m512 acc[16];
@@ -342,7 +343,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,f16c"))) static void attend_ran
                     acc[i] = _mm512_setzero_ps();
                     if (nb == 16 || i < nb)
                         for (int c = 0; c < NV; c++)
-                            acc[i] = _mm512_fmadd_ps(qv[c], load16(mk[c], kb + i * row + 16 * c), acc[i]);
+                            acc[i] = _mm512_fmadd_ps(qv[c], load16(mk[c], kb + i * hd + 16 * c), acc[i]);
                 }
             } else {  // any hd: pieces of 16 under a mask
                 for (int i = 0; i < 16; i++) {
@@ -350,7 +351,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,f16c"))) static void attend_ran
                     for (int c = 0; i < nb && c < nv; c++) {
                         const __mmask16 m16 = lanes_below(hd - 16 * c);
                         acc[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m16, qh + 16 * c),
-                                                 load16(m16, kb + i * row + 16 * c), acc[i]);
+                                                 load16(m16, kb + i * hd + 16 * c), acc[i]);
                     }
                 }
             }
@@ -386,7 +387,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,f16c"))) static void attend_ran
         for (int h = 0; h < G; h++)
             for (int c = 0; c < 4; c++) acc[h][c] = _mm512_setzero_ps();
         for (int j = 0; j < n; j++) {
-            const T* vr = V + int64_t(j0 + j) * row + d0;
+            const T* vr = V + int64_t(j0 + j) * hd + d0;
             __m512 vv[4];
             for (int c = 0; c < 4; c++) vv[c] = load16(mk[c], vr + 16 * c);
             for (int h = 0; h < G; h++) {
@@ -400,7 +401,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,f16c"))) static void attend_ran
 }
 
 template <class T>
-using RangeFn = void (*)(const float*, const T*, const T*, int64_t, int, int, int, float, float*, float*, float*, float*);
+using RangeFn = void (*)(const float*, const T*, const T*, int, int, int, float, float*, float*, float*, float*);
 
 // The instance for this shape: one choice per call, outside every loop (the loops inside are inlined).
 template <int G, class T>
@@ -416,13 +417,13 @@ static RangeFn<T> range_fn_for_hd(int hd) {
 
 // Heads of one group are done 4 at a time at most (4 x 4 accumulators + 4 values fill 20 of 32 registers).
 template <class T>
-static void attend_range_any(const float* q, int group, const T* K, const T* V, int64_t row, int hd, int j0, int j1,
+static void attend_range_any(const float* q, int group, const T* K, const T* V, int hd, int j0, int j1,
                              float scale, float* scores, float* o, float* m, float* l) {
     for (int h0 = 0; h0 < group; h0 += 4) {
         const int g = std::min(4, group - h0);
         const RangeFn<T> fn = g == 1 ? range_fn_for_hd<1, T>(hd) : g == 2 ? range_fn_for_hd<2, T>(hd)
                             : g == 3 ? range_fn_for_hd<3, T>(hd) : range_fn_for_hd<4, T>(hd);
-        fn(q + int64_t(h0) * hd, K, V, row, hd, j0, j1, scale, scores, o + int64_t(h0) * hd, m + h0, l + h0);
+        fn(q + int64_t(h0) * hd, K, V, hd, j0, j1, scale, scores, o + int64_t(h0) * hd, m + h0, l + h0);
     }
 }
 
@@ -441,7 +442,7 @@ static void attention_v4_impl(const float* q, const T* k, const T* v, float* out
     // A head range (a decoding team's share) touches the KV heads g_first..g_first + n_g - 1, some maybe in part.
     const int h_begin = s.first_head(), h_end = h_begin + s.n_heads_computed();
     const int g_first = h_begin / group, n_g = (h_end - 1) / group - g_first + 1;
-    const int64_t row = int64_t(s.n_head_kv) * hd, pairs = int64_t(s.n_tok) * n_g;
+    const int64_t hs = s.head_stride(), pairs = int64_t(s.n_tok) * n_g;
     const float scale = 1.0f / std::sqrt(float(hd));
     // Chunks per pair: enough tasks for the pool (2 per thread) when there are few pairs (decoding: 3 pairs,
     // 2 threads -> 6 chunks of ~50 positions at context 300). Measured at contexts 300 and 1000 with 2 threads
@@ -465,12 +466,12 @@ static void attention_v4_impl(const float* q, const T* k, const T* v, float* out
             if (n_chunk == 1) {  // the whole row: normalize straight into out
                 float* og = out + (int64_t(t) * s.n_head + h0) * hd;  // [nh, hd]
                 float *m = scores + int64_t(group) * n_kv, *l = m + group;
-                attend_range_any(qg, nh, k + int64_t(g) * hd, v + int64_t(g) * hd, row, hd, 0, n_kv, scale, scores, og, m, l);
+                attend_range_any(qg, nh, k + g * hs, v + g * hs, hd, 0, n_kv, scale, scores, og, m, l);
                 for (int h = 0; h < nh; h++)
                     for (int d = 0; d < hd; d++) og[int64_t(h) * hd + d] /= l[h];
             } else {
                 float* p = partials + (pair * n_chunk + c) * part;
-                attend_range_any(qg, nh, k + int64_t(g) * hd, v + int64_t(g) * hd, row, hd, j0, j1, scale, scores, p,
+                attend_range_any(qg, nh, k + g * hs, v + g * hs, hd, j0, j1, scale, scores, p,
                                  p + int64_t(group) * hd, p + int64_t(group) * (hd + 1));
             }
         }

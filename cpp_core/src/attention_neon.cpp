@@ -50,15 +50,15 @@ template <class T>
 static void attend_one_neon(const float* q, const T* k_cache, const T* v_cache, float* out,
                             const AttentionShape& s, int t, int h, float* scores) {
     const int group = s.n_head / s.n_head_kv, g = h / group, hd = s.head_dim;
-    const int64_t row = int64_t(s.n_head_kv) * hd;  // values per cached position
+    const T *K = k_cache + g * s.head_stride(), *V = v_cache + g * s.head_stride();  // KV head g: [n_ctx, hd]
     const float scale = 1.0f / std::sqrt(float(hd));
     const float* qh = q + (int64_t(t) * s.n_head + h) * hd;  // [hd]
     const int n_kv = s.pos + t + 1;                           // causal
-    for (int j = 0; j < n_kv; j++) scores[j] = dot_neon(qh, k_cache + j * row + int64_t(g) * hd, hd) * scale;
+    for (int j = 0; j < n_kv; j++) scores[j] = dot_neon(qh, K + int64_t(j) * hd, hd) * scale;
     softmax(scores, n_kv);
     float* oh = out + (int64_t(t) * s.n_head + h) * hd;  // [hd]
     std::memset(oh, 0, sizeof(float) * size_t(hd));
-    for (int j = 0; j < n_kv; j++) axpy_neon(oh, scores[j], v_cache + j * row + int64_t(g) * hd, hd);
+    for (int j = 0; j < n_kv; j++) axpy_neon(oh, scores[j], V + int64_t(j) * hd, hd);
 }
 
 template <class T>

@@ -222,7 +222,7 @@ void LlamaModel::decode_team_member(int32_t token, int pos, float* logits, int t
     int64_t b, e;
     // attention's heads are not handed out in pieces: a piece that split a GQA group would read its K and V twice
     static_share(c.n_head, t, nt, 1, &b, &e);
-    const AttentionShape shape{1, pos, c.n_head, c.n_head_kv, c.head_dim, int(b), int(e), kv_type_};  // this thread's query heads
+    const AttentionShape shape{1, pos, c.n_head, c.n_head_kv, c.head_dim, int(b), int(e), kv_type_, n_ctx_};  // this thread's query heads
     embed(&token, 1, x);  // [d]
     for (int l = 0; l < c.n_layer; l++) {
         const LayerWeightRefs& L = w_.layers[l];
@@ -240,18 +240,18 @@ void LlamaModel::decode_team_member(int32_t token, int pos, float* logits, int t
                 const int64_t h0 = std::max(b, q_end) - q_end, h1 = std::min(e, k_end) - q_end;
                 rows(L.wk, h0 * hd, h1 * hd, k);
                 apply_rope(k + h0 * hd, 1, int(h1 - h0), c.head_dim, cos, sin, n_rot, c.rope_neox);
-                store_kv(k_at(l, pos) + h0 * hd * kv_bytes_, k + h0 * hd, (h1 - h0) * hd);
+                for (int64_t g = h0; g < h1; g++) store_kv(k_at(l, int(g), pos), k + g * hd, hd);
             }
             if (e > k_end) {  // value heads
                 const int64_t h0 = std::max(b, k_end) - k_end, h1 = e - k_end;
                 rows(L.wv, h0 * hd, h1 * hd, v);
-                store_kv(v_at(l, pos) + h0 * hd * kv_bytes_, v + h0 * hd, (h1 - h0) * hd);
+                for (int64_t g = h0; g < h1; g++) store_kv(v_at(l, int(g), pos), v + g * hd, hd);
             }
         }
         step_done();
         pool_.barrier();
         // ---- attention: this thread's query heads ----
-        if (shape.head_begin < shape.head_end) attention(q, k_at(l, 0), v_at(l, 0), att, shape, pool_);  // [n_head*hd]
+        if (shape.head_begin < shape.head_end) attention(q, k_at(l), v_at(l), att, shape, pool_);  // [n_head*hd]
         pool_.barrier();
         // ---- output projection, then each thread adds it to its own x ----
         in.prepare(matmul_version_, att, q_dim_);
@@ -289,7 +289,7 @@ void LlamaModel::forward_batch(const int32_t* tokens, int n, int pos, float* log
     const int64_t d = c.n_embd;
     float *x = x_.data(), *xn = xn_.data(), *q = q_.data(), *k = k_.data(), *v = v_.data();
     float *att = att_.data(), *gate = gate_.data(), *up = up_.data(), *tmp = ffn_out_.data();
-    const AttentionShape shape{n, pos, c.n_head, c.n_head_kv, c.head_dim, 0, 0, kv_type_};
+    const AttentionShape shape{n, pos, c.n_head, c.n_head_kv, c.head_dim, 0, 0, kv_type_, n_ctx_};
     if (n == 1 && fuse_decode_) return decode_one_token(tokens[0], pos, logits);  // one token: the team path above
 
     // RoPE's angles depend on the position only: computed once here, used by q and k in every layer.
@@ -313,9 +313,12 @@ void LlamaModel::forward_batch(const int32_t* tokens, int n, int pos, float* log
             apply_rope(q + t0 * q_dim_, t1 - t0, c.n_head, c.head_dim, cs, sn, n_rot, c.rope_neox);      // [n, n_head, hd]
             apply_rope(k + t0 * kv_dim_, t1 - t0, c.n_head_kv, c.head_dim, cs, sn, n_rot, c.rope_neox);  // [n, n_head_kv, hd]
         });
-        store_kv(k_at(l, pos), k, n * kv_dim_);  // positions pos..pos+n-1 are contiguous
-        store_kv(v_at(l, pos), v, n * kv_dim_);
-        attention(q, k_at(l, 0), v_at(l, 0), att, shape, pool_);  // [n, n_head*hd]
+        for (int t = 0; t < n; t++)  // token t's KV head g: head_dim values, to (l, g, pos + t)
+            for (int g = 0; g < c.n_head_kv; g++) {
+                store_kv(k_at(l, g, pos + t), k + t * kv_dim_ + g * c.head_dim, c.head_dim);
+                store_kv(v_at(l, g, pos + t), v + t * kv_dim_ + g * c.head_dim, c.head_dim);
+            }
+        attention(q, k_at(l), v_at(l), att, shape, pool_);  // [n, n_head*hd]
         matmul(L.wo, att, n, tmp);                                // [n, n_head*hd] -> [n, d]
         // ---- feed-forward block ----
         per_token(pool_, n, [&](int64_t t0, int64_t t1) {

@@ -4,12 +4,10 @@
 // blocks, read in place by quant_matmul; no copy, no dequantized duplicate). What it does own is the
 // KV cache, one thread pool, and a few scratch buffers sized for one micro-batch of tokens.
 //
-// KV cache: float32, [n_layer][n_ctx][n_head_kv][head_dim] for K and the same for V. f32 rather than
-// llama.cpp's f16 because (1) the numpy lesson keeps f32, so the two backends agree to rounding and a
-// test can compare them tightly, and (2) for the models this project runs (SmolLM2-135M: 30 layers,
-// 3 KV heads of 64) the cache is small: 46 KB per position for K and V together, 23.6 MB at n_ctx 512.
-// One position's K (or V) for a layer is one contiguous row of n_head_kv*head_dim floats: exactly the
-// output row of the W_k (W_v) product, stored with a single memcpy.
+// KV cache: [n_layer][n_head_kv][n_ctx][head_dim] for K and the same for V, float32 or float16 (kv_type).
+// That is the numpy lesson's layout: one KV head's keys (or values) for all positions are one contiguous
+// block, which attention reads from front to back. For SmolLM2-135M (30 layers, 3 KV heads of 64) the
+// cache is small: 46 KB per position for K and V together in float32, 23.6 MB at n_ctx 512.
 #pragma once
 
 #include <cstdint>
@@ -54,7 +52,7 @@ struct ModelWeightRefs {
 
 // ---- attention (attention.cpp): causal grouped-query attention against the KV cache ----
 // q: [n_tok, n_head, head_dim] for positions pos..pos+n_tok-1 (RoPE applied).
-// k_cache, v_cache: one layer's cache, [n_ctx][n_head_kv][head_dim]; positions 0..pos+n_tok-1 filled.
+// k_cache, v_cache: one layer's cache, [n_head_kv][n_ctx][head_dim]; positions 0..pos+n_tok-1 filled.
 // out: [n_tok, n_head * head_dim]. Query head h reads KV head h / (n_head / n_head_kv).
 // head_begin/head_end: only query heads [head_begin, head_end) are computed (0, 0 = all): a decoding
 // team gives each thread its own heads.
@@ -62,7 +60,10 @@ struct AttentionShape {
     int n_tok, pos, n_head, n_head_kv, head_dim;
     int head_begin = 0, head_end = 0;
     int kv_type = GGML_F32;  // what the cache holds: GGML_F32, or GGML_F16 (float16 bits, widened on load)
+    int n_ctx = 0;           // positions the cache has room for per KV head (0: exactly pos + n_tok)
     int first_head() const { return head_end > 0 ? head_begin : 0; }
+    // values from one KV head's block to the next: KV head g, position j is at g * head_stride() + j * head_dim
+    int64_t head_stride() const { return int64_t(n_ctx > 0 ? n_ctx : pos + n_tok) * head_dim; }
     int n_heads_computed() const { return head_end > 0 ? head_end - head_begin : n_head; }
 };
 // One cached value as a float: float32 as it is, float16 bits widened (exactly).
@@ -123,8 +124,12 @@ private:
     void matmul(const WeightRef& w, const float* x, int n_tok, float* y);
     void decode_one_token(int32_t token, int pos, float* logits);
     void decode_team_member(int32_t token, int pos, float* logits, int thread, int n_threads);
-    uint8_t* k_at(int layer, int pos) { return k_cache_.data() + ((size_t(layer) * n_ctx_ + pos) * kv_dim_) * kv_bytes_; }
-    uint8_t* v_at(int layer, int pos) { return v_cache_.data() + ((size_t(layer) * n_ctx_ + pos) * kv_dim_) * kv_bytes_; }
+    // where KV head g's key (value) at position pos lives: layer, then head, then position
+    uint8_t* k_at(int layer, int g = 0, int pos = 0) { return k_cache_.data() + kv_offset(layer, g, pos); }
+    uint8_t* v_at(int layer, int g = 0, int pos = 0) { return v_cache_.data() + kv_offset(layer, g, pos); }
+    size_t kv_offset(int layer, int g, int pos) const {
+        return ((size_t(layer) * hp_.n_head_kv + g) * n_ctx_ + pos) * hp_.head_dim * kv_bytes_;
+    }
     void store_kv(uint8_t* dst, const float* src, int64_t n) const;  // n values into the cache: copied, or rounded to float16
 
     LlamaHParams hp_;
@@ -136,7 +141,7 @@ private:
     ThreadPool pool_;
     int kv_type_;
     size_t kv_bytes_;                         // bytes per cached value: 4 (float32) or 2 (float16)
-    std::vector<uint8_t> k_cache_, v_cache_;  // [n_layer][n_ctx][n_head_kv][head_dim] values of kv_type_
+    std::vector<uint8_t> k_cache_, v_cache_;  // [n_layer][n_head_kv][n_ctx][head_dim] values of kv_type_
     // scratch for one micro-batch of up to kMaxBatch tokens
     std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, ffn_out_, logits_tmp_;
     std::vector<float> team_x_, team_xn_;  // decoding: each thread's own copy of the residual stream and its norm

@@ -126,7 +126,7 @@ struct PyLlamaModel {
     }
 };
 
-// attention(q [n, n_head, hd], k_cache [n_ctx, n_head_kv, hd], v_cache, pos, version, n_threads, heads) -> [n, n_head*hd]
+// attention(q [n, n_head, hd], k_cache [n_head_kv, n_ctx, hd], v_cache, pos, version, n_threads, heads) -> [n, n_head*hd]
 // heads = (begin, end): compute only those query heads (a decoding team's share); the others stay 0.
 // k and v: both float32, or both float16 (the model's float16 cache).
 py::array_t<float> attention_py(py::array_t<float, py::array::c_style | py::array::forcecast> q, const py::array& k_in,
@@ -136,15 +136,16 @@ py::array_t<float> attention_py(py::array_t<float, py::array::c_style | py::arra
     const bool f16 = k.dtype().is(py::dtype("float16"));
     if (f16 != v.dtype().is(py::dtype("float16"))) throw std::invalid_argument("attention: k and v must have the same dtype");
     if (q.ndim() != 3 || k.ndim() != 3 || v.ndim() != 3) throw std::invalid_argument("attention: q, k, v must be 3-D");
-    const int n = int(q.shape(0)), n_head = int(q.shape(1)), hd = int(q.shape(2)), n_head_kv = int(k.shape(1));
+    const int n = int(q.shape(0)), n_head = int(q.shape(1)), hd = int(q.shape(2)), n_head_kv = int(k.shape(0));
     for (int i = 0; i < 3; i++)
         if (k.shape(i) != v.shape(i)) throw std::invalid_argument("attention: k and v shapes differ");
     if (k.shape(2) != hd) throw std::invalid_argument("attention: head_dim of q and k differ");
-    if (pos < 0 || int64_t(pos) + n > k.shape(0)) throw std::invalid_argument("attention: the cache holds fewer than pos + n positions");
+    if (pos < 0 || int64_t(pos) + n > k.shape(1)) throw std::invalid_argument("attention: the cache holds fewer than pos + n positions");
     py::array_t<float> out({int64_t(n), int64_t(n_head) * hd});
     std::fill(out.mutable_data(), out.mutable_data() + out.size(), 0.0f);
     ll::ThreadPool pool(n_threads);
-    const ll::AttentionShape s{n, pos, n_head, n_head_kv, hd, heads.first, heads.second, f16 ? ll::GGML_F16 : ll::GGML_F32};
+    const ll::AttentionShape s{n, pos, n_head, n_head_kv, hd, heads.first, heads.second, f16 ? ll::GGML_F16 : ll::GGML_F32,
+                               int(k.shape(1))};
     if (version.empty())
         ll::attention(q.data(), k.data(), v.data(), out.mutable_data(), s, pool);
     else
@@ -171,7 +172,7 @@ py::tuple bench_attention_py(const std::string& version, int n_tok, int pos, int
     const uint8_t *kb = kv == ll::GGML_F16 ? reinterpret_cast<const uint8_t*>(k16.data()) : reinterpret_cast<const uint8_t*>(k.data());
     const uint8_t *vb = kv == ll::GGML_F16 ? reinterpret_cast<const uint8_t*>(v16.data()) : reinterpret_cast<const uint8_t*>(v.data());
     ll::ThreadPool pool(n_threads);
-    const ll::AttentionShape s{n_tok, pos, n_head, n_head_kv, head_dim, 0, 0, kv};
+    const ll::AttentionShape s{n_tok, pos, n_head, n_head_kv, head_dim, 0, 0, kv, int(n_ctx)};
     double best_wall = 1e30, best_cpu = 0.0;
     {
     py::gil_scoped_release nogil;
@@ -238,7 +239,7 @@ void register_model(py::module_& m) {
                                "the arrays whose memory the model reads (views of the GGUF mmap)");
     m.def("attention", &attention_py, py::arg("q"), py::arg("k_cache"), py::arg("v_cache"), py::arg("pos"),
           py::arg("version") = "", py::arg("n_threads") = 1, py::arg("heads") = std::make_pair(0, 0),
-          "Causal GQA attention of n new queries at positions pos.. against a [n_ctx, n_head_kv, head_dim] cache (float32 or float16).");
+          "Causal GQA attention of n new queries at positions pos.. against a [n_head_kv, n_ctx, head_dim] cache (float32 or float16).");
     m.def("attention_versions", []() {
         py::list out;
         for (const auto& v : ll::attention_versions()) out.append(py::make_tuple(v.name, v.idea, v.available));
