@@ -277,7 +277,7 @@ def test_rows4_versions_equal_v6_bitwise(version, type_name, n_tok):
 
 @pytest.mark.parametrize("type_name", ["q4_0", "q4_1", "q8_0"])
 @pytest.mark.parametrize("version", [v for v in versions() if v.id.startswith(("v11_i16", "v12_i16", "v13_i12"))])
-def test_i16_decoding_is_float32_to_1e5(type_name, version):
+def test_one_token_rounding_error_stays_within_its_bound(type_name, version):
     """v11/v12 round one token's activations to 16 bits: against float32 activations (v1) the products move
     by about 1e-5 of their scale, and no more: 16-bit rounding gives up none of float32's accuracy that matters.
     v13's 12 bits (+-1927 steps, 17x coarser) stay within 3.4e-4, still ~16x finer than 8 bits."""
