@@ -527,6 +527,8 @@ static void check_shape(const AttentionShape& s) {
     if (s.head_end != 0 && (s.head_begin < 0 || s.head_begin >= s.head_end || s.head_end > s.n_head))
         throw std::invalid_argument("attention: bad head range");
     if (s.kv_type != GGML_F32 && s.kv_type != GGML_F16) throw std::invalid_argument("attention: the cache must be float32 or float16");
+    if (s.n_ctx < 0 || (s.n_ctx > 0 && s.n_ctx < int64_t(s.pos) + s.n_tok))
+        throw std::invalid_argument("attention: n_ctx must hold positions 0..pos+n_tok-1 (or be 0)");
 }
 
 // The fast path: the best version this CPU runs, unless the environment variable LLAMA_LESSONS_ATTENTION
