@@ -312,12 +312,12 @@ void LlamaModel::forward_batch(const int32_t* tokens, int n, int pos, float* log
             const float *cs = rope_cos.data() + t0 * (n_rot / 2), *sn = rope_sin.data() + t0 * (n_rot / 2);
             apply_rope(q + t0 * q_dim_, t1 - t0, c.n_head, c.head_dim, cs, sn, n_rot, c.rope_neox);      // [n, n_head, hd]
             apply_rope(k + t0 * kv_dim_, t1 - t0, c.n_head_kv, c.head_dim, cs, sn, n_rot, c.rope_neox);  // [n, n_head_kv, hd]
+            for (int64_t t = t0; t < t1; t++)  // token t's KV head g: head_dim values, to (l, g, pos + t)
+                for (int g = 0; g < c.n_head_kv; g++) {
+                    store_kv(k_at(l, g, pos + int(t)), k + t * kv_dim_ + g * c.head_dim, c.head_dim);
+                    store_kv(v_at(l, g, pos + int(t)), v + t * kv_dim_ + g * c.head_dim, c.head_dim);
+                }
         });
-        for (int t = 0; t < n; t++)  // token t's KV head g: head_dim values, to (l, g, pos + t)
-            for (int g = 0; g < c.n_head_kv; g++) {
-                store_kv(k_at(l, g, pos + t), k + t * kv_dim_ + g * c.head_dim, c.head_dim);
-                store_kv(v_at(l, g, pos + t), v + t * kv_dim_ + g * c.head_dim, c.head_dim);
-            }
         attention(q, k_at(l), v_at(l), att, shape, pool_);  // [n, n_head*hd]
         matmul(L.wo, att, n, tmp);                                // [n, n_head*hd] -> [n, d]
         // ---- feed-forward block ----
