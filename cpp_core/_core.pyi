@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-# ---- kernels (kernels_bind.cpp) ----
+# ---- kernels (bindings/bind_kernels.cpp) ----
 class ThreadPool:
     """A persistent pool of worker threads; n_threads includes the calling thread."""
     def __init__(self, n_threads: int) -> None: ...
@@ -35,8 +35,8 @@ def bench_op(op: str, version: str, n: int, rounds: int, calls: int) -> tuple[fl
 def bench_matmuls(mats: list[tuple[np.ndarray, int, int, int]], n_tok: int, version: str, pool: ThreadPool,
                   rounds: int, calls: int) -> tuple[float, float]: ...
 
-# ---- model (model_bind.cpp): the model helper adds its signatures below this line ----
-# ---- begin model block (model_bind.cpp; owned by the model work) ----
+# ---- model (bindings/bind_model.cpp): the model helper adds its signatures below this line ----
+# ---- begin model block (bindings/bind_model.cpp; owned by the model work) ----
 class LlamaModel:
     """The C++ forward pass. weights: GGUF tensor name -> (ggml_type, n_rows, n_cols, raw array) for
     matrices, float32 [n_embd] arrays for norms; the arrays are read in place and kept alive."""

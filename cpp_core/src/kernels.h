@@ -4,7 +4,7 @@
 // each later version adds one idea (threads, AVX2, AVX-512/VNNI, int8 activations, tiling). All versions
 // are kept, validated against the lessons by tests/test_cpp_kernels*.py and timed by tools/bench_kernels.py.
 // The plain names below (rmsnorm, quant_matmul, ...) call the best version this CPU can run, chosen once
-// at run time from the cpuid bits (cpu_features.h), never from the compiler flags.
+// at run time from the cpuid bits (cpu/features.h), never from the compiler flags.
 #pragma once
 
 #include <cstddef>
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "threadpool.h"
+#include "model/thread_pool.h"
 
 namespace ll {
 
@@ -43,9 +43,9 @@ void quant_matmul(int ggml_type, const uint8_t* W, int64_t n_rows, int64_t n_col
                   float* y, ThreadPool& pool);
 
 // ---- one token's activations, prepared once for many pieces of rows (the decoding team) ----
-struct I16Path;  // a version's 16-bit decoding path: rounding, row kernel, prefetch (quant_matmul.cpp)
+struct I16Path;  // a version's 16-bit decoding path: rounding, row kernel, prefetch (matmul/matmul.cpp)
 // quant_matmul with n_tok = 1 rounds x to 16 bits (v11/v12) on every call. The decoding team hands a matrix's
-// rows out in pieces (model.cpp), and for the 211 products of a token that would round x again for every
+// rows out in pieces (model/model.cpp), and for the 211 products of a token that would round x again for every
 // piece: prepare rounds it once, then rows() computes any rows of any matrix of that many columns, inline
 // on the calling thread. A type or version without a 16-bit kernel runs quant_matmul(_v) on the float x:
 // rows() gives the very numbers quant_matmul gives, whichever pieces the rows come in.
@@ -60,7 +60,7 @@ private:
     std::string version_;
     const float* x_ = nullptr;
     int64_t n_ = 0;
-    I16Path (*path_)(int ggml_type) = nullptr;  // the version's 16-bit path (quant_matmul.cpp), or none
+    I16Path (*path_)(int ggml_type) = nullptr;  // the version's 16-bit path (matmul/matmul.cpp), or none
     std::vector<int16_t> q_;  // the 16-bit activations and their per-block (d, s), when there is a 16-bit path
     std::vector<float> d_, s_;
 };

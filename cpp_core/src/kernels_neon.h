@@ -3,7 +3,7 @@
 // NEON (ASIMD, 4 float lanes) is in every aarch64 CPU, so those versions need no run-time check beyond
 // being built for aarch64. The int8 dot-product instructions (SDOT, vdotq_s32) are optional before
 // ARMv8.4: that version is compiled for "+dotprod" and listed as available only when the kernel's
-// HWCAP bits say the CPU has them (cpu_features.cpp).
+// HWCAP bits say the CPU has them (cpu/features.cpp).
 // None of this is timed on ARM hardware here: the versions are checked for correctness under qemu
 // (tests/native/neon_check.cpp, run by tests/test_neon_qemu.py).
 #pragma once
@@ -12,21 +12,21 @@
 #include <cstdint>
 #include <string>
 
-#include "cpu_features.h"
-#include "model.h"
+#include "cpu/features.h"
+#include "model/model.h"
 
 namespace ll {
 
-// ---- ops_neon.cpp ----
+// ---- ops/neon_v1.cpp ----
 void rmsnorm_neon(const float* x, const float* weight, float* out, int64_t n, float eps);
 void softmax_neon(float* x, int64_t n);
 void swiglu_neon(const float* gate, const float* up, float* out, int64_t n);
 void apply_rope_neon(float* x, int64_t n_tok, int n_head, int head_dim, const float* cos, const float* sin, int n_rot, bool neox);
 
-// ---- attention_neon.cpp ----
+// ---- attention/neon_v2.cpp ----
 void attention_neon(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool& pool);  // float32 or float16 cache (s.kv_type)
 
-// ---- quant_matmul_neon.cpp ----
+// ---- matmul/neon_v3_v5.cpp ----
 struct QuantType;
 void matmul_int8_neon(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
                       int64_t n_tok, float* y, ThreadPool& pool);

@@ -23,10 +23,10 @@
 #include <string>
 #include <vector>
 
-#include "cpu_features.h"
+#include "cpu/features.h"
 #include "kernels.h"
-#include "model.h"
-#include "quant_blocks.h"
+#include "model/model.h"
+#include "matmul/blocks.h"
 
 using namespace ll;
 
@@ -238,7 +238,7 @@ static void check_attention(ThreadPool& pool) {
 
 // ---- quant_matmul ----
 // Random bytes for the integers, then sane half-float scales written over the scale fields (random bytes
-// there would be inf/nan). Offsets of the fp16 fields in each block (quant_blocks.h).
+// there would be inf/nan). Offsets of the fp16 fields in each block (matmul/blocks.h).
 static std::vector<uint8_t> random_weights(int type, int64_t n_rows, int64_t n_cols) {
     const size_t n_bytes = row_bytes(type, n_cols) * size_t(n_rows);
     std::vector<uint8_t> w(n_bytes);

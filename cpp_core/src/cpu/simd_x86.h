@@ -1,0 +1,114 @@
+// cpu/simd_x86.h -- small AVX2 helpers shared by the dot-product files.
+#pragma once
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace ll {
+
+#define LL_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define LL_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+
+LL_AVX2 static inline float fp16_to_fp32_f16c(uint16_t h) { return _cvtsh_ss(h); }
+
+// Decoding's software prefetch (quant_matmul v9, v11): before rows r..r+3 of a row-major matrix (rb bytes a
+// row) are read, ask for the bytes `ahead` bytes further on, one request per cache line, into L1 (v9-v12)
+// or, TO_L2, into L2 (v11 AVX2). The requests do not stop at the last row of the call: in a decoding step
+// the rows after a piece are most often the piece the same thread takes next (model/model.cpp: each thread works
+// through a stretch of its own), and a prefetch is only a hint, never a fault, whatever the address.
+// Stopping at the piece's end made decoding 8% slower (AMD EPYC, in-process A/B, 8 x 64 tokens each).
+template <bool TO_L2 = false>
+static inline void prefetch_rows_ahead(const uint8_t* W, int64_t r, int64_t rb, int64_t ahead) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(W) + uintptr_t(r * rb + ahead);  // may lie past W's end
+    for (int64_t k = 0; k < 4 * rb; k += 64) {
+        if (TO_L2) _mm_prefetch(reinterpret_cast<const char*>(a + uintptr_t(k)), _MM_HINT_T1);
+        else _mm_prefetch(reinterpret_cast<const char*>(a + uintptr_t(k)), _MM_HINT_T0);
+    }
+}
+
+// The row loop of the one-token kernels: four(r) computes rows r..r+3 (after v9's prefetch), one(r) the
+// 1-3 rows left over at the end. page_ahead > 0 adds one more request per four rows, that many bytes on:
+// not for its bytes but for its address, so that the page table is walked for a page before the
+// `ahead` requests reach it (v11 AVX2: matmul/dot_avx2_v10.cpp).
+template <bool TO_L2 = false, class Four, class One>
+static inline void rows_by_four(const uint8_t* w, int64_t rb, int64_t n_rows, int64_t prefetch_ahead, Four four, One one,
+                                int64_t page_ahead = 0) {
+    int64_t r = 0;
+    for (; r + 4 <= n_rows; r += 4) {
+        if (prefetch_ahead > 0) prefetch_rows_ahead<TO_L2>(w, r, rb, prefetch_ahead);
+        if (page_ahead > 0)
+            _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(w) + uintptr_t(r * rb + page_ahead)), _MM_HINT_T1);
+        four(r);
+    }
+    for (; r < n_rows; r++) one(r);
+}
+
+// quant_matmul v11/v12 (matmul/dot_avx512_v10_v11.cpp): one token's activations rounded to 16 bits, then
+// y[r] = dot(row r, x) for n_rows rows rb bytes apart, with v9's prefetch `ahead` bytes on.
+void quantize_act_i16(const float* x, int64_t n, int16_t* q, float* d, float* s);
+using RowsI16Fn = void (*)(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
+                           const float* xs, float* y, int64_t ahead);
+using QuantizeI16Fn = void (*)(const float* x, int64_t n, int16_t* q, float* d, float* s);
+RowsI16Fn rows_i16_kernel(int ggml_type, bool row_pairs);  // v11's kernels, or v12's; nullptr: no 16-bit kernel
+// The same for CPUs with AVX2 only (matmul/dot_avx2_v10.cpp, v11_i16_decode_avx2): the same rounding, bit for bit.
+void quantize_act_i16_avx2(const float* x, int64_t n, int16_t* q, float* d, float* s);
+RowsI16Fn rows_i16_kernel_avx2(int ggml_type);
+// v13_i12_decode_avx2: x rounded to +-1927 (lesson 14's quantize_i16 with steps = kI12Steps), so that a 4-bit
+// block's high half can carry x_(j+16) - 16 x_j in int16 and the low nibbles need no mask (matmul/dot_avx2_v10.cpp).
+constexpr int kI12Steps = 1927;  // 17 * 1927 = 32759 <= 32767
+void quantize_act_i12_avx2(const float* x, int64_t n, int16_t* q, float* d, float* s);
+RowsI16Fn rows_i12_kernel_avx2(int ggml_type);
+
+// The types with 16-bit kernels: a block's bytes, and where its quants start (after the fp16 scale d,
+// and Q4_1's fp16 offset m)
+enum I16Type { I16_Q4_0, I16_Q4_1, I16_Q8_0 };
+template <int TYPE> constexpr int kBlockBytes = TYPE == I16_Q4_0 ? 18 : TYPE == I16_Q4_1 ? 20 : 34;
+template <int TYPE> constexpr int kQsOffset = TYPE == I16_Q4_1 ? 4 : 2;
+
+LL_AVX2 static inline float hsum_f32x8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+LL_AVX2 static inline int hsum_i32x8(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+    return _mm_cvtsi128_si32(s);
+}
+
+// 16 bytes of packed nibbles -> 32 bytes 0..15 in element order: low nibbles (elements 0-15), then high (16-31).
+LL_AVX2 static inline __m256i nibbles_to_bytes(const uint8_t* qs) {
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+    const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+// 32 bits -> 32 bytes, 0xFF where the bit is set: byte k gets a copy of the bit field's byte k/8,
+// then every bit but bit (k % 8) is forced to 1, so the byte is all ones exactly when that bit was.
+LL_AVX2 static inline __m256i bits_to_bytes(const uint8_t* bits4) {
+    uint32_t x;
+    std::memcpy(&x, bits4, 4);
+    const __m256i shuffle = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(int(x)), shuffle);
+    bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
+}
+
+// sum of u8 x s8 products, 4 adjacent bytes per int32 lane (what one vpdpbusd does), with AVX2:
+// vpmaddubsw multiplies pairs into int16, vpmaddwd with ones sums pairs of those into int32.
+LL_AVX2 static inline __m256i dot_u8s8_x4(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+// signed x signed: vpmaddubsw wants its first operand unsigned, so move the sign of x onto y.
+LL_AVX2 static inline __m256i dot_s8s8_x4(__m256i x, __m256i y) {
+    return dot_u8s8_x4(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+}  // namespace ll
+#endif

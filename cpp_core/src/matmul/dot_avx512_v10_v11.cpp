@@ -1,0 +1,246 @@
+// matmul/dot_avx512_v10_v11.cpp -- quant_matmul v11's decoding kernels: activations rounded to 16 bits.
+//
+// v8/v9 turn every 4-bit weight into a float (a table lookup) and then FMA it with a float activation:
+// about 8 512-bit uops per block of 32 weights and row, half of them on the one shuffle port.
+// Here the activations are rounded instead, once per product, to 16-bit integers with one float scale per
+// block of 32 (the way ggml's Q8_0 rounds them to 8 bits, with 256 times finer steps), and the weights
+// stay the small integers they are in the file. One VNNI instruction (vpdpwssd) then multiplies 32
+// int16 pairs and adds them into 16 int32 lanes: the block's dot product is exact in integers, and
+// only the block's scales are float:
+//
+//     sum_j w_j x_j  ~=  d_w * d_x * sum_j q_j xq_j  +  m_w * (d_x * sum_j xq_j)      (Q4_1: w = d_w q + m_w)
+//
+// The rounding error is at most half a step, d_x / 2 = max|x in block| / 65534: a relative error of
+// ~1e-5 on each product, far below the 4-bit weights' own error (docs/20-kernels-matmul.md measures it).
+// Per block and row: widen 32 nibbles to int16 (3 uops), 1 vpdpwssd, 1 int->float, 1 FMA: 6 uops, one
+// of them on the shuffle port.
+#if defined(__x86_64__) || defined(__i386__)
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels.h"  // GGML_Q4_0, GGML_Q4_1, GGML_Q8_0
+#include "matmul/blocks.h"
+#include "cpu/simd_x86.h"
+
+namespace ll {
+
+// --8<-- [start:quantize_act_i16]
+// x [n] -> q [n] int16, and per block of 32: d = max|x| / 32767, s = d * sum(q)   (n a multiple of 32)
+LL_AVX512 void quantize_act_i16(const float* x, int64_t n, int16_t* q, float* d, float* s) {
+    for (int64_t i = 0; i < n / QK; i++) {
+        const __m512 a = _mm512_loadu_ps(x + QK * i), b = _mm512_loadu_ps(x + QK * i + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+        const float di = amax / 32767.0f, inv = amax > 0.0f ? 32767.0f / amax : 0.0f;
+        const __m512i qa = _mm512_cvtps_epi32(_mm512_mul_ps(a, _mm512_set1_ps(inv)));  // round to nearest even
+        const __m512i qb = _mm512_cvtps_epi32(_mm512_mul_ps(b, _mm512_set1_ps(inv)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + QK * i), _mm512_cvtsepi32_epi16(qa));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + QK * i + 16), _mm512_cvtsepi32_epi16(qb));
+        d[i] = di;
+        s[i] = di * float(_mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb)));
+    }
+}
+// --8<-- [end:quantize_act_i16]
+
+
+// The byte offsets of 16 consecutive blocks, for gathering their scales
+template <int TYPE>
+LL_AVX512 static inline __m512i block_offsets() {
+    return _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(kBlockBytes<TYPE>));
+}
+
+// --8<-- [start:rows_i16]
+// y[r] = dot(row r, x) for R rows rb bytes apart, x given as quantize_act_i16's (q, d, s).
+template <int R, int TYPE>
+LL_AVX512 static void rows_i16(int64_t n, const uint8_t* w, int64_t rb, const int16_t* xq, const float* xd,
+                               const float* xs, float* y) {
+    const int64_t nb = n / QK;
+    const __m512i offsets = block_offsets<TYPE>();
+    const __m512i low4 = _mm512_set1_epi16(0x0F);
+    __m512 acc[R], offset_acc[R];  // sum of d_w d_x (q . xq) per lane; sum of the blocks' offset terms
+    for (int r = 0; r < R; r++) acc[r] = offset_acc[r] = _mm512_setzero_ps();
+    alignas(64) float scale[R][16];  // d_w * d_x of 16 blocks
+
+    for (int64_t g = 0; g < nb; g += 16) {
+        const int cnt = int(std::min<int64_t>(16, nb - g));
+        const __mmask16 mask = cnt == 16 ? __mmask16(0xFFFF) : __mmask16((1u << cnt) - 1);
+        const __m512 dx = _mm512_maskz_loadu_ps(mask, xd + g), sx = _mm512_maskz_loadu_ps(mask, xs + g);
+        for (int r = 0; r < R; r++) {  // the fp16 scales (and Q4_1's offsets) of 16 blocks: one gather
+            const __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, offsets, w + r * rb + g * kBlockBytes<TYPE>, 1);
+            const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+            _mm512_store_ps(scale[r], _mm512_mul_ps(dw, dx));
+            if (TYPE == I16_Q4_1)  // + m_w * sum(x): 16 blocks in one FMA
+                offset_acc[r] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16))), sx, offset_acc[r]);
+            if (TYPE == I16_Q4_0)  // w = d_w (q - 8): - 8 d_w * sum(x)
+                offset_acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(-8.0f)), sx, offset_acc[r]);
+        }
+        for (int j = 0; j < cnt; j++) {
+            const int64_t i = g + j;
+            const __m512i xv = _mm512_loadu_si512(xq + QK * i);  // the block's 32 activations, for all R rows
+            for (int r = 0; r < R; r++) {
+                const uint8_t* qs = w + r * rb + i * kBlockBytes<TYPE> + kQsOffset<TYPE>;
+                __m512i w16;  // the block's 32 weights as int16, in element order
+                if (TYPE == I16_Q8_0) {
+                    w16 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs)));
+                } else {  // byte j holds element j (low nibble) and element j + 16 (high nibble)
+                    w16 = _mm512_cvtepu8_epi16(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs))));
+                    w16 = _mm512_and_si512(_mm512_mask_srli_epi16(w16, 0xFFFF0000u, w16, 4), low4);
+                }
+                const __m512i dot = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w16, xv);  // 16 lanes, 2 products each
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(scale[r][j]), acc[r]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r], offset_acc[r]));
+}
+// --8<-- [end:rows_i16]
+
+// y[0..2P) = the sums of the 8-lane halves of acc[0..P): row 2p in the low half of acc[p], row 2p+1 in the high.
+// Two pairs at a time: four rows' sums from one transpose-add tree.
+template <int P>
+LL_AVX512 static inline void store_pair_sums(const __m512* acc, float* y) {
+    static_assert(P % 2 == 0, "pairs of pairs");
+    for (int p = 0; p < P; p += 2) {
+        const __m512 u = _mm512_shuffle_f32x4(acc[p], acc[p + 1], _MM_SHUFFLE(2, 0, 2, 0));  // 4 lanes each of rows a b c d
+        const __m512 v = _mm512_shuffle_f32x4(acc[p], acc[p + 1], _MM_SHUFFLE(3, 1, 3, 1));  // their other 4 lanes
+        __m512 w = _mm512_add_ps(u, v);
+        w = _mm512_add_ps(w, _mm512_permute_ps(w, _MM_SHUFFLE(1, 0, 3, 2)));
+        w = _mm512_add_ps(w, _mm512_permute_ps(w, _MM_SHUFFLE(2, 3, 0, 1)));  // every element of 128-bit lane j: row j's sum
+        _mm_storeu_ps(y + 2 * p, _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), w)));
+    }
+}
+
+// v12's scale pass over a run of n_blocks consecutive blocks (whole rows, one after another), 16 per gather:
+// scale[k] = d_w d_x of block k, and for Q4_0/Q4_1 offset[k] = its constant term (m_w, or -8 d_w, times d_x sum(xq)).
+// xd_rep, xs_rep: the activation's d_x and d_x sum(xq), repeated for each row of the run.
+template <int TYPE>
+LL_AVX512 static void gather_run_scales(const uint8_t* w, int64_t n_blocks, const float* xd_rep, const float* xs_rep,
+                                        float* scale, float* offset) {
+    const __m512i offsets = block_offsets<TYPE>();
+    for (int64_t k = 0; k < n_blocks; k += 16) {
+        const int cnt = int(std::min<int64_t>(16, n_blocks - k));
+        const __mmask16 mask = cnt == 16 ? __mmask16(0xFFFF) : __mmask16((1u << cnt) - 1);
+        const __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, offsets, w + k * kBlockBytes<TYPE>, 1);
+        const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+        _mm512_mask_storeu_ps(scale + k, mask, _mm512_mul_ps(dw, _mm512_maskz_loadu_ps(mask, xd_rep + k)));
+        if (TYPE == I16_Q8_0) continue;  // w = d_w q: no constant term
+        const __m512 m = TYPE == I16_Q4_1 ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)))
+                                          : _mm512_mul_ps(dw, _mm512_set1_ps(-8.0f));
+        _mm512_mask_storeu_ps(offset + k, mask, _mm512_mul_ps(m, _mm512_maskz_loadu_ps(mask, xs_rep + k)));
+    }
+}
+
+// --8<-- [start:row_pairs_i16]
+// quant_matmul v12, three ideas on v11's 4-bit kernel, which spends ~90 cycles on a row of 576:
+//
+// 1. Two rows per register. Of v11's 7 uops per block and row, 5 only reshape or convert (widen the
+//    nibbles, split them, zero a sum, int->float). A block's 16 bytes of row A and row B go into one
+//    256-bit register, widened at once to 32 int16: [A's bytes | B's bytes]. `& 0x0F` gives both rows'
+//    elements 0-15, `>> 4` their elements 16-31, so the activations are laid out to match, once per block
+//    for all rows: [x0..x15 | x0..x15] and [x16..x31 | x16..x31]. vpmaddwd + vpdpwssd leave row A's block
+//    sum in lanes 0-7 and row B's in lanes 8-15; one convert and one FMA (scale [dA x8 | dB x8]) serve
+//    both rows: 9 uops per block and pair instead of 14.
+// 2. Scales gathered across rows. v11 gathers each row's block scales 16 blocks at a time: a row of 18
+//    blocks pays two gathers (and their fp16 conversions), ~28 cycles, the second for only 2 blocks. The
+//    rows of a matrix follow each other in memory, so the 4 rows of one call are one run of 4 x 18 = 72
+//    blocks: 5 full gathers instead of 8. xd_rep and xs_rep hold the activation scales repeated per row.
+// 3. One reduction for four rows: each row's constant terms go into its own 8 lanes, then a single
+//    transpose-add tree (store_pair_sums) sums the four rows, where v11 reduces each row on its own.
+template <int P, int TYPE>  // P pairs of rows: rows 2p and 2p+1 share a register
+LL_AVX512 static void row_pairs_i16(int64_t n, const uint8_t* w, const int16_t* xq, const float* xd_rep,
+                                    const float* xs_rep, float* scale, float* offset, float* y) {
+    constexpr int R = 2 * P;
+    const int64_t nb = n / QK, rb = nb * kBlockBytes<TYPE>;  // the R rows: R * nb blocks in a row
+    gather_run_scales<TYPE>(w, R * nb, xd_rep, xs_rep, scale, offset);
+    const __m512i low4 = _mm512_set1_epi16(0x0F);
+    __m512 acc[P];  // pair p: row 2p's block sums in lanes 0-7, row 2p+1's in lanes 8-15
+    for (int p = 0; p < P; p++) acc[p] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const __m512i x_lo = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + QK * i)));
+        const __m512i x_hi = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + QK * i + 16)));
+        for (int p = 0; p < P; p++) {
+            const uint8_t* qa = w + (2 * p) * rb + i * kBlockBytes<TYPE> + kQsOffset<TYPE>;  // row A's block i; row B's is rb further
+            const __m256i both = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(qa + rb), reinterpret_cast<const __m128i*>(qa));
+            const __m512i w16 = _mm512_cvtepu8_epi16(both);                       // [A's 16 bytes | B's 16 bytes] as int16
+            __m512i dot = _mm512_madd_epi16(_mm512_and_si512(w16, low4), x_lo);  // elements 0-15 of A and of B
+            dot = _mm512_dpwssd_epi32(dot, _mm512_srli_epi16(w16, 4), x_hi);      // + elements 16-31
+            const float* sa = scale + (2 * p) * nb + i;                           // row A's d_w d_x; row B's nb further
+            const __m512 s = _mm512_mask_broadcastss_ps(_mm512_set1_ps(sa[0]), 0xFF00, _mm_load_ss(sa + nb));
+            acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc[p]);
+        }
+    }
+    // Each row's constant terms into its own 8 lanes (any lane will do: they are all summed), 8 blocks at a time.
+    for (int p = 0; p < P; p++)
+        for (int64_t k = 0; k < nb; k += 8) {
+            const __mmask8 m8 = nb - k >= 8 ? __mmask8(0xFF) : __mmask8((1u << (nb - k)) - 1);
+            const __m256 a = _mm256_maskz_loadu_ps(m8, offset + (2 * p) * nb + k), b = _mm256_maskz_loadu_ps(m8, offset + (2 * p + 1) * nb + k);
+            acc[p] = _mm512_add_ps(acc[p], _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(a)), _mm256_castps_pd(b), 1)));
+        }
+    store_pair_sums<P>(acc, y);
+}
+// --8<-- [end:row_pairs_i16]
+
+// v12 for Q8_0: a block's 32 int8 weights already fill a register as int16, so rows are not paired; ideas 2
+// and 3 apply as they are: the 4 rows' scales in one run of gathers, and their sums in one tree (each row's
+// 16 lanes first folded to 8, two rows to a register).
+template <int R>
+LL_AVX512 static void rows_q8_0_run_i16(int64_t n, const uint8_t* w, const int16_t* xq, const float* xd_rep, float* scale, float* y) {
+    const int64_t nb = n / QK, rb = nb * kBlockBytes<I16_Q8_0>;
+    gather_run_scales<I16_Q8_0>(w, R * nb, xd_rep, nullptr, scale, nullptr);
+    __m512 acc[R];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const __m512i xv = _mm512_loadu_si512(xq + QK * i);  // the block's 32 activations, for all R rows
+        for (int r = 0; r < R; r++) {
+            const __m256i q8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + r * rb + i * kBlockBytes<I16_Q8_0> + kQsOffset<I16_Q8_0>));
+            const __m512i dot = _mm512_madd_epi16(_mm512_cvtepi8_epi16(q8), xv);  // 16 lanes, 2 products each
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(scale[r * nb + i]), acc[r]);
+        }
+    }
+    __m512 pairs[R / 2];  // rows 2p, 2p+1: 8 lanes each
+    for (int p = 0; p < R / 2; p++)
+        pairs[p] = _mm512_add_ps(_mm512_shuffle_f32x4(acc[2 * p], acc[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                 _mm512_shuffle_f32x4(acc[2 * p], acc[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    store_pair_sums<R / 2>(pairs, y);
+}
+
+// v12's row loop: four rows (two pairs for Q4_0/Q4_1) at a time, with v9's prefetch; 1..3 rows left over go
+// through v11's kernel.
+template <int TYPE>
+static void row_pairs_i16_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
+                              const float* xs, float* y, int64_t prefetch_ahead) {
+    const int64_t nb = n / QK;
+    thread_local std::vector<float> xd_rep, xs_rep, scale, offset;  // [4 * nb] each
+    xd_rep.resize(size_t(4 * nb)), xs_rep.resize(size_t(4 * nb)), scale.resize(size_t(4 * nb)), offset.resize(size_t(4 * nb));
+    for (int64_t k = 0; k < 4 * nb; k++) xd_rep[k] = xd[k % nb], xs_rep[k] = xs[k % nb];
+    rows_by_four(w, rb, n_rows, prefetch_ahead,
+                 [&](int64_t r) {
+                     if constexpr (TYPE == I16_Q8_0)
+                         rows_q8_0_run_i16<4>(n, w + r * rb, xq, xd_rep.data(), scale.data(), y + r);
+                     else
+                         row_pairs_i16<2, TYPE>(n, w + r * rb, xq, xd_rep.data(), xs_rep.data(), scale.data(), offset.data(), y + r);
+                 },
+                 [&](int64_t r) { rows_i16<1, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r); });
+}
+
+// y[r] = dot(row r, x) for rows r = 0..n_rows-1 (rb bytes apart), four at a time; 1..3 left over one by one.
+template <int TYPE>
+static void rows_i16_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
+                         const float* xs, float* y, int64_t prefetch_ahead) {
+    rows_by_four(w, rb, n_rows, prefetch_ahead,
+                 [&](int64_t r) { rows_i16<4, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r); },
+                 [&](int64_t r) { rows_i16<1, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r); });
+}
+
+// quant_matmul v11's (rows_i16) or v12's (row pairs) row loop for a weight type; nullptr for a type without one.
+RowsI16Fn rows_i16_kernel(int ggml_type, bool row_pairs) {
+    switch (ggml_type) {
+        case GGML_Q4_0: return row_pairs ? row_pairs_i16_all<I16_Q4_0> : rows_i16_all<I16_Q4_0>;
+        case GGML_Q4_1: return row_pairs ? row_pairs_i16_all<I16_Q4_1> : rows_i16_all<I16_Q4_1>;
+        case GGML_Q8_0: return row_pairs ? row_pairs_i16_all<I16_Q8_0> : rows_i16_all<I16_Q8_0>;
+        default: return nullptr;
+    }
+}
+
+}  // namespace ll
+#endif
