@@ -140,6 +140,7 @@ def quantize_activations(x: np.ndarray, fmt: str) -> np.ndarray:
     return _core.quantize_activations(np.atleast_2d(x), fmt)
 
 
-def quant_matmul_kernel(version: str, ggml_type: int) -> str:
-    """The dot kernel a quant_matmul version really runs for a type (a version falls back where it has none)."""
-    return _core.quant_matmul_kernel(version, int(ggml_type))
+def quant_matmul_kernel(version: str, ggml_type: int, n_tok: int = 1) -> str:
+    """The kernel a quant_matmul version really runs for a type and n_tok tokens (its own, or the one its
+    table row hands the rest to), e.g. "q4_1 x q8_1 avx2"."""
+    return _core.quant_matmul_kernel(version, int(ggml_type), int(n_tok))

@@ -1,6 +1,8 @@
 """The C++ ops (rmsnorm, rope_angles + apply_rope, swiglu, softmax), every version this CPU runs, against the numpy lessons."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -103,16 +105,40 @@ def test_rope_rejects_bad_shapes():
         K.apply_rope(np.ones((3, 3, 8), np.float32), cos, sin)
 
 
-def test_listing_is_consistent():
-    listed, avail, active = K.list_versions(), K.available_versions(), K.active_versions()
+# The version each op's fast path must pick, from the CPU's feature bits (cpu_features(), cpuid + xgetbv).
+# AVX2 means AVX2 + FMA + F16C; AVX-512 means F + BW + VL; the matmul's AVX-512 versions also need VNNI.
+AVX2 = {"avx2", "fma", "f16c"}
+AVX512 = AVX2 | {"avx512f", "avx512bw", "avx512vl"}
+FAST_PATH = [  # (needs, {op: version}), best first
+    (AVX512 | {"avx512vnni"}, {"quant_matmul": "v12_i16_row_pairs"}),
+    (AVX2, {"quant_matmul": "v11_i16_decode_avx2"}),
+    ({"neon"}, {"quant_matmul": "v6_f32_tiled_neon"}),
+    (set(), {"quant_matmul": "v1_threads"}),
+]
+SMALL_OPS_FAST_PATH = [
+    (AVX512, "v2_avx512"), (AVX2, "v1_avx2"), ({"neon"}, "v1_neon"), (set(), "v0_scalar"),
+]
+
+
+def expected_fast_path(cpu: dict) -> dict:
+    has = {name for name, ok in cpu.items() if ok}
+    out = next(versions for needs, versions in FAST_PATH if needs <= has).copy()
+    small = next(version for needs, version in SMALL_OPS_FAST_PATH if needs <= has)
+    return out | {op: small for op in ("rmsnorm", "apply_rope", "swiglu", "softmax")}
+
+
+def test_fast_path_is_what_the_cpu_bits_say():
+    if os.environ.get("LLAMA_LESSONS_MATMUL"):
+        pytest.skip("LLAMA_LESSONS_MATMUL overrides the fast path")
+    assert K.active_versions() == expected_fast_path(K.cpu_features())
+
+
+def test_listing_starts_at_v0_and_runs_in_order():
+    listed, avail = K.list_versions(), K.available_versions()
     for op in K.OPS:
-        assert listed[op][0].startswith("v0"), op
-        assert set(avail[op]) <= set(listed[op])
-        if op != "quant_matmul":
-            assert active[op] == avail[op][-1], op  # the fast path runs the last (fastest) version this CPU has
-    # quant_matmul's fast path is the best float-activation version (exact, see docs/20-kernels-matmul.md)
-    assert active["quant_matmul"] in avail["quant_matmul"]
-    assert " x q8" not in K.quant_matmul_kernel(active["quant_matmul"], 3)
+        numbers = [int(name[1:].split("_")[0]) for name in listed[op]]
+        assert numbers[0] == 0 and numbers == sorted(numbers), (op, listed[op])
+        assert avail[op][0] == listed[op][0]  # v0 (scalar) runs everywhere
     with pytest.raises(ValueError, match="unknown"):
         K.rmsnorm(np.ones(4, np.float32), np.ones(4, np.float32), 1e-5, version="v9_nonsense")
 

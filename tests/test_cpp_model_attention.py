@@ -2,13 +2,15 @@
 
 Shapes cover plain multi-head, grouped-query and multi-query attention (group 1 to 9), a single new token
 (decode) and several (prefill, with the causal mask), head_dim not a multiple of the SIMD width (8 or 16),
-a head_dim of 1 and up to 128, contexts of 1, 17 and 300 positions (v4 splits long ones into chunks when
+a head_dim of 1 and up to 128, contexts of 1, 17 and 300 positions (v6 splits long ones into chunks when
 it has several threads), and a cache longer than the positions in use (entries past them must be ignored).
 Every case runs with a float32 cache and with a float16 one (llama.cpp's default), against the lesson
 given the very same float16 cache.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -65,10 +67,25 @@ def test_prefetch_changes_no_bit(kv_dtype):
     np.testing.assert_array_equal(a5, a4)
 
 
-def test_versions_cover_the_ladder():
+# The ladder as docs/20-kernels-attention.md teaches it, and the version each CPU's feature bits must pick.
+LADDER = {"x86_64": ["v0_scalar", "v1_threads", "v2_avx2", "v3_avx512", "v4_gqa_avx2", "v5_gqa_prefetch_avx2",
+                     "v6_gqa_flash_avx512"],
+          "aarch64": ["v0_scalar", "v1_threads", "v2_neon"]}
+AVX2 = {"avx2", "fma", "f16c"}  # the kernels' AVX2 (cpu/features.h); their AVX-512 is F + BW + VL on top
+FAST_PATH = [(AVX2 | {"avx512f", "avx512bw", "avx512vl"}, "v6_gqa_flash_avx512"), (AVX2, "v5_gqa_prefetch_avx2"),
+             ({"neon"}, "v2_neon"), (set(), "v1_threads")]
+
+
+def test_versions_are_the_ladder_in_order():
     names = [name for name, _idea, _ok in cpp_model._core.attention_versions()]
-    assert names[:2] == ["v0_scalar", "v1_threads"]
-    assert cpp_model.attention_active() in cpp_model.attention_versions()
+    assert names == LADDER["aarch64" if cpp_model._core.cpu_features()["neon"] else "x86_64"]
+
+
+def test_fast_path_is_what_the_cpu_bits_say():
+    if os.environ.get("LLAMA_LESSONS_ATTENTION"):
+        pytest.skip("LLAMA_LESSONS_ATTENTION overrides the fast path")
+    has = {name for name, ok in cpp_model._core.cpu_features().items() if ok}
+    assert cpp_model.attention_active() == next(version for needs, version in FAST_PATH if needs <= has)
 
 
 @pytest.mark.parametrize("args, message", [

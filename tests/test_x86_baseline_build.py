@@ -38,3 +38,20 @@ def test_every_kernel_source_compiles_for_plain_x86_64(tmp_path):
                     failures.append(f"{name.relative_to(SRC)}:\n" + "\n".join(line for line in log.splitlines() if "error" in line)[:2000])
             running = []
     assert not failures, "kernel sources that need more than their target attributes declare:\n" + "\n".join(failures)
+
+
+# ---- dev/: the experiments kept out of the core still build against its headers and pass their own checks ----
+DEV = ROOT / "dev"
+
+
+@pytest.mark.parametrize("experiment", sorted(p.name for p in DEV.glob("*.cpp")))
+def test_dev_experiment_builds_and_checks_itself(tmp_path, experiment):
+    """Each dev/ file is one program (dev/README.md): it compares its kernels with a float64 reference and
+    exits 1 on a mismatch; on a CPU without its instructions it says so and exits 0. -O1: ~1 s each."""
+    exe = tmp_path / experiment.removesuffix(".cpp")
+    build = subprocess.run([CXX, "-std=c++17", "-O1", "-march=native", f"-I{SRC}", str(DEV / experiment), "-o", str(exe)],
+                           capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-3000:]
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "FAIL" not in run.stdout, run.stdout + run.stderr
+    assert "ok" in run.stdout or run.stdout.startswith("skipped"), run.stdout

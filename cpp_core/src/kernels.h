@@ -92,9 +92,9 @@ void swiglu_v(const std::string& version, const float* gate, const float* up, fl
 void softmax_v(const std::string& version, float* x, int64_t n);
 void quant_matmul_v(const std::string& version, int ggml_type, const uint8_t* W, int64_t n_rows, int64_t n_cols,
                     const float* x, int64_t n_tok, float* y, ThreadPool& pool);
-// Which dot-product kernel a quant_matmul version really uses for a type (a version without a special
-// kernel for some type falls back to the previous level's kernel): e.g. "q4_1 x q8_1 avx512vnni".
-std::string quant_matmul_kernel(const std::string& version, int ggml_type);
+// The kernel a quant_matmul version really runs for a type and a token count (a version hands the types and
+// token counts it has no kernel for to an earlier one, as its table row says): e.g. "q4_1 x q8_1 avx2".
+std::string quant_matmul_kernel(const std::string& version, int ggml_type, int64_t n_tok = 1);
 
 // ---- internals shared by the kernel files (not needed by the model) ----
 namespace detail {
@@ -113,8 +113,10 @@ bool cpu_avx2();        // AVX2 + FMA + F16C
 bool cpu_avx512();      // AVX-512 F/BW/VL
 bool cpu_avx512vnni();  // AVX-512 F/BW/VL + VNNI
 
-template <class Fn, size_t N>
-const OpVersion<Fn>& find_version(const OpVersion<Fn> (&table)[N], const std::string& name, const char* op) {
+// The helpers below take any table whose rows have name, idea and available() (OpVersion, or a richer row
+// like quant_matmul's MatmulVersion).
+template <class V, size_t N>
+const V& find_version(const V (&table)[N], const std::string& name, const char* op) {
     for (const auto& v : table)
         if (name == v.name) {
             if (!v.available()) throw std::invalid_argument(std::string(op) + " version " + name + " needs CPU features this machine lacks");
@@ -123,16 +125,16 @@ const OpVersion<Fn>& find_version(const OpVersion<Fn> (&table)[N], const std::st
     throw std::invalid_argument(std::string("unknown ") + op + " version: " + name);
 }
 
-template <class Fn, size_t N>
-const OpVersion<Fn>& best_version(const OpVersion<Fn> (&table)[N]) {
-    const OpVersion<Fn>* best = &table[0];
+template <class V, size_t N>
+const V& best_version(const V (&table)[N]) {
+    const V* best = &table[0];
     for (const auto& v : table)
         if (v.available()) best = &v;  // tables are ordered slowest to fastest
     return *best;
 }
 
-template <class Fn, size_t N>
-std::vector<VersionInfo> describe(const OpVersion<Fn> (&table)[N]) {
+template <class V, size_t N>
+std::vector<VersionInfo> describe(const V (&table)[N]) {
     std::vector<VersionInfo> out;
     for (const auto& v : table) out.push_back({v.name, v.idea, v.available()});
     return out;

@@ -26,7 +26,7 @@ void apply_rope_neon(float* x, int64_t n_tok, int n_head, int head_dim, const fl
 // ---- attention/neon_v2.cpp ----
 void attention_neon(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool& pool);  // float32 or float16 cache (s.kv_type)
 
-// ---- matmul/neon_v3_v5.cpp ----
+// ---- matmul/neon_v3_v6.cpp ----
 struct QuantType;
 void matmul_int8_neon(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
                       int64_t n_tok, float* y, ThreadPool& pool);

@@ -14,11 +14,10 @@
 //   v1_threads  the (token, head) pairs are independent: hand them to the thread pool
 //   v2_avx2     the two inner loops over head_dim (dot product, weighted sum) 8 floats at a time with FMA
 //   v3_avx512   the same 16 floats at a time (head_dim 64 = four registers)
-//   v4_gqa_flash per (token, KV head): the group's query heads together, 16 scores per transpose-add
-//               reduction, and a long row split into chunks merged flash-style (see the v4 banner below)
-//   v4_gqa_avx2  v4's first idea with AVX2, for CPUs without AVX-512: per (token, KV head), the group's heads
-//               share each K/V row (no chunks, no transpose-add)
-//   v5_gqa_prefetch_avx2  v4_gqa_avx2 with software prefetch of the K and V rows 8 positions ahead
+//   v4_gqa_avx2  per (token, KV head): the group's query heads share each K/V row while it is in registers
+//   v5_gqa_prefetch_avx2  v4 with software prefetch of the K and V rows 8 positions ahead (the AVX2 fast path)
+//   v6_gqa_flash_avx512  v4's grouping with AVX-512, 16 scores per transpose-add reduction, and a long row
+//               split into chunks merged flash-style (the AVX-512 fast path; see the v6 banner below)
 //   v2_neon     (aarch64) the same 4 floats at a time: attention/neon_v2.cpp, checked under qemu (tests/native/)
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -142,9 +141,9 @@ static void attention_v2(const float* q, const void* k, const void* v, float* ou
     with_kv_type(s, k, v, [&](auto K, auto V) { attention_v2_impl(q, K, V, out, s, pool); });
 }
 
-// ---- v4 with AVX2: the GQA group together ----
+// ---- v4: the GQA group together (AVX2) ----
 // v2 calls dot and axpy through pointers once per (position, head), and reads each K/V row (and widens it
-// from float16) once per query head. On a CPU without AVX-512 this version takes v4's first idea: per
+// from float16) once per query head. This version groups the heads: per
 // (token, KV head), the group's query heads share every K and V row while it is in registers:
 //   scores: for each position, the row's hd values widened once, then one FMA chain per head;
 //   output: 16 channels at a time, the V row's two registers feeding every head's two accumulators.
@@ -283,10 +282,10 @@ static void attention_v3(const float* q, const void* k, const void* v, float* ou
     with_kv_type(s, k, v, [&](auto K, auto V) { attention_v3_impl(q, K, V, out, s, pool); });
 }
 
-// ---- v4: the GQA group together, 16 scores per reduction, long contexts split flash-style ----
+// ---- v6: v4's group with AVX-512, 16 scores per reduction, long contexts split flash-style ----
 // v3 spends its time on overhead, not arithmetic: one call through a function pointer and one full
 // horizontal reduction per (position, head), and each K/V row is fetched once per query head.
-// v4 works on (token, KV head) pairs and three ideas, all inlined:
+// v6 works on (token, KV head) pairs and three ideas, all inlined:
 //   1. the `group` query heads of a KV head are done together: 16 K rows are read once into L1 and
 //      serve every head of the group; each V row feeds `group` x 4 accumulators in registers;
 //   2. the 16 dot products of a block of positions end as 16 vectors of partial sums, which a
@@ -322,7 +321,7 @@ static inline __mmask16 lanes_below(int n) {
 // m[h] = max score, l[h] = sum_j e^(s_j - m), o[h] = sum_j e^(s_j - m) V_j (unnormalized).
 // scores: room for G * (j1 - j0) floats. NV = 16-float registers per row when hd <= 64 (0: any hd).
 template <int G, int NV, class T>
-__attribute__((target("avx512f,avx512bw,avx512vl,f16c"))) static void attend_range_v4(const float* q, const T* K, const T* V,
+__attribute__((target("avx512f,avx512bw,avx512vl,f16c"))) static void attend_range_v6(const float* q, const T* K, const T* V,
                                                                int hd, int j0, int j1, float scale, float* scores,
                                                                float* o, float* m, float* l) {
     const int n = j1 - j0, nv = NV ? NV : (hd + 15) / 16;
@@ -407,11 +406,11 @@ using RangeFn = void (*)(const float*, const T*, const T*, int, int, int, float,
 template <int G, class T>
 static RangeFn<T> range_fn_for_hd(int hd) {
     switch ((hd + 15) / 16) {
-        case 1: return attend_range_v4<G, 1, T>;
-        case 2: return attend_range_v4<G, 2, T>;
-        case 3: return attend_range_v4<G, 3, T>;
-        case 4: return attend_range_v4<G, 4, T>;
-        default: return attend_range_v4<G, 0, T>;
+        case 1: return attend_range_v6<G, 1, T>;
+        case 2: return attend_range_v6<G, 2, T>;
+        case 3: return attend_range_v6<G, 3, T>;
+        case 4: return attend_range_v6<G, 4, T>;
+        default: return attend_range_v6<G, 0, T>;
     }
 }
 
@@ -433,11 +432,11 @@ static float* scratch_partials(int64_t n) {
     return buf.data();
 }
 
-// --8<-- [start:attention_v4]
+// --8<-- [start:attention_v6]
 static constexpr int kMinChunk = 64;  // positions: below this a chunk's merge costs more than it spreads
 
 template <class T>
-static void attention_v4_impl(const float* q, const T* k, const T* v, float* out, const AttentionShape& s, ThreadPool& pool) {
+static void attention_v6_impl(const float* q, const T* k, const T* v, float* out, const AttentionShape& s, ThreadPool& pool) {
     const int group = s.n_head / s.n_head_kv, hd = s.head_dim;
     // A head range (a decoding team's share) touches the KV heads g_first..g_first + n_g - 1, some maybe in part.
     const int h_begin = s.first_head(), h_end = h_begin + s.n_heads_computed();
@@ -498,9 +497,9 @@ static void attention_v4_impl(const float* q, const T* k, const T* v, float* out
         }
     }
 }
-// --8<-- [end:attention_v4]
-static void attention_v4(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool& pool) {
-    with_kv_type(s, k, v, [&](auto K, auto V) { attention_v4_impl(q, K, V, out, s, pool); });
+// --8<-- [end:attention_v6]
+static void attention_v6(const float* q, const void* k, const void* v, float* out, const AttentionShape& s, ThreadPool& pool) {
+    with_kv_type(s, k, v, [&](auto K, auto V) { attention_v6_impl(q, K, V, out, s, pool); });
 }
 #endif
 
@@ -510,10 +509,10 @@ static const detail::OpVersion<AttentionFn> kAttentionVersions[] = {
     {"v1_threads", "(token, head) pairs spread over the thread pool", attention_v1, detail::cpu_any},
 #if defined(__x86_64__) || defined(_M_X64)
     {"v2_avx2", "dot product and weighted sum 8 floats at a time (FMA)", attention_v2, detail::cpu_avx2},
-    {"v4_gqa_avx2", "GQA heads together: each K/V row widened once for the group (AVX2)", attention_v4_avx2, detail::cpu_avx2},
-    {"v5_gqa_prefetch_avx2", "v4_gqa_avx2 with the K and V rows 8 positions ahead prefetched", attention_v5_avx2, detail::cpu_avx2},
     {"v3_avx512", "the same 16 floats at a time, masked tails", attention_v3, detail::cpu_avx512},
-    {"v4_gqa_flash", "GQA heads together, 16 scores per reduction, split positions merged flash-style", attention_v4,
+    {"v4_gqa_avx2", "GQA heads together: each K/V row widened once for the group (AVX2)", attention_v4_avx2, detail::cpu_avx2},
+    {"v5_gqa_prefetch_avx2", "v4 with the K and V rows 8 positions ahead prefetched (AVX2)", attention_v5_avx2, detail::cpu_avx2},
+    {"v6_gqa_flash_avx512", "v4's group with AVX-512, 16 scores per reduction, split positions merged flash-style", attention_v6,
      detail::cpu_avx512},
 #endif
 #if defined(__aarch64__)

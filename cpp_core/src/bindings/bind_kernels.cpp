@@ -262,7 +262,8 @@ void register_kernels(py::module_& m) {
         return out;
     }, py::arg("op"), "[(name, idea, available_on_this_cpu), ...] from slowest to fastest");
     m.def("active_version", &ll::active_version, py::arg("op"));
-    m.def("quant_matmul_kernel", &ll::quant_matmul_kernel, py::arg("version"), py::arg("ggml_type"));
+    m.def("quant_matmul_kernel", &ll::quant_matmul_kernel, py::arg("version"), py::arg("ggml_type"), py::arg("n_tok") = 1,
+          "the kernel a quant_matmul version runs for a type and a token count (its own, or its fallback's)");
     m.def("row_bytes", &ll::row_bytes, py::arg("ggml_type"), py::arg("n_cols"));
 
     m.def("rmsnorm", &py_rmsnorm, py::arg("x"), py::arg("weight"), py::arg("eps"), py::arg("version") = "");

@@ -31,7 +31,7 @@ static inline void prefetch_rows_ahead(const uint8_t* W, int64_t r, int64_t rb, 
 // The row loop of the one-token kernels: four(r) computes rows r..r+3 (after v9's prefetch), one(r) the
 // 1-3 rows left over at the end. page_ahead > 0 adds one more request per four rows, that many bytes on:
 // not for its bytes but for its address, so that the page table is walked for a page before the
-// `ahead` requests reach it (v11 AVX2: matmul/dot_avx2_v10.cpp).
+// `ahead` requests reach it (v11 AVX2: matmul/dot_avx2_v11.cpp).
 template <bool TO_L2 = false, class Four, class One>
 static inline void rows_by_four(const uint8_t* w, int64_t rb, int64_t n_rows, int64_t prefetch_ahead, Four four, One one,
                                 int64_t page_ahead = 0) {
@@ -45,21 +45,16 @@ static inline void rows_by_four(const uint8_t* w, int64_t rb, int64_t n_rows, in
     for (; r < n_rows; r++) one(r);
 }
 
-// quant_matmul v11/v12 (matmul/dot_avx512_v10_v11.cpp): one token's activations rounded to 16 bits, then
+// quant_matmul v11/v12 (matmul/dot_avx512_v11_v12.cpp): one token's activations rounded to 16 bits, then
 // y[r] = dot(row r, x) for n_rows rows rb bytes apart, with v9's prefetch `ahead` bytes on.
 void quantize_act_i16(const float* x, int64_t n, int16_t* q, float* d, float* s);
 using RowsI16Fn = void (*)(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
                            const float* xs, float* y, int64_t ahead);
 using QuantizeI16Fn = void (*)(const float* x, int64_t n, int16_t* q, float* d, float* s);
 RowsI16Fn rows_i16_kernel(int ggml_type, bool row_pairs);  // v11's kernels, or v12's; nullptr: no 16-bit kernel
-// The same for CPUs with AVX2 only (matmul/dot_avx2_v10.cpp, v11_i16_decode_avx2): the same rounding, bit for bit.
+// The same for CPUs with AVX2 only (matmul/dot_avx2_v11.cpp, v11_i16_decode_avx2): the same rounding, bit for bit.
 void quantize_act_i16_avx2(const float* x, int64_t n, int16_t* q, float* d, float* s);
 RowsI16Fn rows_i16_kernel_avx2(int ggml_type);
-// v13_i12_decode_avx2: x rounded to +-1927 (lesson 14's quantize_i16 with steps = kI12Steps), so that a 4-bit
-// block's high half can carry x_(j+16) - 16 x_j in int16 and the low nibbles need no mask (matmul/dot_avx2_v10.cpp).
-constexpr int kI12Steps = 1927;  // 17 * 1927 = 32759 <= 32767
-void quantize_act_i12_avx2(const float* x, int64_t n, int16_t* q, float* d, float* s);
-RowsI16Fn rows_i12_kernel_avx2(int ggml_type);
 
 // The types with 16-bit kernels: a block's bytes, and where its quants start (after the fp16 scale d,
 // and Q4_1's fp16 offset m)

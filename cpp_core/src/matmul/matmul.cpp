@@ -1,30 +1,25 @@
-// matmul/matmul.cpp -- y[t, r] = sum_c W[r, c] x[t, c] straight from the quantized rows, numbered versions.
+// matmul/matmul.cpp -- y[t, r] = sum_c W[r, c] x[t, c] straight from the quantized rows: the ladder of versions.
 //
-//   v0_scalar_dequant  the lesson, line by line: dequantize a row to floats, dot it with each token; one thread
-//   v1_threads         v0 with the rows split over the thread pool
-//   v2_int8            quantize x once to 8 bits (Q8_0/Q8_1/Q8_K), then exact integer dot products per block
-//   v3_avx2            v2 with AVX2 dot products (vpmaddubsw: 32 u8 x s8 products per instruction)
-//   v4_avx512vnni      v3 with AVX-512 VNNI (vpdpbusd: 64 u8 x s8 products summed into 16 int32 per instruction)
-//   v4b_f32act         v4's loop with x kept in float32: dequantize-and-FMA (Q4_1, Q8_0)
-//   v5_pairs           activations laid out to match the unpacked weights, weight scales gathered 16 at a
-//                      time, and each unpacked weight block used for up to 8 tokens (Q4_0, Q4_1, Q8_0)
-//   v6_f32_tiled_avx2  x stays float32 (no activation rounding), each block dequantized in
-//   v6_f32_tiled       registers once for up to 4 (AVX2) or 8 (AVX-512) tokens; the F32 model's product
-//                      (Q4_0, Q4_1, Q8_0; AVX-512 also Q4_K, Q6_K)
-//   v7_rows4           v6, with 1-2 tokens (decoding) done four rows per call: 8 FMA chains, x loaded once
-//   v8_rows4_lut       v7 with 4-bit weights looked up (vpermps) in the block's 16 values: fewer uops
-//   v9_prefetch        v8 with software prefetch 2 KB ahead. v7-v9 are bit-identical to v6.
-//   v10_gemm           prompts (12+ tokens; 3+ for types v9 does in int8) dequantize each weight
-//                      row ONCE (any type) and run a register-blocked float32 GEMM (8 rows x 48 tokens in
-//                      registers); shorter products run v9.
-//   v10_gemm_avx2      v10 with AVX2 (6 rows x 16 tokens); shorter products run v6's AVX2 build.
-//   v11_i16_decode     v10, with one token's activations rounded to 16 bits (vpdpwssd).
-//   v12_i16_row_pairs  the fast path: v11 with two rows of 4-bit weights per register, scales gathered across rows, one reduction for four rows.
-//   v11_i16_decode_avx2  v11 with AVX2's vpmaddwd (no VNNI): the fast path where AVX-512 is missing.
-//   v13_i12_decode_avx2  v11 AVX2 with activations rounded to 12 bits, low nibbles unmasked: 4.6% faster decoding,
-//                      17x coarser rounding, so not the fast path (it gives up the F32 model's accuracy).
-//                      Fast path = first of v12, v11, v10, v9, v6 AVX-512, v11 AVX2, v10 AVX2, v6 AVX2, v6 NEON, v1 this CPU runs.
-//   (aarch64)          v3_neon_int8, v4_neon_dotprod, v6_f32_tiled_neon: matmul/neon_v3_v5.cpp, checked under qemu (tests/native/)
+// Each version adds one idea to the one before (docs/20-kernels-matmul.md teaches them in order); the table
+// kMatmulVersions at the end says, as data, what each adds, which weight types have a kernel of their own
+// in it, and what it hands everything else to. The fast path is the last version in the table this CPU runs
+// that keeps x in float32 or 16 bits (never the 8-bit ones): v12 with AVX-512 VNNI, v11 AVX2 with AVX2 only,
+// v6 on aarch64, v1 elsewhere. LLAMA_LESSONS_MATMUL=<version> overrides it (read once; for comparisons).
+// Where the code is:
+//   v0, v1                  this file (the lesson's dequantize-then-dot, then threads)
+//   v2 / v3 / v4    int8 activations (llama.cpp's way): matmul/quantize_act.cpp, dot_scalar_v2.cpp, dot_avx2_v3.cpp,
+//                   dot_avx512_v4.cpp
+//   v5              int8 activations laid out for the unpacked weights, 1-8 tokens per block (int8_activations on
+//                   AVX-512): pairs_v5.h, quantize_act_pairs_v5.cpp, dot_avx512_v5.cpp
+//   v6              float32 activations, tiled over tokens: dot_avx2_v6.cpp, dot_avx512_v6_v8.cpp
+//   v7, v8          decoding four rows per call, then 4-bit weights looked up: dot_avx512_v6_v8.cpp
+//   v9              software prefetch (this file, cpu/simd_x86.h)
+//   v10             prompts: each row dequantized once, then a register-blocked GEMM: gemm_v10.cpp
+//   v11, v12        decoding with 16-bit activations, then two rows per register: dot_avx2_v11.cpp,
+//                   dot_avx512_v11_v12.cpp
+//   aarch64         v3, v4 (SDOT) and v6 with NEON: neon_v3_v6.cpp, checked under qemu (tests/native/)
+// Experiments that were measured and not kept (float activations without tiles, 12-bit activations) live in
+// dev/ at the repository's root, each with its own check and timing.
 // Every version is checked against numpy's dequantize-then-matmul (tests/test_cpp_kernels_matmul.py).
 #include <algorithm>
 #include <cstdlib>
@@ -36,11 +31,11 @@
 #endif
 
 #include "cpu/features.h"
+#include "cpu/simd_x86.h"  // prefetch_rows_ahead, the 16-bit kernels (x86 only; empty elsewhere)
 #include "kernels.h"
 #include "kernels_neon.h"  // aarch64 versions (empty elsewhere)
 #include "matmul/blocks.h"
-#include "matmul/pairs.h"
-#include "cpu/simd_x86.h"  // prefetch_rows_ahead (x86 only; empty elsewhere)
+#include "matmul/pairs_v5.h"
 
 namespace ll {
 
@@ -67,6 +62,7 @@ using MatmulFn = void (*)(const QuantType&, const uint8_t*, int64_t, int64_t, co
 // Rows per task: a few KB of weights, enough to be worth the scheduling (the pool then groups
 // tasks into a few chunks per thread).
 static constexpr int64_t kRowsPerTask = 16;
+static constexpr int kTileTokens = 8;  // v5's and v6's most tokens per unpacked weight block
 
 // ---- v0: dequantize, then dot (the numpy lesson: x @ dequantize(W).T) ----
 // --8<-- [start:matmul_v0]
@@ -157,43 +153,10 @@ static void matmul_v4(const QuantType& t, const uint8_t* W, int64_t n_rows, int6
                       int64_t n_tok, float* y, ThreadPool& pool) {
     matmul_int8_level(LEVEL_AVX512, t, W, n_rows, n_cols, x, n_tok, y, pool);
 }
-
-#if defined(__x86_64__) || defined(__i386__)
-// ---- v4b: the alternative to int8 activations: x stays float32, weights dequantized in registers ----
-// Q4_1 and Q8_0 only (other types run v4). Not the fast path: see docs/20-kernels-matmul.md for why.
-float dot_q4_1_f32act_avx512(int64_t n, const uint8_t* w, const float* x, const float* x_block_sums);
-float dot_q8_0_f32act_avx512(int64_t n, const uint8_t* w, const float* x, const float* x_block_sums);
-
-static void matmul_v4b(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
-                       int64_t n_tok, float* y, ThreadPool& pool) {
-    using F32ActDot = float (*)(int64_t, const uint8_t*, const float*, const float*);
-    F32ActDot dot;
-    if (t.ggml_type == GGML_Q4_1) dot = dot_q4_1_f32act_avx512;
-    else if (t.ggml_type == GGML_Q8_0) dot = dot_q8_0_f32act_avx512;
-    else return matmul_v4(t, W, n_rows, n_cols, x, n_tok, y, pool);
-    const int64_t nb = n_cols / QK;
-    std::vector<float> block_sums(size_t(n_tok * nb));  // sum of x per block of 32, per token
-    for (int64_t i = 0; i < n_tok * nb; i++) {
-        float s = 0.0f;
-        for (int j = 0; j < QK; j++) s += x[i * QK + j];
-        block_sums[size_t(i)] = s;
-    }
-    const size_t rb = size_t(nb) * t.block_bytes;
-    const float* sums = block_sums.data();
-    const int64_t n_tasks = (n_rows + kRowsPerTask - 1) / kRowsPerTask;
-    pool.parallel_for(n_tasks, [&](int64_t begin, int64_t end) {
-        const int64_t r0 = begin * kRowsPerTask, r1 = std::min(n_rows, end * kRowsPerTask);
-        for (int64_t tok = 0; tok < n_tok; tok++)
-            for (int64_t r = r0; r < r1; r++) y[tok * n_rows + r] = dot(n_cols, W + r * rb, x + tok * n_cols, sums + tok * nb);
-    });
-}
-#endif
-
 #if defined(__x86_64__) || defined(__i386__)
 // ---- v5: activations laid out for the unpacked weights, scales hoisted, 1-8 tokens per weight block ----
 // Only Q4_0, Q4_1 and Q8_0 (the default model's types) have v5 kernels; other types run v4.
 using PairsDotFn = void (*)(int64_t, const uint8_t*, const ActPairsView*, int, float*);
-static constexpr int kPairsTokens = 8;  // tokens per unpacked weight block (the kernels take 1..8)
 
 // --8<-- [start:matmul_v5]
 static void matmul_v5(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
@@ -221,16 +184,16 @@ static void matmul_v5(const QuantType& t, const uint8_t* W, int64_t n_rows, int6
     const size_t rb = size_t(n_cols / t.block_size) * t.block_bytes;
     // Tokens are walked in tiles whose activations fit in L1 next to the task's rows (~24 KB of them);
     // inside a tile each row is read once per 8 tokens.
-    const int64_t tile = std::max<int64_t>(kPairsTokens, std::min<int64_t>(32, int64_t(24 * 1024 / act_stride)) & ~int64_t(kPairsTokens - 1));
+    const int64_t tile = std::max<int64_t>(kTileTokens, std::min<int64_t>(32, int64_t(24 * 1024 / act_stride)) & ~int64_t(kTileTokens - 1));
     const int64_t n_tasks = (n_rows + kRowsPerTask - 1) / kRowsPerTask;
     pool.parallel_for(n_tasks, [&](int64_t begin, int64_t end) {
         const int64_t r0 = begin * kRowsPerTask, r1 = std::min(n_rows, end * kRowsPerTask);
-        float out[kPairsTokens];
+        float out[kTileTokens];
         for (int64_t t0 = 0; t0 < n_tok; t0 += tile) {
             const int64_t t1 = std::min(n_tok, t0 + tile);
             for (int64_t r = r0; r < r1; r++)
-                for (int64_t tok = t0; tok < t1; tok += kPairsTokens) {
-                    const int nt = int(std::min<int64_t>(kPairsTokens, t1 - tok));
+                for (int64_t tok = t0; tok < t1; tok += kTileTokens) {
+                    const int nt = int(std::min<int64_t>(kTileTokens, t1 - tok));
                     dot(n_cols, W + r * rb, view + tok, nt, out);
                     for (int k = 0; k < nt; k++) y[(tok + k) * n_rows + r] = out[k];
                 }
@@ -242,9 +205,9 @@ static void matmul_v5(const QuantType& t, const uint8_t* W, int64_t n_rows, int6
 
 #if defined(__x86_64__) || defined(__i386__)
 // ---- v6: float32 activations again, now tiled: each dequantized block used for several tokens ----
-// The fast path. v5 is faster on prompts, but int8 activations cost accuracy (see the docs page);
+// x stays float32, so the product is the F32 model's (the int8 versions cost accuracy: see the docs page).
 // v6 computes the F32 model's product. Two builds of the idea: AVX-512 (8 tokens per block; Q4_0, Q4_1,
-// Q8_0, Q4_K, Q6_K) and AVX2 (4 tokens; Q4_0, Q4_1, Q8_0). Other types run v5 (AVX-512) or v3 (AVX2).
+// Q8_0, Q4_K, Q6_K) and AVX2 (4 tokens; Q4_0, Q4_1, Q8_0). Other types run v4 (AVX-512) or v3 (AVX2).
 using TiledDot = void (*)(int64_t, const uint8_t*, const float* const*, int, float*);
 void dot_q4_0_f32tiled_avx512(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
 void dot_q4_1_f32tiled_avx512(int64_t n, const uint8_t* w, const float* const* xs, int n_tok, float* y);
@@ -262,8 +225,8 @@ static void matmul_f32_tiled(TiledDot dot, int tile_tokens, const QuantType& t, 
     const int64_t n_tasks = (n_rows + kRowsPerTask - 1) / kRowsPerTask;
     pool.parallel_for(n_tasks, [&](int64_t begin, int64_t end) {
         const int64_t r0 = begin * kRowsPerTask, r1 = std::min(n_rows, end * kRowsPerTask);
-        const float* xs[kPairsTokens];
-        float out[kPairsTokens];
+        const float* xs[kTileTokens];
+        float out[kTileTokens];
         for (int64_t t0 = 0; t0 < n_tok; t0 += tile_tokens) {  // a tile's token rows: 9-48 KB, about L1
             const int nt = int(std::min<int64_t>(tile_tokens, n_tok - t0));
             for (int k = 0; k < nt; k++) xs[k] = x + (t0 + k) * n_cols;
@@ -284,7 +247,7 @@ static void matmul_v6_avx512(const QuantType& t, const uint8_t* W, int64_t n_row
         case GGML_Q8_0: dot = dot_q8_0_f32tiled_avx512; break;
         case GGML_Q4_K: dot = dot_q4_k_f32tiled_avx512; break;
         case GGML_Q6_K: dot = dot_q6_k_f32tiled_avx512; break;
-        default: return matmul_v5(t, W, n_rows, n_cols, x, n_tok, y, pool);
+        default: return matmul_v4(t, W, n_rows, n_cols, x, n_tok, y, pool);
     }
     matmul_f32_tiled(dot, 8, t, W, n_rows, n_cols, x, n_tok, y, pool);
 }
@@ -367,12 +330,12 @@ static void matmul_v8(const QuantType& t, const uint8_t* W, int64_t n_rows, int6
 // v9 touches the rows 2 KB ahead (one prefetch per 64-byte line, ~22 per four Q4_1 rows of 576) before
 // each four-row call. Results identical to v8 (prefetching changes no arithmetic).
 static constexpr int64_t kPrefetchAhead = 2048;
-// v11 AVX2 asks for its weights into L2 (matmul/dot_avx2_v10.cpp), and there 4 KB ahead beat 2 KB: decoding
+// v11 AVX2 asks for its weights into L2 (matmul/dot_avx2_v11.cpp), and there 4 KB ahead beat 2 KB: decoding
 // +13% and +13% in two sessions on the AMD EPYC (medians of 12 pairs of 64 tokens, alternating in one
 // process; 6 KB +18% and 8 KB +11% in one each, 12 KB +10%).
 // Q8_0's blocks carry 34 bytes where Q4_1's carry 20 for the same arithmetic, so the same time ahead is more
 // bytes: Q8_0 rows (the default model's output matrix) 8 KB ahead, streaming alone 14.8 -> 18.2 GB/s on one
-// thread, 28.2 -> 38.8 GB/s on two (with the page-ahead request, matmul/dot_avx2_v10.cpp); in the model the
+// thread, 28.2 -> 38.8 GB/s on two (with the page-ahead request, matmul/dot_avx2_v11.cpp); in the model the
 // output product went from 2.97 to 2.29 Mcycles per token and thread. 6 and 12 KB did the same within 2%.
 static constexpr int64_t kPrefetchAheadAvx2 = 4096, kPrefetchAheadAvx2Q8 = 8192;
 
@@ -386,7 +349,7 @@ static void matmul_v9(const QuantType& t, const uint8_t* W, int64_t n_rows, int6
     }
 }
 
-// ---- v10: dequantize once, then a register-blocked GEMM (matmul/gemm_v9.cpp) ----
+// ---- v10: dequantize once, then a register-blocked GEMM (matmul/gemm_v10.cpp) ----
 // v6-v9 unpack every weight block again for each tile of 8 tokens. For a prompt, v10 dequantizes each
 // row once per call with the type's dequantize_row (so: every type, float activations) and multiplies
 // it into all tokens with an FMA micro-kernel. Short products keep v9: one or two tokens (decoding: v9 reads
@@ -418,7 +381,7 @@ static void matmul_v10_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows
 }
 
 // ---- v11: decoding with activations rounded to 16 bits, integer products (vpdpwssd) ----
-// One token (n_tok = 1) for Q4_0, Q4_1 and Q8_0; everything else runs v10 (matmul/dot_avx512_v10_v11.cpp says why
+// One token (n_tok = 1) for Q4_0, Q4_1 and Q8_0; everything else runs v10 (matmul/dot_avx512_v11_v12.cpp says why
 // rounding is cheaper and how small the rounding is).
 
 // --8<-- [start:matmul_v11]
@@ -459,7 +422,7 @@ static void matmul_v11(const QuantType& t, const uint8_t* W, int64_t n_rows, int
 // --8<-- [end:matmul_v11]
 
 // ---- v12: v11 with two rows of 4-bit weights per register ----
-// Q4_0 and Q4_1 widen, multiply and convert two rows' blocks at once (matmul/dot_avx512_v10_v11.cpp, row_pairs_i16):
+// Q4_0 and Q4_1 widen, multiply and convert two rows' blocks at once (matmul/dot_avx512_v11_v12.cpp, row_pairs_i16):
 // 9 uops per block and pair of rows instead of 14. Q8_0, whose blocks fill a register alone, is not paired but
 // shares the other two ideas: scales gathered across rows, one reduction for four rows.
 // --8<-- [start:matmul_v12]
@@ -476,13 +439,13 @@ static void matmul_v12(const QuantType& t, const uint8_t* W, int64_t n_rows, int
 // ---- v11 with AVX2: vpmaddwd, no VNNI ----
 // CPUs without AVX-512 (AMD before Zen 4, most of Intel's desktop parts, and VMs that hide it) decoded with
 // v6's AVX2 build: float weights, an FMA per 8. This is v11's rounding and exact integer blocks with
-// AVX2's 16-bit multiply-add (matmul/dot_avx2_v10.cpp); prompts and other types run v10's AVX2 build.
+// AVX2's 16-bit multiply-add (matmul/dot_avx2_v11.cpp); prompts and other types run v10's AVX2 build.
 static int64_t prefetch_ahead_avx2(int ggml_type) { return ggml_type == GGML_Q8_0 ? kPrefetchAheadAvx2Q8 : kPrefetchAheadAvx2; }
 static I16Path i16_path_v11_avx2(int ggml_type) {
     return {quantize_act_i16_avx2, rows_i16_kernel_avx2(ggml_type), prefetch_ahead_avx2(ggml_type)};
 }
 
-// One token through an AVX2 16-bit path (v11, v13); prompts and types it has no kernel for: v10's AVX2 build.
+// One token through the AVX2 16-bit path; prompts and types it has no kernel for: v10's AVX2 build.
 static void matmul_i16_avx2(const I16Path& path, const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols,
                             const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
     if (!path.rows || n_tok != 1) return matmul_v10_avx2(t, W, n_rows, n_cols, x, n_tok, y, pool);
@@ -493,62 +456,92 @@ static void matmul_v11_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows
                             int64_t n_tok, float* y, ThreadPool& pool) {
     matmul_i16_avx2(i16_path_v11_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
 }
-
-// ---- v13: v11 AVX2 with 12-bit activations, so the low nibbles need no mask ----
-// x rounded to +-1927 steps per block instead of +-32767 (lesson 14's quantize_i16(x, steps=1927)): then
-// x_(j+16) - 16 x_j still fits int16, and a 4-bit block's whole bytes (lo + 16 hi) can meet x_j while the
-// high nibbles meet x_(j+16) - 16 x_j (matmul/dot_avx2_v10.cpp). One vector instruction of ~11 fewer per block
-// and row. The rounding is 17x coarser than v11's (each product to ~3e-4 of its size instead of ~2e-5), still
-// 16x finer than llama.cpp's 8 bits. Q8_0 rows run v11's kernel on the same 12-bit x. Measured decoding the
-// default model on the AMD EPYC: +4.6% (20 alternating runs of 32 tokens in one process), and the KL of the
-// decode path from llama.cpp's F32 run 4.7e-5 to 7.1e-5 instead of 6e-7 to 1e-6 (llama.cpp's Q4_1 run:
-// 4.9e-3 and 5.8e-3). That trade is not the fast path's to make: it stays v11 (LLAMA_LESSONS_MATMUL picks v13).
-static I16Path i16_path_v13_avx2(int ggml_type) {
-    return {quantize_act_i12_avx2, rows_i12_kernel_avx2(ggml_type), prefetch_ahead_avx2(ggml_type)};
-}
-
-static void matmul_v13_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
-                            int64_t n_tok, float* y, ThreadPool& pool) {
-    matmul_i16_avx2(i16_path_v13_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
-}
 #endif
 
-static const detail::OpVersion<MatmulFn> kMatmulVersions[] = {
-    {"v0_scalar_dequant", "line-by-line port: dequantize a row, dot with x", matmul_v0, detail::cpu_any},
-    {"v1_threads", "rows split over the thread pool", matmul_v1, detail::cpu_any},
-    {"v2_int8", "8-bit activations, exact integer block sums", matmul_v2, detail::cpu_any},
+// ---- the ladder, as data ----
+// One row per version: the idea it adds; its own kernel, for which weight types and token counts; and the
+// version that runs everything else. quant_matmul_kernel() reads the route from here, the fast path and
+// PreparedActivations too: nothing below names a version in code.
+struct MatmulVersion {
+    const char* name;
+    const char* idea;
+    MatmulFn fn;
+    bool (*available)();
+    bool int8;                          // x rounded to 8 bits (llama.cpp's method): never the fast path
+    uint32_t types;                     // the ggml types its own kernel takes (a bit per type number)
+    int64_t (*min_tokens)(int type);    // the token counts its own kernel takes: min_tokens(type)..max_tokens
+    int64_t max_tokens;                 //   (0: no limit)
+    const char* kernel;                 // that kernel in words, after the type's name (nullptr: the int8 dot's name)
+    int level;                          // int8 dot level its kernels (or its fallback's) use
+    const char* otherwise;              // the version that runs what its own kernel does not take
+    I16Path (*i16)(int type);           // its 16-bit decoding path (rounding, row kernel, prefetch), if any
+};
+
+static constexpr uint32_t type_bit(int t) { return 1u << t; }
+static constexpr uint32_t kAllTypes = ~0u;
+static constexpr uint32_t kQ4Q8 = type_bit(GGML_Q4_0) | type_bit(GGML_Q4_1) | type_bit(GGML_Q8_0);
+static constexpr uint32_t kFloats = type_bit(GGML_F32) | type_bit(GGML_F16) | type_bit(GGML_BF16);
+static int64_t one_token(int) { return 1; }
+
+static const MatmulVersion kMatmulVersions[] = {
+    {"v0_scalar_dequant", "the lesson line by line: dequantize a row, dot it with x", matmul_v0, detail::cpu_any, false,
+     kAllTypes, one_token, 0, "dequantize + f32 dot scalar", LEVEL_SCALAR, nullptr, nullptr},
+    {"v1_threads", "v0 with the rows split over the thread pool", matmul_v1, detail::cpu_any, false,
+     kAllTypes, one_token, 0, "dequantize + f32 dot scalar", LEVEL_SCALAR, nullptr, nullptr},
+    {"v2_int8", "x rounded to 8 bits once (Q8_0/Q8_1/Q8_K), exact integer sums per block", matmul_v2, detail::cpu_any, true,
+     kAllTypes, one_token, 0, nullptr, LEVEL_SCALAR, nullptr, nullptr},
 #if defined(__x86_64__) || defined(__i386__)
-    {"v3_avx2", "AVX2 integer dot products", matmul_v3, detail::cpu_avx2},
-    {"v4_avx512vnni", "AVX-512 VNNI dot products", matmul_v4, detail::cpu_avx512vnni},
-    {"v4b_f32act", "x kept in float32, weights dequantized in registers", matmul_v4b, detail::cpu_avx512vnni},
-    {"v5_pairs", "activations laid out for the weights; 8 tokens per weight block", matmul_v5, detail::cpu_avx512vnni},
-    {"v6_f32_tiled_avx2", "float32 activations (exact), each dequantized block used for 4 tokens", matmul_v6_avx2, detail::cpu_avx2},
-    {"v6_f32_tiled", "float32 activations (exact), each dequantized block used for 8 tokens", matmul_v6_avx512, detail::cpu_avx512vnni},
-    {"v7_rows4", "v6, with 1-2 tokens done four rows at a time (decoding)", matmul_v7, detail::cpu_avx512vnni},
-    {"v8_rows4_lut", "v7 with 4-bit weights looked up in the block's 16 values", matmul_v8, detail::cpu_avx512vnni},
-    {"v9_prefetch", "v8 with software prefetch of the rows 2 KB ahead", matmul_v9, detail::cpu_avx512vnni},
-    {"v10_gemm", "prompts: each row dequantized once, then a register-blocked f32 GEMM (any type)", matmul_v10, detail::cpu_avx512vnni},
-    {"v10_gemm_avx2", "v10 with AVX2: 6 rows x 16 tokens per micro-tile", matmul_v10_avx2, detail::cpu_avx2},
-    {"v11_i16_decode", "decoding: activations rounded to 16 bits, exact integer products (vpdpwssd)", matmul_v11, detail::cpu_avx512vnni},
-    {"v12_i16_row_pairs", "v11 with two rows of 4-bit weights widened, multiplied and converted in one register", matmul_v12, detail::cpu_avx512vnni},
-    {"v11_i16_decode_avx2", "v11 with AVX2 (vpmaddwd): 16-bit activations without VNNI", matmul_v11_avx2, detail::cpu_avx2},
-    {"v13_i12_decode_avx2", "v11 AVX2 with activations rounded to +-1927, so the low nibbles need no mask", matmul_v13_avx2,
-     detail::cpu_avx2},
+    {"v3_avx2", "v2 with AVX2 integer dot products (vpmaddubsw)", matmul_v3, detail::cpu_avx2, true,
+     kAllTypes, one_token, 0, nullptr, LEVEL_AVX2, nullptr, nullptr},
+    {"v4_avx512vnni", "v2 with AVX-512 VNNI dot products (vpdpbusd)", matmul_v4, detail::cpu_avx512vnni, true,
+     kAllTypes, one_token, 0, nullptr, LEVEL_AVX512, nullptr, nullptr},
+    {"v5_pairs", "v4's int8 x laid out to match the unpacked weights; scales gathered 16 at a time; 1-8 tokens per block",
+     matmul_v5, detail::cpu_avx512vnni, true, kQ4Q8, one_token, 0, "x q8 pairs avx512vnni, 1-8 tokens per block", LEVEL_AVX512,
+     "v4_avx512vnni", nullptr},
+    {"v6_f32_tiled_avx2", "x stays float32; each block dequantized in registers once for up to 4 tokens (AVX2)",
+     matmul_v6_avx2, detail::cpu_avx2, false, kQ4Q8 | kFloats, one_token, 0,
+     "dequantized in registers x f32 avx2, 1-4 tokens per block", LEVEL_AVX2, "v3_avx2", nullptr},
+    {"v6_f32_tiled_avx512", "x stays float32; each block dequantized in registers once for up to 8 tokens (AVX-512)",
+     matmul_v6_avx512, detail::cpu_avx512vnni, false, kQ4Q8 | kFloats | type_bit(GGML_Q4_K) | type_bit(GGML_Q6_K), one_token, 0,
+     "dequantized in registers x f32 avx512, 1-8 tokens per block", LEVEL_AVX512, "v4_avx512vnni", nullptr},
+    {"v7_rows4", "decoding (1-2 tokens): four rows per call, 8 FMA chains, x loaded once", matmul_v7, detail::cpu_avx512vnni, false,
+     kQ4Q8, one_token, 2, "dequantized in registers x f32 avx512, 4 rows x 1-2 tokens", LEVEL_AVX512, "v6_f32_tiled_avx512", nullptr},
+    {"v8_rows4_lut", "v7 with 4-bit weights looked up (vpermps) in the block's 16 values", matmul_v8, detail::cpu_avx512vnni, false,
+     type_bit(GGML_Q4_0) | type_bit(GGML_Q4_1), one_token, 2, "looked up in registers x f32 avx512, 4 rows x 1-2 tokens",
+     LEVEL_AVX512, "v7_rows4", nullptr},
+    {"v9_prefetch", "v8 with the rows asked for 2 KB ahead (software prefetch)", matmul_v9, detail::cpu_avx512vnni, false,
+     kQ4Q8, one_token, 2, "in registers x f32 avx512, 4 rows x 1-2 tokens, prefetch 2 KB ahead", LEVEL_AVX512,
+     "v6_f32_tiled_avx512", nullptr},
+    {"v10_gemm_avx2", "prompts: each row dequantized once, then a register-blocked f32 GEMM, 6 rows x 16 tokens (AVX2)",
+     matmul_v10_avx2, detail::cpu_avx2, false, kAllTypes, gemm_avx2_min_tokens, 0,
+     "dequantized once per row x f32 gemm avx2, 6 rows x 16 tokens", LEVEL_AVX2, "v6_f32_tiled_avx2", nullptr},
+    {"v10_gemm_avx512", "prompts: each row dequantized once, then a register-blocked f32 GEMM, 8 rows x 48 tokens (AVX-512)",
+     matmul_v10, detail::cpu_avx512vnni, false, kAllTypes, gemm_min_tokens, 0,
+     "dequantized once per row x f32 gemm avx512, 8 rows x 48 tokens", LEVEL_AVX512, "v9_prefetch", nullptr},
+    {"v11_i16_decode_avx2", "decoding: x rounded to 16 bits, exact integer products (vpmaddwd, AVX2)", matmul_v11_avx2,
+     detail::cpu_avx2, false, kQ4Q8, one_token, 1, "x int16 avx2 (vpmaddwd), 4 rows per call", LEVEL_AVX2, "v10_gemm_avx2",
+     i16_path_v11_avx2},
+    {"v11_i16_decode_avx512", "decoding: x rounded to 16 bits, exact integer products (vpdpwssd, AVX-512 VNNI)", matmul_v11,
+     detail::cpu_avx512vnni, false, kQ4Q8, one_token, 1, "x int16 avx512vnni (vpdpwssd), 4 rows per call", LEVEL_AVX512,
+     "v10_gemm_avx512", i16_path_v11},
+    {"v12_i16_row_pairs", "v11 with two rows of 4-bit weights per register, scales gathered across rows", matmul_v12,
+     detail::cpu_avx512vnni, false, kQ4Q8, one_token, 1, "x int16 avx512vnni, two rows per register (q8_0: scales of 4 rows as one run)",
+     LEVEL_AVX512, "v10_gemm_avx512", i16_path_v12},
 #endif
-#if defined(__aarch64__)  // matmul/neon_v3_v5.cpp
-    {"v3_neon_int8", "NEON integer dot products (vmull_s8 + pairwise adds)", matmul_int8_neon, detail::cpu_neon},
-    {"v4_neon_dotprod", "int8 dot products with SDOT (vdotq_s32)", matmul_int8_dotprod_neon, detail::cpu_neon_dotprod},
-    {"v6_f32_tiled_neon", "float32 activations, each dequantized block used for 8 tokens (NEON)", matmul_f32_tiled_neon, detail::cpu_neon},
+#if defined(__aarch64__)  // matmul/neon_v3_v6.cpp
+    {"v3_neon_int8", "v2 with NEON integer dot products (vmull_s8 + pairwise adds)", matmul_int8_neon, detail::cpu_neon, true,
+     kAllTypes, one_token, 0, nullptr, LEVEL_SCALAR, nullptr, nullptr},
+    {"v4_neon_dotprod", "v2 with SDOT int8 dot products (vdotq_s32)", matmul_int8_dotprod_neon, detail::cpu_neon_dotprod, true,
+     kAllTypes, one_token, 0, nullptr, LEVEL_SCALAR, nullptr, nullptr},
+    {"v6_f32_tiled_neon", "x stays float32; each block dequantized in registers once for up to 8 tokens (NEON)",
+     matmul_f32_tiled_neon, detail::cpu_neon, false, kQ4Q8 | kFloats, one_token, 0, nullptr, LEVEL_SCALAR, nullptr, nullptr},
 #endif
 };
 
-// The int8 dot level a version's fallback reaches for types it has no kernel of its own for.
-static int version_level(const std::string& name) {
-    if (name.rfind("v3_", 0) == 0 || name == "v6_f32_tiled_avx2" || name == "v10_gemm_avx2" || name == "v11_i16_decode_avx2" ||
-        name == "v13_i12_decode_avx2")
-        return LEVEL_AVX2;
-    if (name.rfind("v0_", 0) == 0 || name.rfind("v1_", 0) == 0 || name.rfind("v2_", 0) == 0) return LEVEL_SCALAR;
-    return LEVEL_AVX512;  // v4 and later
+static const MatmulVersion* version_named(const std::string& name) {  // available or not
+    for (const auto& v : kMatmulVersions)
+        if (name == v.name) return &v;
+    return nullptr;
 }
 
 static const QuantType& check_matmul(int ggml_type, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
@@ -560,28 +553,21 @@ static const QuantType& check_matmul(int ggml_type, const uint8_t* W, int64_t n_
     return *quant_type(ggml_type);
 }
 
-// The fast path's version: the best this CPU runs, unless the environment variable
-// LLAMA_LESSONS_MATMUL names another (for experiments: e.g. v4b_f32act for float activations).
-// Without an override: the best version this CPU runs that keeps the F32 model's accuracy (v12, v11, v10, v9,
-// v6 AVX-512, v11 AVX2, v10 AVX2, v6 AVX2, v6 NEON, or v1): float32 activations, or v11/v12's 16-bit ones for one token,
-// whose rounding is ~1e-5 of each product (docs/20-kernels-matmul.md); never the 8-bit ones, nor v13's 12 bits.
-static const char* const kFastPathOrder[] = {"v12_i16_row_pairs", "v11_i16_decode", "v10_gemm", "v9_prefetch", "v6_f32_tiled", "v11_i16_decode_avx2", "v10_gemm_avx2",
-                                             "v6_f32_tiled_avx2", "v6_f32_tiled_neon", "v1_threads"};
-
-static const detail::OpVersion<MatmulFn>& fast_path_version() {
+// The fast path: the last version in the table that this CPU runs and that keeps the F32 model's accuracy
+// (float32 activations, or 16-bit ones for one token, whose rounding is ~1e-5 of each product), unless the
+// environment variable LLAMA_LESSONS_MATMUL names another.
+static const MatmulVersion& fast_path_version() {
     const char* name = std::getenv("LLAMA_LESSONS_MATMUL");
     if (name && *name) return detail::find_version(kMatmulVersions, name, "quant_matmul");
-    for (const char* candidate : kFastPathOrder)
-        for (const auto& v : kMatmulVersions)
-            if (candidate == std::string(v.name) && v.available()) return v;
-    return kMatmulVersions[0];
+    const MatmulVersion* best = &kMatmulVersions[0];
+    for (const auto& v : kMatmulVersions)
+        if (v.available() && !v.int8) best = &v;
+    return *best;
 }
-
-static MatmulFn fast_path_matmul() { return fast_path_version().fn; }
 
 void quant_matmul(int ggml_type, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x, int64_t n_tok,
                   float* y, ThreadPool& pool) {
-    static const MatmulFn best = fast_path_matmul();
+    static const MatmulFn best = fast_path_version().fn;
     const QuantType& t = check_matmul(ggml_type, W, n_rows, n_cols, x, n_tok, y);
     if (n_rows == 0 || n_tok == 0) return;
     best(t, W, n_rows, n_cols, x, n_tok, y, pool);
@@ -597,16 +583,14 @@ void quant_matmul_v(const std::string& version, int ggml_type, const uint8_t* W,
 
 // --8<-- [start:prepared_activations]
 void PreparedActivations::prepare(const std::string& version, const float* x, int64_t n) {
-    static const std::string fast_path = fast_path_version().name;
-    version_ = version, x_ = x, n_ = n, path_ = nullptr;
-#if defined(__x86_64__) || defined(__i386__)
-    const std::string& name = version.empty() ? fast_path : version;
-    path_ = name == "v11_i16_decode_avx2" ? i16_path_v11_avx2 : name == "v13_i12_decode_avx2" ? i16_path_v13_avx2
-            : name == "v12_i16_row_pairs" ? i16_path_v12 : name == "v11_i16_decode" ? i16_path_v11 : nullptr;
+    static const MatmulVersion* const fast_path = &fast_path_version();
+    version_ = version, x_ = x, n_ = n;
+    path_ = (version.empty() ? fast_path : version_named(version))->i16;  // the version's 16-bit path, if any
     if (!path_ || n % QK) {  // no 16-bit path: rows() uses x as it is
         path_ = nullptr;
         return;
     }
+#if defined(__x86_64__) || defined(__i386__)
     q_.resize(size_t(n)), d_.resize(size_t(n / QK)), s_.resize(size_t(n / QK));
     path_(GGML_Q4_1).quantize(x, n, q_.data(), d_.data(), s_.data());  // the rounding is the version's, not the type's
 #endif
@@ -625,80 +609,26 @@ void PreparedActivations::rows(int ggml_type, const uint8_t* W_rows, int64_t n_r
 }
 // --8<-- [end:prepared_activations]
 
-std::string quant_matmul_kernel(const std::string& version, int ggml_type) {
-    detail::find_version(kMatmulVersions, version, "quant_matmul");
+// The kernel a version runs for a type and a token count, read from the table: its own, or its fallback's.
+static std::string route(const MatmulVersion& v, const QuantType& t, int64_t n_tok) {
+#if defined(__aarch64__)
+    return matmul_neon_kernel_name(v.name, t);
+#endif
+    const bool own = (v.types >> t.ggml_type & 1) && n_tok >= v.min_tokens(t.ggml_type) && (v.max_tokens == 0 || n_tok <= v.max_tokens);
+    if (!own && v.otherwise) return route(*version_named(v.otherwise), t, n_tok);
+    if (!v.kernel) return dot_name_for_level(t, v.level);  // the int8 versions: "q4_1 x q8_1 avx2"
+    return std::string(t.name) + " " + v.kernel;
+}
+
+std::string quant_matmul_kernel(const std::string& version, int ggml_type, int64_t n_tok) {
+    const MatmulVersion& v = detail::find_version(kMatmulVersions, version, "quant_matmul");
     const QuantType* t = quant_type(ggml_type);
     if (!t) throw std::invalid_argument("unsupported ggml type " + std::to_string(ggml_type));
-    if (version == "v10_gemm_avx2") {
-        const std::string gemm = std::string(t->name) + " dequantized once per row x f32 gemm avx2, 6 rows x 16 tokens";
-        const int64_t n = gemm_avx2_min_tokens(ggml_type);
-        return gemm + " (" + std::to_string(n) + "+ tokens); 1-" + std::to_string(n - 1) + " tokens: " + quant_matmul_kernel("v6_f32_tiled_avx2", ggml_type);
-    }
-    if (version == "v10_gemm") {
-        const std::string gemm = std::string(t->name) + " dequantized once per row x f32 gemm avx512, 8 rows x 48 tokens";
-        const int64_t n = gemm_min_tokens(ggml_type);  // "<gemm> (12+ tokens); 1-11 tokens: <v9's kernel>"
-        return gemm + " (" + std::to_string(n) + "+ tokens); 1-" + std::to_string(n - 1) + " tokens: " + quant_matmul_kernel("v9_prefetch", ggml_type);
-    }
-    if (version.rfind("v4b", 0) == 0 && (ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
-        return std::string(t->name) + " dequantized in registers x f32 avx512";
-    if (version == "v12_i16_row_pairs" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1))
-        return std::string(t->name) + " x int16 activations avx512vnni, two rows per register, 4 rows per call for 1 token; 2+ tokens: " + quant_matmul_kernel("v10_gemm", ggml_type);
-    if (version == "v12_i16_row_pairs" && ggml_type == GGML_Q8_0)
-        return std::string(t->name) + " x int16 activations avx512vnni, scales of 4 rows gathered as one run, 4 rows per call for 1 token; 2+ tokens: " + quant_matmul_kernel("v10_gemm", ggml_type);
-    if (version == "v12_i16_row_pairs") return quant_matmul_kernel("v11_i16_decode", ggml_type);
-    if (version == "v11_i16_decode" && !(ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
-        return quant_matmul_kernel("v10_gemm", ggml_type);
-    if (version == "v11_i16_decode_avx2" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
-        return std::string(t->name) + " x int16 activations avx2 (vpmaddwd), 4 rows per call for 1 token; 2+ tokens: " + quant_matmul_kernel("v10_gemm_avx2", ggml_type);
-    if (version == "v11_i16_decode_avx2") return quant_matmul_kernel("v10_gemm_avx2", ggml_type);
-    if (version == "v13_i12_decode_avx2" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
-        return std::string(t->name) + " x int12 activations avx2 (vpmaddwd)" + (ggml_type == GGML_Q8_0 ? "" : ", low nibbles unmasked") +
-               ", 4 rows per call for 1 token; 2+ tokens: " + quant_matmul_kernel("v10_gemm_avx2", ggml_type);
-    if (version == "v13_i12_decode_avx2") return quant_matmul_kernel("v10_gemm_avx2", ggml_type);
-    if (version == "v11_i16_decode")
-        return std::string(t->name) + " x int16 activations avx512vnni (vpdpwssd), 4 rows per call for 1 token; 2+ tokens: " + quant_matmul_kernel("v10_gemm", ggml_type);
-    if ((version == "v7_rows4" || version == "v8_rows4_lut" || version == "v9_prefetch") &&
-        (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
-        return std::string(t->name) + (version != "v7_rows4" && ggml_type != GGML_Q8_0 ? " looked up in registers" : " dequantized in registers") +
-               " x f32 avx512, 4 rows x 1-2 tokens or 1-8 tokens per block";
-    if ((version == "v6_f32_tiled" || version == "v7_rows4" || version == "v8_rows4_lut" || version == "v9_prefetch") && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0 ||
-                                      ggml_type == GGML_Q4_K || ggml_type == GGML_Q6_K))
-        return std::string(t->name) + " dequantized in registers x f32 avx512, 1-8 tokens per block";
-    if (version == "v6_f32_tiled_avx2" && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
-        return std::string(t->name) + " dequantized in registers x f32 avx2, 1-4 tokens per block";
-    if (version.rfind("v5", 0) == 0 && (ggml_type == GGML_Q4_0 || ggml_type == GGML_Q4_1 || ggml_type == GGML_Q8_0))
-        return std::string(t->name) + " x q8 pairs avx512vnni, 1-8 tokens per block";
-    if (version.rfind("v0_", 0) == 0 || version.rfind("v1_", 0) == 0) return std::string(t->name) + " dequantize + f32 dot scalar";
-    return dot_name_for_level(*t, version_level(version));
+    if (n_tok < 1) throw std::invalid_argument("quant_matmul_kernel: n_tok must be at least 1");
+    return route(v, *t, n_tok);
 }
 
 std::vector<VersionInfo> detail::quant_matmul_versions() { return describe(kMatmulVersions); }
 std::string detail::quant_matmul_active() { return fast_path_version().name; }
-
-// ---- registry of all ops ----
-bool detail::cpu_any() { return true; }
-bool detail::cpu_avx2() { return cpu_features().has_avx2(); }
-bool detail::cpu_avx512() { return cpu_features().has_avx512(); }
-bool detail::cpu_avx512vnni() { return cpu_features().has_avx512vnni(); }
-
-std::vector<std::string> kernel_ops() { return {"rmsnorm", "apply_rope", "swiglu", "softmax", "quant_matmul"}; }
-
-std::vector<VersionInfo> list_versions(const std::string& op) {
-    if (op == "rmsnorm") return detail::rmsnorm_versions();
-    if (op == "apply_rope") return detail::apply_rope_versions();
-    if (op == "swiglu") return detail::swiglu_versions();
-    if (op == "softmax") return detail::softmax_versions();
-    if (op == "quant_matmul") return detail::quant_matmul_versions();
-    throw std::invalid_argument("unknown kernel op: " + op);
-}
-
-std::string active_version(const std::string& op) {
-    if (op == "rmsnorm") return detail::rmsnorm_active();
-    if (op == "apply_rope") return detail::apply_rope_active();
-    if (op == "swiglu") return detail::swiglu_active();
-    if (op == "softmax") return detail::softmax_active();
-    if (op == "quant_matmul") return detail::quant_matmul_active();
-    throw std::invalid_argument("unknown kernel op: " + op);
-}
 
 }  // namespace ll

@@ -1,5 +1,5 @@
-// matmul/dot_avx2_v5.cpp -- v6's float-activation kernels for CPUs with AVX2 but no AVX-512.
-// The same idea as matmul/dot_avx512_v5_v7.cpp with 8-float registers: a block of 32 weights is
+// matmul/dot_avx2_v6.cpp -- v6's float-activation kernels for CPUs with AVX2 but no AVX-512.
+// The same idea as matmul/dot_avx512_v6_v8.cpp with 8-float registers: a block of 32 weights is
 // dequantized into 4 registers (numpy's exact floats: multiply, then add) and used for up to 4 tokens
 // (AVX2 has 16 vector registers: 4 tokens x 2 accumulators + 4 weight registers + temporaries).
 #if defined(__x86_64__) || defined(__i386__)

@@ -1,4 +1,4 @@
-// matmul/neon_v3_v5.cpp -- quant_matmul's aarch64 NEON versions: the x86 v3/v4 and v6 ideas with 128-bit registers.
+// matmul/neon_v3_v6.cpp -- quant_matmul's aarch64 NEON versions: the x86 v3/v4 and v6 ideas with 128-bit registers.
 //
 //   v3_neon_int8        x quantized to 8 bits (Q8_0 / Q8_1, as v2), each block's integer sum with base NEON:
 //                       vmull_s8 (8 s8 x s8 -> s16 products) and vpadalq_s16 (pairwise add into s32).

@@ -1,4 +1,4 @@
-// matmul/dot_avx512_v10_v11.cpp -- quant_matmul v11's decoding kernels: activations rounded to 16 bits.
+// matmul/dot_avx512_v11_v12.cpp -- quant_matmul v11's decoding kernels: activations rounded to 16 bits.
 //
 // v8/v9 turn every 4-bit weight into a float (a table lookup) and then FMA it with a float activation:
 // about 8 512-bit uops per block of 32 weights and row, half of them on the one shuffle port.

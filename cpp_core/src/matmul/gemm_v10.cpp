@@ -1,4 +1,4 @@
-// matmul/gemm_v9.cpp -- quant_matmul v10's kernels (AVX-512, and AVX2): dequantize each weight row once,
+// matmul/gemm_v10.cpp -- quant_matmul v10's kernels (AVX-512, and AVX2): dequantize each weight row once,
 // then a register-blocked GEMM.
 //
 // v6-v9 dequantize a weight block in registers for every tile of 8 tokens: a 256-token prompt unpacks

@@ -1,4 +1,4 @@
-// matmul/dot_avx512_pairs.cpp -- quant_matmul v5's dot products: AVX-512 VNNI on v5's activation layout.
+// matmul/dot_avx512_v5.cpp -- quant_matmul v5's dot products: AVX-512 VNNI on v5's activation layout.
 //
 // Per pair of weight blocks the inner loop is: 2 loads + shift + insert + and (unpack 64 nibbles),
 // then per token: one vpdpbusd (started from the precomputed lane offsets, so the integer sum is exact),
@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <type_traits>
 
-#include "matmul/pairs.h"
+#include "matmul/pairs_v5.h"
 #include "cpu/simd_x86.h"
 
 namespace ll {
@@ -26,7 +26,7 @@ LL_AVX512 static void q4_pairs(int64_t n, const uint8_t* w, const ActPairsView* 
     const int64_t nb = n / QK;
     const __m512i low4 = _mm512_set1_epi8(0x0F);
     const __m512i offsets = block_offsets(sizeof(Block));
-    // int32 lanes 0-3 and 8-11 hold block i's sums, lanes 4-7 and 12-15 block i+1's (matmul/pairs.h)
+    // int32 lanes 0-3 and 8-11 hold block i's sums, lanes 4-7 and 12-15 block i+1's (matmul/pairs_v5.h)
     const __m512i pair_lanes = _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
     __m512 acc[NT], off[NT];
     float tail[NT];

@@ -1,7 +1,7 @@
-// matmul/quantize_act_pairs.cpp -- quantizing activations into v5's layout (matmul/pairs.h).
+// matmul/quantize_act_pairs_v5.cpp -- quantizing activations into v5's layout (matmul/pairs_v5.h).
 #include <cmath>
 
-#include "matmul/pairs.h"
+#include "matmul/pairs_v5.h"
 
 namespace ll {
 

@@ -1,7 +1,6 @@
-// matmul/dot_avx2_v10.cpp -- quant_matmul v11_i16_decode_avx2: v11's 16-bit activations on CPUs with AVX2 only.
-// Also v13_i12_decode_avx2: the same kernel without the low nibbles' mask, on x rounded to 12 bits (below).
+// matmul/dot_avx2_v11.cpp -- quant_matmul v11_i16_decode_avx2: v11's 16-bit activations on CPUs with AVX2 only.
 //
-// v11 (matmul/dot_avx512_v10_v11.cpp) rounds one token's activations to int16, one float scale per block of 32,
+// v11 (matmul/dot_avx512_v11_v12.cpp) rounds one token's activations to int16, one float scale per block of 32,
 // and multiplies them with the weights' small integers exactly. Its instruction, vpdpwssd, is AVX-512
 // VNNI; AVX2 has the older half of it, vpmaddwd (_mm256_madd_epi16): 16 int16 pairs multiplied, adjacent
 // products added, 8 int32 lanes out. A block of 32 is two of them plus one add, the same exact integer sum:
@@ -31,9 +30,8 @@ namespace ll {
 
 // --8<-- [start:quantize_act_i16_avx2]
 // x [n] -> q [n] int16, and per block of 32: d = max|x| / STEPS, s = d * sum(q)   (n a multiple of 32)
-// STEPS = 32767 (v11): the AVX-512 version's arithmetic step for step (the same products, the same
-// round-to-nearest-even), so the two give the same bits. STEPS = 1927 (v13, below) is lesson 14's
-// quantize_i16(x, steps=1927), the same way.
+// STEPS = 32767: the AVX-512 version's arithmetic step for step (the same products, the same
+// round-to-nearest-even), so the two give the same bits (dev/matmul_i12_decode_avx2.cpp tries 1927).
 template <int STEPS>
 LL_AVX2 static void quantize_act_avx2(const float* x, int64_t n, int16_t* q, float* d, float* s) {
     const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
@@ -62,7 +60,6 @@ LL_AVX2 static void quantize_act_avx2(const float* x, int64_t n, int16_t* q, flo
 }
 // --8<-- [end:quantize_act_i16_avx2]
 void quantize_act_i16_avx2(const float* x, int64_t n, int16_t* q, float* d, float* s) { quantize_act_avx2<32767>(x, n, q, d, s); }
-void quantize_act_i12_avx2(const float* x, int64_t n, int16_t* q, float* d, float* s) { quantize_act_avx2<kI12Steps>(x, n, q, d, s); }
 
 // --8<-- [start:rows_i16_avx2]
 // The fp16 pair a block's scale lane wants: Q4_1's (d, m) as stored, Q4_0's (d, d), Q8_0's (d, 0).
@@ -98,10 +95,7 @@ LL_AVX2 static inline __m256 block_scales(const uint8_t* w, int64_t rb, int64_t 
 
 // y[r] = dot(row r, x) for R <= 4 rows rb bytes apart, x given as quantize_act_i16's q and its (d, s) pairs
 // interleaved (xds[2i] = d_i, xds[2i + 1] = s_i); scales: room for 8 floats per block, 32-byte aligned.
-// NOMASK (v13, 4-bit types): xq holds each block as [x_0..x_15, x_16 - 16 x_0, .., x_31 - 16 x_15] (x_nibble_offset,
-// below), and the low nibbles are not masked out: the whole byte, lo + 16 hi, meets x_j, and the high
-// nibble meets x_(j+16) - 16 x_j, which takes the 16 hi x_j back out. One instruction less per block and row.
-template <int R, int TYPE, bool NOMASK = false>
+template <int R, int TYPE>
 LL_AVX2 static void rows_i16_avx2(int64_t n, const uint8_t* w, int64_t rb, const int16_t* xq, const float* xds,
                                   float* scales, float* y) {
     static_assert(R >= 1 && R <= 4, "the scales of up to 4 rows share one register");
@@ -124,7 +118,7 @@ LL_AVX2 static void rows_i16_avx2(int64_t n, const uint8_t* w, int64_t rb, const
                 w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16)));
             } else {  // byte j holds element j (low nibble) and element j + 16 (high nibble)
                 const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
-                w0 = NOMASK ? b : _mm256_and_si256(b, low4);  // v13: lo + 16 hi as it is
+                w0 = _mm256_and_si256(b, low4);
                 w1 = _mm256_srli_epi16(b, 4);  // the word's high byte is 0: no mask needed
             }
             const __m256i dot = _mm256_add_epi32(_mm256_madd_epi16(w0, x0), _mm256_madd_epi16(w1, x1));  // 8 lanes, 4 products each
@@ -147,54 +141,28 @@ LL_AVX2 static void rows_i16_avx2(int64_t n, const uint8_t* w, int64_t rb, const
 // (in-process A/B, 16-20 alternating runs). 8 and 32 KB did as well as 16 within 2%.
 static constexpr int64_t kPageAheadAvx2 = 16384;
 
-// v13's x for 4-bit rows: per block of 32, [x_0..x_15] as they are and x_(j+16) - 16 x_j for the rest.
-// |x| <= 1927 keeps |x_(j+16) - 16 x_j| <= 17 * 1927 = 32759 within int16.
-LL_AVX2 static void x_nibble_offset(const int16_t* xq, int64_t n, int16_t* xt) {
-    for (int64_t i = 0; i < n; i += QK) {
-        const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + i));
-        const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + i + 16));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(xt + i), lo);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(xt + i + 16), _mm256_sub_epi16(hi, _mm256_slli_epi16(lo, 4)));
-    }
-}
-
-template <int TYPE, bool NOMASK>
+template <int TYPE>
 static void rows_avx2_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
                           const float* xs, float* y, int64_t prefetch_ahead) {
     thread_local std::vector<float> xds, scales;  // (d, s) of each block side by side: one 8-byte broadcast per block
-    thread_local std::vector<int16_t> xt;         // v13: x with the nibble offset
     xds.resize(size_t(n / QK) * 2), scales.resize(size_t(n / QK) * 8 + 8);
     for (int64_t i = 0; i < n / QK; i++) xds[2 * i] = xd[i], xds[2 * i + 1] = xs[i];
-    if (NOMASK) {
-        xt.resize(size_t(n));
-        x_nibble_offset(xq, n, xt.data());
-        xq = xt.data();
-    }
     const float* xds_p = xds.data();
     float* sc = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scales.data()) + 31) & ~uintptr_t(31));  // 32-byte aligned
     // The weights ahead are asked for into L2, not L1: decoding the default model on the AMD EPYC, 7.7% and
     // 7.0% faster in two sessions at 2 KB ahead (medians of 16 and 12 pairs of 64 tokens, alternating in one
     // process); then 4 KB ahead (quant_matmul's kPrefetchAheadAvx2) beat 2 KB by another 13%.
     rows_by_four</*TO_L2=*/true>(w, rb, n_rows, prefetch_ahead,
-                 [&](int64_t r) { rows_i16_avx2<4, TYPE, NOMASK>(n, w + r * rb, rb, xq, xds_p, sc, y + r); },
-                 [&](int64_t r) { rows_i16_avx2<1, TYPE, NOMASK>(n, w + r * rb, rb, xq, xds_p, sc, y + r); },
+                 [&](int64_t r) { rows_i16_avx2<4, TYPE>(n, w + r * rb, rb, xq, xds_p, sc, y + r); },
+                 [&](int64_t r) { rows_i16_avx2<1, TYPE>(n, w + r * rb, rb, xq, xds_p, sc, y + r); },
                  kPageAheadAvx2);
 }
 
 RowsI16Fn rows_i16_kernel_avx2(int ggml_type) {
     switch (ggml_type) {
-        case GGML_Q4_0: return rows_avx2_all<I16_Q4_0, false>;
-        case GGML_Q4_1: return rows_avx2_all<I16_Q4_1, false>;
-        case GGML_Q8_0: return rows_avx2_all<I16_Q8_0, false>;
-        default: return nullptr;
-    }
-}
-
-RowsI16Fn rows_i12_kernel_avx2(int ggml_type) {
-    switch (ggml_type) {
-        case GGML_Q4_0: return rows_avx2_all<I16_Q4_0, true>;
-        case GGML_Q4_1: return rows_avx2_all<I16_Q4_1, true>;
-        case GGML_Q8_0: return rows_avx2_all<I16_Q8_0, false>;  // bytes, no nibbles: v11's kernel on the 12-bit x
+        case GGML_Q4_0: return rows_avx2_all<I16_Q4_0>;
+        case GGML_Q4_1: return rows_avx2_all<I16_Q4_1>;
+        case GGML_Q8_0: return rows_avx2_all<I16_Q8_0>;
         default: return nullptr;
     }
 }

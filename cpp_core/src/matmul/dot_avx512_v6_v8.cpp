@@ -1,4 +1,4 @@
-// matmul/dot_avx512_v5_v7.cpp -- quant_matmul v6's kernels: float32 activations, tiled over tokens.
+// matmul/dot_avx512_v6_v8.cpp -- quant_matmul v6's kernels: float32 activations, tiled over tokens.
 //
 // Each weight block is dequantized in registers into the very floats the numpy lesson computes
 // (Q4_1: d*q + m, Q4_0: d*(q-8), Q8_0: d*q, multiply then add, no FMA, so the weights are bit-identical)

@@ -1,4 +1,4 @@
-// matmul/pairs.h -- the activation layout of quant_matmul v5: laid out for the weight unpacking, not for ggml.
+// matmul/pairs_v5.h -- the activation layout of quant_matmul v5: laid out for the weight unpacking, not for ggml.
 //
 // v4 reads ggml-style Q8 blocks and spends as many instructions on each block's scales (fp16 -> float,
 // multiply, broadcast) as on its 32 products. v5 moves that work out of the inner loop:
@@ -38,7 +38,7 @@ size_t act_pairs_bytes(int64_t n);  // bytes for one token (n % 32 == 0)
 void quantize_act_pairs(PairsKind kind, const float* x, uint8_t* out, int64_t n);
 ActPairsView act_pairs_view(const uint8_t* buf, int64_t n);
 
-// y[t] = dot(W row, token t) for 1 <= n_tok <= 8 tokens, AVX-512 VNNI (matmul/dot_avx512_pairs.cpp);
+// y[t] = dot(W row, token t) for 1 <= n_tok <= 8 tokens, AVX-512 VNNI (matmul/dot_avx512_v5.cpp);
 // each unpacked weight block serves all n_tok tokens.
 void dot_q4_1_pairs_avx512(int64_t n, const uint8_t* w, const ActPairsView* acts, int n_tok, float* y);
 void dot_q4_0_pairs_avx512(int64_t n, const uint8_t* w, const ActPairsView* acts, int n_tok, float* y);
