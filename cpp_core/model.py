@@ -1,4 +1,4 @@
-"""CppLlama: the whole forward pass in C++ (cpp_core/src/model.cpp), with NumpyLlama's protocol.
+"""CppLlama: the whole forward pass in C++ (cpp_core/src/model/model.cpp), with NumpyLlama's protocol.
 
     from lessons.l01_gguf import GGUFFile
     from cpp_core.model import CppLlama

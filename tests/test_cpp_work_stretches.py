@@ -1,4 +1,4 @@
-"""How the decoding team shares a step's rows (cpp_core/src/work_stretches.h).
+"""How the decoding team shares a step's rows (cpp_core/src/model/work_stretches.h).
 
 Every thread owns a stretch of the units and takes pieces from its front, a quarter of what is left each
 time; a thread done with its own stretch takes the back half of another's. Whatever the timing, every unit
