@@ -6,7 +6,7 @@
 // that keeps x in float32 or 16 bits (never the 8-bit ones): v12 with AVX-512 VNNI, v11 AVX2 with AVX2 only,
 // v6 on aarch64, v1 elsewhere. LLAMA_LESSONS_MATMUL=<version> overrides it (read once; for comparisons).
 // Where the code is:
-//   v0, v1                  this file (the lesson's dequantize-then-dot, then threads)
+//   v0, v1          this file (the lesson's dequantize-then-dot, then threads)
 //   v2 / v3 / v4    int8 activations (llama.cpp's way): matmul/quantize_act.cpp, dot_scalar_v2.cpp, dot_avx2_v3.cpp,
 //                   dot_avx512_v4.cpp
 //   v5              int8 activations laid out for the unpacked weights, 1-8 tokens per block (int8_activations on
