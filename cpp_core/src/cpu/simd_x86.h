@@ -1,4 +1,5 @@
-// cpu/simd_x86.h -- small AVX2 helpers shared by the dot-product files.
+// cpu/simd_x86.h -- small x86 SIMD helpers shared by the kernel files: target attributes, fp16, software
+// prefetch of rows ahead, horizontal sums, nibble unpacking.
 #pragma once
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -44,23 +45,6 @@ static inline void rows_by_four(const uint8_t* w, int64_t rb, int64_t n_rows, in
     }
     for (; r < n_rows; r++) one(r);
 }
-
-// quant_matmul v11/v12 (matmul/dot_avx512_v11_v12.cpp): one token's activations rounded to 16 bits, then
-// y[r] = dot(row r, x) for n_rows rows rb bytes apart, with v9's prefetch `ahead` bytes on.
-void quantize_act_i16(const float* x, int64_t n, int16_t* q, float* d, float* s);
-using RowsI16Fn = void (*)(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
-                           const float* xs, float* y, int64_t ahead);
-using QuantizeI16Fn = void (*)(const float* x, int64_t n, int16_t* q, float* d, float* s);
-RowsI16Fn rows_i16_kernel(int ggml_type, bool row_pairs);  // v11's kernels, or v12's; nullptr: no 16-bit kernel
-// The same for CPUs with AVX2 only (matmul/dot_avx2_v11.cpp, v11_i16_decode_avx2): the same rounding, bit for bit.
-void quantize_act_i16_avx2(const float* x, int64_t n, int16_t* q, float* d, float* s);
-RowsI16Fn rows_i16_kernel_avx2(int ggml_type);
-
-// The types with 16-bit kernels: a block's bytes, and where its quants start (after the fp16 scale d,
-// and Q4_1's fp16 offset m)
-enum I16Type { I16_Q4_0, I16_Q4_1, I16_Q8_0 };
-template <int TYPE> constexpr int kBlockBytes = TYPE == I16_Q4_0 ? 18 : TYPE == I16_Q4_1 ? 20 : 34;
-template <int TYPE> constexpr int kQsOffset = TYPE == I16_Q4_1 ? 4 : 2;
 
 LL_AVX2 static inline float hsum_f32x8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

@@ -25,6 +25,7 @@
 #include "kernels.h"  // GGML_Q4_0, GGML_Q4_1, GGML_Q8_0
 #include "matmul/blocks.h"
 #include "cpu/simd_x86.h"
+#include "matmul/i16_v11_v12.h"
 
 namespace ll {
 

@@ -15,7 +15,7 @@
 //   v7, v8          decoding four rows per call, then 4-bit weights looked up: dot_avx512_v6_v8.cpp
 //   v9              software prefetch (this file, cpu/simd_x86.h)
 //   v10             prompts: each row dequantized once, then a register-blocked GEMM: gemm_v10.cpp
-//   v11, v12        decoding with 16-bit activations, then two rows per register: dot_avx2_v11.cpp,
+//   v11, v12        decoding with 16-bit activations, then two rows per register: i16_v11_v12.h, dot_avx2_v11.cpp,
 //                   dot_avx512_v11_v12.cpp
 //   aarch64         v3, v4 (SDOT) and v6 with NEON: neon_v3_v6.cpp, checked under qemu (tests/native/)
 // Experiments that were measured and not kept (float activations without tiles, 12-bit activations) live in
@@ -31,10 +31,11 @@
 #endif
 
 #include "cpu/features.h"
-#include "cpu/simd_x86.h"  // prefetch_rows_ahead, the 16-bit kernels (x86 only; empty elsewhere)
+#include "cpu/simd_x86.h"  // prefetch_rows_ahead (x86 only; empty elsewhere)
 #include "kernels.h"
 #include "kernels_neon.h"  // aarch64 versions (empty elsewhere)
 #include "matmul/blocks.h"
+#include "matmul/i16_v11_v12.h"  // the 16-bit decoding kernels (x86 only)
 #include "matmul/pairs_v5.h"
 
 namespace ll {
