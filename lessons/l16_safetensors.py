@@ -12,10 +12,10 @@ of the header*. "__metadata__" maps strings to strings ({"format": "pt"} from tr
 
 Worked example, by hand: a file holding one F16 tensor "a" of shape [2] = [1.0, -2.0]:
 
-    header JSON  {"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}   (56 bytes)
-    bytes 0-7    38 00 00 00 00 00 00 00          N = 0x38 = 56
-    bytes 8-63   the JSON above
-    bytes 64-67  00 3c 00 c0                      f16 0x3C00 = 1.0, 0xC000 = -2.0
+    header JSON  {"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}   (54 bytes)
+    bytes 0-7    36 00 00 00 00 00 00 00          N = 0x36 = 54
+    bytes 8-61   the JSON above
+    bytes 62-65  00 3c 00 c0                      f16 0x3C00 = 1.0, 0xC000 = -2.0
 
 Big models are split into shards (model-00001-of-00002.safetensors, ...) and a
 `model.safetensors.index.json` whose "weight_map" says which shard holds each tensor name.

@@ -54,7 +54,7 @@ STORAGE_TYPES = {
 def rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, hooks=None,
                       metadata=None) -> StoredTensor:
     """torch's _rebuild_tensor_v2, as a numpy strided view of the storage (no copy)."""
-    dtype, flat = storage                                   # flat: [numel] view of the zip entry
+    dtype, flat = checks.check_storage(storage).dtype, storage.flat   # flat: [numel] over the zip entry
     size, stride = checks.check_strides(storage_offset, size, stride, flat.size)
     if 0 in size:                                            # empty: nothing to view
         return StoredTensor(dtype, size, np.zeros(size, dtype=flat.dtype))
@@ -106,7 +106,7 @@ class RestrictedUnpickler(checks.SaferUnpickler):
             flat = self.archive.view(f"data/{key}", storage_type.numpy)   # [entry bytes / itemsize]
             if numel > flat.size:
                 raise CheckpointError(f"storage {key} claims {numel} elements, its entry holds {flat.size}")
-            self.storages[key] = (storage_type.dtype, flat[:numel])
+            self.storages[key] = checks.Storage(storage_type.dtype, flat[:numel])
         return self.storages[key]
 # --8<-- [end:unpickler]
 

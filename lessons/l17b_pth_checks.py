@@ -39,6 +39,19 @@ class StorageType:
         return DTYPES[self.dtype]
 
 
+@dataclass(frozen=True)
+class Storage:
+    """A storage as persistent_load hands it back: made only there, never by the pickle."""
+    dtype: str
+    flat: np.ndarray  # [numel] view of the zip entry
+
+
+def check_storage(x) -> Storage:
+    if not isinstance(x, Storage):
+        raise CheckpointError(f"_rebuild_tensor_v2 got a {type(x).__name__} for its storage")
+    return x
+
+
 # ---- errors: one line, naming the file ------------------------------------------------------
 
 @contextlib.contextmanager
