@@ -88,7 +88,7 @@ class ZipView:
         if self.buf[:4] == LEGACY_MAGIC:
             raise CheckpointError("a pre-1.6 torch.save file (not a zip); re-save it with a newer "
                                   "PyTorch")
-        if not zipfile.is_zipfile(self.buf):
+        if len(self.buf) < 22 or not zipfile.is_zipfile(self.buf):  # 22: the end-of-zip record
             raise CheckpointError("not a zip archive, so not a torch.save .pth")
         with zipfile.ZipFile(self.buf) as z:
             infos = z.infolist()
@@ -141,8 +141,10 @@ def _load_reduce(self):
     """REDUCE: call stack[-2](*stack[-1]), but only an allow-listed function."""
     args = self.stack.pop()
     func = self.stack[-1]
-    if not any(func is allowed for allowed in self.allowed_callables()) or type(args) is not tuple:
+    if not any(func is allowed for allowed in self.allowed_callables()):
         raise CheckpointError(f"pickle REDUCE on {type(func).__name__}, not an allow-listed function")
+    if type(args) is not tuple:
+        raise CheckpointError(f"pickle REDUCE with {type(args).__name__} arguments, not a tuple")
     self.stack[-1] = func(*args)
 
 
