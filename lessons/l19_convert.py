@@ -153,9 +153,10 @@ def meta_params_metadata(params: dict, n_ff: int, n_vocab: int) -> dict:
     dim, n_head = int(params["dim"]), int(params["n_heads"])
     eps = float(params.get("norm_eps", 1e-5))
     theta = float(params.get("rope_theta", 10000.0))
-    # params.json has no context length; llama.cpp's old converter guessed it from the family:
-    n_ctx = 16384 if theta == 1e6 else 4096 if eps == 1e-5 else 2048  # CodeLlama, Llama 2, Llama 1
-    return {"llama.block_count": int(params["n_layers"]), "llama.context_length": n_ctx,
+    # params.json has no context length (llama2.c's has max_seq_len); llama.cpp's old converter
+    # guessed it from the family: CodeLlama, Llama 2, Llama 1
+    n_ctx = params.get("max_seq_len") or (16384 if theta == 1e6 else 4096 if eps == 1e-5 else 2048)
+    return {"llama.block_count": int(params["n_layers"]), "llama.context_length": int(n_ctx),
             "llama.embedding_length": dim, "llama.feed_forward_length": int(n_ff),
             "llama.attention.head_count": n_head,
             "llama.attention.head_count_kv": int(params.get("n_kv_heads") or n_head),
