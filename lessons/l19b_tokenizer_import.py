@@ -121,9 +121,10 @@ def fields(buf: bytes):
 
 def read_sentencepiece(buf: bytes) -> tuple[list[str], list[float], list[int], dict]:
     """ModelProto -> (pieces, scores, types, specs): specs holds the trainer's special ids and
-    the normalizer's add_dummy_prefix (SentencePiece's default: true)."""
+    the normalizer's add_dummy_prefix and remove_extra_whitespaces (SentencePiece's defaults: true)."""
     pieces, scores, types = [], [], []
-    specs = {"unk_id": 0, "bos_id": 1, "eos_id": 2, "pad_id": -1, "add_dummy_prefix": True}
+    specs = {"unk_id": 0, "bos_id": 1, "eos_id": 2, "pad_id": -1, "add_dummy_prefix": True,
+             "remove_extra_whitespaces": True}
     for number, wire, value in fields(bytes(buf)):
         if number == 1:                                   # one SentencePiece
             expect(wire, 2, "piece")
@@ -150,8 +151,8 @@ def read_sentencepiece(buf: bytes) -> tuple[list[str], list[float], list[int], d
         elif number == 3:                                 # NormalizerSpec
             expect(wire, 2, "normalizer_spec")
             for n, w, v in fields(value):
-                if n == 3 and w == 0:
-                    specs["add_dummy_prefix"] = bool(v)
+                if n in (3, 4) and w == 0:
+                    specs["add_dummy_prefix" if n == 3 else "remove_extra_whitespaces"] = bool(v)
     if not pieces:
         raise CheckpointError("tokenizer.model: no pieces (not a SentencePiece model)")
     return pieces, scores, types, specs

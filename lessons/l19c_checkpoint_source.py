@@ -265,6 +265,7 @@ def tokenizer_metadata(folder: str, config: dict, md: dict, tokenizer: str | Non
         with open(spm, "rb") as f:
             pieces, scores, types, specs = read_sentencepiece(f.read())
         vocab = vocab_from_sentencepiece(pieces, scores, types, n_vocab, specs["add_dummy_prefix"])
+        vocab["tokenizer.ggml.remove_extra_whitespaces"] = specs["remove_extra_whitespaces"]
         defaults = {"bos": specs["bos_id"], "eos": specs["eos_id"], "unknown": specs["unk_id"],
                     "padding": specs["pad_id"]}
     elif tok_json:
