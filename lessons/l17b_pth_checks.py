@@ -199,6 +199,8 @@ def check_strides(offset, size, stride, numel):
         if last >= numel:
             raise CheckpointError(f"tensor of size {size} stride {stride} at offset {offset} "
                                   f"reaches element {last}, past its storage of {numel}")
+        if np.prod(size, dtype=object) > numel:  # stride 0 repeats elements: a copy could be huge
+            raise CheckpointError(f"tensor of size {size} has more elements than its storage ({numel})")
     return size, stride
 
 
