@@ -228,3 +228,21 @@ def test_bad_metadata(tmp_path):
     with pytest.raises(CheckpointError, match="strings to strings"):
         read_safetensors_metadata(p)
     assert read_safetensors(p) == {}
+
+
+# ---- the exercise of docs/16-safetensors.md: write a safetensors file ---------------------------
+
+def test_exercise_write_safetensors(tmp_path):
+    """Checker: the safetensors library must read your file back equal (EXERCISE=your_file.py)."""
+    from safetensors.numpy import load_file
+    from safetensors import safe_open
+    import ckpt_exercises
+    write = ckpt_exercises.solution("write_safetensors")
+    arrays = {"w": RNG.standard_normal((3, 5)).astype(np.float32), "h": np.arange(7, dtype=np.float16),
+              "i": np.arange(-2, 2, dtype=np.int64), "empty": np.zeros((0, 2), np.float32)}
+    write(tmp_path / "mine.safetensors", arrays, {"format": "pt"})
+    back = load_file(tmp_path / "mine.safetensors")
+    assert set(back) == set(arrays)
+    assert all(back[k].dtype == x.dtype and np.array_equal(back[k], x) for k, x in arrays.items())
+    with safe_open(tmp_path / "mine.safetensors", framework="np") as f:
+        assert f.metadata() == {"format": "pt"}

@@ -250,3 +250,32 @@ def test_memo_index_allocates_nothing(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 1 << 20
+
+
+# ---- the exercise of docs/17-pth.md: list a pickle's globals without running it ----------------
+
+def test_exercise_list_globals(tmp_path):
+    """Checker: your static list must equal the names the unpickler really asks for."""
+    import zipfile
+
+    import ckpt_exercises
+    from lessons.l17_pth import RestrictedUnpickler
+    list_globals = ckpt_exercises.solution("list_globals")
+    asked = []
+
+    class Recording(RestrictedUnpickler):
+        def find_class(self, module, name):
+            asked.append((module, name))
+            return super().find_class(module, name)
+
+    from lessons.l17b_pth_checks import ZipView
+    for name in FILES:
+        asked.clear()
+        view = ZipView(str(FIX / name))
+        Recording(bytes(view.read("data.pkl")), view).load()
+        with zipfile.ZipFile(FIX / name) as z:
+            pkl = z.read(next(n for n in z.namelist() if n.endswith("/data.pkl")))
+        assert list_globals(pkl) == set(asked), name
+    evil = H.program(H.dict_(w=T, x=H.S("os") + H.S("system") + H.STACK_GLOBAL))
+    assert list_globals(evil) == {("torch._utils", "_rebuild_tensor_v2"), ("torch", "FloatStorage"),
+                                  ("collections", "OrderedDict"), ("os", "system")}

@@ -197,3 +197,19 @@ def test_missing_empty_directory(tmp_path):
     (tmp_path / "e.bin").write_bytes(b"")
     with pytest.raises(CheckpointError, match="empty"):
         read_llama2c(tmp_path / "e.bin")
+
+
+# ---- the exercise of docs/18-llama2c.md: write a version-1 file -----------------------------------
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_exercise_write_llama2c_v1(tmp_path, shared):
+    """Checker: export.py's layout (tests/ckpt_llama2c.py) and your file must be the same bytes."""
+    import ckpt_exercises
+    write = ckpt_exercises.solution("write_llama2c_v1")
+    w = W.random_weights(16, 40, 2, 4, 2, 32, shared)
+    W.write_llama2c(tmp_path / "ref.bin", w, **SIZES, version=1)
+    config = Llama2cConfig(16, 40, 2, 4, 2, 32, 24, shared, 10000.0, 1)
+    write(tmp_path / "mine.bin", config, w)
+    assert (tmp_path / "mine.bin").read_bytes() == (tmp_path / "ref.bin").read_bytes()
+    _, back = read_llama2c(tmp_path / "mine.bin")
+    assert all(np.array_equal(back[k].data, x) for k, x in w.items())
