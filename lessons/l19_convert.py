@@ -41,6 +41,8 @@ import re
 
 import numpy as np
 
+from lessons.l05_rope import permute_hf_to_gguf
+
 # ---- 1. names ----
 # --8<-- [start:names]
 HF_LAYER = {  # model.layers.{i}.<key> -> blk.{i}.<value>
@@ -96,16 +98,13 @@ def meta_to_gguf_name(name: str) -> str | None:
 
 # ---- 2. the Q/K permutation ----
 # --8<-- [start:permute]
-def hf_to_gguf_rows(w: np.ndarray, n_head: int) -> np.ndarray:
-    """[n_head * head_dim, ...] in HF's rotate_half order -> GGUF's neighbour pairs (a copy)."""
-    hd = w.shape[0] // n_head
-    return (w.reshape(n_head, 2, hd // 2, *w.shape[1:])    # [head, half, pair, ...]
-            .swapaxes(1, 2)                                # [head, pair, half, ...]
-            .reshape(w.shape))
+# HF -> GGUF is lesson 5's permute_hf_to_gguf: per head, [half, pair] rows -> [pair, half] rows.
+hf_to_gguf_rows = permute_hf_to_gguf
 
 
 def gguf_to_hf_rows(w: np.ndarray, n_head: int) -> np.ndarray:
-    """The inverse: what Meta's-to-HF converter does (used by the tests' checkpoint writers)."""
+    """The inverse, [pair, half] -> [half, pair]: what Meta's-to-HF converter did (the tests'
+    checkpoint writers use it to make HF folders)."""
     hd = w.shape[0] // n_head
     return (w.reshape(n_head, hd // 2, 2, *w.shape[1:])    # [head, pair, half, ...]
             .swapaxes(1, 2)                                # [head, half, pair, ...]

@@ -1,0 +1,253 @@
+"""export.py from training checkpoints: HF safetensors folders, Meta .pth folders, llama2.c files.
+
+Oracles: (1) the GGUF model a checkpoint was written from (tests/ckpt_writers.py, numpy only):
+converting back must give its tensors bit for bit (BF16: the rounded values), its vocabulary and token
+ids, and its logits on both backends; (2) files PyTorch itself wrote and the logits PyTorch computed
+(tests/fixtures/torch, from tools/make_torch_fixtures.py); (3) llama.cpp's own converter, through the
+default model, which it made: the metadata keys in the order convert_hf_to_gguf writes them.
+"""
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from contextlib import redirect_stderr
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ckpt_writers as cw
+import export
+from conftest import build_tiny_llama
+from lessons.l01_gguf import GGUFFile
+from lessons.l02_tokenizer import Tokenizer
+from lessons.l08_transformer import NumpyLlama
+from lessons.l16_safetensors import bf16_to_f32
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCH = ROOT / "tests" / "fixtures" / "torch"
+STRINGS = ["Hello world", "the quick brown fox, 1234!", "  two  spaces\nand a line", "<|im_start|>user\nhi"]
+TOKENIZER_KEYS = ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens", "tokenizer.ggml.token_type",
+                  "tokenizer.ggml.merges", "tokenizer.ggml.scores", "tokenizer.ggml.bos_token_id",
+                  "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.add_bos_token",
+                  "tokenizer.chat_template")
+
+
+def backends():
+    out = [("numpy", lambda g: NumpyLlama(g, n_ctx=64))]
+    try:
+        from cpp_core.model import CppLlama
+        out.append(("cpp", lambda g: CppLlama(g, n_ctx=64, n_threads=1)))
+    except ImportError:
+        pass
+    return out
+
+
+def convert(src, out, preset="F32", *extra) -> tuple[int, str]:
+    err = io.StringIO()
+    with redirect_stderr(err):
+        rc = export.main([str(src), str(out), preset, *map(str, extra)])
+    return rc, err.getvalue()
+
+
+def kl(p_logits, q_logits):
+    """KL(p || q) per row, in float64 (float32 sums alone have a ~1e-6 floor)."""
+    lp = p_logits.astype(np.float64)
+    lq = q_logits.astype(np.float64)
+    lp = lp - np.logaddexp.reduce(lp, axis=-1, keepdims=True)
+    lq = lq - np.logaddexp.reduce(lq, axis=-1, keepdims=True)
+    return (np.exp(lp) * (lp - lq)).sum(-1)
+
+
+def write(kind: str, gguf_path: Path, folder: Path) -> tuple[Path, list]:
+    """One checkpoint of the given kind from a GGUF model -> (path to give export.py, extra args)."""
+    if kind == "hf":
+        return cw.write_hf(gguf_path, folder), []
+    if kind == "hf-bf16-sharded":
+        return cw.write_hf(gguf_path, folder, dtype="BF16", shards=2, rope_parameters=True, chat_template_file=True), []
+    if kind == "meta":
+        return cw.write_meta(gguf_path, folder), []
+    if kind == "meta-2-shards":
+        return cw.write_meta(gguf_path, folder, shards=2), []
+    folder.mkdir()
+    return cw.write_llama2c(gguf_path, folder / "model.bin", folder / "tok.bin"), ["--tokenizer", folder / "tok.bin"]
+
+
+def expected(kind: str, x: np.ndarray) -> np.ndarray:
+    return bf16_to_f32(cw.to_bf16(x)) if kind == "hf-bf16-sharded" and x.ndim == 2 else x
+
+
+KINDS = ["hf", "hf-bf16-sharded", "meta", "meta-2-shards", "llama2c"]
+
+
+# ---- round trips on tiny models: every format, both vocabularies ----
+@pytest.mark.parametrize("vocab", ["bpe", "spm"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_round_trip_gives_back_tensors_vocabulary_and_logits(tmp_path, kind, vocab):
+    original = build_tiny_llama(tmp_path, vocab=vocab, tied=vocab == "bpe", n_head=4, n_head_kv=2,
+                                rope_base=50000.0, qk_scale=3.0, name="orig.gguf",
+                                metadata={"tokenizer.chat_template": "{{ messages }}"})
+    src, extra = write(kind, original, tmp_path / kind)
+    rc, err = convert(src, tmp_path / "back.gguf", "F32", *extra)
+    assert rc == 0, err
+    a, b = GGUFFile(original), GGUFFile(tmp_path / "back.gguf")
+    assert set(a.tensors) == set(b.tensors)
+    for name, t in a.tensors.items():
+        want = expected(kind, t.data)
+        assert b.tensors[name].ggml_type.name == "F32"
+        assert np.array_equal(b.tensors[name].data.view(np.uint32), want.view(np.uint32)), name  # bit for bit
+    for key in a.metadata:
+        if key.startswith("llama.") or kind != "llama2c" and key in TOKENIZER_KEYS:
+            assert b.metadata.get(key) == a.metadata[key], key
+    if kind != "llama2c" or vocab == "spm":  # a llama2.c tokenizer.bin holds SentencePiece vocabularies only
+        ta, tb = Tokenizer.from_metadata(a.metadata), Tokenizer.from_metadata(b.metadata)
+        for s in STRINGS:
+            assert tb.encode(s) == ta.encode(s), s
+    tokens = np.array([3, 1, 4, 1, 5, 9, 2, 6], dtype=np.int32)
+    if kind != "hf-bf16-sharded":  # same weights, same metadata: the same logits, exactly
+        for name, model in backends():
+            np.testing.assert_array_equal(model(b).forward(tokens, 0), model(a).forward(tokens, 0), err_msg=name)
+
+
+def test_hf_f32_keeps_convert_hf_to_gguf_order_and_quantized_presets_llama_cpps(tmp_path):
+    original = build_tiny_llama(tmp_path, n_layer=12, name="orig.gguf")
+    src = cw.write_hf(original, tmp_path / "hf")
+    assert convert(src, tmp_path / "f32.gguf")[0] == 0
+    names = list(GGUFFile(tmp_path / "f32.gguf").tensors)
+    # llama.cpp's converter walks the checkpoint's names sorted as strings: layer 10 before layer 2
+    assert names.index("blk.10.attn_k.weight") < names.index("blk.2.attn_k.weight")
+    assert names[0] == "model.embed_tokens.weight".replace("model.embed_tokens", "token_embd")
+    assert convert(src, tmp_path / "q8.gguf", "Q8_0")[0] == 0
+    names = list(GGUFFile(tmp_path / "q8.gguf").tensors)
+    assert names == export.llama_cpp_order(names)  # llama-quantize's order: layer by layer
+
+
+def test_one_step_equals_two_on_a_tiny_model(tmp_path):
+    original = build_tiny_llama(tmp_path, n_embd=256, n_ff=512, n_vocab=300, name="orig.gguf")
+    src = cw.write_hf(original, tmp_path / "hf", dtype="BF16")
+    assert convert(src, tmp_path / "direct.gguf", "Q4_K_M")[0] == 0
+    assert convert(src, tmp_path / "f32.gguf", "F32")[0] == 0
+    assert convert(tmp_path / "f32.gguf", tmp_path / "two.gguf", "Q4_K_M")[0] == 0
+    assert (tmp_path / "direct.gguf").read_bytes() == (tmp_path / "two.gguf").read_bytes()
+
+
+# ---- files PyTorch wrote ----
+@pytest.fixture(scope="module")
+def torch_fixture():
+    with np.load(TORCH / "logits.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.mark.parametrize("kind", ["hf", "meta"])
+def test_files_pytorch_wrote_convert_and_match_its_logits(tmp_path, torch_fixture, kind):
+    rc, err = convert(TORCH / kind, tmp_path / "m.gguf")
+    assert rc == 0, err
+    gguf = GGUFFile(tmp_path / "m.gguf")
+    want = torch_fixture[f"{kind}_logits"]                                      # [24, 384] PyTorch's
+    for name, model in backends():
+        got = model(gguf).forward(torch_fixture["tokens"], 0)
+        assert kl(want, got).max() <= 1e-6, name                                 # at every position
+        assert kl(want, np.roll(got, 1, axis=0)).max() > 1e-2                   # and the bound means something
+    tok = Tokenizer.from_metadata(gguf.metadata)
+    ids = torch_fixture["bpe_ids" if kind == "hf" else "spm_ids"]
+    for s, want_ids in zip(torch_fixture["strings"], ids):
+        assert tok.encode(str(s), add_bos=False) == json.loads(str(want_ids)), str(s)
+    if kind == "hf":  # transformers 5 writes the template to chat_template.jinja and rope_parameters
+        assert gguf.metadata["tokenizer.chat_template"] == (TORCH / "hf" / "chat_template.jinja").read_text()
+        assert gguf.metadata["llama.rope.freq_base"] == 50000.0
+        assert gguf.metadata["tokenizer.ggml.pre"] == "smollm"
+
+
+# ---- bad input: one line, exit 1, no output ----
+def leftovers(folder: Path) -> list:
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def damaged(tmp_path: Path, case: str) -> tuple[Path, list]:
+    hf = shutil.copytree(TORCH / "hf", tmp_path / "hf")
+    if case == "architecture":
+        cfg = json.loads((hf / "config.json").read_text())
+        cfg["architectures"] = ["Qwen2ForCausalLM"]
+        (hf / "config.json").write_text(json.dumps(cfg))
+    elif case == "config_not_json":
+        (hf / "config.json").write_text("{not json")
+    elif case == "absurd_size":
+        cfg = json.loads((hf / "config.json").read_text())
+        cfg["hidden_size"] = 1 << 40
+        (hf / "config.json").write_text(json.dumps(cfg))
+    elif case == "missing_tensor":
+        from lessons.l16_safetensors import read_safetensors
+        tensors = {k: np.array(v.data) for k, v in read_safetensors(hf / "model.safetensors").items()
+                   if k != "model.layers.1.mlp.up_proj.weight"}
+        cw.write_safetensors(hf / "model.safetensors", sorted(tensors.items()))
+    elif case == "no_tokenizer":
+        (hf / "tokenizer.json").unlink()
+    elif case == "tokenizer_model_not_protobuf":
+        meta = shutil.copytree(TORCH / "meta", tmp_path / "meta")
+        (meta / "tokenizer.model").write_bytes(b'{"this": "is json, not a protobuf"}\n' * 4)
+        return meta, []
+    elif case == "empty_folder":
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        return empty, []
+    elif case == "llama2c_without_tokenizer":
+        (tmp_path / "l2c").mkdir()
+        original = build_tiny_llama(tmp_path, name="orig.gguf")
+        path = cw.write_llama2c(original, tmp_path / "l2c" / "model.bin", tmp_path / "tok.bin")
+        return path, []
+    return hf, []
+
+
+@pytest.mark.parametrize("case", ["architecture", "config_not_json", "absurd_size", "missing_tensor", "no_tokenizer",
+                                  "tokenizer_model_not_protobuf", "empty_folder", "llama2c_without_tokenizer"])
+def test_bad_checkpoints_are_one_error_line_and_no_output(tmp_path, case):
+    src, extra = damaged(tmp_path, case)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    rc, err = convert(src, out_dir / "o.gguf", "Q8_0", *extra)
+    assert rc == 1
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert list(out_dir.iterdir()) == []
+    if case == "architecture":
+        assert "Qwen2ForCausalLM" in err
+
+
+def test_the_script_says_one_line_for_a_tokenizer_model_that_is_not_a_protobuf(tmp_path):
+    src, _ = damaged(tmp_path, "tokenizer_model_not_protobuf")
+    proc = subprocess.run([sys.executable, str(ROOT / "export.py"), str(src), str(tmp_path / "o.gguf"), "F32"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert "tokenizer.model" in proc.stderr and not (tmp_path / "o.gguf").exists() and leftovers(tmp_path) == []
+
+
+# ---- the default model, for real (slow: 540 MB of float32 a format) ----
+@pytest.fixture(scope="module")
+def default_f32(default_model_path, tmp_path_factory):
+    path = tmp_path_factory.mktemp("default") / "f32.gguf"
+    export.export(str(default_model_path), str(path), "F32")
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["hf-bf16-sharded", "meta-2-shards", "llama2c"])
+def test_default_model_round_trip(default_f32, default_model, tmp_path, kind):
+    src, extra = write(kind, default_f32, tmp_path / kind)
+    rc, err = convert(src, tmp_path / "back.gguf", "F32", *extra)
+    assert rc == 0, err
+    a, b = GGUFFile(default_f32), GGUFFile(tmp_path / "back.gguf")
+    for name, t in a.tensors.items():
+        assert np.array_equal(b.tensors[name].data.view(np.uint32), expected(kind, t.data).view(np.uint32)), name
+    if kind == "hf-bf16-sharded":  # the key order of llama.cpp's converter, which made the default model
+        keys = [k for k in default_model.metadata if k in b.metadata and not k.startswith("general.")]
+        assert keys == [k for k in b.metadata if k in default_model.metadata and not k.startswith("general.")]
+        ta, tb = Tokenizer.from_metadata(default_model.metadata), Tokenizer.from_metadata(b.metadata)
+        for s in STRINGS + ["Café 👍🏽 1603"]:
+            assert tb.encode(s) == ta.encode(s), s
+        return
+    tokens = np.array([1, 4093, 198, 26843], dtype=np.int32)
+    for name, model in backends():
+        np.testing.assert_array_equal(model(b).forward(tokens, 0), model(a).forward(tokens, 0), err_msg=name)
