@@ -7,14 +7,13 @@ the writer reaches it. Lesson 19's decisions (names, the Q/K rows, hyperparamete
 returns a view of the mmap, or a copy of one tensor where rows move (Q/K) or shards are joined
 (Meta's larger models), so memory stays at about one tensor whatever the model's size.
 
-The rest of this file is distrust: a config with a missing or absurd size, a tensor of the wrong
-shape or dtype, a layer with a missing matrix, an unknown architecture -- each one CheckpointError
-with one line, raised before the output file is opened.
+Distrust lives in lesson 19d: a config with a missing or absurd size, a tensor of the wrong shape or
+dtype, a layer with a missing matrix, an unknown architecture -- each one CheckpointError with one
+line, raised before the output file is opened.
 """
 from __future__ import annotations
 
 import glob
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Callable
@@ -30,6 +29,7 @@ from lessons.l19_convert import (hf_config_metadata, hf_to_gguf_name, hf_to_gguf
 from lessons.l19b_tokenizer_import import (llama2c_pieces, read_sentencepiece, vocab_from_sentencepiece,
                                            vocab_from_tokenizer_json)
 from lessons.l01a_gguf_values import GGUFValueType
+from lessons.l19d_checkpoint_checks import check_shapes, checked_name, read_json
 
 ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM")
 STORED = {"F32": GGMLType.F32, "F16": GGMLType.F16, "BF16": GGMLType.BF16}
@@ -193,59 +193,11 @@ def planned(new: str, t, transform, where: str) -> PlannedTensor:
     return PlannedTensor(new, tuple(reversed(t.shape)), STORED[t.dtype], lambda: transform(t.data))
 
 
-def checked_name(fn, name: str, where: str):
-    try:
-        return fn(name)
-    except ValueError:
-        raise CheckpointError(f"{where}: tensor '{name}' is not part of a llama model") from None
-
-
 def convert_order(folder: str, stored: dict) -> list[str]:
     """convert_hf_to_gguf's order: shard files sorted by name, each shard's tensors sorted by name."""
     index = os.path.join(folder, INDEX_NAME)
     shard_of = read_json(index).get("weight_map", {}) if os.path.isfile(index) else {}
     return sorted(stored, key=lambda n: (shard_of.get(n, ""), n))
-
-
-def check_shapes(tensors: dict, md: dict, where: str) -> None:
-    """Every tensor a llama needs, each of the shape the hyperparameters say."""
-    d, n_ff, n_vocab = md["llama.embedding_length"], md["llama.feed_forward_length"], md["llama.vocab_size"]
-    n_head, n_kv, n_layer = (md["llama.attention.head_count"], md["llama.attention.head_count_kv"],
-                             md["llama.block_count"])
-    if min(d, n_ff, n_vocab, n_head, n_kv, n_layer) <= 0 or d % n_head or n_head % n_kv or (d // n_head) % 2:
-        raise CheckpointError(f"{where}: impossible sizes (dim {d}, heads {n_head}/{n_kv}, ffn {n_ff}, "
-                              f"layers {n_layer}, vocab {n_vocab})")
-    hd = md["llama.rope.dimension_count"]
-    want = {"token_embd.weight": (d, n_vocab), "output_norm.weight": (d,)}
-    for i in range(n_layer):
-        want |= {f"blk.{i}.attn_norm.weight": (d,), f"blk.{i}.ffn_norm.weight": (d,),
-                 f"blk.{i}.attn_q.weight": (d, n_head * hd), f"blk.{i}.attn_k.weight": (d, n_kv * hd),
-                 f"blk.{i}.attn_v.weight": (d, n_kv * hd), f"blk.{i}.attn_output.weight": (n_head * hd, d),
-                 f"blk.{i}.ffn_gate.weight": (d, n_ff), f"blk.{i}.ffn_up.weight": (d, n_ff),
-                 f"blk.{i}.ffn_down.weight": (n_ff, d)}
-    if "output.weight" in tensors:
-        want["output.weight"] = (d, n_vocab)
-    for name, ne in want.items():
-        if name not in tensors:
-            raise CheckpointError(f"{where}: tensor '{name}' is missing")
-        if tuple(tensors[name].ne) != ne:
-            raise CheckpointError(f"{where}: tensor '{name}' has ne {list(tensors[name].ne)}, expected {list(ne)}")
-    extra = sorted(set(tensors) - set(want))
-    if extra:
-        raise CheckpointError(f"{where}: tensor '{extra[0]}' is beyond the model's {n_layer} layers")
-
-
-def read_json(path: str, limit: int = 100_000_000) -> dict:
-    try:
-        with open(path, "rb") as f:
-            value = json.loads(f.read(limit + 1).decode("utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: not found") from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise CheckpointError(f"{path}: not valid JSON ({str(e).splitlines()[0][:80]})") from None
-    if not isinstance(value, dict):
-        raise CheckpointError(f"{path}: not a JSON object")
-    return value
 
 
 # ---- the tokenizer beside the weights ----
