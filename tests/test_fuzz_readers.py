@@ -10,8 +10,10 @@ counts and offsets live there), cuts, deletions, insertions. The properties, for
   the header claims; a subprocess replays hostile headers under an address-space limit as well.
 The budget is fixed (derandomize=True, no example database): the same examples every run.
 """
+import atexit
 import json
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -39,6 +41,7 @@ except ImportError:  # the tokenizer.model reader belongs to another lesson; fuz
 
 SEEDS = Path(__file__).parent / "fixtures" / "fuzz"
 WORK = Path(tempfile.mkdtemp(prefix="fuzz-readers-"))
+atexit.register(shutil.rmtree, WORK, True)
 EDGE = [0, 1, 2, 7, 8, 255, 256, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 32, 1 << 62, (1 << 63) - 1, (1 << 64) - 1]
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
