@@ -30,7 +30,6 @@ from __future__ import annotations
 import collections
 import io
 import os
-import pickle
 
 import numpy as np
 
