@@ -288,7 +288,8 @@ def convert_tensor(info, new_type: GGMLType):
     if info.n_elements == 0:
         return
     n_per_row = int(info.ne[0])
-    rows = np.asarray(info.data).reshape(-1, info.data.shape[-1])  # [n_rows, stored row] (3-D experts too)
+    data = np.asarray(info.data)  # once: a checkpoint's tensor may be made on demand (lesson 19c)
+    rows = data.reshape(-1, data.shape[-1])  # [n_rows, stored row] (3-D experts too)
     step = max(1, SLAB_FLOATS // max(n_per_row, 1))
     for start in range(0, rows.shape[0], step):
         x = decode_rows(rows[start:start + step], info.ggml_type, n_per_row)  # [step, n_per_row] f32
