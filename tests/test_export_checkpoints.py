@@ -125,12 +125,13 @@ def test_hf_f32_keeps_convert_hf_to_gguf_order_and_quantized_presets_llama_cpps(
     assert names == export.llama_cpp_order(names)  # llama-quantize's order: layer by layer
 
 
-def test_one_step_equals_two_on_a_tiny_model(tmp_path):
+@pytest.mark.parametrize("preset", ["Q4_K_M", "Q8_0", "Q3_K_S"])
+def test_one_step_equals_two_on_a_tiny_model(tmp_path, preset):
     original = build_tiny_llama(tmp_path, n_embd=256, n_ff=512, n_vocab=300, name="orig.gguf")
     src = cw.write_hf(original, tmp_path / "hf", dtype="BF16")
-    assert convert(src, tmp_path / "direct.gguf", "Q4_K_M")[0] == 0
+    assert convert(src, tmp_path / "direct.gguf", preset)[0] == 0
     assert convert(src, tmp_path / "f32.gguf", "F32")[0] == 0
-    assert convert(tmp_path / "f32.gguf", tmp_path / "two.gguf", "Q4_K_M")[0] == 0
+    assert convert(tmp_path / "f32.gguf", tmp_path / "two.gguf", preset)[0] == 0
     assert (tmp_path / "direct.gguf").read_bytes() == (tmp_path / "two.gguf").read_bytes()
 
 
@@ -183,6 +184,13 @@ def damaged(tmp_path: Path, case: str) -> tuple[Path, list]:
         tensors = {k: np.array(v.data) for k, v in read_safetensors(hf / "model.safetensors").items()
                    if k != "model.layers.1.mlp.up_proj.weight"}
         cw.write_safetensors(hf / "model.safetensors", sorted(tensors.items()))
+    elif case == "untied_without_lm_head":
+        cfg = json.loads((hf / "config.json").read_text())
+        from lessons.l16_safetensors import read_safetensors
+        tensors = {k: np.array(v.data) for k, v in read_safetensors(hf / "model.safetensors").items()
+                   if k != "lm_head.weight"}
+        cw.write_safetensors(hf / "model.safetensors", sorted(tensors.items()))
+        assert cfg["tie_word_embeddings"] is False
     elif case == "no_tokenizer":
         (hf / "tokenizer.json").unlink()
     elif case == "tokenizer_model_not_protobuf":
@@ -201,7 +209,8 @@ def damaged(tmp_path: Path, case: str) -> tuple[Path, list]:
     return hf, []
 
 
-@pytest.mark.parametrize("case", ["architecture", "config_not_json", "absurd_size", "missing_tensor", "no_tokenizer",
+@pytest.mark.parametrize("case", ["architecture", "config_not_json", "absurd_size", "missing_tensor",
+                                  "untied_without_lm_head", "no_tokenizer",
                                   "tokenizer_model_not_protobuf", "empty_folder", "llama2c_without_tokenizer"])
 def test_bad_checkpoints_are_one_error_line_and_no_output(tmp_path, case):
     src, extra = damaged(tmp_path, case)
@@ -213,6 +222,17 @@ def test_bad_checkpoints_are_one_error_line_and_no_output(tmp_path, case):
     assert list(out_dir.iterdir()) == []
     if case == "architecture":
         assert "Qwen2ForCausalLM" in err
+
+
+def test_mistral_folders_convert_like_llama_and_a_missing_tokenizer_flag_file_is_a_usage_error(tmp_path):
+    hf = shutil.copytree(TORCH / "hf", tmp_path / "hf")
+    cfg = json.loads((hf / "config.json").read_text())
+    (hf / "config.json").write_text(json.dumps(cfg | {"architectures": ["MistralForCausalLM"], "sliding_window": None}))
+    assert convert(hf, tmp_path / "mistral.gguf")[0] == 0
+    assert convert(TORCH / "hf", tmp_path / "llama.gguf")[0] == 0
+    assert (tmp_path / "mistral.gguf").read_bytes() == (tmp_path / "llama.gguf").read_bytes()  # both folders are named hf
+    rc, err = convert(TORCH / "hf", tmp_path / "o.gguf", "F32", "--tokenizer", tmp_path / "nope.bin")
+    assert rc == 2 and err.startswith("error: ") and "nope.bin" in err
 
 
 def test_the_script_says_one_line_for_a_tokenizer_model_that_is_not_a_protobuf(tmp_path):
