@@ -74,7 +74,8 @@ class StoredTensor:
         if self.dtype == "BF16":
             return bf16_to_f32(self.data)
         if self.dtype in FLOAT_DTYPES:
-            return np.array(self.data, dtype=np.float32, order="C")
+            with np.errstate(over="ignore"):                 # F64 past float32's range -> inf, as torch does
+                return np.array(self.data, dtype=np.float32, order="C")
         raise CheckpointError(f"a {self.dtype} tensor of shape {self.shape} holds no float weights")
 
 

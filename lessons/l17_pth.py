@@ -106,6 +106,8 @@ class RestrictedUnpickler(checks.SaferUnpickler):
             if numel > flat.size:
                 raise CheckpointError(f"storage {key} claims {numel} elements, its entry holds {flat.size}")
             self.storages[key] = checks.Storage(storage_type.dtype, flat[:numel])
+        if self.storages[key].dtype != storage_type.dtype:
+            raise CheckpointError(f"storage {key} is named with two dtypes")
         return self.storages[key]
 # --8<-- [end:unpickler]
 

@@ -165,7 +165,7 @@ def test_fuzz_safetensors(case):
 
 number = st.sampled_from(EDGE) | st.integers(-4, 40) | st.sampled_from([True, 1.5, "8", None])
 st_entry = st.fixed_dictionaries({
-    "dtype": st.sampled_from(["F32", "F16", "BF16", "I64", "U8", "BOOL", "F8_E4M3", "", None, 3]),
+    "dtype": st.sampled_from(["F32", "F16", "BF16", "F64", "I64", "U8", "BOOL", "F8_E4M3", "", None, 3]),
     "shape": st.lists(number, max_size=4) | number,
     "data_offsets": st.lists(number, max_size=3) | number})
 st_header = st.dictionaries(st.sampled_from(["a", "b", "c", "__metadata__"]), st_entry, max_size=4)

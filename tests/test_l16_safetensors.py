@@ -246,3 +246,10 @@ def test_exercise_write_safetensors(tmp_path):
     assert all(back[k].dtype == x.dtype and np.array_equal(back[k], x) for k, x in arrays.items())
     with safe_open(tmp_path / "mine.safetensors", framework="np") as f:
         assert f.metadata() == {"format": "pt"}
+
+
+def test_f64_past_float32_range_becomes_inf(tmp_path):
+    x = np.array([1e300, -1e300, 1.5, np.nan], np.float64)
+    save_file({"x": x}, tmp_path / "d.safetensors")
+    got = read_safetensors(tmp_path / "d.safetensors")["x"].to_f32()
+    assert got[:3].tolist() == [np.inf, -np.inf, 1.5] and np.isnan(got[3])

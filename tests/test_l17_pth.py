@@ -209,6 +209,7 @@ def test_build_on_ordereddict_state_is_dropped(tmp_path):
     (H.tensor(size=(2, 2), stride=(1,)), "do not match"),
     (H.tensor(numel=100), "claims 100 elements"),
     (H.tensor(typ="DoubleStorage", numel=2, size=(2,)), None),        # 16 bytes = 2 doubles: fine
+    (H.tup(H.tensor(), H.tensor(typ="HalfStorage")), "two dtypes"),   # one key, two dtypes
 ])
 def test_bad_tensor_claims(tmp_path, tensor, match):
     p = H.write_pth(tmp_path / "s.pth", H.program(H.dict_(w=tensor)), storages())
