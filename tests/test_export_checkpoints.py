@@ -271,3 +271,46 @@ def test_default_model_round_trip(default_f32, default_model, tmp_path, kind):
     tokens = np.array([1, 4093, 198, 26843], dtype=np.int32)
     for name, model in backends():
         np.testing.assert_array_equal(model(b).forward(tokens, 0), model(a).forward(tokens, 0), err_msg=name)
+
+
+# ---- every llama2.c version (written by tests/ckpt_llama2c.py as llama2.c's export.py lays them out) ----
+@pytest.mark.parametrize("version", [0, 1, 2])
+def test_llama2c_versions_convert_to_their_weights(tmp_path, version):
+    import ckpt_llama2c as l2c
+    sizes = dict(dim=64, hidden=96, n_layers=2, n_heads=4, n_kv=2, vocab=40)
+    w = l2c.random_weights(**sizes, shared=False)
+    gs = l2c.write_llama2c(tmp_path / "model.bin", w, **sizes, seq_len=32, version=version, theta=10000.0)
+    pieces = [b"<unk>", b"\n<s>\n", b"\n</s>\n"] + [f"<0x{b:02X}>".encode() for b in range(10)] + \
+             [bytes([c]) for c in b"abcdefghijklmnopqrstuvwxyz!"]
+    l2c.write_tokenizer_bin(tmp_path / "tokenizer.bin", pieces, [0.0] * 13 + [-float(i) for i in range(27)])
+    rc, err = convert(tmp_path / "model.bin", tmp_path / "m.gguf")
+    assert rc == 0, err
+    gguf = GGUFFile(tmp_path / "m.gguf")
+    names = {"tok_embeddings.weight": "token_embd.weight", "norm.weight": "output_norm.weight",
+             "output.weight": "output.weight", "layers.1.attention.wq.weight": "blk.1.attn_q.weight",
+             "layers.0.feed_forward.w2.weight": "blk.0.ffn_down.weight", "layers.1.ffn_norm.weight": "blk.1.ffn_norm.weight"}
+    for meta, new in names.items():
+        want = w[meta]
+        if version == 2 and want.ndim == 2:  # int8 groups: the file holds q * scale, not the floats
+            q, s = l2c.quantize_q80(want, gs)
+            want = (q.reshape(-1, gs) * s[:, None]).astype(np.float32).reshape(want.shape)
+        np.testing.assert_array_equal(gguf.tensors[new].data, want, err_msg=new)
+    md = gguf.metadata
+    assert (md["llama.context_length"], md["llama.feed_forward_length"], md["llama.attention.head_count_kv"]) == (32, 96, 2)
+    tok = Tokenizer.from_metadata(md)
+    assert tok.tokens[:3] == ["<unk>", "<s>", "</s>"] and tok.types[3] == 6 and tok.bos_id == 1
+
+
+def test_chat_template_sources_and_metas_tokenizer_in_the_parent_folder(tmp_path):
+    from lessons.l19c_checkpoint_source import chat_template
+    assert chat_template(str(tmp_path), {"chat_template": "{{ x }}"}) == "{{ x }}"
+    named = [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D"}]
+    assert chat_template(str(tmp_path), {"chat_template": named}) == "D"        # GGUF's key takes "default"
+    (tmp_path / "chat_template.jinja").write_text("J")
+    assert chat_template(str(tmp_path), {"chat_template": "{{ x }}"}) == "J"    # the .jinja file wins
+    # Meta's downloads keep tokenizer.model beside the model folders, not inside them
+    meta = shutil.copytree(TORCH / "meta", tmp_path / "llama" / "tiny-7b")
+    (meta / "tokenizer.model").rename(tmp_path / "llama" / "tokenizer.model")
+    rc, err = convert(meta, tmp_path / "m.gguf")
+    assert rc == 0, err
+    assert GGUFFile(tmp_path / "m.gguf").metadata["tokenizer.ggml.model"] == "llama"
