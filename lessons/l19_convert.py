@@ -127,6 +127,11 @@ def hf_config_metadata(config: dict) -> dict:
     md["llama.feed_forward_length"] = int(cfg["intermediate_size"])
     md["llama.attention.head_count"] = n_head
     md["llama.attention.head_count_kv"] = int(cfg.get("num_key_value_heads") or n_head)
+    kind = rope.get("rope_type", rope.get("type")) or "default"
+    if kind == "linear":  # positions divided by the factor
+        md["llama.rope.scaling.type"], md["llama.rope.scaling.factor"] = "linear", float(rope["factor"])
+    elif kind not in ("default", "llama3"):  # llama3: a rope_freqs tensor, see llama3_rope_factors
+        raise ValueError(f"RoPE scaling '{kind}' is not supported (default, linear, llama3)")
     md["llama.rope.freq_base"] = float(theta)
     md["llama.attention.layer_norm_rms_epsilon"] = float(cfg.get("rms_norm_eps", 1e-6))
     if cfg.get("head_dim"):
@@ -136,6 +141,27 @@ def hf_config_metadata(config: dict) -> dict:
     md["llama.rope.dimension_count"] = int(cfg.get("head_dim") or cfg["hidden_size"] // n_head)
     return md
 # --8<-- [end:hf_config]
+
+
+def llama3_rope_factors(rope: dict, theta: float, head_dim: int) -> np.ndarray | None:
+    """Llama 3.1's RoPE scaling as llama.cpp stores it: rope_freqs.weight, one divisor per pair.
+    Short wavelengths keep their frequency, long ones are slowed by `factor`, those between blend."""
+    if (rope.get("rope_type", rope.get("type")) or "").lower() != "llama3":
+        return None
+    factor, low, high = rope.get("factor", 8.0), rope.get("low_freq_factor", 1.0), rope.get("high_freq_factor", 4.0)
+    old_ctx = rope.get("original_max_position_embeddings", 8192)
+    freqs = 1.0 / (np.float32(theta) ** (np.arange(0, head_dim, 2, dtype=np.float32) / np.float32(head_dim)))
+    out = []
+    for freq in freqs.astype(np.float64):
+        wavelen = 2 * math.pi / freq
+        if wavelen < old_ctx / high:
+            out.append(1.0)
+        elif wavelen > old_ctx / low:
+            out.append(factor)
+        else:
+            smooth = (old_ctx / wavelen - low) / (high - low)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(out, dtype=np.float32)  # [head_dim / 2]
 
 
 # --8<-- [start:meta_params]

@@ -25,7 +25,7 @@ from lessons.l16_safetensors import INDEX_NAME, CheckpointError, StoredTensor, r
 from lessons.l17_pth import read_pth
 from lessons.l18_llama2c import read_llama2c, read_tokenizer_bin
 from lessons.l19_convert import (hf_config_metadata, hf_to_gguf_name, hf_to_gguf_rows, llama2c_metadata,
-                                 meta_params_metadata, meta_to_gguf_name)
+                                 llama3_rope_factors, meta_params_metadata, meta_to_gguf_name)
 from lessons.l19b_tokenizer_import import (llama2c_pieces, read_sentencepiece, vocab_from_sentencepiece,
                                            vocab_from_tokenizer_json)
 from lessons.l01a_gguf_values import GGUFValueType
@@ -78,11 +78,18 @@ def plan_hf(folder: str) -> Plan:
         raise CheckpointError(f"{folder}: architecture '{arch}' is not supported (only {', '.join(ARCHITECTURES)})")
     try:
         md = hf_config_metadata(config)
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{folder}/config.json: missing or bad value ({str(e)[:80]})") from None
+        cfg = {**config, **config.get("text_config", {})}
+        factors = llama3_rope_factors(cfg.get("rope_parameters") or cfg.get("rope_scaling") or {},
+                                      md["llama.rope.freq_base"], md["llama.rope.dimension_count"])
+    except KeyError as e:
+        raise CheckpointError(f"{folder}/config.json: {e} is missing") from None
+    except (TypeError, ValueError, ArithmeticError) as e:
+        raise CheckpointError(f"{folder}/config.json: {str(e)[:100]}") from None
     n_head, n_kv = md["llama.attention.head_count"], md["llama.attention.head_count_kv"]
     stored = read_safetensors_folder(folder)
     tensors = {}
+    if factors is not None:  # llama.cpp's converter writes this generated tensor first
+        tensors["rope_freqs.weight"] = PlannedTensor("rope_freqs.weight", factors.shape, GGMLType.F32, lambda: factors)
     for name in convert_order(folder, stored):
         new = checked_name(hf_to_gguf_name, name, folder)
         if new is None:

@@ -37,6 +37,8 @@ def check_shapes(tensors: dict, md: dict, where: str) -> None:
                  f"blk.{i}.ffn_down.weight": (n_ff, d)}
     if "output.weight" in tensors:
         want["output.weight"] = (d, n_vocab)
+    if "rope_freqs.weight" in tensors:
+        want["rope_freqs.weight"] = (hd // 2,)
     for name, ne in want.items():
         if name not in tensors:
             raise CheckpointError(f"{where}: tensor '{name}' is missing")

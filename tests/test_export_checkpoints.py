@@ -314,3 +314,18 @@ def test_chat_template_sources_and_metas_tokenizer_in_the_parent_folder(tmp_path
     rc, err = convert(meta, tmp_path / "m.gguf")
     assert rc == 0, err
     assert GGUFFile(tmp_path / "m.gguf").metadata["tokenizer.ggml.model"] == "llama"
+
+
+def test_a_llama3_rope_config_gets_rope_freqs_first(tmp_path):
+    hf = shutil.copytree(TORCH / "hf", tmp_path / "hf")
+    cfg = json.loads((hf / "config.json").read_text())
+    cfg["rope_parameters"] = {"rope_type": "llama3", "rope_theta": 50000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                              "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
+    (hf / "config.json").write_text(json.dumps(cfg))
+    assert convert(hf, tmp_path / "m.gguf")[0] == 0
+    gguf = GGUFFile(tmp_path / "m.gguf")
+    assert list(gguf.tensors)[0] == "rope_freqs.weight" and gguf.tensors["rope_freqs.weight"].ne == (8,)
+    cfg["rope_parameters"]["rope_type"] = "longrope"
+    (hf / "config.json").write_text(json.dumps(cfg))
+    rc, err = convert(hf, tmp_path / "o.gguf")
+    assert rc == 1 and "longrope" in err and not (tmp_path / "o.gguf").exists()

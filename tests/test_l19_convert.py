@@ -145,3 +145,24 @@ def test_fuzz_random_bytes(data):
 def test_fuzz_mutated_seed(at, cut, patch, truncate):
     data = SEED[:at] if truncate else SEED[:at] + patch + SEED[at + cut:]
     parse_or_refuse(data)
+
+
+def test_llama3_rope_divisors_match_transformers():
+    import json
+    from lessons.l19_convert import llama3_rope_factors
+    with np.load(ROOT / "tests" / "fixtures" / "torch" / "llama3_rope.npz") as f:  # transformers' own numbers
+        cfg, head_dim, want = json.loads(str(f["config"])), int(f["head_dim"]), f["divisors"]
+    got = llama3_rope_factors(cfg, cfg["rope_theta"], head_dim)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert 1.0 < got[16] < 32.0                      # the blended band is in there
+    assert llama3_rope_factors({"rope_type": "default"}, 1e4, 64) is None
+
+
+def test_rope_scaling_kinds():
+    base = {"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4, "num_hidden_layers": 2,
+            "vocab_size": 10, "rope_theta": 1e4}
+    linear = hf_config_metadata(base | {"rope_scaling": {"type": "linear", "factor": 4.0}})
+    assert (linear["llama.rope.scaling.type"], linear["llama.rope.scaling.factor"]) == ("linear", 4.0)
+    assert list(linear).index("llama.rope.scaling.type") < list(linear).index("llama.rope.freq_base")
+    with pytest.raises(ValueError, match="yarn"):
+        hf_config_metadata(base | {"rope_scaling": {"rope_type": "yarn", "factor": 4.0}})

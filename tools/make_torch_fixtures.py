@@ -12,7 +12,8 @@ theta 50000, untied output) and writes it twice:
          SmolLM2's pre-tokenizer (digits one by one, then ByteLevel) + a chat template
   meta/  consolidated.00.pth by torch.save (BF16, Meta's names and Meta's Q/K row order) +
          params.json + a SentencePiece BPE tokenizer.model (byte fallback) trained here
-and logits.npz: the token sequence, PyTorch's float32 logits for it from both models (the Meta one
+and llama3_rope.npz: transformers' Llama 3.1 RoPE divisors for Llama 3.2 1B's settings; and
+logits.npz: the token sequence, PyTorch's float32 logits for it from both models (the Meta one
 is the same model with its weights rounded to bf16), and token ids the two tokenizers give for a
 few strings. Weights are drawn larger than transformers' default init so the logits are peaked:
 a wrong permutation or name then moves them far past the tests' KL bound.
@@ -65,6 +66,24 @@ def meta_rows(w: torch.Tensor, n_head: int) -> torch.Tensor:
     """HF's rotate_half row order -> Meta's neighbour pairs (undoing Meta's HF converter)."""
     hd = w.shape[0] // n_head
     return w.reshape(n_head, 2, hd // 2, w.shape[1]).transpose(1, 2).reshape(w.shape)
+
+
+LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0, "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}  # Llama 3.2 1B's
+
+
+def llama3_rope_divisors() -> dict:
+    """transformers' Llama 3.1 RoPE: per pair, how much slower than plain RoPE it turns
+    (default inv_freq / llama3 inv_freq), which is what llama.cpp stores as rope_freqs.weight."""
+    from transformers import LlamaConfig
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+    cfg = LlamaConfig(hidden_size=2048, num_attention_heads=32, max_position_embeddings=131072,
+                      rope_parameters=dict(LLAMA3_ROPE))
+    scaled, _ = ROPE_INIT_FUNCTIONS["llama3"](cfg, "cpu")
+    head_dim = 2048 // 32
+    plain = 1.0 / (LLAMA3_ROPE["rope_theta"] ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
+    return {"config": np.array(json.dumps(LLAMA3_ROPE)), "head_dim": np.int32(head_dim),
+            "divisors": (plain / scaled).float().numpy()}
 
 
 def main() -> int:
@@ -143,6 +162,7 @@ def main() -> int:
         spm_scores=np.array([sp.get_score(i) for i in range(sp.get_piece_size())], dtype=np.float32),
         spm_types=np.array([2 if sp.is_unknown(i) else 3 if sp.is_control(i) else 5 if sp.is_unused(i)
                             else 6 if sp.is_byte(i) else 1 for i in range(sp.get_piece_size())], dtype=np.int32))
+    np.savez(OUT / "llama3_rope.npz", **llama3_rope_divisors())
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
     print(f"wrote {OUT} ({total / 1024:.0f} KiB); logits spread {hf_logits.std():.2f}, "
           f"bf16 changed them by {np.abs(meta_logits - hf_logits).max():.3g}", file=sys.stderr)
