@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """llama.cpp runs what export.py converts: the same greedy tokens as run.py's backends.
 
-    /work/venv-oracle/bin/python tools/check_converted_with_llama_cpp.py [--default] [-n 16]
+    .venv/bin/python tools/check_converted_with_llama_cpp.py [--default] [-n 16] [--site DIR]
 
-Needs llama-cpp-python in the interpreter that runs it (plus numpy and regex; the project's
-lessons are imported from this checkout, and the C++ backend if it is built for that Python).
+Needs llama-cpp-python: importable by this interpreter, or from --site, the site-packages folder of
+a venv that has it for the same Python version (e.g. /work/venv-oracle/lib/python3.11/site-packages;
+it is put last on sys.path, so the project's own packages come first).
 Converts with export.py, then for each file: the prompt's token ids (our tokenizer) are fed to
 llama.cpp, which decodes greedily; our numpy model (and the C++ one when importable) decodes
 greedily from the same ids; the token lists must be equal. Files checked:
@@ -56,7 +57,10 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--default", action="store_true", help="also the default model, as HF, Meta and llama2.c")
     p.add_argument("-n", type=int, default=16, help="greedy tokens per file")
+    p.add_argument("--site", help="a site-packages folder holding llama_cpp")
     args = p.parse_args()
+    if args.site:
+        sys.path.append(args.site)
     import export
     from lessons.l01_gguf import GGUFFile
     from lessons.l02_tokenizer import Tokenizer
