@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import stat
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,7 +86,7 @@ class StoredTensor:
 def read_safetensors(path) -> dict[str, StoredTensor]:
     """Every tensor of one .safetensors file, as zero-copy views over an mmap of it."""
     path = os.fspath(path)
-    buf = _map(path)
+    buf = map_file(path)
     header, data_start = _header(buf, path)
     entries = {name: _check_entry(name, e, path) for name, e in header.items() if name != "__metadata__"}
     _check_layout(entries, len(buf) - data_start, path)
@@ -100,7 +101,7 @@ def read_safetensors(path) -> dict[str, StoredTensor]:
 def read_safetensors_metadata(path) -> dict[str, str]:
     """The header's "__metadata__" object ({} when the file has none)."""
     path = os.fspath(path)
-    header, _ = _header(_map(path), path)
+    header, _ = _header(map_file(path), path)
     meta = header.get("__metadata__", {})
     if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                              for k, v in meta.items()):
@@ -141,14 +142,16 @@ def read_safetensors_folder(folder) -> dict[str, StoredTensor]:
 MAX_HEADER = 100_000_000  # the safetensors library's own limit on N
 
 
-def _map(path: str) -> mmap.mmap:
+def map_file(path: str, what: str = "safetensors file") -> mmap.mmap:
+    """The whole file, read-only, as one mmap; a missing, empty or special file is one error line."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):          # a folder, a FIFO (open would block), ...
+            kind = "a directory" if os.path.isdir(path) else "not a regular file"
+            raise CheckpointError(f"{path}: is {kind}, not a {what}")
         with open(path, "rb") as f:
             if os.fstat(f.fileno()).st_size == 0:
                 raise CheckpointError(f"{path}: empty file")
             return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    except IsADirectoryError:
-        raise CheckpointError(f"{path}: is a directory, not a safetensors file") from None
     except OSError as e:
         raise CheckpointError(f"{path}: {e.strerror or e}") from None
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import mmap
-import os
 import pickle
 import re
 import zipfile
@@ -24,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lessons.l16_safetensors import DTYPES, CheckpointError, StoredTensor
+from lessons.l16_safetensors import DTYPES, CheckpointError, StoredTensor, map_file
 
 MAX_DIMS = 32  # numpy's limit; a checkpoint's tensors have 1 to 4
 
@@ -76,15 +74,7 @@ class ZipView:
     """The .pth's zip over one read-only mmap; entries by their name under the top folder."""
 
     def __init__(self, path: str):
-        try:
-            with open(path, "rb") as f:
-                if os.fstat(f.fileno()).st_size == 0:
-                    raise CheckpointError("empty file")
-                self.buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except IsADirectoryError:
-            raise CheckpointError("is a directory, not a .pth file") from None
-        except OSError as e:
-            raise CheckpointError(e.strerror or str(e)) from None
+        self.buf = map_file(path, ".pth file")
         if self.buf[:4] == LEGACY_MAGIC:
             raise CheckpointError("a pre-1.6 torch.save file (not a zip); re-save it with a newer "
                                   "PyTorch")

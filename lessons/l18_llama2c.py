@@ -28,13 +28,12 @@ Angle i = 1 grows by f = theta^(-2/hs) a position, so theta = f^(-hs/2). We read
 """
 from __future__ import annotations
 
-import mmap
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from lessons.l16_safetensors import CheckpointError, StoredTensor
+from lessons.l16_safetensors import CheckpointError, StoredTensor, map_file
 
 MAGIC = 0x616B3432  # "ak42" as a little-endian u32: bytes 32 34 6b 61
 HEADER_V1 = 256     # versioned files pad their header to 256 bytes
@@ -90,7 +89,7 @@ def file_order(c: Llama2cConfig) -> list[tuple[str, tuple[int, ...]]]:
 def read_llama2c(path) -> tuple[Llama2cConfig, dict[str, StoredTensor]]:
     """The config and every weight (float32: views for v0/v1, dequantized for v2)."""
     path = os.fspath(path)
-    buf = _map(path)
+    buf = map_file(path, "llama2.c model file")
     config, pos, gs = read_header(buf, path)
     check_sizes(config, gs, len(buf) - pos, path)            # before a single array is made
     tensors, tables = {}, {}
@@ -163,7 +162,7 @@ def rope_theta_from_tables(cos: np.ndarray, sin: np.ndarray, path: str) -> float
 def read_tokenizer_bin(path, vocab_size: int) -> tuple[list[bytes], list[float], int]:
     """(pieces, scores, max_token_length): int32 max length, then per token f32 score, i32 length, bytes."""
     path = os.fspath(path)
-    buf = _map(path)
+    buf = map_file(path, "tokenizer.bin")
     pos, pieces, scores = 4, [], []
     max_len = _i32(buf, 0, path, "max_token_length")
     for i in range(vocab_size):
@@ -214,18 +213,6 @@ def check_tables(cos, sin, theta: float, path: str) -> None:
 def _sizes(c: Llama2cConfig) -> str:
     return (f"dim {c.dim}, hidden {c.hidden_dim}, layers {c.n_layers}, heads {c.n_heads}/"
             f"{c.n_kv_heads}, vocab {c.vocab_size}, seq_len {c.seq_len}")
-
-
-def _map(path: str) -> mmap.mmap:
-    try:
-        with open(path, "rb") as f:
-            if os.fstat(f.fileno()).st_size == 0:
-                raise CheckpointError(f"{path}: empty file")
-            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    except IsADirectoryError:
-        raise CheckpointError(f"{path}: is a directory, not a llama2.c file") from None
-    except OSError as e:
-        raise CheckpointError(f"{path}: {e.strerror or e}") from None
 
 
 def _take(buf, pos: int, n: int, path: str, what: str):

@@ -4,6 +4,7 @@ The oracle for reading is the safetensors library's own numpy writer; for BF16 i
 value of the bf16 bit pattern computed from its fields (sign, exponent, mantissa), not the shift.
 """
 import json
+import os
 import struct
 
 import numpy as np
@@ -253,3 +254,10 @@ def test_f64_past_float32_range_becomes_inf(tmp_path):
     save_file({"x": x}, tmp_path / "d.safetensors")
     got = read_safetensors(tmp_path / "d.safetensors")["x"].to_f32()
     assert got[:3].tolist() == [np.inf, -np.inf, 1.5] and np.isnan(got[3])
+
+
+def test_special_files_refused_without_blocking(tmp_path):
+    """A FIFO would block open() forever: refused by its type before anything opens it."""
+    os.mkfifo(tmp_path / "pipe.safetensors")
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        read_safetensors(tmp_path / "pipe.safetensors")

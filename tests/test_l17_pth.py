@@ -280,3 +280,8 @@ def test_exercise_list_globals(tmp_path):
     evil = H.program(H.dict_(w=T, x=H.S("os") + H.S("system") + H.STACK_GLOBAL))
     assert list_globals(evil) == {("torch._utils", "_rebuild_tensor_v2"), ("torch", "FloatStorage"),
                                   ("collections", "OrderedDict"), ("os", "system")}
+
+
+def test_fifo_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "pipe.pth")
+    refuse(tmp_path / "pipe.pth", "not a regular file")

@@ -213,3 +213,12 @@ def test_exercise_write_llama2c_v1(tmp_path, shared):
     assert (tmp_path / "mine.bin").read_bytes() == (tmp_path / "ref.bin").read_bytes()
     _, back = read_llama2c(tmp_path / "mine.bin")
     assert all(np.array_equal(back[k].data, x) for k, x in w.items())
+
+
+def test_fifo_refused_without_blocking(tmp_path):
+    import os
+    os.mkfifo(tmp_path / "pipe.bin")
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        read_llama2c(tmp_path / "pipe.bin")
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        read_tokenizer_bin(tmp_path / "pipe.bin", 4)
