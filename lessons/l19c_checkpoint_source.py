@@ -71,7 +71,7 @@ class Plan:
 
 # ---- the plan for each source ----
 # --8<-- [start:hf]
-def plan_hf(folder: str) -> Plan:
+def plan_hf(folder: str, tokenizer: str | None = None) -> Plan:
     config = read_json(os.path.join(folder, "config.json"))
     arch = (config.get("architectures") or ["(none)"])[0]
     if arch not in ARCHITECTURES:
@@ -99,7 +99,7 @@ def plan_hf(folder: str) -> Plan:
     if not config.get("tie_word_embeddings", True) and "output.weight" not in tensors:
         raise CheckpointError(f"{folder}: tie_word_embeddings is false but lm_head.weight is missing")
     check_shapes(tensors, md, folder)
-    return Plan(header(os.path.basename(os.path.abspath(folder)), md) | tokenizer_metadata(folder, config, md),
+    return Plan(header(os.path.basename(os.path.abspath(folder)), md) | tokenizer_metadata(folder, config, md, tokenizer),
                 TYPES, tensors, natural_order=True, keep=[stored])
 # --8<-- [end:hf]
 
@@ -267,7 +267,7 @@ def open_checkpoint(path: str, tokenizer: str | None = None) -> Plan:
     """A HF folder, a Meta folder or a llama2.c file -> its plan (GGUF files are export.py's own)."""
     if os.path.isdir(path):
         if os.path.isfile(os.path.join(path, "config.json")):
-            return plan_hf(path)
+            return plan_hf(path, tokenizer)
         if os.path.isfile(os.path.join(path, "params.json")) and glob.glob(os.path.join(path, "consolidated.*.pth")):
             return plan_meta(path, tokenizer)
         raise CheckpointError(f"{path}: neither a Hugging Face folder (config.json) nor a Meta folder "
