@@ -210,3 +210,14 @@ def test_the_script_itself(tmp_path, kind, case):
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
     assert list(out_dir.iterdir()) == [] and not marker.exists()
+
+
+def test_a_fifo_as_source_does_not_block(tmp_path):
+    """`export.py PIPE ...`: a named pipe would block open() forever; it is refused by its type."""
+    import os
+    os.mkfifo(tmp_path / "model.bin")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    rc, err = run_export(tmp_path / "model.bin", out_dir / "o.gguf")
+    assert rc == 1 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert "not a regular file" in err and list(out_dir.iterdir()) == []
