@@ -8,7 +8,9 @@ a venv that has it for the same Python version (e.g. /work/venv-oracle/lib/pytho
 it is put last on sys.path, so the project's own packages come first).
 Converts with export.py, then for each file: the prompt's token ids (our tokenizer) are fed to
 llama.cpp, which decodes greedily; our numpy model (and the C++ one when importable) decodes
-greedily from the same ids; the token lists must be equal. Files checked:
+greedily from the same ids; the token lists must be equal (on quantized files: run.py's default
+C++ backend; the numpy lesson, which keeps activations in float32 where llama.cpp rounds them to
+8 bits, is reported). Files checked:
   tests/fixtures/torch/hf    -> F32 and Q8_0   (saved by transformers' save_pretrained)
   tests/fixtures/torch/meta  -> F32            (saved by torch.save; SentencePiece tokenizer.model)
   --default: the default model written as an HF bf16 folder, a 2-shard Meta folder and a llama2.c
@@ -40,6 +42,10 @@ def greedy_ours(gguf, ids: list[int], n: int, backend: str) -> list[int]:
         out.append(int(np.argmax(logits)))
         logits = model.forward(np.array([out[-1]], dtype=np.int32), len(ids) + i)[-1]
     return out
+
+
+def first_difference(a: list, b: list) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
 def greedy_llama_cpp(path: str, ids: list[int], n: int) -> list[int]:
@@ -96,10 +102,16 @@ def main() -> int:
             ids = Tokenizer.from_metadata(gguf.metadata).encode(prompt)
             theirs = greedy_llama_cpp(str(out), ids, args.n)
             ours = {b: greedy_ours(gguf, ids, args.n, b) for b in backends}
-            same = all(v == theirs for v in ours.values())
+            # run.py's default backend (C++) must match on every file; on float files the numpy lesson too.
+            # On quantized files llama.cpp and our C++ round activations to 8 bits for the dot products
+            # and the numpy lesson does not, so a near-tie may go the other way there: reported, not failed.
+            must = backends[-1:] if preset not in ("F32", "F16", "BF16") else backends
+            same = all(ours[b] == theirs for b in must)
             failures += not same
             print(f"{'ok  ' if same else 'FAIL'} {src.parent.name}/{src.name} -> {preset}: prompt {len(ids)} ids, "
-                  f"llama.cpp {theirs} " + " ".join(f"{b} {'same' if v == theirs else v}" for b, v in ours.items()))
+                  f"llama.cpp {theirs} " + " ".join(f"{b} {'same' if v == theirs else v}" for b, v in ours.items())
+                  + "".join(f" ({b} differs from token {first_difference(ours[b], theirs)})"
+                            for b in backends if b not in must and ours[b] != theirs))
     return 1 if failures else 0
 
 
