@@ -276,6 +276,10 @@ def decode_rows(raw: np.ndarray, cur_type: GGMLType, n_per_row: int) -> np.ndarr
     """A slab of rows as stored -> [rows, n] float32."""
     if cur_type == T.F32:
         return raw
+    if cur_type == T.BF16:  # lesson 12's shift, in one pass into one new array (a checkpoint's usual type)
+        out = np.empty(raw.shape, np.uint32)                          # [rows, n]
+        np.left_shift(raw, 16, out=out, dtype=np.uint32)              # the 16 bits back on top
+        return out.view(np.float32)
     return dequantize(raw, cur_type, (raw.shape[0], n_per_row))
 
 
