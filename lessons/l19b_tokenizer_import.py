@@ -69,12 +69,14 @@ def vocab_from_tokenizer_json(tok: dict, n_vocab: int) -> dict:
     tokens, types = [f"[PAD{i}]" for i in range(n_vocab)], [UNUSED] * n_vocab  # ids no one names: padding
     added = {a["id"]: a for a in tok.get("added_tokens") or []}
     for text, i in list(model["vocab"].items()) + [(a["content"], i) for i, a in added.items()]:
-        if not 0 <= i < n_vocab:
+        if not isinstance(text, str) or type(i) is not int or not 0 <= i < n_vocab:
             raise CheckpointError(f"tokenizer.json: token {text!r} has id {i}, the model has {n_vocab}")
         tokens[i] = text
         special = i in added and (added[i].get("special") or looks_special(text))
         types[i] = CONTROL if special else USER_DEFINED if i in added else NORMAL
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges") or []]  # "a b" or [a, b]
+    if not all(isinstance(m, str) and m.count(" ") >= 1 for m in merges):
+        raise CheckpointError("tokenizer.json: a merge is not two tokens")
     return {"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": pre_tokenizer_name(tok.get("pre_tokenizer")),
             "tokenizer.ggml.tokens": tokens, "tokenizer.ggml.token_type": types, "tokenizer.ggml.merges": merges}
 # --8<-- [end:bpe]

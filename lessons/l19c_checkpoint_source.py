@@ -228,7 +228,10 @@ def tokenizer_metadata(folder: str, config: dict, md: dict, tokenizer: str | Non
         defaults = {"bos": specs["bos_id"], "eos": specs["eos_id"], "unknown": specs["unk_id"],
                     "padding": specs["pad_id"]}
     elif tok_json:
-        vocab, defaults = vocab_from_tokenizer_json(read_json(tok_json), n_vocab), {}
+        try:
+            vocab, defaults = vocab_from_tokenizer_json(read_json(tok_json), n_vocab), {}
+        except (AttributeError, KeyError, TypeError) as e:  # JSON of the wrong shape
+            raise CheckpointError(f"{tok_json}: not a tokenizer.json ({type(e).__name__}: {str(e)[:60]})") from None
         if isinstance(tok_config.get("add_prefix_space"), bool):
             out["tokenizer.ggml.add_space_prefix"] = tok_config["add_prefix_space"]
     else:
@@ -240,7 +243,8 @@ def tokenizer_metadata(folder: str, config: dict, md: dict, tokenizer: str | Non
     for key, name in (("bos", "bos_token"), ("eos", "eos_token"), ("unknown", "unk_token"), ("padding", "pad_token")):
         text = tok_config.get(name)
         text = text.get("content") if isinstance(text, dict) else text
-        tid = ids.get(text, config.get(f"{name}_id", defaults.get(key)))
+        tid = ids.get(text) if isinstance(text, str) else None
+        tid = tid if tid is not None else config.get(f"{name}_id", defaults.get(key))
         if isinstance(tid, int) and 0 <= tid < n_vocab:
             out[f"tokenizer.ggml.{key}_token_id"] = tid
     template = chat_template(folder, tok_config)

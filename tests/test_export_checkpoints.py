@@ -337,3 +337,18 @@ def test_a_llama3_rope_config_gets_rope_freqs_first(tmp_path):
     (hf / "config.json").write_text(json.dumps(cfg))
     rc, err = convert(hf, tmp_path / "o.gguf")
     assert rc == 1 and "longrope" in err and not (tmp_path / "o.gguf").exists()
+
+
+@pytest.mark.parametrize("doc", [[], {"model": []}, {"model": {"type": "BPE", "vocab": []}},
+                                 {"model": {"type": "BPE", "vocab": {"a": "0"}}},
+                                 {"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [1]}},
+                                 {"model": {"type": "BPE", "vocab": {"a": 0}}, "added_tokens": [{"id": 1}]},
+                                 {"model": {"type": "BPE", "vocab": {"a": 0}}, "pre_tokenizer": [1]},
+                                 {"model": {"type": "WordPiece", "vocab": {"a": 0}}}])
+def test_a_tokenizer_json_of_the_wrong_shape_is_one_error_line(tmp_path, doc):
+    hf = shutil.copytree(TORCH / "hf", tmp_path / "hf")
+    (hf / "tokenizer.json").write_text(json.dumps(doc))
+    (hf / "tokenizer_config.json").write_text(json.dumps({"bos_token": ["not", "a", "string"]}))
+    rc, err = convert(hf, tmp_path / "o.gguf")
+    assert rc == 1 and err.startswith("error: ") and err.count("\n") == 1 and "internal" not in err, err
+    assert not (tmp_path / "o.gguf").exists()
