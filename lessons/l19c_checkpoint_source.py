@@ -2,7 +2,7 @@
 
 A plan is what export.py's writer needs and nothing more: the GGUF metadata, and for each tensor its
 GGUF name, ggml shape, stored type (F32, F16 or BF16) and a loader that produces its values only when
-the writer reaches it. Lesson 19's decisions (names, the Q/K rows, hyperparameters) and 19b's
+the writer reaches it. Lesson 19's decisions (names, the Q/K rows, hyperparameters) and 19b/19e's
 (the tokenizer) are applied here; lessons 16-18 read the files. Nothing is loaded up front: a loader
 returns a view of the mmap, or a copy of one tensor where rows move (Q/K) or shards are joined
 (Meta's larger models), so memory stays at about one tensor whatever the model's size.
@@ -26,10 +26,10 @@ from lessons.l17_pth import read_pth
 from lessons.l18_llama2c import read_llama2c, read_tokenizer_bin
 from lessons.l19_convert import (hf_config_metadata, hf_to_gguf_name, hf_to_gguf_rows, llama2c_metadata,
                                  llama3_rope_factors, meta_params_metadata, meta_to_gguf_name)
-from lessons.l19b_tokenizer_import import (llama2c_pieces, read_sentencepiece, vocab_from_sentencepiece,
-                                           vocab_from_tokenizer_json)
+from lessons.l19b_tokenizer_import import llama2c_pieces, vocab_from_sentencepiece
 from lessons.l01a_gguf_values import GGUFValueType
 from lessons.l19d_checkpoint_checks import check_shapes, checked_name, read_json
+from lessons.l19e_tokenizer_files import tokenizer_metadata
 
 ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM")
 STORED = {"F32": GGMLType.F32, "F16": GGMLType.F16, "BF16": GGMLType.BF16}
@@ -205,66 +205,6 @@ def convert_order(folder: str, stored: dict) -> list[str]:
     index = os.path.join(folder, INDEX_NAME)
     shard_of = read_json(index).get("weight_map", {}) if os.path.isfile(index) else {}
     return sorted(stored, key=lambda n: (shard_of.get(n, ""), n))
-
-
-# ---- the tokenizer beside the weights ----
-# --8<-- [start:tokenizer]
-def tokenizer_metadata(folder: str, config: dict, md: dict, tokenizer: str | None = None, also: str = "") -> dict:
-    """tokenizer.model (SentencePiece, preferred as llama.cpp does) or tokenizer.json, special ids,
-    add_bos, the chat template -> tokenizer.* keys (and general.quantization_version last)."""
-    n_vocab = md["llama.vocab_size"]
-    def find(name: str) -> str | None:  # beside the weights, else in `also` (Meta's parent folder)
-        return next((os.path.join(d, name) for d in (folder, also) if d and os.path.isfile(os.path.join(d, name))), None)
-
-    spm = tokenizer if tokenizer and not tokenizer.endswith(".json") else find("tokenizer.model")
-    tok_json = tokenizer if tokenizer and tokenizer.endswith(".json") else find("tokenizer.json")
-    tok_config = read_json(find("tokenizer_config.json")) if find("tokenizer_config.json") else {}
-    out = {}
-    if spm:
-        with open(spm, "rb") as f:
-            pieces, scores, types, specs = read_sentencepiece(f.read())
-        vocab = vocab_from_sentencepiece(pieces, scores, types, n_vocab, specs["add_dummy_prefix"])
-        vocab["tokenizer.ggml.remove_extra_whitespaces"] = specs["remove_extra_whitespaces"]
-        defaults = {"bos": specs["bos_id"], "eos": specs["eos_id"], "unknown": specs["unk_id"],
-                    "padding": specs["pad_id"]}
-    elif tok_json:
-        try:
-            vocab, defaults = vocab_from_tokenizer_json(read_json(tok_json), n_vocab), {}
-        except (AttributeError, KeyError, TypeError) as e:  # JSON of the wrong shape
-            raise CheckpointError(f"{tok_json}: not a tokenizer.json ({type(e).__name__}: {str(e)[:60]})") from None
-        if isinstance(tok_config.get("add_prefix_space"), bool):
-            out["tokenizer.ggml.add_space_prefix"] = tok_config["add_prefix_space"]
-    else:
-        raise CheckpointError(f"{folder}: no tokenizer.model or tokenizer.json")
-    if isinstance(tok_config.get("add_bos_token"), bool):
-        out["tokenizer.ggml.add_bos_token"] = tok_config["add_bos_token"]
-    out |= vocab
-    ids = {text: i for i, text in enumerate(vocab["tokenizer.ggml.tokens"])}
-    for key, name in (("bos", "bos_token"), ("eos", "eos_token"), ("unknown", "unk_token"), ("padding", "pad_token")):
-        text = tok_config.get(name)
-        text = text.get("content") if isinstance(text, dict) else text
-        tid = ids.get(text) if isinstance(text, str) else None
-        tid = tid if tid is not None else config.get(f"{name}_id", defaults.get(key))
-        if isinstance(tid, int) and 0 <= tid < n_vocab:
-            out[f"tokenizer.ggml.{key}_token_id"] = tid
-    template = chat_template(folder, tok_config)
-    if template:
-        out["tokenizer.chat_template"] = template
-    return out | {"general.quantization_version": 2}
-
-
-def chat_template(folder: str, tok_config: dict) -> str | None:
-    """chat_template.jinja wins over tokenizer_config.json's "chat_template" (a string, or a list
-    of named templates of which GGUF's key takes "default")."""
-    jinja = os.path.join(folder, "chat_template.jinja")
-    if os.path.isfile(jinja):
-        with open(jinja, encoding="utf-8") as f:
-            return f.read()
-    t = tok_config.get("chat_template")
-    if isinstance(t, list):
-        t = next((x.get("template") for x in t if isinstance(x, dict) and x.get("name") == "default"), None)
-    return t if isinstance(t, str) else None
-# --8<-- [end:tokenizer]
 
 
 def open_checkpoint(path: str, tokenizer: str | None = None) -> Plan:

@@ -310,7 +310,7 @@ def test_llama2c_versions_convert_to_their_weights(tmp_path, version):
 
 
 def test_chat_template_sources_and_metas_tokenizer_in_the_parent_folder(tmp_path):
-    from lessons.l19c_checkpoint_source import chat_template
+    from lessons.l19e_tokenizer_files import chat_template
     assert chat_template(str(tmp_path), {"chat_template": "{{ x }}"}) == "{{ x }}"
     named = [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D"}]
     assert chat_template(str(tmp_path), {"chat_template": named}) == "D"        # GGUF's key takes "default"
