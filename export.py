@@ -1,9 +1,16 @@
 #!/usr/bin/env python3
-"""export.py: llama-quantize in one readable file.
+"""export.py: llama-quantize (and llama.cpp's converter) in one readable file.
 
     python export.py IN.gguf OUT.gguf TYPE        TYPE: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0
                                                         Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M
                                                         Q5_K_S Q5_K_M Q6_K  (and Q3_K, Q4_K, Q5_K = the _M ones)
+    python export.py HF_FOLDER OUT.gguf TYPE      a Hugging Face LlamaForCausalLM/MistralForCausalLM folder
+    python export.py META_FOLDER OUT.gguf TYPE    consolidated.*.pth + params.json (+ tokenizer.model/.json)
+    python export.py model.bin OUT.gguf TYPE      a llama2.c file (--tokenizer FILE, else tokenizer.bin beside it)
+
+A training checkpoint is read by lessons 16-18 and planned by lesson 19c: every tensor gets its GGUF
+name, shape, stored type and a loader, and the metadata is made from its config and tokenizer. From
+there it is the same job as a GGUF input: one writer, tensor by tensor, straight from the mmap.
 
 A preset is not one tensor type but a recipe. llama.cpp's recipe (llama_tensor_get_type in
 llama-quant.cpp) starts every weight matrix at the preset's base type and then moves some:
@@ -40,6 +47,7 @@ import numpy as np
 from lessons.l01_gguf import GGML_BLOCK_INFO, GGMLType, GGUFFile, GGUFValueType
 from lessons.l01b_gguf_writer import header_bytes
 from lessons.l12_quants import dequantize, quantize
+from lessons.l19c_checkpoint_source import open_checkpoint
 
 T = GGMLType  # short alias: the rules below are a wall of type names
 
@@ -248,8 +256,8 @@ class Recipe:
 # --8<-- [end:recipe]
 
 
-def plan_types(gguf: GGUFFile, preset: str) -> dict[str, GGMLType]:
-    """name -> output type for every tensor of an open file, in llama.cpp's visiting order."""
+def plan_types(gguf, preset: str) -> dict[str, GGMLType]:
+    """name -> output type for every tensor of an open source, in llama.cpp's visiting order."""
     names = llama_cpp_order(list(gguf.tensors))
     recipe = Recipe(preset, ModelFacts.from_metadata(gguf.metadata), names)
     return {n: recipe.choose(n, gguf.tensors[n].ne, gguf.tensors[n].ggml_type) for n in names}
@@ -268,6 +276,10 @@ def decode_rows(raw: np.ndarray, cur_type: GGMLType, n_per_row: int) -> np.ndarr
     """A slab of rows as stored -> [rows, n] float32."""
     if cur_type == T.F32:
         return raw
+    if cur_type == T.BF16:  # lesson 12's shift, in one pass into one new array (a checkpoint's usual type)
+        out = np.empty(raw.shape, np.uint32)                          # [rows, n]
+        np.left_shift(raw, 16, out=out, dtype=np.uint32)              # the 16 bits back on top
+        return out.view(np.float32)
     return dequantize(raw, cur_type, (raw.shape[0], n_per_row))
 
 
@@ -280,7 +292,8 @@ def convert_tensor(info, new_type: GGMLType):
     if info.n_elements == 0:
         return
     n_per_row = int(info.ne[0])
-    rows = np.asarray(info.data).reshape(-1, info.data.shape[-1])  # [n_rows, stored row] (3-D experts too)
+    data = np.asarray(info.data)  # once: a checkpoint's tensor may be made on demand (lesson 19c)
+    rows = data.reshape(-1, data.shape[-1])  # [n_rows, stored row] (3-D experts too)
     step = max(1, SLAB_FLOATS // max(n_per_row, 1))
     for start in range(0, rows.shape[0], step):
         x = decode_rows(rows[start:start + step], info.ggml_type, n_per_row)  # [step, n_per_row] f32
@@ -291,7 +304,7 @@ def convert_tensor(info, new_type: GGMLType):
 # ---- Writing: the GGUF layout, streamed ----
 # write_gguf (lesson 1b) wants every tensor's bytes up front; here a model may be
 # bigger than RAM, so we lay out the header (header_bytes) from the planned types and stream the data.
-def out_metadata(gguf: GGUFFile, ftype: int) -> tuple[dict, dict]:
+def out_metadata(gguf, ftype: int) -> tuple[dict, dict]:
     metadata = {k: v for k, v in gguf.metadata.items() if k not in SPLIT_KEYS}
     types = {k: v for k, v in gguf.metadata_types.items() if k in metadata}
     for key, value in (("general.quantization_version", QUANTIZATION_VERSION), ("general.file_type", ftype)):
@@ -314,15 +327,40 @@ class ExportStats:
         return 8.0 * self.bytes_out / max(self.n_elements, 1)
 
 
-def export(in_path: str, out_path: str, preset: str, progress=None) -> ExportStats:
-    """Quantize IN to OUT with a preset. OUT appears only when everything is written."""
+# ---- The source: a GGUF file or a training checkpoint, seen the same way ----
+# --8<-- [start:source]
+def open_source(path: str, tokenizer: str | None = None):
+    """The model to convert. Both kinds offer .metadata, .metadata_types, .alignment, .close() and
+    .tensors: name -> (.ggml_type, .ne, .n_elements, .nbytes, .data), where .data is a GGUF file's
+    zero-copy view, or a checkpoint tensor's values produced on demand (lesson 19c)."""
+    if os.path.isfile(path) and (path.endswith(".gguf") or _starts_with(path, b"GGUF")):
+        return GGUFFile(path)
+    return open_checkpoint(path, tokenizer)
+
+
+def _starts_with(path: str, magic: bytes) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(magic)) == magic
+
+
+def write_order(src, types: dict, preset: str) -> list[str]:
+    """llama-quantize writes in its visiting order; llama.cpp's converter (F32/F16/BF16 from a
+    checkpoint) keeps the checkpoint's order, which lesson 19c's plan holds."""
+    if getattr(src, "natural_order", False) and PRESETS[preset][1] in FLOAT_TYPES:
+        return list(src.tensors)
+    return list(types)  # llama.cpp's order: non-layer tensors, then layer by layer
+# --8<-- [end:source]
+
+
+def export(in_path: str, out_path: str, preset: str, progress=None, tokenizer: str | None = None) -> ExportStats:
+    """Quantize (or convert) IN to OUT with a preset. OUT appears only when everything is written."""
     if preset not in PRESETS:
         raise ValueError(f"unknown type '{preset}' (choose from {', '.join(PRESETS)})")
     t0 = time.perf_counter()
-    gguf = GGUFFile(in_path)
+    gguf = open_source(in_path, tokenizer)
     try:
         types = plan_types(gguf, preset)
-        order = list(types)  # llama.cpp's order: non-layer tensors, then layer by layer
+        order = write_order(gguf, types, preset)
         layout = []
         for name in order:
             info, new = gguf.tensors[name], types[name]
@@ -414,20 +452,23 @@ def parse_args(argv):
         def error(self, message):  # argparse prints two lines and exits; we want one line
             raise UsageError(message)
 
-    p = Parser(prog="export.py", description="Quantize a GGUF model (llama-quantize's presets).")
-    p.add_argument("input", help="input .gguf (F32/F16/BF16 or already quantized)")
+    p = Parser(prog="export.py", description="Quantize a GGUF model or convert a checkpoint (llama-quantize's presets).")
+    p.add_argument("input", help="input .gguf (F32/F16/BF16 or already quantized), a Hugging Face or Meta "
+                                 "checkpoint folder, or a llama2.c .bin")
     p.add_argument("output", help="output .gguf (written atomically)")
     p.add_argument("type", help="one of " + " ".join(PRESETS))
     p.add_argument("--allow-requantize", action="store_true",
                    help="accepted for llama-quantize compatibility; requantizing is always allowed here")
     p.add_argument("--dry-run", action="store_true", help="print each tensor's planned type; write nothing")
+    p.add_argument("--tokenizer", help="tokenizer file for a llama2.c .bin (tokenizer.bin) or a Meta folder")
     args = p.parse_args(argv)
     args.type = ALIASES.get(args.type.upper(), args.type.upper())
     if args.type not in PRESETS:
         raise UsageError(f"unknown type '{args.type}' (choose from {', '.join(PRESETS)})")
-    if not os.path.isfile(args.input):
-        raise UsageError(f"input file '{args.input}' does not exist" if not os.path.exists(args.input)
-                         else f"input '{args.input}' is not a file")
+    if not os.path.exists(args.input):
+        raise UsageError(f"input file '{args.input}' does not exist")
+    if args.tokenizer is not None and not os.path.isfile(args.tokenizer):
+        raise UsageError(f"tokenizer file '{args.tokenizer}' does not exist")
     if not args.dry_run:
         folder = os.path.dirname(os.path.abspath(args.output))
         if not os.path.isdir(folder):
@@ -439,21 +480,24 @@ def parse_args(argv):
     return args
 
 
-def dry_run(path: str, preset: str) -> None:
-    with GGUFFile(path) as gguf:
-        for name, new in plan_types(gguf, preset).items():
-            info = gguf.tensors[name]
+def dry_run(path: str, preset: str, tokenizer: str | None = None) -> None:
+    src = open_source(path, tokenizer)
+    try:
+        for name, new in plan_types(src, preset).items():
+            info = src.tensors[name]
             print(f"{name:40s} {str(list(info.ne)):16s} {info.ggml_type.name:>5s} -> {new.name}")
+    finally:
+        src.close()
 
 
 def main(argv=None) -> int:
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
         if args.dry_run:
-            dry_run(args.input, args.type)
+            dry_run(args.input, args.type, args.tokenizer)
             return 0
         progress = Progress()
-        stats = export(args.input, args.output, args.type, progress)
+        stats = export(args.input, args.output, args.type, progress, args.tokenizer)
         progress.done()
         if stats.requantized and not args.allow_requantize:
             sys.stderr.write(f"warning: requantized {len(stats.requantized)} already-quantized tensors; "
