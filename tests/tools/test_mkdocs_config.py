@@ -48,3 +48,20 @@ def test_hook_appends_every_note_once_index_first(tmp_path):
 def test_hook_leaves_a_config_without_nav_alone(tmp_path):
     config = {"docs_dir": str(tmp_path), "nav": None}
     assert mkdocs_hooks.on_config(config) is config and config["nav"] is None
+
+
+def test_the_index_map_names_files_that_exist():
+    """docs/index.md maps each lesson to its files and tests; a renamed file must be renamed there too.
+    In a cell, `lessons/l01_gguf.py`, `l01a_gguf_values.py` means both are in lessons/."""
+    named = []
+    for line in (REPO / "docs" / "index.md").read_text().splitlines():
+        for cell in line.split("|")[1:-1]:
+            folder = ""
+            for token in re.findall(r"`([^`]+\.py)`", cell):
+                if "/" in token:
+                    folder = token.rsplit("/", 1)[0] + "/"
+                    named.append(token)
+                else:
+                    named.append(folder + token)
+    assert len(named) > 30
+    assert [p for p in named if not (REPO / p).is_file()] == []
