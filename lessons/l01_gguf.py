@@ -1,3 +1,4 @@
+# --8<-- [start:intro]
 """Lesson 1: the GGUF model file.
 
 A GGUF file is one flat little-endian byte string in four parts:
@@ -33,6 +34,7 @@ into it, so loading a model costs page-table entries, not RAM, until the bytes a
 Every number the reader acts on is checked first by lesson 1c (l01c_gguf_distrust.py): the calls
 to `distrust.*` below are the places a hostile file is stopped; that lesson says what each one stops.
 """
+# --8<-- [end:intro]
 from __future__ import annotations
 
 import os
@@ -44,9 +46,8 @@ from lessons import l01c_gguf_distrust as distrust
 from lessons.ggml_types import PLAIN_DTYPES, TYPE_TABLE, GGMLType, row_bytes  # noqa: F401  (the one type table)
 from lessons.l01a_gguf_values import (GGUFError, GGUFValueType, SCALAR_FORMATS,  # noqa: F401
                                       Cursor, read_value, read_value_type)
-from lessons.l01c_gguf_distrust import GGML_MAX_DIMS, GGUF_MAGIC  # noqa: F401
+from lessons.l01c_gguf_distrust import GGML_MAX_DIMS, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC  # noqa: F401
 
-GGUF_DEFAULT_ALIGNMENT = 32
 GGML_BLOCK_INFO = TYPE_TABLE  # (elements per block, bytes per block), by GGMLType: lessons/ggml_types.py
 
 

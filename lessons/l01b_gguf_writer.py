@@ -19,7 +19,8 @@ import tempfile
 import numpy as np
 
 from lessons.ggml_types import PLAIN_DTYPES, TYPE_TABLE, GGMLType, row_bytes
-from lessons.l01_gguf import GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, SCALAR_FORMATS, GGUFValueType
+from lessons.l01a_gguf_values import SCALAR_FORMATS, GGUFValueType
+from lessons.l01c_gguf_distrust import GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC
 
 
 # ---- choosing value types ----------------------------------------------------------------------

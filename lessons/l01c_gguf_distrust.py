@@ -1,3 +1,4 @@
+# --8<-- [start:intro]
 """Lesson 1c: distrusting the file. What a hostile GGUF looks like, and how each check stops it.
 
 A model file comes from the internet. Every count, length, type code and offset in it is a claim
@@ -31,6 +32,7 @@ The checks, in the order the reader meets them:
     a Q4_0 row of 33 weights, 2^40 x 2^40 weights   check_tensor_shape    wrong bytes, overflow
     an offset off the alignment or past the end     check_tensor_bytes    a view of bytes not there
 """
+# --8<-- [end:intro]
 from __future__ import annotations
 
 import mmap
@@ -40,6 +42,7 @@ from lessons.ggml_types import TYPE_TABLE, GGMLType
 from lessons.l01a_gguf_values import GGUFError, GGUFValueType
 
 GGUF_MAGIC = b"GGUF"
+GGUF_DEFAULT_ALIGNMENT = 32
 GGUF_VERSIONS = (2, 3)  # 1 used u32 counts; 3 added big-endian files (a byte-swapped version number)
 GGML_MAX_DIMS = 4
 
@@ -84,7 +87,7 @@ def check_unique(name: str, seen: dict, what: str) -> None:
         raise GGUFError(f"duplicate {what} '{name}'")
 
 
-def check_alignment(metadata: dict, types: dict, default: int) -> int:
+def check_alignment(metadata: dict, types: dict, default: int = GGUF_DEFAULT_ALIGNMENT) -> int:
     """The alignment every tensor offset is a multiple of: a UINT32 power of two."""
     if "general.alignment" not in metadata:
         return default

@@ -1,3 +1,4 @@
+# --8<-- [start:intro]
 """Lesson 12: how weights are stored: floats, blocks and the ggml type table.
 
 A GGUF tensor is a run of bytes plus a ggml type number. Float types store every
@@ -18,6 +19,7 @@ Two functions cover every type:
     dequantize(data, ggml_type, shape) -> float32 array of `shape`
     quantize(x, ggml_type)             -> uint8 array x.shape[:-1] + (row_bytes,)  (floats: the typed array)
 """
+# --8<-- [end:intro]
 import numpy as np
 
 from lessons import l12b_legacy_quants as legacy

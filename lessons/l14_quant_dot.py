@@ -1,3 +1,4 @@
+# --8<-- [start:intro]
 """Lesson 14: quantized dot products, or why llama.cpp quantizes the activations too.
 
 A matrix product is rows of dot products. With Q4_1 weights, each block of 32 weights is
@@ -28,6 +29,7 @@ the numpy model with float32 activations reproduces llama.cpp's F32 run (KL 5e-7
 Q8_1/Q8_0 path it moves away from it by KL 4.2e-3 per token, llama.cpp's own Q4_1 run by 5.2e-3.
 Same size of effect, not the same numbers: the doc page shows why (massive activations).
 """
+# --8<-- [end:intro]
 from __future__ import annotations
 
 import copy
