@@ -36,6 +36,8 @@ PAGES = {
     "console-error/index.html": CODE + "<script>console.error('boom from the page')</script>",
     "exception/index.html": CODE + "<script>undefined_function_xyz()</script>",
     "no-code/index.html": "<p>words only</p>",
+    # a resource from off the machine (like a theme's web fonts): the site must work with no network
+    "off-site/index.html": CODE + "<link rel='stylesheet' href='https://fonts.invalid/site.css'>",
 }
 
 
@@ -65,8 +67,8 @@ def report(tmp_path_factory):
 def test_every_page_is_opened_and_counted(report):
     failing, by_page, lines = report
     assert sorted(by_page) == sorted(PAGES)
-    assert failing == 4
-    assert lines[-1] == f"check_site: {len(PAGES)} pages checked, 4 with errors"
+    assert failing == 5
+    assert lines[-1] == f"check_site: {len(PAGES)} pages checked, 5 with errors"
 
 
 @needs_chromium
@@ -82,6 +84,7 @@ def test_good_pages_pass(report, page):
     ("console-error/index.html", "console.error: boom from the page"),
     ("exception/index.html", "uncaught exception: ReferenceError: undefined_function_xyz is not defined"),
     ("no-code/index.html", "no code block on the page"),
+    ("off-site/index.html", "request failed (net::ERR_"),  # the name does not resolve, or no network
 ])
 def test_each_fault_is_named_on_its_page(report, page, expected):
     entry = report[1][page]
@@ -99,3 +102,10 @@ def test_missing_browser_is_one_line_and_status_2(tmp_path, capsys):
     assert check_site.main(["--site", str(tmp_path), "--chromium", str(tmp_path / "no-chromium")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no Chromium at ") and err.count("\n") == 1
+
+
+@needs_chromium
+def test_an_off_site_request_is_named_with_its_url(report):
+    problems = report[1]["off-site/index.html"]["problems"]
+    assert [p for p in problems if p.startswith("request failed (net::ERR_")] == [
+        next(p for p in problems if p.endswith(": https://fonts.invalid/site.css"))]
