@@ -65,3 +65,15 @@ def test_the_index_map_names_files_that_exist():
                     named.append(folder + token)
     assert len(named) > 30
     assert [p for p in named if not (REPO / p).is_file()] == []
+
+
+SNIPPET = re.compile(r'--8<-- "([^"]+)"')
+
+
+def test_snippets_are_named_sections_not_line_ranges():
+    """A line range (`file.py:10:30`) silently shows the wrong lines once the file changes; a named
+    section (`# --8<-- [start:name]` in the source) moves with the code, and a missing one fails the build."""
+    uses = [(md.name, ref) for md in sorted((REPO / "docs").rglob("*.md"))
+            for ref in SNIPPET.findall(md.read_text())]
+    assert len(uses) > 50
+    assert [u for u in uses if re.search(r":\d+(:\d+)?$", u[1]) or ":" not in u[1]] == []
