@@ -24,7 +24,10 @@ The checks, in the order the reader meets them:
     wrong magic; version 1 or a big-endian file    check_magic, _version garbage read as numbers
     2^63 tensors or pairs                           check_counts          endless loop, huge list
     a string or array longer than the file          Cursor.need (1a)      read past the buffer
-    arrays nested 10^6 deep                         MAX_ARRAY_NESTING(1a) RecursionError
+    a value type code 13 or a bool byte of 7        check_value_type,     garbage read as values
+                                                    check_bool
+    an array of 2^60 elements in a small file       check_array_count     a huge list, a long loop
+    arrays nested 10^6 deep                         check_nesting         RecursionError
     the same key or tensor name twice               check_unique          a silent override
     general.alignment 0 or 3, or not a UINT32       check_alignment       division by zero, bad views
     0 or 100 dimensions                             check_n_dims          IndexError, huge shapes
@@ -37,14 +40,16 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
 
 from lessons.ggml_types import TYPE_TABLE, GGMLType
-from lessons.l01a_gguf_values import GGUFError, GGUFValueType
+from lessons.l01a_gguf_values import SCALAR_FORMATS, GGUFError, GGUFValueType
 
 GGUF_MAGIC = b"GGUF"
 GGUF_DEFAULT_ALIGNMENT = 32
 GGUF_VERSIONS = (2, 3)  # 1 used u32 counts; 3 added big-endian files (a byte-swapped version number)
 GGML_MAX_DIMS = 4
+MAX_ARRAY_NESTING = 8  # real files nest at most once; a deep nest is an attack, not a model
 
 
 # --8<-- [start:file]
@@ -81,6 +86,32 @@ def check_counts(n_tensors: int, n_kv: int, bytes_left: int, file_size: int) -> 
 
 
 # --8<-- [start:metadata]
+def check_value_type(code: int, what: str) -> GGUFValueType:
+    if code not in GGUFValueType._value2member_map_:
+        raise GGUFError(f"unknown metadata value type {code} for {what}")
+    return GGUFValueType(code)
+
+
+def check_bool(byte: int, what: str) -> bool:
+    if byte > 1:
+        raise GGUFError(f"bad bool value {byte} for {what}")
+    return bool(byte)
+
+
+def check_nesting(depth: int, what: str) -> None:
+    if depth >= MAX_ARRAY_NESTING:
+        raise GGUFError(f"arrays nested deeper than {MAX_ARRAY_NESTING} in {what}")
+
+
+def check_array_count(count: int, elem_type: GGUFValueType, bytes_left: int, what: str) -> None:
+    """The smallest possible element (1-byte scalars, 8-byte string lengths, 12-byte sub-array
+    headers) bounds how many elements the rest of the file can hold."""
+    min_size = {GGUFValueType.STRING: 8, GGUFValueType.ARRAY: 12}.get(
+        elem_type, struct.calcsize(SCALAR_FORMATS.get(elem_type, "<B")))
+    if count * min_size > bytes_left:
+        raise GGUFError(f"array length {count} of {what} runs past the end of the file")
+
+
 def check_unique(name: str, seen: dict, what: str) -> None:
     """A second 'llama.block_count' or a second 'blk.0.attn_q.weight' would silently win."""
     if name in seen:
