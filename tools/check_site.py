@@ -10,7 +10,9 @@ A page fails when, in a real browser:
     browser could not load, a blocked request);
   - a request fails (an HTTP status >= 400, or a network error: the site must work with no network);
   - an <img> does not load (naturalWidth == 0 once the page has loaded);
-  - the page shows no code block, unless it is on the NO_CODE_OK list (the home page and the notes).
+  - the page shows no code block, unless it is on the NO_CODE_OK list (the home page and the notes);
+  - on a Material for MkDocs page: a code block without its copy button, no light/dark toggle, no search
+    box (the theme's JavaScript builds them: missing, it did not run).
 
 The site is served from 127.0.0.1 by Python's http.server in a thread; Chromium is driven over the
 Chrome DevTools Protocol (a websocket, `websocket-client`): one tab per page, its console, network and
@@ -59,6 +61,11 @@ PAGE_PROBE = """(async () => {
     images: imgs.length,
     broken: imgs.filter(img => !img.complete || img.naturalWidth === 0).map(img => img.getAttribute("src")),
     code_blocks: content.querySelectorAll("pre > code").length,
+    // Material for MkDocs builds these in the browser: present only if its JavaScript ran
+    material: document.querySelector("[data-md-component]") !== null,
+    copy_buttons: content.querySelectorAll(".md-code__button[data-md-type=copy]").length,
+    palette_schemes: document.querySelectorAll("[data-md-component=palette] input[data-md-color-scheme]").length,
+    search: document.querySelector("[data-md-component=search-query]") !== null,
   };
 })()"""
 
@@ -264,6 +271,13 @@ def page_problems(events: list[dict], seen: dict, need_code: bool) -> list[str]:
         problems.append(f"image did not load: {src}")
     if need_code and seen.get("code_blocks", 0) == 0:
         problems.append("no code block on the page")
+    if seen.get("material"):  # the theme's features, as the reader gets them
+        if seen["copy_buttons"] < seen["code_blocks"]:
+            problems.append(f"{seen['code_blocks'] - seen['copy_buttons']} code blocks without a copy button")
+        if seen["palette_schemes"] < 2:
+            problems.append("no light/dark toggle")
+        if not seen["search"]:
+            problems.append("no search box")
     return problems
 
 

@@ -37,6 +37,9 @@ PAGES = {
     "exception/index.html": CODE + "<script>undefined_function_xyz()</script>",
     "no-code/index.html": "<p>words only</p>",
     # a resource from off the machine (like a theme's web fonts): the site must work with no network
+    # looks like a Material for MkDocs page, but its JavaScript never ran: no copy button, toggle or search
+    "material-without-js/index.html": "<header data-md-component='header'></header><div class='md-content'>"
+                                      + CODE + CODE + "</div>",
     "off-site/index.html": CODE + "<link rel='stylesheet' href='https://fonts.invalid/site.css'>",
 }
 
@@ -67,8 +70,8 @@ def report(tmp_path_factory):
 def test_every_page_is_opened_and_counted(report):
     failing, by_page, lines = report
     assert sorted(by_page) == sorted(PAGES)
-    assert failing == 5
-    assert lines[-1] == f"check_site: {len(PAGES)} pages checked, 5 with errors"
+    assert failing == 6
+    assert lines[-1] == f"check_site: {len(PAGES)} pages checked, 6 with errors"
 
 
 @needs_chromium
@@ -84,6 +87,9 @@ def test_good_pages_pass(report, page):
     ("console-error/index.html", "console.error: boom from the page"),
     ("exception/index.html", "uncaught exception: ReferenceError: undefined_function_xyz is not defined"),
     ("no-code/index.html", "no code block on the page"),
+    ("material-without-js/index.html", "2 code blocks without a copy button"),
+    ("material-without-js/index.html", "no light/dark toggle"),
+    ("material-without-js/index.html", "no search box"),
     ("off-site/index.html", "request failed (net::ERR_"),  # the name does not resolve, or no network
 ])
 def test_each_fault_is_named_on_its_page(report, page, expected):
