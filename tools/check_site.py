@@ -181,13 +181,13 @@ class Browser:
         except websocket.WebSocketTimeoutException:
             return None
 
-    def wait_event(self, method: str, session: str, wait: float) -> bool:
-        """Read events until `method` arrives for `session` (True) or `wait` seconds pass (False)."""
+    def wait_event(self, method: str | None, session: str, wait: float) -> bool:
+        """Read events until `method` arrives for `session` (True) or `wait` seconds pass (False).
+        With method=None: just keep reading events for `wait` seconds."""
         deadline = time.monotonic() + wait
         while True:
-            for ev in self.events:
-                if ev["method"] == method and ev.get("sessionId") == session:
-                    return True
+            if method and any(ev["method"] == method and ev.get("sessionId") == session for ev in self.events):
+                return True
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
@@ -231,7 +231,7 @@ def check_page(browser: Browser, url: str, need_code: bool, settle: float = 0.3)
         if "exceptionDetails" in probe:
             return [f"page probe failed: {probe['exceptionDetails'].get('text')}"], {}
         seen = probe["result"]["value"]
-        browser.wait_event("(settle)", session, settle)  # late console messages and requests
+        browser.wait_event(None, session, settle)  # late console messages and requests
         problems = page_problems([ev for ev in browser.events if ev.get("sessionId") == session], seen, need_code)
         return problems, seen
     finally:
