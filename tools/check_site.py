@@ -159,7 +159,10 @@ class Browser:
         msg = {"id": self.next_id, "method": method, "params": params or {}}
         if session:
             msg["sessionId"] = session
-        self.ws.send(json.dumps(msg))
+        try:
+            self.ws.send(json.dumps(msg))
+        except Exception as e:  # Chromium crashed or was killed
+            raise CheckError(f"lost the connection to Chromium: {e}") from None
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             reply = self._recv(deadline - time.monotonic())
@@ -180,6 +183,8 @@ class Browser:
             return json.loads(self.ws.recv())
         except websocket.WebSocketTimeoutException:
             return None
+        except (websocket.WebSocketException, OSError) as e:  # Chromium crashed or was killed
+            raise CheckError(f"lost the connection to Chromium: {e}") from None
 
     def wait_event(self, method: str | None, session: str, wait: float) -> bool:
         """Read events until `method` arrives for `session` (True) or `wait` seconds pass (False).
