@@ -115,3 +115,15 @@ def test_an_off_site_request_is_named_with_its_url(report):
     problems = report[1]["off-site/index.html"]["problems"]
     assert [p for p in problems if p.startswith("request failed (net::ERR_")] == [
         next(p for p in problems if p.endswith(": https://fonts.invalid/site.css"))]
+
+
+@needs_chromium
+def test_a_browser_that_dies_mid_check_is_a_check_error(tmp_path):
+    browser = check_site.Browser(CHROMIUM, timeout=30)
+    try:
+        browser.proc.kill()
+        browser.proc.wait()
+        with pytest.raises(check_site.CheckError, match="lost the connection to Chromium"):
+            check_site.check_page(browser, "about:blank", need_code=False)
+    finally:
+        browser.close()
