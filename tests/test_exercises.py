@@ -241,3 +241,14 @@ def test_l14_dot_q8_0_block():
         w_q = raw[0, 2:].view(np.int8)
         expected = matmul_legacy(x[None], raw, GGMLType.Q8_0)[0, 0]
         assert ex.dot_q8_0_block(x, w_q, w_d) == pytest.approx(float(expected), rel=1e-6, abs=1e-6)
+
+
+# ---- lesson 15: export ----
+
+def test_l15_bits_per_weight(default_model_path, tiny_llama):
+    gguf = pytest.importorskip("gguf")
+    ex = exercise("l15_export")
+    for path in (default_model_path, tiny_llama(weight_type=GGMLType.Q4_0, n_embd=64, n_ff=128)):
+        reader = gguf.GGUFReader(path)  # llama.cpp's own reader as the oracle
+        expected = 8 * sum(int(t.n_bytes) for t in reader.tensors) / sum(int(t.n_elements) for t in reader.tensors)
+        assert ex.bits_per_weight(path) == pytest.approx(expected, rel=1e-12)

@@ -9,7 +9,8 @@
 
     python tools/make_lesson_figures.py [swiglu] [sampling] [perplexity]     (default: all three)
 
-The numpy model of lesson 8 computes everything; the perplexity figure takes a few minutes on 2 cores.
+The numpy model of lesson 8 computes the first two; the perplexity figure runs the C++ twin
+(cpp_core.model.CppLlama, the same method and numbers to float32 rounding), a few minutes on 2 cores.
 """
 from __future__ import annotations
 
@@ -113,7 +114,7 @@ def sampling_figure(model: NumpyLlama, tok: Tokenizer) -> None:
     save(fig, "09-sampling-filters.png")
 
 
-def perplexity_figure(model: NumpyLlama, n_ctx: int = 512) -> None:
+def perplexity_figure(model, n_ctx: int = 512) -> None:
     ids = np.load(ROOT / "tests" / "fixtures" / "tinyshakespeare40k_smollm2_ids.npy").astype(np.int32)
     running = []
     ppl, err = perplexity(model, ids, n_ctx, on_chunk=lambda i, n, p: (running.append(p), print(f"chunk {i + 1}/{n}: {p:.3f}")))
@@ -140,7 +141,8 @@ def main(which: list[str]) -> None:
         if "sampling" in which:
             sampling_figure(model, tok)
         if "perplexity" in which:
-            perplexity_figure(model)
+            from cpp_core.model import CppLlama
+            perplexity_figure(CppLlama(f, n_ctx=512, n_threads=2))
 
 
 if __name__ == "__main__":
