@@ -12,7 +12,8 @@ A page fails when, in a real browser:
   - an <img> does not load (naturalWidth == 0 once the page has loaded);
   - the page shows no code block, unless it is on the NO_CODE_OK list (the home page and the notes);
   - on a Material for MkDocs page: a code block without its copy button, no light/dark toggle, no search
-    box (the theme's JavaScript builds them: missing, it did not run).
+    box (the theme's JavaScript builds them: missing, it did not run); on the home page, a search for
+    SEARCH_TERM that finds nothing (the search runs in the browser, from the index the build wrote).
 
 The site is served from 127.0.0.1 by Python's http.server in a thread; Chromium is driven over the
 Chrome DevTools Protocol (a websocket, `websocket-client`): one tab per page, its console, network and
@@ -68,6 +69,24 @@ PAGE_PROBE = """(async () => {
     search: document.querySelector("[data-md-component=search-query]") !== null,
   };
 })()"""
+
+
+# Typed into a Material site's search box once (the home page): the worker must load the index and answer.
+SEARCH_TERM = "attention"
+SEARCH_PROBE = """(async (term) => {
+  const input = document.querySelector("[data-md-component=search-query]");
+  if (!input) return -1;
+  input.focus();
+  input.value = term;
+  input.dispatchEvent(new Event("input", {bubbles: true}));
+  input.dispatchEvent(new KeyboardEvent("keyup", {bubbles: true, key: term.slice(-1)}));
+  for (let i = 0; i < 100; i++) {  // up to 10 s for the worker to build its index
+    const n = document.querySelectorAll(".md-search-result__item").length;
+    if (n) return n;
+    await new Promise(r => setTimeout(r, 100));
+  }
+  return 0;
+})"""
 
 
 class CheckError(Exception):
@@ -218,8 +237,10 @@ class Browser:
 
 
 # ---------------------------------------------------------------- one page
-def check_page(browser: Browser, url: str, need_code: bool, settle: float = 0.3) -> tuple[list[str], dict]:
-    """Open `url` in a fresh tab; returns (the problems found, what the page probe saw)."""
+def check_page(browser: Browser, url: str, need_code: bool, settle: float = 0.3,
+               search: str | None = None) -> tuple[list[str], dict]:
+    """Open `url` in a fresh tab; returns (the problems found, what the page probe saw).
+    With `search`: also type it into the search box and count the results (seen["search_results"])."""
     target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
     session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
     browser.events.clear()
@@ -236,8 +257,14 @@ def check_page(browser: Browser, url: str, need_code: bool, settle: float = 0.3)
         if "exceptionDetails" in probe:
             return [f"page probe failed: {probe['exceptionDetails'].get('text')}"], {}
         seen = probe["result"]["value"]
+        if search:
+            found = browser.send("Runtime.evaluate", {"expression": f"{SEARCH_PROBE}({json.dumps(search)})",
+                                                      "awaitPromise": True, "returnByValue": True}, session=session)
+            seen["search_results"] = found.get("result", {}).get("value", 0)
         browser.wait_event(None, session, settle)  # late console messages and requests
         problems = page_problems([ev for ev in browser.events if ev.get("sessionId") == session], seen, need_code)
+        if search and seen["search_results"] <= 0:
+            problems.append(f"searching for {search!r} finds nothing")
         return problems, seen
     finally:
         browser.send("Target.closeTarget", {"targetId": target})
@@ -300,8 +327,11 @@ def run_check(site: Path, chromium: str, no_code_ok: list[str], timeout: float, 
         width = max(len(p) for p in pages)
         for page in pages:
             need_code = not any(fnmatch.fnmatch(page, pat) for pat in no_code_ok)
-            problems, seen = check_page(browser, base + page, need_code)
+            search = SEARCH_TERM if page == "index.html" and (site / "search").is_dir() else None
+            problems, seen = check_page(browser, base + page, need_code, search=search)
             what = f"code blocks: {seen.get('code_blocks', 0)}, images: {seen.get('images', 0)}"
+            if search:
+                what += f", search {search!r}: {seen.get('search_results', 0)} results"
             if problems:
                 failing += 1
                 print(f"  FAIL {page:<{width}}  {what}", file=out)

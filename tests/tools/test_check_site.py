@@ -127,3 +127,17 @@ def test_a_browser_that_dies_mid_check_is_a_check_error(tmp_path):
             check_site.check_page(browser, "about:blank", need_code=False)
     finally:
         browser.close()
+
+
+@needs_chromium
+def test_a_site_with_a_search_index_but_no_working_search_fails(tmp_path):
+    """A built Material site has search/: its home page must answer a search in the browser."""
+    (tmp_path / "search").mkdir()
+    (tmp_path / "search" / "search_index.json").write_text('{"docs": []}')
+    (tmp_path / "index.html").write_text(f"<!doctype html><html><head><link rel='icon' href='data:,'></head>"
+                                         f"<body>{CODE}</body></html>")
+    out = tmp_path / "out.txt"
+    with open(out, "w") as f:
+        assert check_site.run_check(tmp_path, CHROMIUM, [], timeout=60, out=f) == 1
+    text = out.read_text()
+    assert f"searching for {check_site.SEARCH_TERM!r} finds nothing" in text
