@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# --8<-- [start:intro]
 """export.py: llama-quantize (and llama.cpp's converter) in one readable file.
 
     python export.py IN.gguf OUT.gguf TYPE        TYPE: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0
@@ -33,6 +34,7 @@ The work is done tensor by tensor, a slab of rows at a time, so memory stays at 
 plus one slab of floats, whatever the model's size. The file is written under a temporary name in
 OUT's folder and renamed at the very end: an error or Ctrl-C never leaves a partial OUT behind.
 """
+# --8<-- [end:intro]
 from __future__ import annotations
 
 import os

@@ -1,3 +1,4 @@
+# --8<-- [start:intro]
 """Lesson 1: the GGUF model file.
 
 A GGUF file is one flat little-endian byte string in four parts:
@@ -29,74 +30,25 @@ ne = (576, 1536) is 1536 rows of 576 floats: numpy shape (1536, 576). We expose 
 
 Tensors are never copied: the whole file is one read-only mmap, and every tensor is a numpy view
 into it, so loading a model costs page-table entries, not RAM, until the bytes are touched.
+
+Every number the reader acts on is checked first by lesson 1c (l01c_gguf_distrust.py): the calls
+to `distrust.*` below are the places a hostile file is stopped; that lesson says what each one stops.
 """
+# --8<-- [end:intro]
 from __future__ import annotations
 
-import enum
-import mmap
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
-GGUF_MAGIC = b"GGUF"
-GGUF_DEFAULT_ALIGNMENT = 32
-GGML_MAX_DIMS = 4
-
+from lessons import l01c_gguf_distrust as distrust
+from lessons.ggml_types import PLAIN_DTYPES, TYPE_TABLE, GGMLType, row_bytes  # noqa: F401  (the one type table)
 from lessons.l01a_gguf_values import (GGUFError, GGUFValueType, SCALAR_FORMATS,  # noqa: F401
                                       Cursor, read_value, read_value_type)
+from lessons.l01c_gguf_distrust import GGML_MAX_DIMS, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC  # noqa: F401
 
-
-# --8<-- [start:types]
-class GGMLType(enum.IntEnum):
-    F32 = 0
-    F16 = 1
-    Q4_0 = 2
-    Q4_1 = 3
-    Q5_0 = 6
-    Q5_1 = 7
-    Q8_0 = 8
-    Q8_1 = 9
-    Q2_K = 10
-    Q3_K = 11
-    Q4_K = 12
-    Q5_K = 13
-    Q6_K = 14
-    Q8_K = 15
-    I8 = 24
-    I16 = 25
-    I32 = 26
-    I64 = 27
-    F64 = 28
-    BF16 = 30
-
-
-# (elements per block, bytes per block). Plain types are "blocks" of one element.
-# Bytes per block, worked out: Q4_0 = f16 scale + 32 nibbles = 2 + 16 = 18.
-GGML_BLOCK_INFO = {
-    GGMLType.F32: (1, 4), GGMLType.F16: (1, 2), GGMLType.BF16: (1, 2),
-    GGMLType.F64: (1, 8), GGMLType.I8: (1, 1), GGMLType.I16: (1, 2),
-    GGMLType.I32: (1, 4), GGMLType.I64: (1, 8),
-    GGMLType.Q4_0: (32, 18), GGMLType.Q4_1: (32, 20),
-    GGMLType.Q5_0: (32, 22), GGMLType.Q5_1: (32, 24),
-    GGMLType.Q8_0: (32, 34), GGMLType.Q8_1: (32, 36),
-    GGMLType.Q2_K: (256, 84), GGMLType.Q3_K: (256, 110), GGMLType.Q4_K: (256, 144),
-    GGMLType.Q5_K: (256, 176), GGMLType.Q6_K: (256, 210), GGMLType.Q8_K: (256, 292),
-}
-
-# Types that numpy can view directly; BF16 has no numpy dtype, so it stays raw uint16.
-PLAIN_DTYPES = {
-    GGMLType.F32: np.float32, GGMLType.F16: np.float16, GGMLType.BF16: np.uint16,
-    GGMLType.F64: np.float64, GGMLType.I8: np.int8, GGMLType.I16: np.int16,
-    GGMLType.I32: np.int32, GGMLType.I64: np.int64,
-}
-# --8<-- [end:types]
-
-
-def row_bytes(ggml_type: int, n_cols: int) -> int:
-    """Bytes in one row of `n_cols` elements: 576 Q4_1 values = 18 blocks * 20 bytes = 360."""
-    block_elems, block_bytes = GGML_BLOCK_INFO[GGMLType(ggml_type)]
-    return (n_cols // block_elems) * block_bytes
+GGML_BLOCK_INFO = TYPE_TABLE  # (elements per block, bytes per block), by GGMLType: lessons/ggml_types.py
 
 
 @dataclass
@@ -119,42 +71,33 @@ class TensorInfo:
 
 # ---- the file ----------------------------------------------------------------------------------
 
+# --8<-- [start:reader]
 class GGUFFile:
     """A GGUF file opened read-only: metadata as Python values, tensors as numpy views."""
 
     def __init__(self, path):
         self.path = os.fspath(path)
-        self._mmap = _map_file(self.path)
+        self._mmap = distrust.map_file(self.path)
         cur = Cursor(self._mmap, len(self._mmap))
         self.version, n_tensors, n_kv = _read_header(cur)
         self.metadata, self.metadata_types = {}, {}
         for i in range(n_kv):
             key = cur.string(f"key of metadata pair {i}")
-            if key in self.metadata:
-                raise GGUFError(f"duplicate metadata key '{key}'")
+            distrust.check_unique(key, self.metadata, "metadata key")
             vtype = read_value_type(cur, f"'{key}'")
             self.metadata[key], self.metadata_types[key] = read_value(cur, vtype, f"'{key}'")
-        self.alignment = _alignment(self.metadata, self.metadata_types)
+        self.alignment = distrust.check_alignment(self.metadata, self.metadata_types, GGUF_DEFAULT_ALIGNMENT)
         infos = [_read_tensor_info(cur, i) for i in range(n_tensors)]
         self.data_offset = -(-cur.pos // self.alignment) * self.alignment  # round up
         self.tensors = {}
         for info in infos:
-            if info.name in self.tensors:
-                raise GGUFError(f"duplicate tensor name '{info.name}'")
-            self.tensors[info.name] = self._place(info)
-
-    def _place(self, info: TensorInfo) -> TensorInfo:
-        """Check a tensor's bytes lie inside the file, then make its zero-copy view."""
-        relative = info.offset
-        if relative % self.alignment:
-            raise GGUFError(f"tensor '{info.name}' offset {relative} is not a multiple of "
-                            f"the alignment {self.alignment}")
-        info.offset = self.data_offset + relative
-        if info.offset + info.nbytes > len(self._mmap):
-            raise GGUFError(f"tensor '{info.name}' data ({info.nbytes} bytes at offset "
-                            f"{info.offset}) runs past the end of the file ({len(self._mmap)} bytes)")
-        info.data = _tensor_view(self._mmap, info)
-        return info
+            distrust.check_unique(info.name, self.tensors, "tensor name")
+            distrust.check_tensor_bytes(info.name, info.offset, info.nbytes, self.alignment,
+                                        self.data_offset, len(self._mmap))
+            info.offset += self.data_offset  # relative to the data section -> absolute
+            info.data = _tensor_view(self._mmap, info)
+            self.tensors[info.name] = info
+# --8<-- [end:reader]
 
     def close(self) -> None:
         """Drop the views and unmap (only once no outside view is alive)."""
@@ -172,68 +115,31 @@ class GGUFFile:
         self.close()
 
 
-def _map_file(path: str) -> mmap.mmap:
-    try:
-        with open(path, "rb") as f:
-            if os.fstat(f.fileno()).st_size == 0:
-                raise GGUFError(f"{path}: empty file")
-            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    except IsADirectoryError:
-        raise GGUFError(f"{path}: is a directory, not a GGUF file") from None
-    except OSError as e:
-        raise GGUFError(f"{path}: {e.strerror or e}") from None
-
-
+# --8<-- [start:parts]
 def _read_header(cur: Cursor):
     cur.need(4, "magic")
-    magic = bytes(cur.buf[0:4])
-    if magic != GGUF_MAGIC:
-        raise GGUFError(f"not a GGUF file (magic {magic!r}, expected b'GGUF')")
+    distrust.check_magic(bytes(cur.buf[0:4]))
     cur.pos = 4
     version = cur.u32("version")
-    if version not in (2, 3):
-        hint = " (big-endian file?)" if version >= 1 << 16 else ""
-        raise GGUFError(f"unsupported GGUF version {version}{hint}; this reader knows 2 and 3")
+    distrust.check_version(version)
     n_tensors = cur.u64("tensor count")
     n_kv = cur.u64("metadata count")
-    # Each tensor info takes >= 8+4+8+4+8 bytes and each pair >= 8+4+1: absurd counts fail here.
-    if n_tensors * 32 + n_kv * 13 > cur.size - cur.pos:
-        raise GGUFError(f"header claims {n_tensors} tensors and {n_kv} metadata pairs, "
-                        f"more than the file's {cur.size} bytes can hold")
+    distrust.check_counts(n_tensors, n_kv, cur.size - cur.pos, cur.size)
     return version, n_tensors, n_kv
-
-
-def _alignment(metadata: dict, types: dict) -> int:
-    if "general.alignment" not in metadata:
-        return GGUF_DEFAULT_ALIGNMENT
-    value, vtype = metadata["general.alignment"], types["general.alignment"]
-    if vtype != GGUFValueType.UINT32 or value == 0 or value & (value - 1):
-        raise GGUFError(f"bad general.alignment {value!r}: must be a UINT32 power of two")
-    return value
 
 
 def _read_tensor_info(cur: Cursor, i: int) -> TensorInfo:
     name = cur.string(f"name of tensor {i}")
     n_dims = cur.u32(f"n_dims of tensor '{name}'")
-    if not 1 <= n_dims <= GGML_MAX_DIMS:
-        raise GGUFError(f"tensor '{name}' has {n_dims} dimensions (1 to {GGML_MAX_DIMS} allowed)")
+    distrust.check_n_dims(name, n_dims)
     ne = tuple(cur.u64(f"dimension {d} of tensor '{name}'") for d in range(n_dims))
-    code = cur.u32(f"type of tensor '{name}'")
-    if code not in GGMLType._value2member_map_ or GGMLType(code) not in GGML_BLOCK_INFO:
-        raise GGUFError(f"tensor '{name}' has unknown ggml type {code}")
-    ggml_type = GGMLType(code)
+    ggml_type = distrust.check_ggml_type(name, cur.u32(f"type of tensor '{name}'"))
     offset = cur.u64(f"offset of tensor '{name}'")
-    block_elems, block_bytes = GGML_BLOCK_INFO[ggml_type]
-    if ne[0] % block_elems:
-        raise GGUFError(f"tensor '{name}' row length {ne[0]} is not a multiple of "
-                        f"{ggml_type.name}'s block size {block_elems}")
-    n_elements = 1
-    for d in ne:
-        n_elements *= d
-    if n_elements >= 1 << 62:  # no file on any disk holds this many: a lie, not a model
-        raise GGUFError(f"tensor '{name}' dimensions {ne} are absurd")
-    nbytes = n_elements // block_elems * block_bytes
-    return TensorInfo(name, ggml_type, ne, offset, nbytes)
+    distrust.check_tensor_shape(name, ne, ggml_type)
+    n_rows = 1
+    for d in ne[1:]:
+        n_rows *= d
+    return TensorInfo(name, ggml_type, ne, offset, n_rows * row_bytes(ggml_type, ne[0]))
 
 
 def _tensor_view(buf, info: TensorInfo) -> np.ndarray:
@@ -245,6 +151,7 @@ def _tensor_view(buf, info: TensorInfo) -> np.ndarray:
     row = row_bytes(info.ggml_type, info.ne[0])
     raw = np.frombuffer(buf, dtype=np.uint8, count=info.nbytes, offset=info.offset)
     return raw.reshape(shape[:-1] + (row,))
+# --8<-- [end:parts]
 
 
 from lessons.l01b_gguf_writer import write_gguf  # noqa: E402  (the writer needs the types above)

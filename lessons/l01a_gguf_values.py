@@ -13,7 +13,8 @@ is type 9 (ARRAY) of element type 4 (UINT32), count 2, then the elements 5 and 7
 
 Every length in a file is a claim. The cursor below checks each one against the bytes that are
 really there before acting on it, so a lying file fails with one line instead of a crash or a
-multi-gigabyte allocation.
+multi-gigabyte allocation; the other claims a value makes (its type code, a bool's byte, an array's
+count and depth) pass the checks of lesson 1c, `distrust.*` below.
 """
 from __future__ import annotations
 
@@ -21,9 +22,6 @@ import enum
 import struct
 
 import numpy as np
-
-MAX_ARRAY_NESTING = 8  # real files nest at most once; a deep nest is an attack, not a model
-
 
 class GGUFError(ValueError):
     """A malformed or unsupported GGUF file. The message is one line, fit for `error: ...`."""
@@ -100,34 +98,21 @@ class Cursor:
 # ---- metadata values ---------------------------------------------------------------------------
 
 def read_value_type(cur: Cursor, what: str) -> GGUFValueType:
-    code = cur.u32(f"value type of {what}")
-    try:
-        return GGUFValueType(code)
-    except ValueError:
-        raise GGUFError(f"unknown metadata value type {code} for {what}") from None
+    return distrust.check_value_type(cur.u32(f"value type of {what}"), what)
 
 
 def read_value(cur: Cursor, vtype: GGUFValueType, what: str, depth: int = 0):
     """Read one value of `vtype`; returns (value, type) where arrays have type [elem_type]."""
     if vtype == GGUFValueType.STRING:
         return cur.string(what), vtype
+    if vtype == GGUFValueType.BOOL:  # one byte that must be 0 or 1
+        return distrust.check_bool(cur.scalar(GGUFValueType.UINT8, what), what), vtype
     if vtype != GGUFValueType.ARRAY:
-        if vtype == GGUFValueType.BOOL:  # one byte that must be 0 or 1
-            byte = cur.scalar(GGUFValueType.UINT8, what)
-            if byte > 1:
-                raise GGUFError(f"bad bool value {byte} for {what}")
-            return bool(byte), vtype
         return cur.scalar(vtype, what), vtype
-    if depth >= MAX_ARRAY_NESTING:
-        raise GGUFError(f"arrays nested deeper than {MAX_ARRAY_NESTING} in {what}")
+    distrust.check_nesting(depth, what)
     elem_type = read_value_type(cur, what)
     count = cur.u64(f"array length of {what}")
-    # The smallest possible element (1 byte scalars, 8 byte string lengths, 12 byte sub-array
-    # headers) bounds how many elements the rest of the file can hold.
-    min_size = {GGUFValueType.STRING: 8, GGUFValueType.ARRAY: 12}.get(
-        elem_type, struct.calcsize(SCALAR_FORMATS.get(elem_type, "<B")))
-    if count * min_size > cur.size - cur.pos:
-        raise GGUFError(f"array length {count} of {what} runs past the end of the file")
+    distrust.check_array_count(count, elem_type, cur.size - cur.pos, what)
     if elem_type in SCALAR_FORMATS and elem_type != GGUFValueType.BOOL:
         # Fast path: numeric arrays (token scores, token types) in one frombuffer.
         dtype = np.dtype(SCALAR_FORMATS[elem_type])
@@ -156,3 +141,13 @@ def _read_string_array(cur: Cursor, count: int, what: str) -> list:
         pos = stop
     cur.pos = pos
     return items
+
+
+# The checks need the types above, so lesson 1c is imported last.
+from lessons import l01c_gguf_distrust as distrust  # noqa: E402
+
+
+def __getattr__(name):  # MAX_ARRAY_NESTING lived here; it is lesson 1c's now
+    if name == "MAX_ARRAY_NESTING":
+        return distrust.MAX_ARRAY_NESTING
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

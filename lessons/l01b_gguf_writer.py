@@ -18,8 +18,9 @@ import tempfile
 
 import numpy as np
 
-from lessons.l01_gguf import (GGML_BLOCK_INFO, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, PLAIN_DTYPES,
-                              SCALAR_FORMATS, GGMLType, GGUFValueType, row_bytes)
+from lessons.ggml_types import PLAIN_DTYPES, TYPE_TABLE, GGMLType, row_bytes
+from lessons.l01a_gguf_values import SCALAR_FORMATS, GGUFValueType
+from lessons.l01c_gguf_distrust import GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC
 
 
 # ---- choosing value types ----------------------------------------------------------------------
@@ -74,7 +75,7 @@ def _type_code(vtype) -> int:
 def _tensor_bytes(name: str, ggml_type: GGMLType, shape: tuple, data) -> bytes:
     """Check a tensor's data against its type and shape, return its raw bytes."""
     arr = np.ascontiguousarray(data)
-    block_elems, _ = GGML_BLOCK_INFO[ggml_type]
+    block_elems, _ = TYPE_TABLE[ggml_type]
     if shape[-1] % block_elems:
         raise ValueError(f"tensor '{name}': row length {shape[-1]} is not a multiple of {block_elems}")
     if ggml_type in PLAIN_DTYPES:

@@ -27,62 +27,14 @@ from __future__ import annotations
 
 import numbers
 
-from lessons.l02b_bpe_pretokenize import LLAMA3_NAMES, pretokenize, pretokenizer_family
+from lessons.data_vocab import (EOG_ID_KEYS, EOG_TEXTS, FIM_EOG_TEXTS, FIM_TEXTS,  # noqa: F401  llama.cpp's lists
+                                KNOWN_MODELS, LLAMA3_NAMES, llama_cpp_special_texts)
+from lessons.l02b_bpe_pretokenize import pretokenize, pretokenizer_family
 from lessons.l02c_byte_level_bpe import bpe_word_to_ids, bytes_to_symbols, parse_merges, symbols_to_bytes
 from lessons.l02d_stream_decode import StreamDecoder
 from lessons.l03_sentencepiece import spm_encode, spm_token_bytes
 
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
-KNOWN_MODELS = ("gpt2", "llama", "bert", "t5", "rwkv", "no_vocab", "none", "plamo2")
-# Token texts llama.cpp treats as end-of-generation (and as control tokens) in any vocabulary.
-EOG_TEXTS = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
-             "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
-             "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-             "<｜end▁of▁sentence｜>", "[e~["}
-# Fill-in-the-middle pad/repo/file-separator tokens end generation too.
-FIM_EOG_TEXTS = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]", "<|fim_repo|>", "<|repo_name|>",
-                 "<fim-repo>", "<REPO>", "<reponame>", "<|file_sep|>"}
-# ... and the other fill-in-the-middle markers are made control tokens (not end of generation).
-FIM_TEXTS = {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "<|fim_suffix|>",
-             "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "<|fim_middle|>", "<fim-middle>",
-             "<fim_middle>", "<｜fim▁end｜>", "<MID>"}
-EOG_ID_KEYS = ("eot", "eom", "fim_pad", "fim_rep", "fim_sep")
-
-
-# ---- reading the metadata ----
-def _get(md: dict, key: str, kind, default=None):
-    """md[key] checked to be a `kind` (int accepts any integer but not bool), or default."""
-    value = md.get(key)
-    if value is None:
-        return default
-    if kind is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return int(value)
-    if kind is not int and isinstance(value, kind):
-        return value
-    raise ValueError(f"{key} has the wrong type ({type(value).__name__}, expected {kind.__name__})")
-
-
-def _get_list(md: dict, key: str, n: int, kind):
-    value = md.get(key)
-    if value is None:
-        return None
-    try:
-        value = [kind(v) for v in value]
-    except (TypeError, ValueError):
-        raise ValueError(f"{key} must be a list of numbers") from None
-    if len(value) < n:
-        raise ValueError(f"{key} has {len(value)} entries for {n} tokens")
-    return value[:n]
-
-
-def _special_id(md: dict, name: str, n_vocab: int, default: int | None) -> int | None:
-    key = f"tokenizer.ggml.{name}_token_id"
-    tid = _get(md, key, int)
-    if tid is None:
-        return default if default is not None and default < n_vocab else None
-    if not 0 <= tid < n_vocab:
-        raise ValueError(f"{key} = {tid} is out of range for a vocabulary of {n_vocab} tokens")
-    return tid
 
 
 class Tokenizer:
@@ -103,14 +55,13 @@ class Tokenizer:
         return cls(md, model, list(tokens))
     # --8<-- [end:from_metadata]
 
+    # --8<-- [start:init]
     def __init__(self, md: dict, model: str, tokens: list[str]):
         n = self.n_vocab = len(tokens)
         self.model = model
         # llama.cpp renames empty tokens so every text is unique and non-empty
         self.tokens = [t if t else f"[EMPTY_{i}]" for i, t in enumerate(tokens)]
-        self.token_to_id = {t: i for i, t in enumerate(self.tokens)}
-        if len(self.token_to_id) != n:
-            raise ValueError("tokenizer.ggml.tokens contains the same token text twice")
+        self.token_to_id = _unique_ids(self.tokens)
         self.types = _get_list(md, "tokenizer.ggml.token_type", n, int) or [NORMAL] * n
         self.scores = _get_list(md, "tokenizer.ggml.scores", n, float) or [0.0] * n
 
@@ -118,18 +69,12 @@ class Tokenizer:
         self.bos_id = _special_id(md, "bos", n, 1 if is_spm else 11)
         self.eos_id = _special_id(md, "eos", n, 2 if is_spm else 11)
         self.unk_id = _special_id(md, "unknown", n, 0 if is_spm else None)
-        if is_spm:
+        if is_spm:                                    # SentencePiece (lesson 3): scores and byte tokens
             self.pre = None
             self.add_space_prefix = _get(md, "tokenizer.ggml.add_space_prefix", bool, True)
-            for i, t in enumerate(self.tokens):
-                if self.types[i] == BYTE and (len(t) != 6 or not t.startswith("<0x") or not t.endswith(">")
-                                              or any(c not in "0123456789abcdefABCDEF" for c in t[3:5])):
-                    raise ValueError(f"byte token {i} is {t!r}, expected the form <0xXX>")
-        else:
-            merges = md.get("tokenizer.ggml.merges")
-            if not isinstance(merges, (list, tuple)):
-                raise ValueError("byte-level BPE needs tokenizer.ggml.merges (a list of strings)")
-            self.ranks = parse_merges(merges)
+            _check_byte_tokens(self.tokens, self.types)
+        else:                                         # byte-level BPE (lessons 2b, 2c): merges, regexes
+            self.ranks = parse_merges(_get_merges(md))
             pre_name = _get(md, "tokenizer.ggml.pre", str)
             self.pre = pretokenizer_family(pre_name)
             self.add_space_prefix = False
@@ -140,17 +85,16 @@ class Tokenizer:
         if self.add_bos and self.bos_id is None:
             raise ValueError("tokenizer.ggml.add_bos_token is set but there is no BOS token")
 
-        # end of generation: EOS, the ids named in metadata, and the well-known texts
+        # end of generation: EOS, the ids named in metadata, and llama.cpp's well-known texts
         named = [_special_id(md, key, n, None) for key in EOG_ID_KEYS] + [self.eos_id]
-        self.eot_ids = {tid for tid in named if tid is not None}
-        for i, t in enumerate(self.tokens):
-            if t in EOG_TEXTS or t in FIM_EOG_TEXTS:
-                self.eot_ids.add(i)
-            if t in EOG_TEXTS or t in FIM_EOG_TEXTS or t in FIM_TEXTS:
-                self.types[i] = CONTROL               # llama.cpp forces these to be control tokens
+        by_text, forced_control = llama_cpp_special_texts(self.tokens)
+        self.eot_ids = {tid for tid in named if tid is not None} | by_text
+        for i in forced_control:
+            self.types[i] = CONTROL                   # llama.cpp forces these to be control tokens
         # special tokens are matched longest first (llama.cpp sorts by byte length)
         special = [i for i in range(n) if self.types[i] in (CONTROL, USER_DEFINED, UNKNOWN)]
         self.special_ids = sorted(special, key=lambda i: -len(self.tokens[i].encode("utf-8")))
+    # --8<-- [end:init]
 
     # ---- special tokens: cut them out of the text first ----
     # --8<-- [start:split_special]
@@ -244,3 +188,64 @@ class Tokenizer:
         """For printing generated tokens; control tokens print as nothing, like llama-cli."""
         return StreamDecoder(self, special)
     # --8<-- [end:decode]
+
+
+# ---- distrust: the metadata's types and ranges ----
+# The metadata is input from the outside world (lesson 1c): each value is checked for its type and
+# range before the tokenizer uses it, so a broken vocabulary is one ValueError line, not a crash later.
+
+def _get(md: dict, key: str, kind, default=None):
+    """md[key] checked to be a `kind` (int accepts any integer but not bool), or default."""
+    value = md.get(key)
+    if value is None:
+        return default
+    if kind is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if kind is not int and isinstance(value, kind):
+        return value
+    raise ValueError(f"{key} has the wrong type ({type(value).__name__}, expected {kind.__name__})")
+
+
+def _get_list(md: dict, key: str, n: int, kind):
+    value = md.get(key)
+    if value is None:
+        return None
+    try:
+        value = [kind(v) for v in value]
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a list of numbers") from None
+    if len(value) < n:
+        raise ValueError(f"{key} has {len(value)} entries for {n} tokens")
+    return value[:n]
+
+
+def _special_id(md: dict, name: str, n_vocab: int, default: int | None) -> int | None:
+    key = f"tokenizer.ggml.{name}_token_id"
+    tid = _get(md, key, int)
+    if tid is None:
+        return default if default is not None and default < n_vocab else None
+    if not 0 <= tid < n_vocab:
+        raise ValueError(f"{key} = {tid} is out of range for a vocabulary of {n_vocab} tokens")
+    return tid
+
+
+def _unique_ids(tokens: list[str]) -> dict[str, int]:
+    token_to_id = {t: i for i, t in enumerate(tokens)}
+    if len(token_to_id) != len(tokens):
+        raise ValueError("tokenizer.ggml.tokens contains the same token text twice")
+    return token_to_id
+
+
+def _check_byte_tokens(tokens: list[str], types: list[int]) -> None:
+    """SentencePiece byte tokens must read <0xXX>: lesson 3 turns them back into that byte."""
+    for i, t in enumerate(tokens):
+        if types[i] == BYTE and (len(t) != 6 or not t.startswith("<0x") or not t.endswith(">")
+                                 or any(c not in "0123456789abcdefABCDEF" for c in t[3:5])):
+            raise ValueError(f"byte token {i} is {t!r}, expected the form <0xXX>")
+
+
+def _get_merges(md: dict) -> list:
+    merges = md.get("tokenizer.ggml.merges")
+    if not isinstance(merges, (list, tuple)):
+        raise ValueError("byte-level BPE needs tokenizer.ggml.merges (a list of strings)")
+    return merges

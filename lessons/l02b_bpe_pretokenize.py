@@ -24,12 +24,16 @@ Three details copied from llama.cpp on purpose:
   a lone whitespace character before a non-space becomes a gap, and gaps are pieces too.
 - `\\s` is Unicode's White_Space (the `regex` package agrees; Python's `re` would differ on
   U+001C..U+001F), and \\p{L}/\\p{N} are Unicode's letter/number categories...
-- ... as of Unicode 15.1, llama.cpp's tables; see "Unicode versions" below.
+- ... as of Unicode 15.1, llama.cpp's tables: lessons/data_unicode.py says how we match them.
 """
 
 from __future__ import annotations
 
 import regex  # the PyPI `regex` package: \p{L}, \p{N}, \p{P} like llama.cpp's Unicode tables
+
+# llama.cpp's compatibility data: its Unicode 15.1, and which GGUF names use which regexes below
+from lessons.data_unicode import AS_LLAMA_CPP_SEES_IT, NEWER_THAN_15_1  # noqa: F401
+from lessons.data_vocab import LLAMA3_NAMES, PRE_NAMES  # noqa: F401
 
 # ---- llama.cpp's regexes ----
 # --8<-- [start:regexes]
@@ -46,18 +50,6 @@ PRETOKENIZERS = {
 }
 # --8<-- [end:regexes]
 
-# GGUF `tokenizer.ggml.pre` names -> regex family (llama.cpp groups them the same way).
-PRE_NAMES = {
-    "default": "default",
-    "gpt-2": "gpt2", "phi-2": "gpt2", "roberta-bpe": "gpt2", "mpt": "gpt2", "olmo": "gpt2", "jais": "gpt2",
-    "smollm": "smollm", "starcoder": "smollm", "refact": "smollm", "command-r": "smollm",
-    "codeshell": "smollm", "exaone": "smollm", "minerva-7b": "smollm",
-    "llama3": "llama3", "llama-v3": "llama3", "llama-bpe": "llama3", "falcon3": "llama3", "falcon-h1": "llama3",
-    "pixtral": "llama3", "dbrx": "llama3", "smaug-bpe": "llama3",
-}
-# Of those, Llama 3's own names also add BOS by default and take a pre-token whole when it is a token.
-LLAMA3_NAMES = {"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral"}
-
 _COMPILED = {name: [regex.compile(p) for p in pats] for name, pats in PRETOKENIZERS.items()}
 
 
@@ -69,35 +61,6 @@ def pretokenizer_family(pre: str | None) -> str:
         raise ValueError(f"unknown pre-tokenizer '{pre}' (tokenizer.ggml.pre); "
                          f"supported: {', '.join(sorted(PRE_NAMES))}")
     return PRE_NAMES[pre]
-
-
-# ---- Unicode versions ----
-# llama.cpp classifies characters with its own tables, made from Unicode 15.1; the `regex` package
-# follows newer Unicode. Letters and digits added since 15.1 (Unicode 16 and 17: Egyptian hieroglyphs
-# ext. A, CJK ext. J, Garay, ...) are unassigned, hence symbols, to llama.cpp. To cut where it cuts,
-# the regexes run on a copy of the text in which those characters are replaced by U+FDD0 (a
-# permanent non-character, a symbol to both), and the cuts are applied to the real text.
-NEWER_THAN_15_1 = (
-    "558 58B-58C 88F C5C CDC 1C89-1C8A 208F 209D-209F A7CB-A7CF A7D2 A7D4 A7DA-A7DD A7E2 A7F1 AB6C-AB6D "
-    "105C0-105F3 107BB-107BF 10940-10959 10D40-10D65 10D6F-10D85 10EC2-10EC7 10ED9-10EEE 11380-11389 "
-    "1138B 1138E 11390-113B5 113B7 113D1 113D3 116D0-116E3 11B0A 11BC0-11BE0 11BF0-11BF9 11DB0-11DDB "
-    "11DE0-11DE9 11DF1 1246F 12475-1247F 12550-12686 13460-143FA 16100-1611D 16130-16139 16D40-16D6C "
-    "16D70-16D79 16EA0-16EB8 16EBB-16ED3 16FF2-16FF6 187F8-187FF 18CD6-18CDA 18CFF 18D09-18D20 "
-    "18D80-18DF2 18E00-19191 191A0-191D2 1B123-1B128 1B168 1CCF0-1CCF9 1D6A6 1DF1F-1DF24 1DF2B-1DF81 "
-    "1DF90-1DF96 1DFCD-1DFFF 1E5D0-1E5ED 1E5F0-1E5FA 1E6C0-1E6DE 1E6E0-1E6E2 1E6E4-1E6E5 1E6E7-1E6ED "
-    "1E6F0-1E6F4 1E6FE-1E6FF 2B73A-2B73F 2B81E 2CEA2-2CEAD 323B0-33479 3D000-3FC3F")
-
-
-def _newer_chars_table() -> dict[int, int]:
-    table = {}
-    for span in NEWER_THAN_15_1.split():
-        first, _, last = span.partition("-")
-        for cp in range(int(first, 16), int(last or first, 16) + 1):
-            table[cp] = 0xFDD0
-    return table
-
-
-_AS_LLAMA_CPP_SEES_IT = _newer_chars_table()
 
 
 # ---- splitting ----
@@ -118,7 +81,7 @@ def split_keep_gaps(start: int, end: int, probe: str, pattern) -> list[tuple[int
 
 def pretokenize(text: str, family: str) -> list[str]:
     """'Hello world' -> ['Hello', ' world'] (each regex of the family cuts every piece)."""
-    probe = text.translate(_AS_LLAMA_CPP_SEES_IT)   # same length, same cuts as llama.cpp
+    probe = text.translate(AS_LLAMA_CPP_SEES_IT)   # same length, same cuts as llama.cpp
     spans = [(0, len(text))] if text else []
     for pattern in _COMPILED[family]:
         spans = [cut for start, end in spans for cut in split_keep_gaps(start, end, probe, pattern)]

@@ -1,3 +1,4 @@
+# --8<-- [start:intro]
 """Lesson 3: SentencePiece BPE (`tokenizer.ggml.model = llama`), the tokenizer of Llama 1/2 and Mistral.
 
 Same family as byte-level BPE (lesson 2c), three differences:
@@ -24,6 +25,7 @@ Worked example (check it by hand). Tokens and scores: "▁h" -4, "he" -2, "ll" -
 and "é" with no "é" token becomes the bytes of its UTF-8 spelling, ["<0xC3>", "<0xA9>"].
 tests/test_tokenizer.py replays both on a toy vocabulary.
 """
+# --8<-- [end:intro]
 
 from __future__ import annotations
 

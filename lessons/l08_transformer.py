@@ -32,29 +32,14 @@ import numpy as np
 
 from lessons.l04_rmsnorm import rmsnorm
 from lessons.l05_rope import apply_rope, rope_angles
-from lessons.l06_attention import KV_TYPES, KVCache, attention, check_kv_type
+from lessons.l06_attention import KVCache, attention, check_kv_type
 from lessons.l07_swiglu import silu
 from lessons.l08b_config import LlamaConfig  # noqa: F401  (the config lesson; re-exported here)
 from lessons.l12_quants import dequantize
+from lessons.model_checks import (MAX_CACHE_BYTES, check_cache_bytes, check_forward_args,  # noqa: F401
+                                  check_n_ctx)
 
 __all__ = ["LlamaConfig", "NumpyLlama", "check_forward_args", "load_weights"]
-
-MAX_CACHE_BYTES = 16 << 30  # refuse a KV cache bigger than this rather than let the OS find out
-
-
-def check_forward_args(tokens, pos, n_ctx: int, n_vocab: int) -> np.ndarray:
-    """Every backend's forward() starts here: tokens [n] as int64, or a one-line ValueError."""
-    tokens = np.asarray(tokens)
-    if tokens.ndim != 1 or tokens.size == 0 or not np.issubdtype(tokens.dtype, np.integer):
-        raise ValueError(f"tokens must be a non-empty 1-D integer array, got shape {tokens.shape} {tokens.dtype}")
-    if isinstance(pos, bool) or not isinstance(pos, (int, np.integer)) or pos < 0:
-        raise ValueError(f"pos must be a non-negative integer, got {pos!r}")
-    if pos + tokens.size > n_ctx:
-        raise ValueError(f"context full: positions {pos}..{pos + tokens.size - 1} do not fit in n_ctx {n_ctx}")
-    if tokens.min() < 0 or tokens.max() >= n_vocab:
-        raise ValueError(f"token id out of range [0, {n_vocab})")
-    return tokens.astype(np.int64)
-
 
 # ---- weights ----
 @dataclass
@@ -111,13 +96,8 @@ class NumpyLlama:
     def __init__(self, gguf, n_ctx: int, kv_type: str = "f32"):
         check_kv_type(kv_type)
         self.config = c = LlamaConfig.from_gguf(gguf)  # validates everything before we allocate
-        if isinstance(n_ctx, bool) or not isinstance(n_ctx, (int, np.integer)) or not 1 <= n_ctx <= c.n_ctx_train:
-            raise ValueError(f"n_ctx must be between 1 and the model's training context {c.n_ctx_train}, got {n_ctx}")
-        self.n_ctx, self.kv_type = int(n_ctx), kv_type
-        itemsize = np.dtype(KV_TYPES[kv_type]).itemsize
-        cache_bytes = 2 * c.n_layer * c.n_head_kv * self.n_ctx * c.head_dim * itemsize  # K and V
-        if cache_bytes > MAX_CACHE_BYTES:
-            raise ValueError(f"a KV cache of n_ctx {n_ctx} would take {cache_bytes / 2**30:.1f} GiB; use a smaller context")
+        self.n_ctx, self.kv_type = check_n_ctx(n_ctx, c.n_ctx_train), kv_type
+        check_cache_bytes(c, self.n_ctx, kv_type)  # refuses a cache bigger than MAX_CACHE_BYTES (model_checks.py)
         self.weights = load_weights(gguf, c)
         self.cache = KVCache(c.n_layer, self.n_ctx, c.n_head_kv, c.head_dim, kv_type)
         # RoPE angles for every position we can ever see, computed once: two [n_ctx, n_rot/2] tables.
@@ -132,6 +112,12 @@ class NumpyLlama:
         self.cache.k[:] = 0
         self.cache.v[:] = 0
 
+    @staticmethod
+    def linear(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """x [n, in] times a weight W [out, in] -> [n, out]: every weight product of the model goes through
+        here, so lesson 14 can swap in llama.cpp's quantized product (an instance attribute overrides it)."""
+        return x @ w.T
+
     # --8<-- [start:forward]
     def forward(self, tokens: np.ndarray, pos: int, last_only: bool = False) -> np.ndarray:
         """Evaluate tokens [n] at positions pos..pos+n-1, append their K/V to the cache, return logits [n, n_vocab].
@@ -139,7 +125,7 @@ class NumpyLlama:
         last_only=True returns only the last position's logits [1, n_vocab] (all generation needs),
         skipping the output product for the others: for SmolLM2 it costs as much as 8 blocks.
         """
-        tokens = check_forward_args(tokens, pos, self.n_ctx, self.config.n_vocab)
+        tokens = check_forward_args(tokens, pos, self.n_ctx, self.config.n_vocab)  # int64 [n], or ValueError
         c, w = self.config, self.weights
         n, end = tokens.size, pos + tokens.size
         n_q, n_kv = c.n_head * c.head_dim, c.n_head_kv * c.head_dim
@@ -148,20 +134,20 @@ class NumpyLlama:
         for i, layer in enumerate(w.layers):
             # ---- attention block ----
             h = rmsnorm(x, layer.attn_norm, c.rms_eps)  # [n, n_embd]
-            qkv = h @ layer.wqkv.T  # [n, n_embd] -> [n, n_q + 2*n_kv]
+            qkv = self.linear(h, layer.wqkv)  # [n, n_embd] -> [n, n_q + 2*n_kv]
             # q and k heads turn by the same angles: rotate them together, then split
             qk = apply_rope(qkv[:, : n_q + n_kv].reshape(n, c.n_head + c.n_head_kv, c.head_dim), cos, sin, c.rope_neox)
             q, k = qk[:, : c.n_head], qk[:, c.n_head :]  # [n, n_head, hd], [n, n_head_kv, hd]
             v = qkv[:, n_q + n_kv :].reshape(n, c.n_head_kv, c.head_dim)  # [n, n_head_kv, hd]
             self.cache.store(i, pos, k, v)
             att = attention(q, self.cache.k[i, :, :end], self.cache.v[i, :, :end], pos)  # [n, n_q]
-            x = x + att @ layer.wo.T  # [n, n_q] -> [n, n_embd]
+            x = x + self.linear(att, layer.wo)  # [n, n_q] -> [n, n_embd]
             # ---- feed-forward block ----
             h = rmsnorm(x, layer.ffn_norm, c.rms_eps)  # [n, n_embd]
-            gate_up = h @ layer.w_gate_up.T  # [n, n_embd] -> [n, 2*n_ff]
-            x = x + (silu(gate_up[:, : c.n_ff]) * gate_up[:, c.n_ff :]) @ layer.w_down.T  # [n, n_ff] -> [n, n_embd]
+            gate_up = self.linear(h, layer.w_gate_up)  # [n, n_embd] -> [n, 2*n_ff]
+            x = x + self.linear(silu(gate_up[:, : c.n_ff]) * gate_up[:, c.n_ff :], layer.w_down)  # [n, n_ff] -> [n, n_embd]
         if last_only:
             x = x[-1:]  # [1, n_embd]
         x = rmsnorm(x, w.output_norm, c.rms_eps)  # [n, n_embd]
-        return x @ w.output.T  # [n, n_embd] -> [n, n_vocab]
+        return self.linear(x, w.output)  # [n, n_embd] -> [n, n_vocab]
     # --8<-- [end:forward]

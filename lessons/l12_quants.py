@@ -1,3 +1,4 @@
+# --8<-- [start:intro]
 """Lesson 12: how weights are stored: floats, blocks and the ggml type table.
 
 A GGUF tensor is a run of bytes plus a ggml type number. Float types store every
@@ -18,47 +19,29 @@ Two functions cover every type:
     dequantize(data, ggml_type, shape) -> float32 array of `shape`
     quantize(x, ggml_type)             -> uint8 array x.shape[:-1] + (row_bytes,)  (floats: the typed array)
 """
+# --8<-- [end:intro]
 import numpy as np
 
 from lessons import l12b_legacy_quants as legacy
+from lessons.ggml_types import QK_K, TYPE_TABLE, row_bytes, type_name  # noqa: F401  (re-exported)
+from lessons.ggml_types import GGMLType as T
 
 # ---- the ggml type table: id -> (name, weights per block, bytes per block) ----
+# The numbers come from the one table of every lesson (lessons/ggml_types.py); this view of it holds
+# the types this lesson can quantize and dequantize.
 # --8<-- [start:type_table]
-QK_K = 256  # k-quant super-block
-GGML_TYPES = {
-    0: ("F32", 1, 4),
-    1: ("F16", 1, 2),
-    2: ("Q4_0", 32, 18),
-    3: ("Q4_1", 32, 20),
-    6: ("Q5_0", 32, 22),
-    7: ("Q5_1", 32, 24),
-    8: ("Q8_0", 32, 34),
-    9: ("Q8_1", 32, 36),
-    10: ("Q2_K", QK_K, 84),   # 2 + 2 + 16 + 64:           2.625 bits/weight
-    11: ("Q3_K", QK_K, 110),  # 32 + 64 + 12 + 2:          3.4375
-    12: ("Q4_K", QK_K, 144),  # 2 + 2 + 12 + 128:          4.5
-    13: ("Q5_K", QK_K, 176),  # 2 + 2 + 12 + 32 + 128:     5.5
-    14: ("Q6_K", QK_K, 210),  # 128 + 64 + 16 + 2:         6.5625
-    15: ("Q8_K", QK_K, 292),  # 4 + 256 + 32 (activations only)
-    30: ("BF16", 1, 2),
-}
+GGML_TYPES = {int(t): (t.name, *TYPE_TABLE[t]) for t in (
+    T.F32, T.F16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q8_1,
+    T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K, T.Q8_K, T.BF16)}
 # --8<-- [end:type_table]
 TYPE_IDS = {name: t for t, (name, _, _) in GGML_TYPES.items()}
 
 
-def type_name(ggml_type):
-    info = GGML_TYPES.get(int(ggml_type))
-    return info[0] if info else f"type {int(ggml_type)}"
-
-
-def row_bytes(ggml_type, n):
-    """Bytes taken by one row of n weights; ValueError if n doesn't fill whole blocks."""
-    if int(ggml_type) not in GGML_TYPES:
-        raise ValueError(f"unsupported ggml type {int(ggml_type)}")
-    name, block, size = GGML_TYPES[int(ggml_type)]
-    if n % block:
-        raise ValueError(f"{name}: row length {n} is not a multiple of the block size {block}")
-    return n // block * size
+def _supported(ggml_type) -> int:
+    t = int(ggml_type)
+    if t not in GGML_TYPES:
+        raise ValueError(f"unsupported ggml type {t}")
+    return t
 
 
 # ---- floats ----
@@ -104,7 +87,7 @@ def dequantize(data, ggml_type, shape):
     data: F32 float32, F16 float16, BF16 uint16 (or any of them as raw uint8 bytes);
     quantized types: uint8 raw blocks, e.g. [rows, row_bytes] as GGUFFile's TensorInfo.data gives.
     """
-    t, shape = int(ggml_type), tuple(int(s) for s in shape)
+    t, shape = _supported(ggml_type), tuple(int(s) for s in shape)
     if any(s < 0 for s in shape):
         raise ValueError(f"negative dimension in shape {shape}")
     n_rows = int(np.prod(shape[:-1], dtype=np.int64)) if shape else 1
@@ -132,7 +115,7 @@ def quantize(x, ggml_type):
 
     For F32/F16/BF16 the typed array (float32/float16/uint16) of x's shape comes back instead.
     """
-    t = int(ggml_type)
+    t = _supported(ggml_type)
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim == 0:
         raise ValueError("quantize needs at least a 1-D array")

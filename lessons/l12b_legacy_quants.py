@@ -1,3 +1,4 @@
+# --8<-- [start:intro]
 """Lesson 12b: the legacy block quants (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1).
 
 A block quant cuts every row of a weight matrix into blocks of 32 numbers and stores,
@@ -37,6 +38,7 @@ magnitude, with its sign) / -8 (or / -16), so that value maps to q = 0 exactly, 
 with trunc(x / d + 8.5); the `_1` types round with trunc((x - min) / d + 0.5); Q8_0/Q8_1
 use round-half-away-from-zero. Scales are computed in float32 and only then stored as f16.
 """
+# --8<-- [end:intro]
 import numpy as np
 
 QK = 32  # weights per legacy block

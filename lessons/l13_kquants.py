@@ -1,3 +1,4 @@
+# --8<-- [start:intro]
 """Lesson 13: k-quants: super-blocks of 256 weights with quantized scales.
 
 Legacy quants spend 16 bits on a scale for every 32 weights (0.5 bit/weight). K-quants
@@ -34,6 +35,7 @@ Where the bits of element e (0..255) live:
 Worked example (Q4_K sub-block, check by hand): d = 0.01, dmin = 0.02, scale code sc = 10, min code m = 5,
 stored q = 7: weight = 0.01 * 10 * 7 - 0.02 * 5 = 0.7 - 0.1 = 0.6.
 """
+# --8<-- [end:intro]
 import numpy as np
 
 QK_K = 256

@@ -1,3 +1,4 @@
+# --8<-- [start:intro]
 """Lesson 13b: choosing k-quant scales by weighted least squares (llama.cpp's search, no imatrix).
 
 Rounding x / d to the nearest integer is only optimal if d is right. Given the integers
@@ -23,6 +24,7 @@ Worked example of the least-squares refit (check by hand): x = [0.9, 2.1], q = [
 d = sum(x q) / sum(q q) = (0.9 + 4.2) / 5 = 1.02, error = (1.02 - 0.9)^2 + (2.04 - 2.1)^2 = 0.018,
 better than d = max/nmax = 2.1 / 2 = 1.05: error = 0.15^2 + 0 = 0.0225.
 """
+# --8<-- [end:intro]
 import numpy as np
 
 GROUP_MAX_EPS = np.float32(1e-15)  # below this a group counts as all zeros

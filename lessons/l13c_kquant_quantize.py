@@ -1,3 +1,4 @@
+# --8<-- [start:intro]
 """Lesson 13c: quantizing to k-quants, llama.cpp's reference recipe (no importance matrix).
 
 Every type follows the same three steps on a super-block of 256 weights:
@@ -16,6 +17,7 @@ codes = round(-256 * [0.5, -0.25, 0.1]) = [-128, 64, -26]: decoded scales d * co
 Speed: all sub-blocks of a chunk of super-blocks are searched at once (lesson 13b's [n, G]
 layout), so the whole 135M-weight model quantizes in seconds to tens of seconds.
 """
+# --8<-- [end:intro]
 import numpy as np
 
 from lessons.l13_kquants import (QK_K, BLOCK_Q2_K, BLOCK_Q3_K, BLOCK_Q4_K, BLOCK_Q5_K, BLOCK_Q6_K, BLOCK_Q8_K,

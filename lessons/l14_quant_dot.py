@@ -1,3 +1,4 @@
+# --8<-- [start:intro]
 """Lesson 14: quantized dot products, or why llama.cpp quantizes the activations too.
 
 A matrix product is rows of dot products. With Q4_1 weights, each block of 32 weights is
@@ -28,6 +29,7 @@ the numpy model with float32 activations reproduces llama.cpp's F32 run (KL 5e-7
 Q8_1/Q8_0 path it moves away from it by KL 4.2e-3 per token, llama.cpp's own Q4_1 run by 5.2e-3.
 Same size of effect, not the same numbers: the doc page shows why (massive activations).
 """
+# --8<-- [end:intro]
 from __future__ import annotations
 
 import copy
@@ -35,10 +37,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from lessons.l01_gguf import GGMLType
+from lessons.ggml_types import QK_K, TYPE_TABLE, GGMLType
 
 T = GGMLType
-QK, QK_K = 32, 256
+QK = 32
 
 # Activation format each weight type is paired with (ggml's vec_dot_type).
 VEC_DOT_TYPE = {T.Q4_0: T.Q8_0, T.Q5_0: T.Q8_0, T.Q8_0: T.Q8_0, T.Q4_1: T.Q8_1, T.Q5_1: T.Q8_1,
@@ -84,41 +86,6 @@ def quantize_q8_K(x: np.ndarray):
 # --8<-- [end:q8]
 
 
-# ---- 16-bit activations: the C++ decoding kernel's choice (cpp_core quant_matmul v11) ----
-# --8<-- [start:i16]
-def quantize_i16(x: np.ndarray, steps: int = 32767):
-    """[..., k] -> d [..., k/32] float32, p [..., k/32, 32] int16, s = d * sum(p) [..., k/32] float32.
-    Q8_0's recipe with 32767 steps instead of 127: a value moves by at most max|x|/65534 of its block,
-    256x less than with 8 bits, so a dot product keeps float32's answer to about 1e-5.
-    steps=I12_STEPS is the AVX2 kernel v13's choice (below)."""
-    blocks = np.asarray(x, dtype=np.float32).reshape(*x.shape[:-1], -1, QK)  # [..., nb, 32]
-    amax = np.abs(blocks).max(axis=-1)  # [..., nb]
-    inv = np.divide(np.float32(steps), amax, out=np.zeros_like(amax), where=amax > 0)  # [..., nb]
-    p = np.round(blocks * inv[..., None]).astype(np.int16)  # [..., nb, 32]
-    d = amax / np.float32(steps)  # [..., nb]
-    return d, p, d * p.sum(axis=-1, dtype=np.int64).astype(np.float32)
-# --8<-- [end:i16]
-
-
-# --8<-- [start:i12]
-# A Q4 block's byte j holds element j (low nibble) and element j + 16 (high nibble): b_j = lo_j + 16 hi_j.
-# Splitting them costs a mask and a shift per block. Keep the byte whole instead and let the high nibble
-# take the surplus back out:  b_j p_j + hi_j (p_(j+16) - 16 p_j) = lo_j p_j + hi_j p_(j+16).
-# The second factor must fit int16 for vpmaddwd: |p| <= 1927 gives |p_(j+16) - 16 p_j| <= 17 * 1927 = 32759.
-# Example: b = 0x3A (lo 10, hi 3), p_j = 5, p_(j+16) = -2: 58 * 5 + 3 * (-2 - 80) = 290 - 246 = 44 = 10 * 5 + 3 * (-2).
-I12_STEPS = 1927
-
-
-def dot_q4_block_unmasked(qs: np.ndarray, p: np.ndarray) -> int:
-    """sum_k q_k p_k of one 4-bit block (16 bytes qs, 32 activations p, |p| <= I12_STEPS) the v13 way."""
-    b = qs.astype(np.int64)                              # [16] lo + 16 hi
-    p = p.astype(np.int64)
-    offset = p[16:] - 16 * p[:16]                        # [16], fits int16
-    assert np.abs(offset).max(initial=0) <= 32767
-    return int(b @ p[:16] + (b >> 4) @ offset)
-# --8<-- [end:i12]
-
-
 # ---- weights as integers and scales ----
 def _f16(raw: np.ndarray, at: int) -> np.ndarray:
     return raw[..., at:at + 2].copy().view(np.float16)[..., 0].astype(np.float32)
@@ -139,7 +106,7 @@ def _fifth_bits(qh: np.ndarray) -> np.ndarray:
 def unpack_legacy(raw: np.ndarray, wtype: GGMLType):
     """Raw rows [m, row_bytes] -> (d [m, nb], m_or_None [m, nb], q [m, nb, 32] int32) with
     weight = d*q (+ m). Block layouts: d | (m) | (qh) | qs."""
-    size = {T.Q4_0: 18, T.Q4_1: 20, T.Q5_0: 22, T.Q5_1: 24, T.Q8_0: 34}[wtype]
+    size = TYPE_TABLE[wtype][1]  # bytes per block of 32
     b = raw.reshape(raw.shape[0], -1, size)  # [m, nb, block bytes]
     d = _f16(b, 0)
     if wtype == T.Q8_0:
@@ -157,8 +124,9 @@ def unpack_legacy(raw: np.ndarray, wtype: GGMLType):
 def unpack_q4_K(raw: np.ndarray):
     """Raw rows [m, row_bytes] -> d, dmin [m, nb]; sc, mn [m, nb, 8] (6-bit); q [m, nb, 256] in 0..15.
     weight = d*sc_j*q - dmin*mn_j for sub-block j (32 values). Block: d, dmin, 12 scale bytes, 128 qs."""
-    b = raw.reshape(raw.shape[0], -1, 144).astype(np.int32)  # [m, nb, 144]
-    d, dmin = _f16(raw.reshape(raw.shape[0], -1, 144), 0), _f16(raw.reshape(raw.shape[0], -1, 144), 2)
+    blocks = raw.reshape(raw.shape[0], -1, TYPE_TABLE[T.Q4_K][1])  # [m, nb, 144]
+    b = blocks.astype(np.int32)
+    d, dmin = _f16(blocks, 0), _f16(blocks, 2)
     s = b[..., 4:16]  # the 12 bytes packing eight 6-bit scales and eight 6-bit mins
     sc = np.concatenate([s[..., 0:4] & 63, (s[..., 8:12] & 0xF) | ((s[..., 0:4] >> 6) << 4)], axis=-1)
     mn = np.concatenate([s[..., 4:8] & 63, (s[..., 8:12] >> 4) | ((s[..., 4:8] >> 6) << 4)], axis=-1)
@@ -210,22 +178,21 @@ def matmul_quantized(x: np.ndarray, raw: np.ndarray, wtype: GGMLType, rows_per_s
 # ---- plugging it into the numpy model ----
 # --8<-- [start:hook]
 class QuantizedLinear:
-    """Stands in for `W.T` in the model's `h @ W.T`: keeps the weights as stored in the file and
-    runs llama.cpp's quantized-activation product. `parts` are tensors stacked along the output
-    (W_q, W_k, W_v for the fused qkv). numpy defers `h @ self` to __rmatmul__ because of
-    __array_ufunc__ = None."""
-    __array_ufunc__ = None
+    """A weight kept as stored in the file: `parts` are tensors stacked along the output (W_q, W_k, W_v
+    for the fused qkv), each (raw rows [m, row_bytes] or float32 [m, k], ggml type)."""
 
     def __init__(self, parts: list):
-        self.parts = parts  # [(raw rows [m, row_bytes] or float32 [m, k], ggml type)]
+        self.parts = parts
 
-    @property
-    def T(self):  # noqa: N802  (the model writes W.T)
-        return self
-
-    def __rmatmul__(self, h: np.ndarray) -> np.ndarray:
+    def __call__(self, h: np.ndarray) -> np.ndarray:
+        """h [n, k] @ W.T with llama.cpp's quantized-activation product -> [n, sum of m]."""
         outs = [h @ w.T if t in (T.F32, T.F16) else matmul_quantized(h, w, t) for w, t in self.parts]
-        return np.concatenate(outs, axis=-1)  # [n, k] -> [n, sum of m]
+        return np.concatenate(outs, axis=-1)
+
+
+def quantized_linear(x: np.ndarray, w) -> np.ndarray:
+    """The model's `linear` hook (lesson 8's NumpyLlama.linear) for weights that may be QuantizedLinear."""
+    return w(x) if isinstance(w, QuantizedLinear) else x @ w.T
 
 
 def with_quantized_activations(model, gguf):
@@ -249,5 +216,18 @@ def with_quantized_activations(model, gguf):
     quantized = copy.copy(model)
     quantized.weights = replace(model.weights, layers=layers, output=QuantizedLinear([part(out)]))
     quantized.cache = copy.deepcopy(model.cache)  # its own KV cache
+    quantized.linear = quantized_linear  # the hook every weight product of forward() goes through
     return quantized
 # --8<-- [end:hook]
+
+
+# The C++ decode kernels' 16-bit activation roundings (quantize_i16, I12_STEPS, dot_q4_block_unmasked)
+# lived here; they are the C++ side's choices, so they live in cpp_core/act_rounding.py now.
+_MOVED_TO_CPP = ("quantize_i16", "I12_STEPS", "dot_q4_block_unmasked")
+
+
+def __getattr__(name):  # `from lessons.l14_quant_dot import quantize_i16` keeps working
+    if name in _MOVED_TO_CPP:
+        from cpp_core import act_rounding
+        return getattr(act_rounding, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,9 +1,11 @@
-"""Shared pytest fixtures: the real model and llama.cpp's reference values (skip when absent), and
-`tiny_llama`, a factory of small random-weight GGUF llama models for fast tests of every code path."""
+"""Shared pytest fixtures: the real model, llama.cpp's reference values (committed in
+tests/fixtures/reference, made by tools/make_reference_fixtures.py), and `tiny_llama`, a factory of small
+random-weight GGUF llama models for fast tests of every code path."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from pathlib import Path
 
@@ -19,8 +21,7 @@ import pytest  # noqa: E402
 from lessons.l01_gguf import GGMLType, GGUFFile, GGUFValueType, write_gguf  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"  # CI clones the repo with shared/ beside it
-REFERENCE = SHARED / "reference"
+REFERENCE = REPO / "tests" / "fixtures" / "reference"  # llama.cpp's numbers, tools/make_reference_fixtures.py
 
 
 # ---- the real model and llama.cpp's reference values ----
@@ -41,22 +42,73 @@ def default_model(default_model_path) -> GGUFFile:
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    if not REFERENCE.is_dir():
-        pytest.skip(f"llama.cpp reference values ({REFERENCE}) not found")
+    """llama.cpp's token ids, greedy texts and perplexity, and the Shakespeare text (committed)."""
     return REFERENCE
 
 
-@pytest.fixture(scope="session")
-def reference(reference_dir) -> Path:
-    """Same as reference_dir."""
-    return reference_dir
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z.astype(np.float64)                                   # [..., n_vocab]
+    return z - np.logaddexp.reduce(z, axis=-1, keepdims=True)  # [..., n_vocab]
+
+
+class LlamaCppLogits:
+    """llama.cpp's logits at every position of the two reference prompts, for its F32 run and its Q4_1 run.
+
+    The fixture keeps, per position, the F32 run's 4096 largest logits (97.7-99.95% of its probability) and
+    both runs' logits at those ids, exact; the F32 run's whole row at the last position; and llama.cpp's own
+    KL(F32 || Q4_1) over the full distribution at every position. `kl` is therefore exact over all 49152
+    tokens at the F32 run's last position; elsewhere it counts the tokens outside the stored ids as one
+    bucket, which gives a lower bound of the full KL: 93-100% of it at every position, measured on llama.cpp's
+    Q4_1 run and on the C++ core with float and 8-bit activations (the gap is the tail's share)."""
+
+    def __init__(self, path: Path):
+        with np.load(path) as f:
+            self._a = {key: f[key] for key in f.files}
+
+    def ids(self, p: int) -> np.ndarray:
+        """[n, K] token ids, the F32 run's largest logits first (so column 0 is its argmax)."""
+        return self._a[f"p{p}_ids"].astype(np.int64)
+
+    def logits(self, run: str, p: int) -> np.ndarray:
+        """[n, K] llama.cpp's logits (run "f32" or "q4_1") at `ids(p)`."""
+        return self._a[f"p{p}_{run}_logits"]
+
+    def argmax(self, run: str, p: int) -> np.ndarray:
+        """[n] the run's top token at each position (both runs' top two are among the stored ids)."""
+        return np.take_along_axis(self.ids(p), self.logits(run, p).argmax(-1)[:, None], -1)[:, 0]
+
+    def kl_f32_q4_1(self, p: int) -> np.ndarray:
+        """[n] KL(llama.cpp F32 || llama.cpp Q4_1) per position, over the full distribution."""
+        return self._a[f"p{p}_kl_f32_q4_1"]
+
+    def kl(self, run: str, p: int, ours: np.ndarray) -> np.ndarray:
+        """[n] KL(llama.cpp's run || ours) per position; ours: [n, n_vocab] logits."""
+        lq = log_softmax(ours)                                                    # [n, n_vocab]
+        ids = self.ids(p)                                                         # [n, K]
+        lp = self.logits(run, p) - self._a[f"p{p}_{run}_logsumexp"][:, None]      # [n, K]
+        lq_s = np.take_along_axis(lq, ids, -1)                                    # [n, K]
+        head = (np.exp(lp) * (lp - lq_s)).sum(-1)                                 # [n]
+        p_tail = np.clip(1 - np.exp(lp).sum(-1), 0, None)                         # [n]
+        outside = np.ones_like(lq, dtype=bool)
+        np.put_along_axis(outside, ids, False, -1)
+        q_tail = np.where(outside, np.exp(lq), 0).sum(-1)                         # [n]
+        tail = np.where(p_tail > 0, p_tail * np.log(np.maximum(p_tail, 1e-300) / q_tail), 0)
+        out = head + tail
+        if run == "f32":  # the last position over the whole vocabulary
+            lp_last = log_softmax(self._a[f"p{p}_f32_last_logits"])
+            out[-1] = (np.exp(lp_last) * (lp_last - lq[-1])).sum()
+        return out
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.skip(f"shared data ({SHARED}) not found")
-    return SHARED
+def llama_cpp_logits() -> LlamaCppLogits:
+    return LlamaCppLogits(REFERENCE / "smollm2_logits.npz")
+
+
+@pytest.fixture(scope="session")
+def generation() -> dict:
+    """llama.cpp's prompt ids, 64 greedy tokens and text per prompt, and perplexity (`_perplexity`)."""
+    return json.loads((REFERENCE / "smollm2_generation.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
-"""The numpy model on the real SmolLM2-135M against llama.cpp's own numbers (shared/reference)."""
+"""The numpy model on the real SmolLM2-135M against llama.cpp's own numbers (tests/fixtures/reference,
+made by tools/make_reference_fixtures.py)."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,20 +11,6 @@ from lessons.l10_generate import generate
 from lessons.l11_perplexity import perplexity
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def kl_divergence(ref_logits, logits):
-    """KL(p_ref || p) per row, in float64."""
-    def log_softmax(x):
-        x = x.astype(np.float64) - x.max(-1, keepdims=True)
-        return x - np.log(np.exp(x).sum(-1, keepdims=True))
-    lp, lq = log_softmax(ref_logits), log_softmax(logits)
-    return (np.exp(lp) * (lp - lq)).sum(-1)
-
-
-@pytest.fixture(scope="module")
-def generation(reference):
-    return json.loads((reference / "smollm2_generation.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +25,16 @@ def test_config_of_the_default_model(default_numpy_model):
 
 
 @pytest.mark.parametrize("index", [0, 1])
-def test_logits_match_llama_cpp_f32_at_every_position(default_numpy_model, reference, prompts, index):
-    ref = np.load(reference / "smollm2_logits.npz")
+def test_logits_match_llama_cpp_f32_at_every_position(default_numpy_model, llama_cpp_logits, prompts, index):
+    """KL over the full distribution at the last position; before it over llama.cpp's 4096 likeliest
+    tokens plus one bucket for the rest (the committed fixture's form, conftest.LlamaCppLogits)."""
     ids = np.array(prompts[index][1]["prompt_ids"], np.int32)
     default_numpy_model.reset()
     logits = default_numpy_model.forward(ids, 0)  # [n_prompt, n_vocab]
-    kl = kl_divergence(ref[f"f32_p{index}_logits"], logits)
+    kl = llama_cpp_logits.kl("f32", index, logits)
     assert kl.shape == (len(ids),) and np.all(kl <= 1e-5), kl
     # llama.cpp's Q4_1 run rounds activations to 8 bits: close to us, but visibly less close
-    kl_q = kl_divergence(ref[f"q4_1_p{index}_logits"], logits)
+    kl_q = llama_cpp_logits.kl("q4_1", index, logits)
     assert np.all(kl_q < 0.05) and kl_q.max() > kl.max(), kl_q
 
 
@@ -61,10 +48,7 @@ def test_greedy_64_tokens_match_llama_cpp_f32(default_numpy_model, prompts, inde
 @pytest.mark.slow
 def test_perplexity_matches_llama_perplexity(default_numpy_model, generation):
     ref = generation["_perplexity"]["f32"]
-    ids_file = FIXTURES / "tinyshakespeare40k_smollm2_ids.npy"  # llama.cpp's tokens, tools/make_fixtures_forward.py
-    if not ids_file.is_file():
-        pytest.skip(f"{ids_file.name} absent: run tools/make_fixtures_forward.py")
-    ids = np.load(ids_file).astype(np.int32)
+    ids = np.load(FIXTURES / "tinyshakespeare40k_smollm2_ids.npy").astype(np.int32)  # llama.cpp's tokens
     assert len(ids) == ref["n_tokens"]
     ppl, err = perplexity(default_numpy_model, ids, ref["n_ctx"])
     assert ppl == pytest.approx(ref["ppl"], rel=5e-4)

@@ -86,7 +86,7 @@ def perplexity_ours(gguf, model) -> dict:
     from lessons.l11_perplexity import perplexity
     import numpy as np
 
-    text = (REPO.parent / "shared" / "data" / "tinyshakespeare-40k.txt").read_text()
+    text = (REPO / "tests" / "fixtures" / "reference" / "tinyshakespeare-40k.txt").read_text()  # committed
     ids = np.array(Tokenizer.from_metadata(gguf.metadata).encode(text, add_bos=False), np.int32)
     t0 = time.perf_counter()
     ppl, stderr = perplexity(model, ids, 512)

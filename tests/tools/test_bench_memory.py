@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SOURCE = Path(__file__).resolve().parents[1] / "tools" / "bench_memory.c"
+SOURCE = Path(__file__).resolve().parents[2] / "tools" / "bench_memory.c"
 CC = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from lessons.l01_gguf import GGMLType
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "tools" / "benchmark.py"
 pytest.importorskip("cpp_core.model", reason="the C++ core is not built (pip install -e .)")
 
