@@ -1,3 +1,4 @@
+# --8<-- [start:intro]
 """Lesson 16: the safetensors file, how Hugging Face stores a checkpoint.
 
 A `.safetensors` file is three parts, nothing else:
@@ -23,6 +24,7 @@ Big models are split into shards (model-00001-of-00002.safetensors, ...) and a
 Nothing is copied: the file is one read-only mmap and each tensor is a numpy view into it.
 BF16 has no numpy dtype, so BF16 tensors are viewed as uint16 and widened on demand.
 """
+# --8<-- [end:intro]
 from __future__ import annotations
 
 import json

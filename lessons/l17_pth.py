@@ -1,3 +1,4 @@
+# --8<-- [start:intro]
 """Lesson 17: the .pth file, how torch.save stores a checkpoint, read without torch.
 
 A `.pth` (or `.pt`, `.bin` from older transformers) written by torch.save since PyTorch 1.6 is a
@@ -25,6 +26,7 @@ A pickle is a program: GLOBAL names any importable function, REDUCE calls it. Un
 untrusted file with pickle.load can run os.system. Our unpickler resolves an allow-list of names
 only (to functions of ours, never torch's) and anything else stops the load before it runs.
 """
+# --8<-- [end:intro]
 from __future__ import annotations
 
 import collections

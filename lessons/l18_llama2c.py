@@ -1,3 +1,4 @@
+# --8<-- [start:intro]
 """Lesson 18: llama2.c's model files (.bin) and tokenizer.bin.
 
 llama2.c's export.py writes a model as a header and then float32 arrays back to back, in an order
@@ -26,6 +27,7 @@ own classifier), seq_len 4. head_size = 8 / 2 = 4, so each RoPE table is [4, 2];
 RoPE's theta is not in the file, but its tables are: freq_cis_real[t, i] = cos(t * theta^(-2i/hs)).
 Angle i = 1 grows by f = theta^(-2/hs) a position, so theta = f^(-hs/2). We read it back.
 """
+# --8<-- [end:intro]
 from __future__ import annotations
 
 import os
