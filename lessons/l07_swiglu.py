@@ -33,7 +33,7 @@ def silu(z: np.ndarray) -> np.ndarray:
 
 # --8<-- [start:swiglu]
 def swiglu(gate: np.ndarray, up: np.ndarray) -> np.ndarray:
-    """The gate itself: silu(gate) * up, elementwise (the C++ op of the same name, cpp_core/src/ops_swiglu.cpp)."""
+    """The gate itself: silu(gate) * up, elementwise (the C++ op of the same name, cpp_core/src/ops/swiglu.cpp)."""
     return silu(gate) * up  # [n, n_ff], [n, n_ff] -> [n, n_ff]
 
 

@@ -220,14 +220,3 @@ def with_quantized_activations(model, gguf):
     return quantized
 # --8<-- [end:hook]
 
-
-# The C++ decode kernels' 16-bit activation roundings (quantize_i16, I12_STEPS, dot_q4_block_unmasked)
-# lived here; they are the C++ side's choices, so they live in cpp_core/act_rounding.py now.
-_MOVED_TO_CPP = ("quantize_i16", "I12_STEPS", "dot_q4_block_unmasked")
-
-
-def __getattr__(name):  # `from lessons.l14_quant_dot import quantize_i16` keeps working
-    if name in _MOVED_TO_CPP:
-        from cpp_core import act_rounding
-        return getattr(act_rounding, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
