@@ -126,13 +126,49 @@ def supported_archs(nvrtc: str | None = None) -> list[int]:
 
 
 _IMAGES: dict[str, bytes] = {}
+# Compiled images are kept here, named by a hash of the sources: a machine with no NVRTC can run with images compiled
+# elsewhere (python -m cpp_core.cuda prebuild sm_80 sm_90), and a changed source never loads a stale image.
+IMAGE_DIR = Path(os.environ.get("LLAMA_LESSONS_CUDA_IMAGES", Path(__file__).resolve().parents[1] / "build" / "cuda-kernels"))
+
+
+def source_hash() -> str:
+    import hashlib
+    main, headers = kernel_sources()
+    h = hashlib.sha256(main.encode())
+    for name in sorted(headers):
+        h.update(name.encode() + b"\0" + headers[name].encode())
+    return h.hexdigest()[:16]
+
+
+def image_path(arch: str) -> Path:
+    return IMAGE_DIR / f"{source_hash()}-{arch}.{'cubin' if arch.startswith('sm_') else 'ptx'}"
+
+
+def prebuild(archs) -> list[Path]:
+    """Compile for each arch into IMAGE_DIR (for a GPU machine without NVRTC); returns the files."""
+    IMAGE_DIR.mkdir(parents=True, exist_ok=True)
+    out = []
+    for arch in archs:
+        path = image_path(arch)
+        path.write_bytes(compile_kernels(arch))
+        out.append(path)
+    return out
 
 
 def image_for_device() -> bytes:
     """The kernels compiled for this machine's GPU (once per process): a cubin for its sm_XY, or, for a GPU newer than
-    this NVRTC knows, PTX of the newest architecture it knows, which the driver compiles the rest of the way."""
+    this NVRTC knows, PTX of the newest architecture it knows, which the driver compiles the rest of the way.
+    A prebuilt image for the device's sm_XY (IMAGE_DIR) is used as it is."""
     info = device_info()
     cc = 10 * info["cc"][0] + info["cc"][1]
+    if f"sm_{cc}" in _IMAGES:
+        return _IMAGES[f"sm_{cc}"]
+    if image_path(f"sm_{cc}").is_file():
+        _IMAGES[f"sm_{cc}"] = image_path(f"sm_{cc}").read_bytes()
+        return _IMAGES[f"sm_{cc}"]
+    if find_nvrtc() is None:
+        raise CudaError(f"no NVRTC to compile the kernels (pip install nvidia-cuda-nvrtc-cu12) and no prebuilt "
+                        f"{image_path(f'sm_{cc}')}")
     archs = supported_archs()
     arch = f"sm_{cc}" if cc in archs else f"compute_{max(a for a in archs if a <= cc)}"
     if arch not in _IMAGES:
@@ -227,3 +263,27 @@ class CudaLlama:
 
         tokens = check_forward_args(tokens, pos, self.n_ctx, self.config.n_vocab)
         return self._model.forward(tokens.astype(np.int32), int(pos), bool(last_only))
+
+
+def main(argv=None) -> int:
+    """python -m cpp_core.cuda prebuild sm_80 sm_90  |  python -m cpp_core.cuda status"""
+    import sys
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["prebuild"] and len(argv) > 1:
+        try:
+            for path in prebuild(argv[1:]):
+                print(path)
+        except CudaError as e:
+            print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+            return 1
+        return 0
+    if argv == ["status"]:
+        ok, why = cuda_status()
+        print(why)
+        return 0 if ok else 1
+    print("usage: python -m cpp_core.cuda prebuild ARCH... | status", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
