@@ -28,6 +28,7 @@
 
 namespace ll {
 
+// --8<-- [start:backend]
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -40,6 +41,7 @@ public:
     virtual size_t device_bytes() const = 0;     // weights + cache + scratch held in the device's own memory (0 on the CPU)
     virtual std::string describe() const = 0;    // one line: which device, what runs where
 };
+// --8<-- [end:backend]
 
 struct BackendOptions {
     std::string kind = "cpu";   // "cpu" or "cuda"

@@ -25,6 +25,7 @@ LL_HD float matvec_v0_row(int type, const u8* row, const float* x, int n_cols) {
 // --8<-- [end:matvec_v0_row]
 
 // ---- v1: what lane `lane` of a row's warp adds up ----
+// --8<-- [start:matvec_v1_lane]
 LL_HD float matvec_v1_lane(int type, const u8* row, const float* x, int n_cols, int lane) {
     float s = 0.0f;
     if (type == T_F32 || type == T_F16) {  // float rows: lane l takes elements l, l+32, ... (coalesced)
@@ -38,6 +39,7 @@ LL_HD float matvec_v1_lane(int type, const u8* row, const float* x, int n_cols, 
     }
     return s;
 }
+// --8<-- [end:matvec_v1_lane]
 
 // ---- v2: int8 activations and dp4a ----
 // A unit's weights as 8 packed int32 of 4 int8 each, and its two affine maps. Q4_0, Q8_0 and Q4_K are read as
@@ -107,6 +109,7 @@ extern "C" __global__ void matvec_v0(int type, const u8* __restrict__ w, i64 row
     if (r < n_rows) y[r] = matvec_v0_row(type, w + r * row_bytes, x, n_cols);
 }
 
+// --8<-- [start:matvec_v1]
 // blockDim (32, 4): four rows per block, one per warp.
 extern "C" __global__ void matvec_v1(int type, const u8* __restrict__ w, i64 row_bytes, const float* __restrict__ x,
                                      float* __restrict__ y, int n_rows, int n_cols) {
@@ -115,6 +118,7 @@ extern "C" __global__ void matvec_v1(int type, const u8* __restrict__ w, i64 row
     const float s = warp_sum(matvec_v1_lane(type, w + r * row_bytes, x, n_cols, threadIdx.x));
     if (threadIdx.x == 0) y[r] = s;
 }
+// --8<-- [end:matvec_v1]
 
 // The activations to int8, one thread per unit of 32 (n_cols / 32 threads).
 extern "C" __global__ void quantize_q8(const float* __restrict__ x, i8* __restrict__ xq, float* __restrict__ xd,
