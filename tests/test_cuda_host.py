@@ -46,7 +46,7 @@ def test_decode_unit_is_the_lesson(t):
     np.testing.assert_allclose(H.dequantize(t, raw, 512, units=True), want, rtol=1e-6, atol=1e-8)
 
 
-SHAPES = [(5, 256, 1), (3, 1024, 9), (2, 2048, 2)]  # (rows, cols, tokens): 8 to 64 units per row, 1 to 9 tokens
+SHAPES = [(5, 256, 1), (3, 1024, 9), (2, 2048, 2), (70, 288, 66)]  # (rows, cols, tokens): 8-64 units, 1-66 tokens, ragged tiles
 
 
 def bound(x, w):
@@ -56,10 +56,13 @@ def bound(x, w):
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("t", ALL_TYPES, ids=NAMES.get)
-@pytest.mark.parametrize("version", ["matvec_v0", "matvec_v1", "matmul_v0", "matmul_v1"])
+@pytest.mark.parametrize("version", ["matvec_v0", "matvec_v1", "matmul_v0", "matmul_v1", "matmul_v2"])
 def test_float_products(version, t, shape):
-    """v0 (a thread's loop over the row), v1 (32 lanes' strided shares, summed): x @ W^T of the lesson's weights."""
+    """v0 (a thread's loop over the row), v1 (32 lanes' strided shares, summed), v2 (64 x 64 tiles, threads phase by
+    phase): x @ W^T of the lesson's weights."""
     n_rows, n_cols, n_tok = shape
+    if n_cols % (256 if t >= 10 else 32):
+        pytest.skip("k-quant rows are whole super-blocks of 256")
     raw, w = weights(t, n_rows, n_cols, seed=n_cols)
     x = np.random.default_rng(2).standard_normal((n_tok, n_cols)).astype(np.float32)
     want = x.astype(np.float64) @ w.T.astype(np.float64)
@@ -77,7 +80,7 @@ def q8_activations(x):
     return (q * d).reshape(x.shape).astype(np.float64)
 
 
-@pytest.mark.parametrize("shape", SHAPES[:1] + SHAPES[2:], ids=str)
+@pytest.mark.parametrize("shape", SHAPES[:1] + SHAPES[2:3], ids=str)
 @pytest.mark.parametrize("t", ALL_TYPES, ids=NAMES.get)
 def test_int8_product(t, shape):
     """v2: int8 activations and dp4a. Its integer sums are exact, so against x rounded the same way the product

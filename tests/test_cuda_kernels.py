@@ -85,15 +85,18 @@ def product(gpu, version, t, raw, x):
                 common + [("p", xq), ("p", xd), ("p", xs), ("p", y), ("i", n_rows), ("i", n_cols)])
     elif version == "matmul_v0":
         gpu.run("matmul_v0", [cdiv(n_rows * n_tok, 128)], [128], common + [("p", y), ("i", n_rows), ("i", n_cols), ("i", n_tok)])
-    else:
+    elif version == "matmul_v1":
         gpu.run("matmul_v1", [cdiv(n_rows, 4), cdiv(n_tok, 8)], [32, 4],
+                common + [("p", y), ("i", n_rows), ("i", n_cols), ("i", n_tok)])
+    else:
+        gpu.run("matmul_v2", [cdiv(n_rows, 64), cdiv(n_tok, 64)], [256],
                 common + [("p", y), ("i", n_rows), ("i", n_cols), ("i", n_tok)])
     return gpu.get(y, np.float32, (n_tok, n_rows))
 
 
 @pytest.mark.parametrize("shape", SHAPES + [(4099, 576, 1)], ids=str)
 @pytest.mark.parametrize("t", ALL_TYPES, ids=NAMES.get)
-@pytest.mark.parametrize("version", ["matvec_v0", "matvec_v1", "matvec_v2", "matmul_v0", "matmul_v1"])
+@pytest.mark.parametrize("version", ["matvec_v0", "matvec_v1", "matvec_v2", "matmul_v0", "matmul_v1", "matmul_v2"])
 def test_products(gpu, version, t, shape):
     n_rows, n_cols, n_tok = shape
     if n_cols % (256 if t >= 10 else 32):

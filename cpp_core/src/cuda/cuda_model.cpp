@@ -5,7 +5,7 @@
 //     x = embed(tokens)                           embed_v0           (or: the CPU's first layers, then x uploaded)
 //     for each GPU layer:
 //         xn = rmsnorm(x) * attn_norm             rmsnorm_v0/v1
-//         q, k, v = xn W_q^T, xn W_k^T, xn W_v^T  matvec_v0/v1/v2 (one token) or matmul_v0/v1 (a prompt)
+//         q, k, v = xn W_q^T, xn W_k^T, xn W_v^T  matvec_v0/v1/v2 (one token) or matmul_v0/v1/v2 (a prompt)
 //         rope(q), rope(k); k, v -> f16 cache     rope_v0, store_kv_v0
 //         att = attention(q, K, V)                attention_v0/v1
 //         x += att W_o^T                          matvec/matmul, add_v0
@@ -60,7 +60,7 @@ public:
         if (o.kv_type != GGML_F16) throw std::invalid_argument("the CUDA backend keeps its KV cache in float16: use -ctk f16 -ctv f16");
         if (o.kernel_image.empty()) throw std::invalid_argument("the CUDA backend needs its compiled kernels (cpp_core/cuda.py)");
         check_version("matvec", o.matvec, {"v0", "v1", "v2"});
-        check_version("matmul", o.matmul, {"v0", "v1"});
+        check_version("matmul", o.matmul, {"v0", "v1", "v2"});
         check_version("attention", o.attention, {"v0", "v1"});
         check_version("rmsnorm", o.rmsnorm, {"v0", "v1"});
         const int ngl = o.n_gpu_layers < 0 ? hp.n_layer : std::min(o.n_gpu_layers, hp.n_layer);
@@ -129,7 +129,7 @@ private:
     // ---- setup ----
     void load_kernels() {
         cuda::Module* m = dev_.load_module(o_.kernel_image);
-        for (const char* name : {"matvec_v0", "matvec_v1", "matvec_v2", "quantize_q8", "matmul_v0", "matmul_v1", "embed_v0", "rmsnorm_v0",
+        for (const char* name : {"matvec_v0", "matvec_v1", "matvec_v2", "quantize_q8", "matmul_v0", "matmul_v1", "matmul_v2", "embed_v0", "rmsnorm_v0",
                                  "rmsnorm_v1", "rope_v0", "store_kv_v0", "swiglu_v0", "add_v0", "attention_v0", "attention_v1"})
             fn_[name] = dev_.function(m, name);
     }
@@ -209,8 +209,11 @@ private:
         } else if (o_.matmul == "v0") {
             launch("matmul_v0", blocks_for(w.rows * n, 128), 1, 128, 1, 0,
                    {I(w.type), P(w.p), L(w.row_bytes), P(x), P(y), I(w.rows), I(w.cols), I(n)});
-        } else {
+        } else if (o_.matmul == "v1") {
             launch("matmul_v1", blocks_for(w.rows, 4), blocks_for(n, 8), 32, 4, 0,
+                   {I(w.type), P(w.p), L(w.row_bytes), P(x), P(y), I(w.rows), I(w.cols), I(n)});
+        } else {
+            launch("matmul_v2", blocks_for(w.rows, 64), blocks_for(n, 64), 256, 1, 0,
                    {I(w.type), P(w.p), L(w.row_bytes), P(x), P(y), I(w.rows), I(w.cols), I(n)});
         }
     }

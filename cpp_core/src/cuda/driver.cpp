@@ -154,44 +154,62 @@ Device::Device() {
     check(api.cuDriverGetVersion(&info_.driver_version), "cuDriverGetVersion");
     CUcontext ctx;
     check(api.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
-    check(api.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
+    ctx_ = ctx;
+    bind();
     CUstream s;
     check(api.cuStreamCreate(&s, STREAM_NON_BLOCKING), "cuStreamCreate");
     stream_ = static_cast<Stream*>(s);
 }
 
+void Device::bind() {
+    thread_local bool bound = false;  // one device per process: a flag per thread is enough
+    if (!bound) check(api.cuCtxSetCurrent(ctx_), "cuCtxSetCurrent");
+    bound = true;
+}
+
 CUdeviceptr Device::alloc(size_t bytes) {
+    bind();
     CUdeviceptr p = 0;
     check(api.cuMemAlloc(&p, bytes ? bytes : 1), "cuMemAlloc");
     memset0(p, bytes);
     return p;
 }
 void Device::free(CUdeviceptr p) {
-    if (p) api.cuMemFree(p);  // no throw from destructors' paths
+    if (!p) return;
+    api.cuCtxSetCurrent(ctx_);  // no throw: destructors free
+    api.cuMemFree(p);
 }
 void Device::upload(CUdeviceptr dst, const void* src, size_t bytes) {
     upload_async(dst, src, bytes);
     sync();
 }
 void Device::upload_async(CUdeviceptr dst, const void* src, size_t bytes) {
+    bind();
     if (bytes) check(api.cuMemcpyHtoDAsync(dst, src, bytes, stream_), "cuMemcpyHtoDAsync");
 }
 void Device::download(void* dst, CUdeviceptr src, size_t bytes) {
+    bind();
     if (bytes) check(api.cuMemcpyDtoHAsync(dst, src, bytes, stream_), "cuMemcpyDtoHAsync");
     sync();
 }
 void Device::memset0(CUdeviceptr p, size_t bytes) {
+    bind();
     if (bytes) check(api.cuMemsetD8Async(p, 0, bytes, stream_), "cuMemsetD8Async");
     sync();
 }
-void Device::sync() { check(api.cuStreamSynchronize(stream_), "cuStreamSynchronize"); }
+void Device::sync() {
+    bind();
+    check(api.cuStreamSynchronize(stream_), "cuStreamSynchronize");
+}
 
 Module* Device::load_module(const std::string& image) {
+    bind();
     CUmodule m;
     check(api.cuModuleLoadData(&m, image.c_str()), "cuModuleLoadData");  // a PTX image must end in a 0: std::string's
     return static_cast<Module*>(m);
 }
 Function* Device::function(Module* m, const char* name) {
+    bind();
     CUfunction f;
     const CUresult r = api.cuModuleGetFunction(&f, m, name);
     if (r != 0) fail((std::string("cuModuleGetFunction ") + name).c_str(), r);
@@ -199,12 +217,13 @@ Function* Device::function(Module* m, const char* name) {
 }
 void Device::launch(Function* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shared,
                     std::vector<KernelArg>& args) {
+    bind();
     std::vector<void*> params(args.size());
     for (size_t i = 0; i < args.size(); i++) params[i] = args[i].bytes;
     check(api.cuLaunchKernel(f, gx, gy, gz, bx, by, bz, shared, stream_, params.data(), nullptr), "cuLaunchKernel");
 }
 
-void Device::begin_capture() { check(api.cuStreamBeginCapture(stream_, CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture"); }
+void Device::begin_capture() { bind(); check(api.cuStreamBeginCapture(stream_, CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture"); }
 GraphExec* Device::end_capture() {
     CUgraph g;
     check(api.cuStreamEndCapture(stream_, &g), "cuStreamEndCapture");
@@ -214,12 +233,13 @@ GraphExec* Device::end_capture() {
     check(r, "cuGraphInstantiateWithFlags");
     return static_cast<GraphExec*>(e);
 }
-void Device::replay(GraphExec* g) { check(api.cuGraphLaunch(g, stream_), "cuGraphLaunch"); }
+void Device::replay(GraphExec* g) { bind(); check(api.cuGraphLaunch(g, stream_), "cuGraphLaunch"); }
 void Device::destroy(GraphExec* g) {
     if (g) api.cuGraphExecDestroy(g);
 }
 
 float Device::time_copies(CUdeviceptr dst, CUdeviceptr src, size_t bytes, int n) {
+    bind();
     CUevent a, b;
     check(api.cuEventCreate(&a, 0), "cuEventCreate");
     check(api.cuEventCreate(&b, 0), "cuEventCreate");

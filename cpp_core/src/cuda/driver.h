@@ -76,7 +76,9 @@ public:
 
 private:
     Device();
+    void bind();  // makes the device's context current on the calling thread (the driver's binding is per thread)
     DeviceInfo info_;
+    void* ctx_ = nullptr;
     Stream* stream_ = nullptr;
 };
 

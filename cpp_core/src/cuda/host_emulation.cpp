@@ -110,6 +110,20 @@ FloatArray product(const std::string& version, int type, ByteArray w, FloatArray
                 for (int j = 0; j < nt; j++) y[int64_t(t0 + j) * n_rows + r] = s[size_t(j)];
             }
         }
+    } else if (version == "matmul_v2") {  // each block's 256 threads, phase by phase, as the barriers order them
+        std::vector<MM2Tile> tile(1);
+        std::vector<float> acc(size_t(MM2_THREADS) * 16);
+        for (int r0 = 0; r0 < n_rows; r0 += MM2_ROWS)
+            for (int t0 = 0; t0 < n_tok; t0 += MM2_TOKS) {
+                std::fill(acc.begin(), acc.end(), 0.0f);
+                auto a = [&](int tid) { return reinterpret_cast<float(*)[4]>(acc.data() + 16 * tid); };
+                for (int k0 = 0; k0 < n_cols; k0 += MM2_K) {
+                    for (int tid = 0; tid < MM2_THREADS; tid++)
+                        matmul_v2_load(type, w.data(), rb, xp, int(n_rows), n_cols, n_tok, r0, t0, k0, tid, tile.data());
+                    for (int tid = 0; tid < MM2_THREADS; tid++) matmul_v2_compute(tile.data(), tid, a(tid));
+                }
+                for (int tid = 0; tid < MM2_THREADS; tid++) matmul_v2_store(a(tid), y, int(n_rows), n_tok, r0, t0, tid);
+            }
     } else {
         throw std::invalid_argument("cuda emulation: no product version " + version);
     }
