@@ -11,7 +11,7 @@ Why NVRTC at run time (docs/24-gpu.md says more):
   the pip wheel nvidia-cuda-nvrtc-cu12 (or a system libnvrtc). A CUDA 12 cubin loads on every driver since the
   CUDA 12.0 generation (R525+); CUDA 13 binaries (pip's nvidia-cuda-nvcc, this machine's nvcc) would need R580+.
 - The same sources are compiled in CI with no GPU (tests/test_cuda_compile.py), so a kernel that does not compile
-  fails the suite, and their per-thread code runs on the CPU (cpp_core/src/cuda/host_emulation.cpp).
+  fails the suite, and their per-thread code runs on the CPU (cpp_core/src/bindings/bind_cuda_host.cpp).
 """
 from __future__ import annotations
 
@@ -50,9 +50,10 @@ def find_nvrtc() -> str | None:
     """Path of a libnvrtc: the pip wheel nvidia-cuda-nvrtc-cu12 first, then CUDA_HOME / the system's."""
     candidates = []
     try:
-        import nvidia.cuda_nvrtc as pkg  # the wheel's namespace package
-        for root in pkg.__path__:
-            candidates += sorted(glob.glob(os.path.join(root, "lib", "libnvrtc.so.*")))
+        import nvidia  # the wheels' namespace package: nvidia/cuda_nvrtc/lib (cu12), nvidia/cu13/lib (CUDA 13)
+        for root in nvidia.__path__:
+            candidates += sorted(glob.glob(os.path.join(root, "cuda_nvrtc", "lib", "libnvrtc.so.*")))
+            candidates += sorted(glob.glob(os.path.join(root, "cu1*", "lib", "libnvrtc.so.*")))
     except ImportError:
         pass
     for home in filter(None, (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda")):

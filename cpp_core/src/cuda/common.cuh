@@ -4,7 +4,7 @@
 //   1. by NVRTC at run time (cpp_core/cuda.py), as one source string: no system headers at all, so no
 //      <cstdint>, no <cuda_fp16.h>: the integer types and the half conversions are written out here;
 //   2. by nvcc (tests/test_cuda_compile.py, when nvcc is installed), the same string, to catch what NVRTC lets by;
-//   3. by the host C++ compiler (cuda/host_emulation.cpp), where LL_HD is plain `inline` and __CUDA_ARCH__ is
+//   3. by the host C++ compiler (bindings/bind_cuda_host.cpp), where LL_HD is plain `inline` and __CUDA_ARCH__ is
 //      undefined: the block decoders and each kernel's per-thread body then run on the CPU, so the tests can
 //      check their index arithmetic against the lessons on a machine without a GPU.
 // NOTE: at the time of writing, none of these kernels has run on a GPU (no device was lent to the session that

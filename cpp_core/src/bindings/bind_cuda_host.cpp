@@ -1,4 +1,4 @@
-// cuda/host_emulation.cpp -- the CUDA kernels' per-thread code, compiled for the CPU and bound to Python.
+// bindings/bind_cuda_host.cpp -- the CUDA kernels' per-thread code, compiled for the CPU and bound to Python.
 //
 // No GPU is needed to check most of what a kernel computes: which bytes it reads, how it unpacks them, which
 // position or head a thread index stands for. Those live in the LL_HD functions of cuda/*.cu(h), written once and
