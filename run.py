@@ -89,8 +89,8 @@ def check_args(args) -> None:
     if args.n_gpu_layers is not None:
         if args.n_gpu_layers < 0:
             raise UsageError(f"--n-gpu-layers must be 0 or more, got {args.n_gpu_layers}")
-        if args.backend == "numpy":
-            raise UsageError("--n-gpu-layers needs the cuda backend, not numpy")
+        if args.backend in ("numpy", "cpp") and args.n_gpu_layers > 0:
+            raise UsageError(f"--n-gpu-layers needs the cuda backend, not {args.backend}")
         if args.backend is None and args.n_gpu_layers > 0:
             args.backend = "cuda"  # llama.cpp's -ngl N: offload
     if args.backend is None or (args.backend == "cuda" and args.n_gpu_layers == 0):

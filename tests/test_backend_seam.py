@@ -116,7 +116,8 @@ def test_cuda_perplexity_without_a_gpu(tmp_path, tiny_llama):
     one_line_error(rc, err, 1, "--backend cuda")
 
 
-@pytest.mark.parametrize("flags, words", [(["-ngl", "-1"], "0 or more"), (["--backend", "numpy", "-ngl", "2"], "cuda backend")])
+@pytest.mark.parametrize("flags, words", [(["-ngl", "-1"], "0 or more"), (["--backend", "numpy", "-ngl", "2"], "cuda backend"),
+                                          (["--backend", "cpp", "-ngl", "2"], "cuda backend")])
 def test_bad_gpu_layer_flags(tiny_llama, flags, words):
     rc, _, err = call("-m", tiny_llama(), "-p", "hi", "-n", "1", *flags)
     one_line_error(rc, err, 2, words)
