@@ -29,8 +29,8 @@ __all__ = ["CudaLlama", "CudaError", "cuda_status", "compile_kernels", "kernel_s
 SOURCE_DIR = Path(__file__).parent / "src" / "cuda"
 # The kernel files, in the order one program includes them (each includes what it needs; #pragma once).
 KERNEL_FILES = ("matvec.cu", "matmul.cu", "ops.cu", "attention.cu")
-VERSIONS = {"matvec": ("v0", "v1", "v2"), "matmul": ("v0", "v1", "v2"), "attention": ("v0", "v1"), "rmsnorm": ("v0", "v1")}
-DEFAULT_VERSIONS = {"matvec": "v2", "matmul": "v2", "attention": "v1", "rmsnorm": "v1"}
+VERSIONS = {"matvec": ("v0", "v1", "v2"), "matmul": ("v0", "v1", "v2"), "attention": ("v0", "v1"), "rmsnorm": ("v0", "v1", "v2")}
+DEFAULT_VERSIONS = {"matvec": "v2", "matmul": "v2", "attention": "v1", "rmsnorm": "v2"}
 
 
 class CudaError(RuntimeError):

@@ -103,6 +103,15 @@ def test_bad_shapes_are_refused():
         H.product("matvec_v9", 2, raw, np.zeros((1, 64), np.float32))
 
 
+def test_add_rmsnorm_is_the_lesson():
+    """rmsnorm v2's row: the residual add, then the lesson's norm of the sum."""
+    rng = np.random.default_rng(9)
+    x, y, w = (rng.standard_normal(s).astype(np.float32) for s in ((2, 576), (2, 576), 576))
+    total, out = H.add_rmsnorm(x, y, w, 1e-5)
+    np.testing.assert_array_equal(total, x + y)
+    np.testing.assert_allclose(out, rmsnorm(x + y, w, 1e-5), rtol=1e-6, atol=1e-6)
+
+
 def test_rmsnorm_is_the_lesson():
     rng = np.random.default_rng(4)
     x, w = rng.standard_normal((3, 576)).astype(np.float32) * 3, rng.standard_normal(576).astype(np.float32)

@@ -121,6 +121,16 @@ def test_rmsnorm(gpu, version, n_rows, dim):
     np.testing.assert_allclose(gpu.get(out, np.float32, x.shape), rmsnorm(x, w, 1e-5), rtol=2e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("n_rows, dim", [(1, 576), (5, 4096)])
+def test_add_rmsnorm(gpu, n_rows, dim):
+    rng = np.random.default_rng(9)
+    x, y, w = (rng.standard_normal(s).astype(np.float32) for s in ((n_rows, dim), (n_rows, dim), dim))
+    xp, yp, wp, out = gpu.put(x), gpu.put(y), gpu.put(w), gpu.zeros(x.nbytes)
+    gpu.run("add_rmsnorm_v2", [n_rows], [256], [("p", xp), ("p", yp), ("p", wp), ("p", out), ("i", n_rows), ("i", dim), ("f", 1e-5)])
+    np.testing.assert_array_equal(gpu.get(xp, np.float32, x.shape), x + y)
+    np.testing.assert_allclose(gpu.get(out, np.float32, x.shape), rmsnorm(x + y, w, 1e-5), rtol=2e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("neox", [0, 1], ids=["normal", "neox"])
 @pytest.mark.parametrize("n_rot", [64, 32], ids=["full", "partial"])
 @pytest.mark.parametrize("pos", [0, 3000])

@@ -49,7 +49,7 @@ struct BackendOptions {
     int kv_type = GGML_F16;     // GGML_F16 or GGML_F32 (the CUDA backend's cache is float16 only)
     int n_gpu_layers = -1;      // layers on the GPU, the last ones; >= n_layer (or -1): all, and the output too
     std::string kernel_image;   // CUDA: the cubin (or PTX) that cpp_core/cuda.py compiled for this device
-    std::string matvec = "v2", matmul = "v2", attention = "v1", rmsnorm = "v1";  // CUDA kernel versions
+    std::string matvec = "v2", matmul = "v2", attention = "v1", rmsnorm = "v2";  // CUDA kernel versions
     bool graphs = true;         // CUDA: replay the decode step as a captured CUDA graph
 };
 

@@ -144,6 +144,17 @@ void register_cuda_host(py::module_& m) {
         for (py::ssize_t r = 0; r < x.shape(0); r++) rmsnorm_v0_row(x.data() + r * x.shape(1), w.data(), out.mutable_data() + r * x.shape(1), int(x.shape(1)), eps);
         return out;
     });
+    e.def("add_rmsnorm", [](FloatArray x, FloatArray y, FloatArray w, float eps) {  // -> (x + y, rmsnorm(x + y) * w)
+        if (x.ndim() != 2 || y.ndim() != 2 || x.shape(0) != y.shape(0) || x.shape(1) != y.shape(1) || w.ndim() != 1 ||
+            w.shape(0) != x.shape(1))
+            throw std::invalid_argument("add_rmsnorm: x, y [n, dim], w [dim]");
+        FloatArray sum(std::vector<py::ssize_t>{x.shape(0), x.shape(1)}), out(std::vector<py::ssize_t>{x.shape(0), x.shape(1)});
+        std::copy(x.data(), x.data() + x.size(), sum.mutable_data());
+        for (py::ssize_t r = 0; r < x.shape(0); r++)
+            add_rmsnorm_row(sum.mutable_data() + r * x.shape(1), y.data() + r * x.shape(1), w.data(), out.mutable_data() + r * x.shape(1),
+                            int(x.shape(1)), eps);
+        return py::make_tuple(sum, out);
+    });
     e.def("rope", [](FloatArray x, int pos, int n_rot, float base, bool neox) {  // x [n_tok, n_head, head_dim]
         if (x.ndim() != 3 || n_rot < 2 || n_rot % 2 || n_rot > x.shape(2)) throw std::invalid_argument("rope: x [n, n_head, head_dim], even n_rot <= head_dim");
         FloatArray out(std::vector<py::ssize_t>{x.shape(0), x.shape(1), x.shape(2)});

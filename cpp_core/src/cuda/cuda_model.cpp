@@ -62,7 +62,7 @@ public:
         check_version("matvec", o.matvec, {"v0", "v1", "v2"});
         check_version("matmul", o.matmul, {"v0", "v1", "v2"});
         check_version("attention", o.attention, {"v0", "v1"});
-        check_version("rmsnorm", o.rmsnorm, {"v0", "v1"});
+        check_version("rmsnorm", o.rmsnorm, {"v0", "v1", "v2"});
         const int ngl = o.n_gpu_layers < 0 ? hp.n_layer : std::min(o.n_gpu_layers, hp.n_layer);
         first_gpu_ = hp.n_layer - ngl;
         output_on_gpu_ = o.n_gpu_layers < 0 || o.n_gpu_layers >= hp.n_layer;
@@ -130,7 +130,7 @@ private:
     void load_kernels() {
         cuda::Module* m = dev_.load_module(o_.kernel_image);
         for (const char* name : {"matvec_v0", "matvec_v1", "matvec_v2", "quantize_q8", "matmul_v0", "matmul_v1", "matmul_v2", "embed_v0", "rmsnorm_v0",
-                                 "rmsnorm_v1", "rope_v0", "store_kv_v0", "swiglu_v0", "add_v0", "attention_v0", "attention_v1"})
+                                 "rmsnorm_v1", "add_rmsnorm_v2", "rope_v0", "store_kv_v0", "swiglu_v0", "add_v0", "attention_v0", "attention_v1"})
             fn_[name] = dev_.function(m, name);
     }
 
@@ -217,6 +217,14 @@ private:
                    {I(w.type), P(w.p), L(w.row_bytes), P(x), P(y), I(w.rows), I(w.cols), I(n)});
         }
     }
+    // x += y, then out = rmsnorm(x) * weight: fused (rmsnorm v2), or the add and the norm one after the other
+    void add_rmsnorm(CUdeviceptr y, CUdeviceptr weight, CUdeviceptr out, int rows) {
+        if (o_.rmsnorm == "v2")
+            return launch("add_rmsnorm_v2", unsigned(rows), 1, 256, 1, 0,
+                          {P(x_), P(y), P(weight), P(out), I(rows), I(hp_.n_embd), F(hp_.rms_eps)});
+        elementwise("add_v0", x_, y, 0, int64_t(rows) * hp_.n_embd);
+        rmsnorm(x_, weight, out, rows);
+    }
     void rmsnorm(CUdeviceptr x, CUdeviceptr weight, CUdeviceptr out, int rows) {
         if (o_.rmsnorm == "v0")
             launch("rmsnorm_v0", blocks_for(rows, 128), 1, 128, 1, 0, {P(x), P(weight), P(out), I(rows), I(hp_.n_embd), F(hp_.rms_eps)});
@@ -239,10 +247,10 @@ private:
         if (first_gpu_ == 0)
             launch("embed_v0", blocks_for(n * d, 256), 1, 256, 1, 0,
                    {I(token_embd_.type), P(token_embd_.p), L(token_embd_.row_bytes), P(tokens_), P(x_), I(n), I(d)});
+        if (!layers_.empty()) rmsnorm(x_, layers_[0].attn_norm, xn_, n);  // later norms come with the add before them
         for (size_t gl = 0; gl < layers_.size(); gl++) {
             const DevLayer& Ly = layers_[gl];
             const CUdeviceptr kc = cache_at(k_cache_, int(gl)), vc = cache_at(v_cache_, int(gl));
-            rmsnorm(x_, Ly.attn_norm, xn_, n);
             mm(Ly.wq, xn_, n, q_);
             mm(Ly.wk, xn_, n, k_);
             mm(Ly.wv, xn_, n, v_);
@@ -260,18 +268,21 @@ private:
             else
                 launch("attention_v1", unsigned(n * c.n_head), 1, 128, 1, unsigned(sizeof(float) * c.head_dim), att_args);
             mm(Ly.wo, att_, n, tmp_);
-            elementwise("add_v0", x_, tmp_, 0, n * d);
-            rmsnorm(x_, Ly.ffn_norm, xn_, n);
+            add_rmsnorm(tmp_, Ly.ffn_norm, xn_, n);  // x += attention out; xn = norm(x)
             mm(Ly.gate, xn_, n, gate_);
             mm(Ly.up, xn_, n, up_);
             elementwise("swiglu_v0", gate_, up_, gate_, int64_t(n) * c.n_ff);
             mm(Ly.down, gate_, n, tmp_);
-            elementwise("add_v0", x_, tmp_, 0, n * d);
+            if (gl + 1 < layers_.size())
+                add_rmsnorm(tmp_, layers_[gl + 1].attn_norm, xn_, n);  // x += ffn out; the next layer's norm
+            else if (output_on_gpu_ && first_row < n)
+                add_rmsnorm(tmp_, output_norm_, xn_, n);  // x += ffn out; the output norm (all rows: one launch)
+            else
+                elementwise("add_v0", x_, tmp_, 0, n * d);
         }
         if (output_on_gpu_ && first_row < n) {
-            const CUdeviceptr x_rows = x_ + CUdeviceptr(size_t(first_row) * d * sizeof(float));
-            rmsnorm(x_rows, output_norm_, xn_, n - first_row);
-            mm(output_, xn_, n - first_row, logits_);
+            if (layers_.empty()) rmsnorm(x_, output_norm_, xn_, n);
+            mm(output_, xn_ + CUdeviceptr(size_t(first_row) * d * sizeof(float)), n - first_row, logits_);
         }
     }
 

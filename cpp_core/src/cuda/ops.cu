@@ -3,6 +3,8 @@
 // (run on the CPU by tests/test_cuda_host.py), the kernel a thin wrapper that says which thread does what.
 //   v0 everywhere: one thread per output value (or per row for RMSNorm), the lesson's formula.
 //   rmsnorm v1: one block of 256 threads per row, the sum of squares met through shuffles and shared memory.
+//   rmsnorm v2: v1 fused with the residual add before it (x += y; out = rmsnorm(x) * w): one launch and one pass
+//               over x instead of two. Every norm of the model follows an add but the first layer's.
 // Positions are read from device memory (pos0[0]), not passed by value, so that one captured CUDA graph of the
 // decode step serves every position: the host writes the new position, then replays the graph.
 // Not yet run on a GPU (see common.cuh).
@@ -20,6 +22,12 @@ LL_HD void rmsnorm_v0_row(const float* x, const float* w, float* out, int dim, f
     for (int i = 0; i < dim; i++) ss += double(x[i]) * double(x[i]);
     const float scale = float(1.0 / sqrt(ss / dim + double(eps)));
     for (int i = 0; i < dim; i++) out[i] = (x[i] * scale) * w[i];
+}
+
+// v2's row, as one thread would do it (the host tests run this; the kernel splits the same loops over a block)
+LL_HD void add_rmsnorm_row(float* x, const float* y, const float* w, float* out, int dim, float eps) {
+    for (int i = 0; i < dim; i++) x[i] += y[i];
+    rmsnorm_v0_row(x, w, out, dim, eps);
 }
 
 // ---- RoPE (lessons/l05_rope.py): pair i of head h of token t, rotated by (pos0 + t) * base^(-2i / n_rot) ----
@@ -61,6 +69,28 @@ extern "C" __global__ void rmsnorm_v1(const float* __restrict__ x, const float* 
     const float* xr = x + i64(blockIdx.x) * dim;
     double ss = 0.0;
     for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += double(xr[i]) * double(xr[i]);
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = ss;
+    __syncthreads();
+    double total = 0.0;
+    for (int k = 0; k < int(blockDim.x / 32); k++) total += part[k];
+    const float scale = float(1.0 / sqrt(total / dim + double(eps)));
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) out[i64(blockIdx.x) * dim + i] = (xr[i] * scale) * w[i];
+}
+
+// grid n_rows, block 256: x += y, then out = rmsnorm(x) * w, one block per row. Each thread reads back only the
+// x values it wrote itself, so the one barrier needed is the reduction's.
+extern "C" __global__ void add_rmsnorm_v2(float* __restrict__ x, const float* __restrict__ y, const float* __restrict__ w,
+                                          float* __restrict__ out, int n_rows, int dim, float eps) {
+    __shared__ double part[8];
+    float* xr = x + i64(blockIdx.x) * dim;
+    const float* yr = y + i64(blockIdx.x) * dim;
+    double ss = 0.0;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        const float v = xr[i] + yr[i];
+        xr[i] = v;
+        ss += double(v) * double(v);
+    }
     for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
     if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = ss;
     __syncthreads();
