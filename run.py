@@ -50,7 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-p", type=float, default=0.05, help="min-p sampling (0.0 = off)")
     p.add_argument("--repeat-penalty", type=float, default=1.0, help="repetition penalty (1.0 = off)")
     p.add_argument("--repeat-last-n", type=int, default=64, help="tokens the penalty looks back over")
-    p.add_argument("--backend", choices=["cpp", "numpy"], default="cpp", help="cpp (fast) or numpy (the lessons)")
+    p.add_argument("--backend", choices=["cpp", "numpy", "cuda"], default=None,
+                   help="cpp (fast, the default), numpy (the lessons) or cuda (an NVIDIA GPU; the default with -ngl N > 0)")
+    p.add_argument("-ngl", "--n-gpu-layers", type=int, default=None,
+                   help="layers on the GPU (--backend cuda): the last N; N >= the layer count puts the output there too "
+                        "(default: all); 0 runs everything on the CPU")
     p.add_argument("-ctk", "--cache-type-k", choices=["f16", "f32"], default="f16", help="KV cache type for K (default f16)")
     p.add_argument("-ctv", "--cache-type-v", choices=["f16", "f32"], default="f16", help="KV cache type for V (default f16)")
     p.add_argument("--ignore-eos", action="store_true", help="keep generating past end-of-sequence tokens")
@@ -82,6 +86,15 @@ def check_args(args) -> None:
     if args.cache_type_k != args.cache_type_v:
         raise UsageError(f"--cache-type-k {args.cache_type_k} and --cache-type-v {args.cache_type_v} differ; "
                          "this build stores K and V alike")
+    if args.n_gpu_layers is not None:
+        if args.n_gpu_layers < 0:
+            raise UsageError(f"--n-gpu-layers must be 0 or more, got {args.n_gpu_layers}")
+        if args.backend in ("numpy", "cpp") and args.n_gpu_layers > 0:
+            raise UsageError(f"--n-gpu-layers needs the cuda backend, not {args.backend}")
+        if args.backend is None and args.n_gpu_layers > 0:
+            args.backend = "cuda"  # llama.cpp's -ngl N: offload
+    if args.backend is None or (args.backend == "cuda" and args.n_gpu_layers == 0):
+        args.backend = "cpp"  # -ngl 0: nothing on the GPU, as llama.cpp
     if args.repeat_last_n < -1:
         raise UsageError(f"--repeat-last-n must be -1 or more, got {args.repeat_last_n}")
     for name in ("temp", "top_p", "min_p", "repeat_penalty"):
@@ -147,6 +160,8 @@ def load_model(gguf, args, n_ctx: int):
         if args.backend == "numpy":
             from lessons.l08_transformer import NumpyLlama
             return NumpyLlama(gguf, n_ctx, kv_type=args.cache_type_k), n_ctx
+        if args.backend == "cuda":
+            return load_cuda_model(gguf, args, n_ctx), n_ctx
         try:
             from cpp_core.model import CppLlama
         except ImportError as e:
@@ -155,6 +170,20 @@ def load_model(gguf, args, n_ctx: int):
         return CppLlama(gguf, n_ctx, args.threads or os.cpu_count() or 1, kv_type=args.cache_type_k), n_ctx
     except (ValueError, KeyError, IndexError) as e:
         raise RuntimeFailure(_name_file(gguf.path, e)) from None
+
+
+def load_cuda_model(gguf, args, n_ctx: int):
+    """The model on the GPU (cpp_core/cuda.py); without a GPU, a driver or NVRTC: one line, exit 1."""
+    try:
+        from cpp_core.cuda import CudaError, CudaLlama
+    except ImportError as e:
+        raise RuntimeFailure(f"--backend cuda: the C++ core is not built ({e}); run pip install -e .") from None
+    try:
+        ngl = -1 if args.n_gpu_layers is None else args.n_gpu_layers
+        return CudaLlama(gguf, n_ctx, n_gpu_layers=ngl, n_threads=args.threads or os.cpu_count() or 1,
+                         kv_type=args.cache_type_k)
+    except CudaError as e:
+        raise RuntimeFailure(f"--backend cuda: {str(e).splitlines()[0]}") from None
 
 
 # ---- modes -------------------------------------------------------------------------------------

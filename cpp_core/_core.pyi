@@ -1,6 +1,8 @@
 """Type stub of the compiled module cpp_core._core (C++ in cpp_core/src/). Friendly wrappers: cpp_core/kernels.py."""
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import numpy.typing as npt
 
@@ -72,3 +74,31 @@ def share_step(n: int, align: int, n_threads: int, slow_thread: int = -1, slow_u
     """How a decoding team shares a step's n units (own stretches, then the back half of another's):
     [(thread, begin, end)] per piece, thread slow_thread sleeping slow_us before each of its pieces."""
 # ---- end model block ----
+
+# ---- backend block (bindings/bind_backend.cpp, bindings/bind_cuda_host.cpp) ----
+class Backend:
+    """A model on a device behind the seam of backend/backend.h: kind "cpu" or "cuda"."""
+    def __init__(self, kind: str, hparams: dict, weights: dict, n_ctx: int, n_threads: int = 1, kv_type: str = "f16",
+                 n_gpu_layers: int = -1, kernel_image: bytes = b"", versions: dict = {}, graphs: bool = True) -> None: ...
+    def forward(self, tokens: npt.ArrayLike, pos: int, last_only: bool = False) -> npt.NDArray[np.float32]: ...
+    def reset(self) -> None: ...
+    def describe(self) -> str: ...
+    @property
+    def n_ctx(self) -> int: ...
+    @property
+    def kv_cache_bytes(self) -> int: ...
+    @property
+    def device_bytes(self) -> int: ...
+
+def forward_hidden(hparams: dict, weights: dict, n_ctx: int, n_threads: int, kv_type: str,
+                   steps: list[tuple[npt.ArrayLike, int]], n_layers: int) -> list[npt.NDArray[np.float32]]:
+    """The CPU half of -ngl: each step's residual stream [n, n_embd] after the first n_layers layers."""
+def cuda_device_info() -> dict:
+    """name, cc, total_mem, driver_version, n_sm of the first GPU; RuntimeError without a driver or a device."""
+
+# submodules: cuda_dev (alloc, free, upload, download, load_module, function, launch, time_copies: raw device
+# memory and kernel launches) and cuda_host (dequantize, product, rmsnorm, rope, swiglu, embed, attention: the
+# CUDA kernels' per-thread code run on the CPU)
+cuda_dev: types.ModuleType
+cuda_host: types.ModuleType
+# ---- end backend block ----

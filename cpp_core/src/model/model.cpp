@@ -224,7 +224,8 @@ void LlamaModel::decode_team_member(int32_t token, int pos, float* logits, int t
     static_share(c.n_head, t, nt, 1, &b, &e);
     const AttentionShape shape{1, pos, c.n_head, c.n_head_kv, c.head_dim, int(b), int(e), kv_type_, n_ctx_};  // this thread's query heads
     embed(&token, 1, x);  // [d]
-    for (int l = 0; l < c.n_layer; l++) {
+    const int n_run = hidden_out_ ? n_run_layers_ : c.n_layer;  // forward_hidden stops early
+    for (int l = 0; l < n_run; l++) {
         const LayerWeightRefs& L = w_.layers[l];
         // ---- Q, K, V: pieces of the n_head + 2 n_head_kv output heads, RoPE'd, K and V cached ----
         rmsnorm(x, L.attn_norm, xn, d, c.rms_eps);
@@ -275,6 +276,10 @@ void LlamaModel::decode_team_member(int32_t token, int pos, float* logits, int t
         pool_.barrier();
         add_rows(x, tmp, d);
     }
+    if (hidden_out_) {  // every thread holds the same x: one copies it
+        if (t == 0) std::memcpy(hidden_out_, x, sizeof(float) * size_t(d));
+        return;
+    }
     if (!logits) return;
     rmsnorm(x, w_.output_norm, xn, d, c.rms_eps);
     in.prepare(matmul_version_, xn, d);
@@ -301,7 +306,8 @@ void LlamaModel::forward_batch(const int32_t* tokens, int n, int pos, float* log
     rope_angles(positions.data(), n, n_rot, c.rope_base, rope_cos.data(), rope_sin.data());
 
     embed(tokens, n, x);  // [n, d]
-    for (int l = 0; l < c.n_layer; l++) {
+    const int n_run = hidden_out_ ? n_run_layers_ : c.n_layer;  // forward_hidden stops early
+    for (int l = 0; l < n_run; l++) {
         const LayerWeightRefs& L = w_.layers[l];
         // ---- attention block ----
         per_token(pool_, n, [&](int64_t t0, int64_t t1) { rmsnorm_rows(x + t0 * d, L.attn_norm, xn + t0 * d, int(t1 - t0), d, c.rms_eps); });  // [n, d]
@@ -333,6 +339,7 @@ void LlamaModel::forward_batch(const int32_t* tokens, int n, int pos, float* log
         matmul(L.w_down, gate, n, tmp);  // [n, n_ff] -> [n, d]
         per_token(pool_, n, [&](int64_t t0, int64_t t1) { add_rows(x + t0 * d, tmp + t0 * d, (t1 - t0) * d); });
     }
+    if (hidden_out_) return (void)std::memcpy(hidden_out_, x, sizeof(float) * size_t(n) * size_t(d));  // forward_hidden
     if (!logits) return;  // a prompt chunk before the last one, in last_only mode: nobody reads these logits
     // ---- output: only the rows the caller wants ----
     const int first = last_only ? n - 1 : 0, rows = n - first;
@@ -340,6 +347,16 @@ void LlamaModel::forward_batch(const int32_t* tokens, int n, int pos, float* log
     matmul(w_.output, xn, rows, logits);                                  // [rows, d] -> [rows, n_vocab]
 }
 // --8<-- [end:forward_batch]
+
+void LlamaModel::forward_hidden(const int32_t* tokens, int n, int pos, int n_layers, float* hidden) {
+    if (n_layers < 0 || n_layers > hp_.n_layer) throw std::invalid_argument("forward_hidden: bad layer count");
+    n_run_layers_ = n_layers;
+    struct Restore { float*& h; ~Restore() { h = nullptr; } } restore{hidden_out_};  // back to normal, even on a throw
+    for (int off = 0; off < n; off += kMaxBatch) {  // forward()'s checks and micro-batches, hidden rows out
+        hidden_out_ = hidden + int64_t(off) * hp_.n_embd;
+        forward(tokens + off, std::min(kMaxBatch, n - off), pos + off, nullptr, false);
+    }
+}
 
 void LlamaModel::forward(const int32_t* tokens, int n, int pos, float* logits, bool last_only) {
     if (n < 1) throw std::invalid_argument("forward: no tokens");

@@ -109,6 +109,11 @@ public:
     void forward(const int32_t* tokens, int n, int pos, float* logits, bool last_only);
     void reset();  // forget the cache
 
+    // Partial offload's CPU half (-ngl, backend/backend.h): embed tokens[0..n) and run only the first n_layers
+    // layers, appending their K/V to the cache, and hand back the residual stream hidden [n, n_embd] instead of
+    // logits. A GPU backend runs the remaining layers and the output from there.
+    void forward_hidden(const int32_t* tokens, int n, int pos, int n_layers, float* hidden);
+
     const LlamaHParams& hparams() const { return hp_; }
     int n_ctx() const { return n_ctx_; }
     int n_threads() const { return pool_.n_threads(); }
@@ -134,6 +139,8 @@ private:
 
     LlamaHParams hp_;
     ModelWeightRefs w_;
+    int n_run_layers_ = 0;          // forward_hidden: layers to run, and where the residual stream goes
+    float* hidden_out_ = nullptr;   // (nullptr: a normal forward through every layer to the logits)
     int n_ctx_;
     bool fuse_decode_ = true;
     std::string matmul_version_;  // a quant_matmul version to call instead of the fast path ("" = none)
