@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--inspect", action="store_true", help="print metadata and tensors, like gguf-dump")
     mode.add_argument("--tokenize", action="store_true", help="print the prompt's token ids as JSON")
     mode.add_argument("--perplexity", action="store_true", help="perplexity of -f FILE in chunks of -c tokens")
+    p.add_argument("--chunks", type=int, default=-1, help="with --perplexity: score at most N chunks (-1 = all)")
+    p.add_argument("--kl-divergence-base", metavar="FILE",
+                   help="with --perplexity: save the model's log-probabilities to FILE (or, with "
+                        "--kl-divergence, read them)")
+    p.add_argument("--kl-divergence", action="store_true",
+                   help="with --perplexity: compare -m's predictions with the --kl-divergence-base FILE")
     return p
 
 
@@ -67,6 +73,12 @@ def check_args(args) -> None:
         raise UsageError("give the prompt with -p or -f, not both")
     if args.perplexity and args.file is None:
         raise UsageError("--perplexity needs a text file: -f FILE")
+    if (args.kl_divergence or args.kl_divergence_base) and not args.perplexity:
+        raise UsageError("--kl-divergence and --kl-divergence-base go with --perplexity")
+    if args.kl_divergence and not args.kl_divergence_base:
+        raise UsageError("--kl-divergence needs the base model's file: --kl-divergence-base FILE")
+    if args.chunks == 0 or args.chunks < -1:
+        raise UsageError(f"--chunks must be -1 (all) or 1 or more, got {args.chunks}")
     if args.n_predict < -1:
         raise UsageError(f"--n-predict must be -1 or more, got {args.n_predict}")
     if args.ctx_size < 0:
@@ -189,22 +201,77 @@ def do_tokenize(gguf, args, out) -> None:
 
 def do_perplexity(gguf, args, out, err) -> None:
     from lessons.l11_perplexity import perplexity
+    from lessons.l11b_kl_divergence import pack_log_probs
     tok = load_tokenizer(gguf)
+    if args.kl_divergence:
+        return do_kl_divergence(gguf, tok, args, out, err)
     n_ctx = args.ctx_size or 512
     model, n_ctx = load_model(gguf, args, n_ctx)
     ids = tok.encode(read_text(args), parse_special=False)
     if len(ids) < 2 * n_ctx:
         raise RuntimeFailure(f"{args.file}: {len(ids)} tokens; perplexity needs at least 2 * ctx-size "
                              f"= {2 * n_ctx}")
-    print(f"perplexity: {len(ids)} tokens, {len(ids) // n_ctx} chunks of {n_ctx}", file=err)
+    n_chunks = len(ids) // n_ctx if args.chunks < 0 else min(len(ids) // n_ctx, args.chunks)
+    print(f"perplexity: {len(ids)} tokens, {n_chunks} chunks of {n_ctx}", file=err)
 
     def on_chunk(i, n_chunks, ppl):  # llama-perplexity's running figures: [1]40.1234 [2]...
         print(f"[{i + 1}]{ppl:.4f}", end=" ", file=err, flush=True)
 
     bos_id = tok.bos_id if tok.add_bos else None  # a BOS-adding model gets BOS at each chunk start
-    ppl, stderr = perplexity(model, ids, n_ctx, on_chunk=on_chunk, bos_id=bos_id)
+    saver = kl_base_writer(args, ids, n_ctx, model, err) if args.kl_divergence_base else None
+    try:
+        ppl, stderr = perplexity(model, ids, n_ctx, on_chunk=on_chunk, bos_id=bos_id, max_chunks=args.chunks,
+                                 on_logits=saver and (lambda logits: saver.write_chunk(pack_log_probs(logits))))
+    except BaseException:
+        if saver is not None:  # never a half-written base file
+            saver.abort()
+        raise
+    if saver is not None:
+        saver.commit()
     print(file=err)
     print(f"Final estimate: PPL = {ppl:.4f} +/- {stderr:.5f}", file=out)
+
+
+def kl_base_writer(args, ids, n_ctx: int, model, err):
+    """llama-perplexity --kl-divergence-base FILE: the scored log-probabilities go to FILE (lesson 11c)."""
+    from lessons.l11_perplexity import count_chunks
+    from lessons.l11c_kl_base_file import BaseWriter
+    n_chunks = count_chunks(len(ids), n_ctx, args.chunks)
+    print(f"perplexity: saving the log-probabilities of {n_chunks} chunks to {args.kl_divergence_base}",
+          file=err)
+    try:
+        return BaseWriter(args.kl_divergence_base, n_ctx, model.config.n_vocab, ids[: n_chunks * n_ctx])
+    except OSError as e:
+        raise RuntimeFailure(f"{args.kl_divergence_base}: {e.strerror or e}") from None
+
+
+def do_kl_divergence(gguf, tok, args, out, err) -> None:
+    """llama-perplexity --kl-divergence: -m's predictions against the saved base model's (lesson 11b)."""
+    from lessons.l11b_kl_divergence import kl_divergence
+    from lessons.l11c_kl_base_file import CHUNK_HEADER, BaseFile, BaseFileError, chunk_line, report
+    try:
+        base = BaseFile(args.kl_divergence_base)
+        if args.ctx_size and args.ctx_size != base.n_ctx:
+            raise UsageError(f"{args.kl_divergence_base} was saved with --ctx-size {base.n_ctx}, "
+                             f"not {args.ctx_size}: leave -c out or give {base.n_ctx}")
+        if args.chunks > 0:
+            base.n_chunk = min(base.n_chunk, args.chunks)
+        model, _ = load_model(gguf, args, base.n_ctx)
+        ids = tok.encode(read_text(args), parse_special=False)
+        base.check(model.config.n_vocab, ids, base.n_chunk)
+        print(f"kl-divergence: {base.n_chunk} chunks of {base.n_ctx} against {args.kl_divergence_base}",
+              file=err)
+        print(CHUNK_HEADER, file=err)
+        bos_id = tok.bos_id if tok.add_bos else None
+        stats = kl_divergence(model, ids, base, bos_id, lambda i, s: print(chunk_line(i, s), file=err, flush=True))
+    except BaseFileError as e:
+        raise RuntimeFailure(str(e)) from None
+    print(file=err)
+    if stats.count < 100:  # llama.cpp too draws no statistics from so few values
+        print(f"kl-divergence: only {stats.count} scored tokens; statistics need 100 (more chunks or a "
+              "larger --ctx-size)", file=err)
+        return
+    print("\n".join(report(stats)), file=out)
 
 
 def do_generate(gguf, args, out, err) -> None:
