@@ -16,6 +16,8 @@ import json
 import os
 import sys
 
+from llama_lessons import cli_chat
+
 EXIT_RUNTIME, EXIT_USAGE = 1, 2
 MAX_THREADS = 512
 
@@ -51,9 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat-penalty", type=float, default=1.0, help="repetition penalty (1.0 = off)")
     p.add_argument("--repeat-last-n", type=int, default=64, help="tokens the penalty looks back over")
     p.add_argument("--backend", choices=["cpp", "numpy"], default="cpp", help="cpp (fast) or numpy (the lessons)")
-    p.add_argument("-ctk", "--cache-type-k", choices=["f16", "f32"], default="f16", help="KV cache type for K (default f16)")
-    p.add_argument("-ctv", "--cache-type-v", choices=["f16", "f32"], default="f16", help="KV cache type for V (default f16)")
+    p.add_argument("-ctk", "--cache-type-k", default="f16", help="KV cache type for K: f16 (default) or f32")
+    p.add_argument("-ctv", "--cache-type-v", default="f16", help="KV cache type for V: f16 (default) or f32")
     p.add_argument("--ignore-eos", action="store_true", help="keep generating past end-of-sequence tokens")
+    cli_chat.add_flags(p)  # chat (-cnv, -sys, ...) and llama-cli's other flags
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--inspect", action="store_true", help="print metadata and tensors, like gguf-dump")
     mode.add_argument("--tokenize", action="store_true", help="print the prompt's token ids as JSON")
@@ -69,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_args(args) -> None:
     """Flag values a parser cannot judge alone; one clear line each."""
+    try:
+        cli_chat.check_flags(args)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     if args.prompt is not None and args.file is not None:
         raise UsageError("give the prompt with -p or -f, not both")
     if args.perplexity and args.file is None:
@@ -274,51 +281,51 @@ def do_kl_divergence(gguf, tok, args, out, err) -> None:
     print("\n".join(report(stats)), file=out)
 
 
-def do_generate(gguf, args, out, err) -> None:
-    from lessons.l09_sampling import Sampler, SamplingParams
-    from lessons.l10_generate import generate
+def do_generate(gguf, args, out, err, inp=None) -> None:
+    """Raw completion (the default), or chat with the model's template (-cnv, -st, -sys...)."""
+    from llama_lessons.engine import Engine
     tok = load_tokenizer(gguf)
-    text = read_text(args)
-    ids = tok.encode(text)
-    if not ids:  # an empty prompt: start from BOS, as llama.cpp does
-        ids = [tok.bos_id]
+    chat = cli_chat.chat_mode(args)
+    text = read_text(args) if (args.prompt is not None or args.file is not None or not chat) else None
+    if args.escape:
+        text = text if text is None else cli_chat.process_escapes(text)
+        args.reverse_prompt = [cli_chat.process_escapes(r) for r in args.reverse_prompt or ()]
+    template = None
+    try:
+        if args.system_prompt_file:
+            args.system_prompt = cli_chat.read_file_text(args.system_prompt_file, "-sysf")
+        elif args.system_prompt is not None and args.escape:
+            args.system_prompt = cli_chat.process_escapes(args.system_prompt)
+        if args.chat_template_file:
+            template = cli_chat.read_file_text(args.chat_template_file, "--chat-template-file")
+    except OSError as e:
+        raise RuntimeFailure(str(e)) from None
+    ids = None
+    if not chat:
+        ids = tok.encode(text)
+        if not ids:  # an empty prompt: start from BOS, as llama.cpp does
+            ids = [tok.bos_id]
     model, n_ctx = load_model(gguf, args, args.ctx_size)
-    if len(ids) >= n_ctx:
+    if ids is not None and len(ids) >= n_ctx:
         raise UsageError(f"the prompt is {len(ids)} tokens, the context only {n_ctx}: "
                          "raise --ctx-size or shorten the prompt")
     seed = args.seed if args.seed >= 0 else int.from_bytes(os.urandom(4), "little")
-    sampler = Sampler(SamplingParams(temp=args.temp, top_k=args.top_k, top_p=args.top_p,
-                                     min_p=args.min_p, repeat_penalty=args.repeat_penalty,
-                                     repeat_last_n=args.repeat_last_n, seed=seed))
-    out.write(text)
-    out.flush()
-    stream = tok.stream_decoder()
-
-    def on_token(token_id: int) -> None:
-        out.write(stream.push(token_id))
-        out.flush()
-
-    stop_ids = set() if args.ignore_eos else set(tok.eot_ids)
-    stats = generate(model, ids, args.n_predict, sampler, stop_ids, on_token)
-    out.write(stream.flush() + "\n")
-    out.flush()
-    print_timings(stats, err)
-
-
-def print_timings(stats, err) -> None:
-    """llama.cpp's words, so people can compare the two outputs line by line."""
-    def line(label, ms, n, unit):
-        per = ms / n if n else 0.0
-        rate = 1000.0 * n / ms if ms > 0 else 0.0
-        print(f"{label} = {ms:10.2f} ms / {n:5} {unit} ({per:8.2f} ms per token, "
-              f"{rate:8.2f} tokens per second)", file=err)
-    line("prompt eval time", stats.prompt_ms, stats.n_prompt, "tokens")
-    line("       eval time", stats.eval_ms, stats.n_eval, "runs  ")
+    try:
+        params = cli_chat.sampling_params(args, seed, tok.n_vocab)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    engine = Engine(model, tok, gguf.metadata, chat_template=template, name=gguf.path)
+    if not chat:
+        return cli_chat.run_completion(engine, ids, text, params, args, out, err)
+    try:
+        cli_chat.run_chat(engine, text, params, args, out, err, inp)
+    except cli_chat.ChatStop as e:
+        raise RuntimeFailure(str(e)) from None
 
 
 # ---- main --------------------------------------------------------------------------------------
 
-def main(argv=None, out=None, err=None) -> int:
+def main(argv=None, out=None, err=None, inp=None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     try:
         args = build_parser().parse_args(argv)
@@ -326,7 +333,13 @@ def main(argv=None, out=None, err=None) -> int:
         if args.threads and "numpy" not in sys.modules:  # BLAS reads its thread count once, at import
             for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
                 os.environ.setdefault(var, str(args.threads))
+        for warning in cli_chat.noop_warnings(args):
+            print(f"warning: {warning}", file=err)
         gguf = open_model(model_path(args))
+        if args.no_mmap:
+            cli_chat.read_weights_into_memory(gguf)
+        if args.mlock and (warning := cli_chat.lock_memory(gguf)):
+            print(f"warning: {warning}", file=err)
         if args.inspect:
             do_inspect(gguf, out)
         elif args.tokenize:
@@ -334,7 +347,7 @@ def main(argv=None, out=None, err=None) -> int:
         elif args.perplexity:
             do_perplexity(gguf, args, out, err)
         else:
-            do_generate(gguf, args, out, err)
+            do_generate(gguf, args, out, err, inp)
         return 0
     except UsageError as e:
         print(f"error: {e}", file=err)
