@@ -219,13 +219,15 @@ def do_perplexity(gguf, args, out, err) -> None:
         raise RuntimeFailure(f"{args.file}: {len(ids)} tokens; perplexity needs at least 2 * ctx-size "
                              f"= {2 * n_ctx}")
     n_chunks = len(ids) // n_ctx if args.chunks < 0 else min(len(ids) // n_ctx, args.chunks)
+    saver = kl_base_writer(args, ids, n_ctx, n_chunks, model) if args.kl_divergence_base else None
     print(f"perplexity: {len(ids)} tokens, {n_chunks} chunks of {n_ctx}", file=err)
+    if saver is not None:
+        print(f"perplexity: saving the log-probabilities to {args.kl_divergence_base}", file=err)
 
     def on_chunk(i, n_chunks, ppl):  # llama-perplexity's running figures: [1]40.1234 [2]...
         print(f"[{i + 1}]{ppl:.4f}", end=" ", file=err, flush=True)
 
     bos_id = tok.bos_id if tok.add_bos else None  # a BOS-adding model gets BOS at each chunk start
-    saver = kl_base_writer(args, ids, n_ctx, model, err) if args.kl_divergence_base else None
     try:
         ppl, stderr = perplexity(model, ids, n_ctx, on_chunk=on_chunk, bos_id=bos_id, max_chunks=args.chunks,
                                  on_logits=saver and (lambda logits: saver.write_chunk(pack_log_probs(logits))))
@@ -239,13 +241,9 @@ def do_perplexity(gguf, args, out, err) -> None:
     print(f"Final estimate: PPL = {ppl:.4f} +/- {stderr:.5f}", file=out)
 
 
-def kl_base_writer(args, ids, n_ctx: int, model, err):
+def kl_base_writer(args, ids, n_ctx: int, n_chunks: int, model):
     """llama-perplexity --kl-divergence-base FILE: the scored log-probabilities go to FILE (lesson 11c)."""
-    from lessons.l11_perplexity import count_chunks
     from lessons.l11c_kl_base_file import BaseWriter
-    n_chunks = count_chunks(len(ids), n_ctx, args.chunks)
-    print(f"perplexity: saving the log-probabilities of {n_chunks} chunks to {args.kl_divergence_base}",
-          file=err)
     try:
         return BaseWriter(args.kl_divergence_base, n_ctx, model.config.n_vocab, ids[: n_chunks * n_ctx])
     except OSError as e:

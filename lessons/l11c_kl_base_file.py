@@ -85,19 +85,18 @@ class BaseFile:
         self.tokens = np.fromfile(path, "<i4", count=n_tokens, offset=HEADER.itemsize).astype(np.int32)
         if self.tokens.min() < 0 or self.tokens.max() >= self.n_vocab:
             raise BaseFileError(f"{path}: corrupt: a token id outside the vocabulary of {self.n_vocab}")
+        self.all_rows = np.memmap(path, "<u2", mode="r", offset=self.rows_at,
+                                  shape=(self.n_chunk * self.n_rows, self.width))  # [n_chunk * n_rows, width]
+        head = np.ascontiguousarray(self.all_rows[:, 0:4]).view("<f4")  # [n_chunk * n_rows, 2]: scale, min
+        bad = ~(np.isfinite(head).all(axis=1) & (head[:, 0] >= 0) & (head[:, 1] <= 0))  # [n_chunk * n_rows]
+        if bad.any():  # a broken row is refused before anything runs
+            chunk, row = divmod(int(np.argmax(bad)), self.n_rows)
+            raise BaseFileError(f"{path}: corrupt: row {row} of chunk {chunk + 1} has an impossible "
+                                "scale or minimum")
 
     def rows(self, i: int) -> np.ndarray:
-        """Chunk i's packed rows, uint16 [n_rows, width]; a row whose scale is not a finite number >= 0,
-        or whose minimum is not a finite number <= 0, is refused."""
-        offset = self.rows_at + 2 * i * self.n_rows * self.width
-        rows = np.fromfile(self.path, "<u2", count=self.n_rows * self.width, offset=offset)
-        rows = rows.reshape(self.n_rows, self.width)  # [n_rows, width]
-        head = np.ascontiguousarray(rows[:, 0:4]).view("<f4")  # [n_rows, 2]: scale, min_log_prob
-        bad = ~(np.isfinite(head).all(axis=1) & (head[:, 0] >= 0) & (head[:, 1] <= 0))  # [n_rows]
-        if bad.any():
-            raise BaseFileError(f"{self.path}: corrupt: row {int(np.argmax(bad))} of chunk {i + 1} "
-                                "has an impossible scale or minimum")
-        return rows
+        """Chunk i's packed rows: uint16 [n_rows, width]."""
+        return np.array(self.all_rows[i * self.n_rows : (i + 1) * self.n_rows])
 
     def check(self, n_vocab: int, ids, n_chunk: int) -> None:
         """Refuse a model with another vocabulary, or a text that is not the one the file was saved for."""
