@@ -111,7 +111,9 @@ class Llama:
         return self.engine.tokenize(bytes(text).decode("utf-8", errors="replace"), None if add_bos else False, special)
 
     def detokenize(self, tokens: list[int], prev_tokens: list[int] | None = None, special: bool = False) -> bytes:
-        return self.engine.detokenize(tokens, special)
+        """ids -> UTF-8 bytes; llama-cpp-python's rule: one leading space goes when the first token is BOS."""
+        out = b"".join(self.engine.tok.token_bytes(int(t), special) for t in tokens)
+        return out[1:] if tokens and tokens[0] == self.token_bos() and out[:1] == b" " else out
 
     def n_ctx(self) -> int:
         return self.engine.n_ctx

@@ -1,0 +1,192 @@
+"""The Python API (llama_lessons.Llama, llama-cpp-python's shape): completions and chat against the greedy
+continuation computed by lesson 10's loop on a fresh model, OpenAI's object shapes, streaming, stop strings,
+prefix reuse, tokenize/detokenize, thread safety, and errors."""
+import threading
+
+import pytest
+
+from lessons.l01_gguf import GGUFFile
+from lessons.l02_tokenizer import Tokenizer
+from llama_lessons import Llama
+from test_chat import CHATML, SMOL_SYSTEM, chatml, greedy_reply
+
+BACKENDS = ["numpy", "cpp"]
+
+
+def backend_param(backend):
+    if backend == "cpp":
+        pytest.importorskip("cpp_core.model", reason="C++ model not built")
+    return backend
+
+
+@pytest.fixture
+def chat_model(tiny_llama):
+    return tiny_llama(n_ctx_train=128, metadata={"tokenizer.chat_template": CHATML})
+
+
+def no_eog(path) -> dict:
+    """A logit_bias banning every end-of-generation token, so a random model fills max_tokens."""
+    return {t: float("-inf") for t in Tokenizer.from_metadata(GGUFFile(path).metadata).eot_ids}
+
+
+# ---- completions ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_completion_is_greedy_continuation(chat_model, backend):
+    llm = Llama(model_path=str(chat_model), n_ctx=128, backend=backend_param(backend), verbose=False)
+    expected, tokens, _ = greedy_reply(chat_model, "the quick brown", 6, backend, 128, ban_eog=True)
+    out = llm("the quick brown", max_tokens=6, temperature=0, logit_bias=no_eog(chat_model))
+    assert out["object"] == "text_completion" and out["id"].startswith("cmpl-")
+    assert isinstance(out["created"], int) and out["model"] == str(chat_model)
+    choice = out["choices"][0]
+    assert choice == {"text": expected, "index": 0, "logprobs": None, "finish_reason": "length"}
+    n_prompt = len(llm.tokenize(b"the quick brown", special=True))
+    assert out["usage"] == {"prompt_tokens": n_prompt, "completion_tokens": 6, "total_tokens": n_prompt + 6}
+    echoed = llm.create_completion("the quick brown", max_tokens=6, temperature=0, echo=True,
+                                   logit_bias=no_eog(chat_model))
+    assert echoed["choices"][0]["text"] == "the quick brown" + expected
+
+
+def test_completion_stream_and_stop(chat_model):
+    llm = Llama(model_path=str(chat_model), n_ctx=128, backend="numpy", verbose=False)
+    bias = no_eog(chat_model)
+    full = llm("hello", max_tokens=12, temperature=0, logit_bias=bias)["choices"][0]["text"]
+    chunks = list(llm("hello", max_tokens=12, temperature=0, logit_bias=bias, stream=True))
+    assert "".join(c["choices"][0]["text"] for c in chunks) == full
+    assert [c["choices"][0]["finish_reason"] for c in chunks] == [None] * (len(chunks) - 1) + ["length"]
+    assert all(c["object"] == "text_completion" and c["id"] == chunks[0]["id"] for c in chunks)
+    # a stop string from the middle of that text: the text before it, without it, finish_reason "stop"
+    stop = full[len(full) // 2:len(full) // 2 + 2]
+    cut = full[:full.index(stop)]
+    out = llm("hello", max_tokens=12, temperature=0, logit_bias=bias, stop=[stop, "\x00never"])
+    assert out["choices"][0]["text"] == cut and out["choices"][0]["finish_reason"] == "stop"
+    streamed = list(llm("hello", max_tokens=12, temperature=0, logit_bias=bias, stop=stop, stream=True))
+    assert "".join(c["choices"][0]["text"] for c in streamed) == cut  # nothing of the stop string leaks out
+    assert streamed[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_same_seed_same_text(chat_model):
+    llm = Llama(model_path=str(chat_model), n_ctx=128, backend="numpy", verbose=False)
+    a = llm("the", max_tokens=8, temperature=1.0, seed=7)["choices"][0]["text"]
+    b = llm("the", max_tokens=8, temperature=1.0, seed=7)["choices"][0]["text"]
+    assert a == b
+
+
+def test_prefix_reuse_evaluates_only_new_tokens(chat_model):
+    llm = Llama(model_path=str(chat_model), n_ctx=128, backend="numpy", verbose=False)
+    llm("the quick brown fox", max_tokens=1, temperature=0)
+    before = llm.engine.n_evaluated
+    llm("the quick brown fox", max_tokens=1, temperature=0)  # all cached: only the last token, for its logits
+    assert llm.engine.n_evaluated - before == 1
+    old, new = llm.tokenize(b"the quick brown fox"), llm.tokenize(b"the quick brown fox jumps over")
+    assert new[:len(old)] == old
+    before = llm.engine.n_evaluated
+    llm("the quick brown fox jumps over", max_tokens=1, temperature=0)
+    assert llm.engine.n_evaluated - before == len(new) - len(old)  # the new words only
+
+
+# ---- chat ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_chat_is_greedy_continuation_tiny(chat_model, backend):
+    llm = Llama(model_path=str(chat_model), n_ctx=128, backend=backend_param(backend), verbose=False)
+    msgs = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}]
+    expected, _, eog = greedy_reply(chat_model, chatml(msgs), 8, backend, 128)
+    out = llm.create_chat_completion(messages=msgs, temperature=0, max_tokens=8)
+    assert out["object"] == "chat.completion" and out["id"].startswith("chatcmpl-")
+    assert out["choices"] == [{"index": 0, "message": {"role": "assistant", "content": expected},
+                               "logprobs": None, "finish_reason": "stop" if eog else "length"}]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_chat_default_model(default_model_path, backend):
+    llm = Llama(n_ctx=256, backend=backend_param(backend), verbose=False)  # model_path=None: the default model
+    msgs = [{"role": "user", "content": "What is the capital of France?"}]
+    expected, tokens, eog = greedy_reply(default_model_path, chatml(msgs, SMOL_SYSTEM), 16, backend, 256)
+    out = llm.create_chat_completion(msgs, temperature=0, max_tokens=16)
+    assert out["choices"][0]["message"]["content"] == expected and "Paris" in expected
+    assert out["choices"][0]["finish_reason"] == ("stop" if eog else "length")
+    assert out["usage"]["completion_tokens"] == len(tokens)
+    assert out["usage"]["prompt_tokens"] == len(llm.tokenize(chatml(msgs, SMOL_SYSTEM).encode(), special=True))
+    chunks = list(llm.create_chat_completion(msgs, temperature=0, max_tokens=16, stream=True))
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant"}
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == expected
+    assert chunks[-1]["choices"][0]["delta"] == {} and chunks[-1]["choices"][0]["finish_reason"] == out["choices"][0]["finish_reason"]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+
+
+def test_concurrent_calls_queue_for_the_model(chat_model):
+    llm = Llama(model_path=str(chat_model), n_ctx=128, backend="numpy", verbose=False)
+    prompts = ["the quick", "hello world", "the lazy dog", "the end"]
+    expected = [llm(p, max_tokens=6, temperature=0)["choices"][0]["text"] for p in prompts]
+    results = [None] * len(prompts)
+
+    def work(i):
+        results[i] = llm(prompts[i], max_tokens=6, temperature=0)["choices"][0]["text"]
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(prompts)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == expected
+
+
+# ---- tokens and small methods --------------------------------------------------------------------
+
+def test_tokenize_detokenize_like_llama_cpp_python(tiny_llama):
+    path = tiny_llama(vocab="spm")  # SentencePiece: add_bos_token true
+    llm = Llama(model_path=str(path), n_ctx=64, backend="numpy", verbose=False)
+    tok = Tokenizer.from_metadata(GGUFFile(path).metadata)
+    assert llm.tokenize(b"the quick fox") == tok.encode("the quick fox") and llm.tokenize(b"x")[0] == llm.token_bos()
+    assert llm.tokenize(b"the quick fox", add_bos=False) == tok.encode("the quick fox", add_bos=False)
+    assert llm.detokenize(llm.tokenize(b"the quick fox")) == b"the quick fox"
+    assert (llm.token_bos(), llm.token_eos(), llm.n_ctx()) == (1, 2, 64)
+    with pytest.raises(TypeError):
+        llm.tokenize("a str")
+
+
+def test_special_tokens_parsed_only_when_asked(chat_model):
+    llm = Llama(model_path=str(chat_model), n_ctx=64, backend="numpy", verbose=False)
+    im_start = Tokenizer.from_metadata(GGUFFile(chat_model).metadata).token_to_id["<|im_start|>"]
+    assert llm.tokenize(b"<|im_start|>", special=True) == [im_start]
+    assert im_start not in llm.tokenize(b"<|im_start|>", special=False)
+    assert llm.detokenize([im_start]) == b"" and llm.detokenize([im_start], special=True) == b"<|im_start|>"
+
+
+# ---- errors --------------------------------------------------------------------------------------
+
+def test_prompt_over_the_context_is_a_value_error(chat_model):
+    llm = Llama(model_path=str(chat_model), n_ctx=16, backend="numpy", verbose=False)
+    with pytest.raises(ValueError, match="context"):
+        llm("the quick brown fox jumps over the lazy dog " * 3)
+    with pytest.raises(ValueError, match="context"):
+        llm.create_chat_completion([{"role": "user", "content": "the quick brown fox " * 5}], stream=True)
+
+
+@pytest.mark.parametrize("kwargs,words", [
+    (dict(grammar="root ::= x"), "grammar"),
+    (dict(logprobs=3), "logprobs"),
+    (dict(temperature="hot"), "temperature"),
+    (dict(stop=[1]), "stop"),
+    (dict(logit_bias={"x": 1}), "logit_bias"),
+    (dict(max_tokens=1.5), "max_tokens"),
+])
+def test_bad_arguments_are_value_errors(chat_model, kwargs, words):
+    llm = Llama(model_path=str(chat_model), n_ctx=64, backend="numpy", verbose=False)
+    with pytest.raises(ValueError, match=words):
+        llm("the", **kwargs)
+
+
+@pytest.mark.parametrize("messages", [[], [{"content": "no role"}], [{"role": "user", "content": 5}], "hi"])
+def test_bad_messages(chat_model, messages):
+    llm = Llama(model_path=str(chat_model), n_ctx=64, backend="numpy", verbose=False)
+    with pytest.raises(ValueError, match="messages"):
+        llm.create_chat_completion(messages)
+
+
+def test_model_without_template(tiny_llama):
+    llm = Llama(model_path=str(tiny_llama()), n_ctx=64, backend="numpy", verbose=False)
+    with pytest.raises(ValueError, match="no chat template"):
+        llm.create_chat_completion([{"role": "user", "content": "hi"}])
+    llm2 = Llama(model_path=str(tiny_llama()), n_ctx=64, backend="numpy", verbose=False, chat_template=CHATML)
+    assert llm2.create_chat_completion([{"role": "user", "content": "hi"}], max_tokens=2)["object"] == "chat.completion"
