@@ -242,6 +242,7 @@ class Chat:
         self.last_reply, self.last_eog = None, None
         engine.chat_prompt(self.messages + [{"role": "user", "content": "x"}])  # no template: fail before any turn
 
+    # --8<-- [start:turn]
     def turn_ids(self, user: str) -> list[int]:
         """The tokens of the conversation with this user message and the assistant's turn opened."""
         eng = self.engine
@@ -263,6 +264,7 @@ class Chat:
         if self.last_eog and tail.startswith(self.last_eog):
             tail = tail[len(self.last_eog):]
         return tail
+    # --8<-- [end:turn]
 
     def fit(self, ids: list[int]) -> list[int]:
         """ids if they leave room to answer; else drop old turns (--context-shift) or stop."""

@@ -112,6 +112,7 @@ class Engine:
                       bos_token=self.special_text(self.tok.bos_id), eos_token=self.special_text(self.tok.eos_id))
 
     # ---- evaluation with prefix reuse ----
+    # --8<-- [start:prefix]
     def reusable_prefix(self, ids: list[int]) -> int:
         """How many of ids the cache already holds (at most len(ids) - 1: the last is evaluated for its logits)."""
         return min(common_prefix(self.cached, ids), len(ids) - 1)
@@ -127,6 +128,7 @@ class Engine:
             self.cached = ids
             self.n_evaluated += len(ids) - n_past
             return logits
+    # --8<-- [end:prefix]
 
     def reset(self) -> None:
         with self.lock:
@@ -194,6 +196,7 @@ class Generation:
         return self.text
 
     # --- the loop: tokens -> text, stop strings, the cache's bookkeeping ---
+    # --8<-- [start:run]
     def _run(self) -> Iterator[str]:
         eng, ids, stats = self.engine, self.ids, self.stats
         with eng.lock:
@@ -239,6 +242,7 @@ class Generation:
                     eng.n_evaluated += stats.n_prompt + stats.n_eval
                 else:
                     stats.n_prompt = 0
+    # --8<-- [end:run]
 
     def _find_stop(self, text: str, before: int) -> tuple[int, str] | None:
         """The earliest stop string in text that ends after `before` (new text): (index, string)."""
