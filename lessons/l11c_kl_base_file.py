@@ -1,7 +1,7 @@
 """Lesson 11c: the base model's saved log-probabilities, and llama-perplexity's KL report.
 
 Lesson 11b is the idea; this is the file format and the distrust of it. The layout is llama.cpp's
-(`llama-perplexity --kl-divergence-base FILE`), little-endian, so the files are interchangeable:
+(`llama-perplexity --kl-divergence-base FILE`, read from its perplexity.cpp), little-endian:
 
     8 bytes  "_logits_"
     uint32   n_ctx            int32 n_vocab            int32 n_chunk

@@ -334,3 +334,22 @@ def test_default_model_kl_orders_the_presets(default_model_path, tmp_path):
     # and apart by more than their errors
     assert means["Q8_0"][0] + 3 * means["Q8_0"][1] < means["Q4_K_M"][0] - 3 * means["Q4_K_M"][1]
     assert means["Q4_K_M"][0] + 3 * means["Q4_K_M"][1] < means["Q2_K"][0] - 3 * means["Q2_K"][1]
+
+
+# ---- the exercises of docs/11b-kl-divergence.md ------------------------------------------------
+
+def test_exercise_a_shift_of_every_logit_changes_nothing():
+    base_logits = np.random.default_rng(0).standard_normal((5, 40)).astype(np.float32)
+    s = token_stats(base_logits + 3.0, pack_log_probs(base_logits), np.arange(5))
+    assert np.abs(s["kld"]).max() < 2e-5 and np.abs(s["p_diff"]).max() < 1e-5 and s["same_top"].all()
+
+
+def test_exercise_temperature_two_by_hand():
+    # base logits (0, ln 3): p_base = (1/4, 3/4); Q halves them: p_Q = (1, sqrt 3) / (1 + sqrt 3)
+    base_logits = np.array([[0.0, math.log(3)]], np.float32)
+    s = token_stats(base_logits / 2, pack_log_probs(base_logits), np.array([1]))
+    q = np.array([1, math.sqrt(3)]) / (1 + math.sqrt(3))
+    by_hand = 0.25 * math.log(0.25 / q[0]) + 0.75 * math.log(0.75 / q[1])
+    assert by_hand == pytest.approx(0.030738, abs=1e-6)
+    assert s["kld"][0] == pytest.approx(by_hand, abs=1e-5)
+    assert s["p_diff"][0] == pytest.approx(q[1] - 0.75, abs=1e-5) and s["same_top"][0]
