@@ -19,6 +19,7 @@ defaults and refused with a ValueError otherwise. A prompt over the context is a
 from __future__ import annotations
 
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -98,6 +99,7 @@ class Llama:
         self.engine = Engine(model, Tokenizer.from_metadata(gguf.metadata), gguf.metadata, chat_template,
                              name=self.model_path)
         self.metadata = {k: str(v) for k, v in gguf.metadata.items() if not isinstance(v, list)}
+        self._streams: list = []  # generations handed out as streams, closed when a new call starts
         self._seed = seed
         self._rng = np.random.default_rng(None if seed in (-1, LLAMA_DEFAULT_SEED) else seed)
         if verbose:
@@ -132,9 +134,23 @@ class Llama:
         self._rng = np.random.default_rng(None if seed in (-1, LLAMA_DEFAULT_SEED) else seed)
 
     def reset(self) -> None:
+        for g in [g for g in self._streams if g.thread == threading.get_ident()]:
+            g.close()
         self.engine.reset()
 
     # ---- completions ----
+    def _generate(self, ids, max_tokens, params, stop, stream: bool):
+        """engine.generate, after closing this thread's streams that were left unfinished: one thread cannot
+        wait for itself, and llama-cpp-python lets a new call start while an old stream is not exhausted."""
+        me = threading.get_ident()
+        for old in [g for g in self._streams if g.thread == me]:
+            old.close()
+        self._streams = [g for g in self._streams if g.finish_reason is None and g.thread != me]
+        gen = self.engine.generate(ids, max_tokens, params, stop)
+        if stream:
+            self._streams.append(gen)
+        return gen
+
     def _params(self, temperature, top_p, top_k, min_p, repeat_penalty, presence_penalty, frequency_penalty,
                 logit_bias, seed) -> SamplingParams:
         for name, value in (("temperature", temperature), ("top_p", top_p), ("min_p", min_p),
@@ -179,9 +195,9 @@ class Llama:
                      tfs_z=(tfs_z, 1.0), mirostat_mode=(mirostat_mode, 0), grammar=(grammar, None),
                      stopping_criteria=(stopping_criteria, None), logits_processor=(logits_processor, None))
         ids = self._prompt_ids(prompt)
-        gen = self.engine.generate(ids, self._max_tokens(max_tokens, len(ids)),
-                                   self._params(temperature, top_p, top_k, min_p, repeat_penalty, presence_penalty,
-                                                frequency_penalty, logit_bias, seed), _stop_list(stop))
+        gen = self._generate(ids, self._max_tokens(max_tokens, len(ids)),
+                             self._params(temperature, top_p, top_k, min_p, repeat_penalty, presence_penalty,
+                                          frequency_penalty, logit_bias, seed), _stop_list(stop), stream)
         head = {"id": f"cmpl-{uuid.uuid4()}", "object": "text_completion", "created": int(time.time()),
                 "model": model or self.model_path}
         prefix = (prompt if isinstance(prompt, str) else self.detokenize(ids).decode("utf-8", "replace")) if echo else ""
@@ -234,9 +250,9 @@ class Llama:
                      logprobs=(bool(logprobs), False), top_logprobs=(top_logprobs, None))
         prompt = self.engine.chat_prompt(validate_messages(messages), add_generation_prompt=True)
         ids = self.engine.tokenize(prompt)
-        gen = self.engine.generate(ids, self._max_tokens(max_tokens, len(ids)),
-                                   self._params(temperature, top_p, top_k, min_p, repeat_penalty, presence_penalty,
-                                                frequency_penalty, logit_bias, seed), _stop_list(stop))
+        gen = self._generate(ids, self._max_tokens(max_tokens, len(ids)),
+                             self._params(temperature, top_p, top_k, min_p, repeat_penalty, presence_penalty,
+                                          frequency_penalty, logit_bias, seed), _stop_list(stop), stream)
         head = {"id": f"chatcmpl-{uuid.uuid4()}", "object": "chat.completion", "created": int(time.time()),
                 "model": model or self.model_path}
         if stream:

@@ -16,7 +16,9 @@ What it adds to lesson 10's loop:
     of one is held back until it is clear (what llama.cpp's server does); run.py prints it.
   - end-of-generation tokens stop it, special tokens are never printed, text is decoded UTF-8-safely.
   - cancel(): from another thread (a client gone) or by leaving the loop; Ctrl-C simply propagates.
-  - one lock around the model: a generation holds it while it runs, so concurrent requests queue.
+  - one lock around the model: a generation holds it from its first piece until it ends or is closed,
+    so concurrent requests queue. Close a generation you stop reading (gen.close()), or the next one
+    waits for the garbage collector to do it.
 """
 
 from __future__ import annotations
@@ -71,7 +73,10 @@ class Engine:
         self.metadata = metadata or {}
         self._template_override = chat_template
         self._template = None
-        self.lock = threading.RLock()  # one generation at a time: the model and its cache are one state
+        # One generation at a time: the model and its cache are one state. A plain Lock, not an RLock: a
+        # streamed generation holds it across its yields, and a server may resume it from another thread
+        # than the one that started it (a Lock may be released by any thread).
+        self.lock = threading.Lock()
         self.cached: list[int] = []  # the tokens whose keys/values the KV cache holds, positions 0..
         self.n_evaluated = 0  # every token ever evaluated (prompt and decode): tests check prefix reuse with it
 
@@ -166,6 +171,7 @@ class Generation:
         self.n_past = 0  # prompt tokens the cache already held
         self._cancel = threading.Event()
         self._iter: Iterator[str] | None = None
+        self.thread = threading.get_ident()  # who asked for it (the API closes its own abandoned streams)
 
     @property
     def tokens(self) -> list[int]:

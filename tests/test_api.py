@@ -190,3 +190,34 @@ def test_model_without_template(tiny_llama):
         llm.create_chat_completion([{"role": "user", "content": "hi"}])
     llm2 = Llama(model_path=str(tiny_llama()), n_ctx=64, backend="numpy", verbose=False, chat_template=CHATML)
     assert llm2.create_chat_completion([{"role": "user", "content": "hi"}], max_tokens=2)["object"] == "chat.completion"
+
+
+def test_an_unfinished_stream_does_not_block_the_next_call(chat_model):
+    llm = Llama(model_path=str(chat_model), n_ctx=128, backend="numpy", verbose=False)
+    stream = llm("the", max_tokens=8, temperature=0, stream=True)
+    next(stream), next(stream)  # the stream now holds the model
+    result = []
+    worker = threading.Thread(target=lambda: result.append(llm("hello", max_tokens=2, temperature=0)))
+    worker.start()
+    worker.join(timeout=0.5)
+    assert worker.is_alive() and not result  # another thread queues behind the stream...
+    rest = list(stream)
+    worker.join(timeout=30)
+    assert result and rest[-1]["choices"][0]["finish_reason"] in ("length", "stop")
+    stream = llm("the", max_tokens=8, temperature=0, stream=True)
+    next(stream), next(stream)
+    # ...while the thread that left it unfinished may simply start again (llama-cpp-python allows it)
+    assert llm("hello", max_tokens=2, temperature=0)["choices"][0]["text"] == result[0]["choices"][0]["text"]
+
+
+def test_a_stream_resumed_from_another_thread(chat_model):
+    """A server may hand each next() of a stream to a different worker thread."""
+    llm = Llama(model_path=str(chat_model), n_ctx=128, backend="numpy", verbose=False)
+    expected = llm("the quick", max_tokens=6, temperature=0, logit_bias=no_eog(chat_model))["choices"][0]["text"]
+    stream = llm("the quick", max_tokens=6, temperature=0, logit_bias=no_eog(chat_model), stream=True)
+    pieces = [next(stream)["choices"][0]["text"]]
+    worker = threading.Thread(target=lambda: pieces.extend(c["choices"][0]["text"] for c in stream))
+    worker.start()
+    worker.join(timeout=30)
+    assert "".join(pieces) == expected
+    assert llm("the quick", max_tokens=1, temperature=0)["object"] == "text_completion"  # the lock was released
