@@ -1,6 +1,7 @@
 """The Python API (llama_lessons.Llama, llama-cpp-python's shape): completions and chat against the greedy
 continuation computed by lesson 10's loop on a fresh model, OpenAI's object shapes, streaming, stop strings,
 prefix reuse, tokenize/detokenize, thread safety, and errors."""
+import inspect
 import threading
 
 import pytest
@@ -221,3 +222,37 @@ def test_a_stream_resumed_from_another_thread(chat_model):
     worker.join(timeout=30)
     assert "".join(pieces) == expected
     assert llm("the quick", max_tokens=1, temperature=0)["object"] == "text_completion"  # the lock was released
+
+
+# llama-cpp-python 0.3.36's signatures (llama_cpp/llama.py, class Llama): parameter names, order and defaults.
+_COMPLETION = [("prompt", None), ("suffix", None), ("max_tokens", 16), ("temperature", 0.8), ("top_p", 0.95),
+               ("min_p", 0.05), ("typical_p", 1.0), ("logprobs", None), ("echo", False), ("stop", []),
+               ("frequency_penalty", 0.0), ("presence_penalty", 0.0), ("repeat_penalty", 1.0), ("top_k", 40),
+               ("stream", False), ("seed", None), ("tfs_z", 1.0), ("mirostat_mode", 0), ("mirostat_tau", 5.0),
+               ("mirostat_eta", 0.1), ("model", None), ("stopping_criteria", None), ("logits_processor", None),
+               ("grammar", None), ("logit_bias", None)]
+LLAMA_CPP_PYTHON = {
+    "create_completion": _COMPLETION,
+    "__call__": _COMPLETION,
+    "create_chat_completion": [
+        ("messages", None), ("functions", None), ("function_call", None), ("tools", None), ("tool_choice", None),
+        ("temperature", 0.2), ("top_p", 0.95), ("top_k", 40), ("min_p", 0.05), ("typical_p", 1.0),
+        ("stream", False), ("stop", []), ("seed", None), ("response_format", None), ("max_tokens", None),
+        ("presence_penalty", 0.0), ("frequency_penalty", 0.0), ("repeat_penalty", 1.0), ("tfs_z", 1.0),
+        ("mirostat_mode", 0), ("mirostat_tau", 5.0), ("mirostat_eta", 0.1), ("model", None),
+        ("logits_processor", None), ("grammar", None), ("logit_bias", None), ("logprobs", None),
+        ("top_logprobs", None)],
+    "tokenize": [("text", None), ("add_bos", True), ("special", False)],
+    "detokenize": [("tokens", None), ("prev_tokens", None), ("special", False)],
+    "n_ctx": [], "token_bos": [], "token_eos": [],
+}
+
+
+@pytest.mark.parametrize("method", list(LLAMA_CPP_PYTHON))
+def test_signatures_are_llama_cpp_pythons(method):
+    """Positional and keyword calls written for llama-cpp-python bind the same way here."""
+    params = list(inspect.signature(getattr(Llama, method)).parameters.values())[1:]  # less self
+    got = [(p.name, None if p.default is inspect.Parameter.empty else p.default) for p in params]
+    assert got == LLAMA_CPP_PYTHON[method]
+    init = inspect.signature(Llama.__init__).parameters
+    assert list(init)[1] == "model_path" and init["n_ctx"].default == 512 and init["seed"].default == 0xFFFFFFFF
