@@ -304,21 +304,27 @@ class Chat:
 
 
 def read_line(inp, out, color: bool) -> str | None:
-    """The user's line after a '> ' prompt; None at end of input or /exit."""
-    out.write("\n> " + (COLOR_USER if color else ""))
-    out.flush()
-    try:
-        line = inp.readline()
-    except KeyboardInterrupt:  # Ctrl-C at the prompt leaves, as in llama-cli
-        line = ""
-    finally:
-        if color:
-            out.write(COLOR_RESET)
-            out.flush()
-    if not line:  # end of input (Ctrl-D)
-        return None
-    line = line.rstrip("\r\n")
-    return None if line.strip() == "/exit" else line
+    """The user's line after a '> ' prompt (empty lines ask again); None at end of input or /exit."""
+    while True:
+        out.write("\n> " + (COLOR_USER if color else ""))
+        out.flush()
+        try:
+            line = inp.readline()
+        except KeyboardInterrupt:  # Ctrl-C at the prompt leaves, as in llama-cli
+            line = ""
+        except UnicodeDecodeError:
+            raise ChatStop("the input is not UTF-8 text") from None
+        finally:
+            if color:
+                out.write(COLOR_RESET)
+                out.flush()
+        if not line:  # end of input (Ctrl-D)
+            return None
+        line = line.rstrip("\r\n")
+        if line.strip() == "/exit":
+            return None
+        if line.strip():
+            return line
 
 
 def run_chat(engine, first: str | None, params, args, out, err, inp=None) -> None:

@@ -245,3 +245,16 @@ def test_cnv_through_a_pty_second_turn_evaluates_only_new_tokens(chat_model):
     # turn 2: the first reply's last token (sampled, never fed back) + what the template adds after it
     new = tok.encode("<|im_end|>\n<|im_start|>user\nthe end<|im_end|>\n<|im_start|>assistant\n")
     assert n_eval == [len(first_prompt), 1 + len(new)]
+
+
+def test_empty_lines_ask_again_and_bad_input_is_one_line(chat_model):
+    rc, out, err = call("-m", chat_model, "-cnv", "--temp", 0, "-n", 2, "--backend", "numpy", stdin="\n  \nhi\n/exit\n")
+    assert rc == 0 and out.count("\n> ") == 4 and err.count("prompt eval time") == 1, err  # 2 empty, hi, /exit
+
+    class NotUtf8(io.StringIO):
+        def readline(self, *a):
+            return b"\xff".decode("utf-8")
+
+    out, err = io.StringIO(), io.StringIO()
+    rc = run.main(["-m", str(chat_model), "-cnv", "--backend", "numpy"], out, err, NotUtf8())
+    assert rc == 1 and err.getvalue() == "error: the input is not UTF-8 text\n"
