@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--inspect", action="store_true", help="print metadata and tensors, like gguf-dump")
     mode.add_argument("--tokenize", action="store_true", help="print the prompt's token ids as JSON")
     mode.add_argument("--perplexity", action="store_true", help="perplexity of -f FILE in chunks of -c tokens")
+    mode.add_argument("--server", action="store_true", help="an OpenAI-compatible HTTP server, like llama-server")
+    p.add_argument("--host", default="127.0.0.1", help="with --server: the address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="with --server: the port (default 8080; 0 = any free one)")
     p.add_argument("--chunks", type=int, default=-1, help="with --perplexity: score at most N chunks (-1 = all)")
     p.add_argument("--kl-divergence-base", metavar="FILE",
                    help="with --perplexity: save the model's log-probabilities to FILE (or, with "
@@ -84,6 +87,8 @@ def check_args(args) -> None:
         raise UsageError("--kl-divergence and --kl-divergence-base go with --perplexity")
     if args.kl_divergence and not args.kl_divergence_base:
         raise UsageError("--kl-divergence needs the base model's file: --kl-divergence-base FILE")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
     if args.chunks == 0 or args.chunks < -1:
         raise UsageError(f"--chunks must be -1 (all) or 1 or more, got {args.chunks}")
     if args.n_predict < -1:
@@ -321,6 +326,34 @@ def do_generate(gguf, args, out, err, inp=None) -> None:
         raise RuntimeFailure(str(e)) from None
 
 
+def do_server(gguf, args, err) -> None:
+    """llama-server: OpenAI's HTTP API over the Python API (llama_lessons/server.py); Ctrl-C stops it."""
+    from lessons.l08_transformer import LlamaConfig
+    from llama_lessons.api import Llama
+    from llama_lessons.server import serve
+    template = None
+    try:
+        if args.chat_template_file:
+            template = cli_chat.read_file_text(args.chat_template_file, "--chat-template-file")
+    except OSError as e:
+        raise RuntimeFailure(str(e)) from None
+    try:
+        n_ctx = args.ctx_size or min(4096, LlamaConfig.from_gguf(gguf).n_ctx_train)
+        llm = Llama(model_path=gguf.path, n_ctx=n_ctx, n_threads=args.threads, seed=args.seed,
+                    backend=args.backend, verbose=False, chat_template=template)
+    except ImportError as e:
+        raise RuntimeFailure(f"the C++ backend is not built ({e}); run pip install -e . "
+                             "or use --backend numpy") from None
+    except (ValueError, KeyError, IndexError) as e:
+        raise RuntimeFailure(_name_file(gguf.path, e)) from None
+    try:
+        serve(llm, args.host, args.port, model_name=os.path.basename(gguf.path), err=err)
+    except OSError as e:
+        raise RuntimeFailure(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
+    except KeyboardInterrupt:
+        print("server: stopped", file=err)
+
+
 # ---- main --------------------------------------------------------------------------------------
 
 def main(argv=None, out=None, err=None, inp=None) -> int:
@@ -344,6 +377,8 @@ def main(argv=None, out=None, err=None, inp=None) -> int:
             do_tokenize(gguf, args, out)
         elif args.perplexity:
             do_perplexity(gguf, args, out, err)
+        elif args.server:
+            do_server(gguf, args, err)
         else:
             do_generate(gguf, args, out, err, inp)
         return 0
