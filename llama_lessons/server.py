@@ -170,6 +170,7 @@ FIELDS = {
 REQUIRED = {"/v1/completions": "prompt", "/v1/chat/completions": "messages"}
 
 
+# --8<-- [start:parse]
 def parse_request(path: str, body: bytes) -> dict:
     """The JSON body of a POST to path, checked field by field: {name: value}."""
     try:
@@ -191,6 +192,7 @@ def parse_request(path: str, body: bytes) -> dict:
         except ValueError as e:
             raise RequestError(f"'{name}' must be {e}", param=name) from None
     return checked
+# --8<-- [end:parse]
 
 
 # ---- the server ----------------------------------------------------------------------------------
@@ -219,6 +221,7 @@ class Handler(BaseHTTPRequestHandler):
     def send_error_json(self, e: RequestError) -> None:
         self.send_json(e.status, e.body())
 
+    # --8<-- [start:gone]
     def client_gone(self) -> bool:
         """True when the client closed its side (a readable socket with nothing to read)."""
         try:
@@ -226,6 +229,7 @@ class Handler(BaseHTTPRequestHandler):
             return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
         except (OSError, ValueError):
             return True
+    # --8<-- [end:gone]
 
     def read_body(self) -> bytes:
         self.close_connection = True  # until the body is read: an unread body must not pass for a request
@@ -311,6 +315,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.stream_events(result)
 
+    # --8<-- [start:stream]
     def stream_events(self, chunks) -> None:
         """Server-sent events, one per chunk, then [DONE]; a client gone closes (cancels) the stream."""
         self.send_response(200)
@@ -332,6 +337,7 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             chunks.close()  # cancels a generation still running and releases the model's lock
             self.server.on_stream_closed()
+    # --8<-- [end:stream]
 
 
 class LlamaServer(ThreadingHTTPServer):

@@ -288,3 +288,23 @@ def test_run_py_server_bad_flags(argv, words):
     err = io.StringIO()
     assert run.main(argv, io.StringIO(), err) == 2
     assert len(err.getvalue().splitlines()) == 1 and words in err.getvalue()
+
+
+def test_default_model_chat_through_run_py_server(default_model_path):
+    from test_chat import SMOL_SYSTEM
+    pytest.importorskip("cpp_core.model", reason="the C++ core is not built")
+    run_py = Path(__file__).resolve().parents[1] / "run.py"
+    proc = subprocess.Popen([sys.executable, str(run_py), "--server", "-c", "256", "-t", "1", "--port", "0"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        url = proc.stderr.readline().split()[3]
+        client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=120)
+        messages = [{"role": "user", "content": "What is the capital of France?"}]
+        r = client.chat.completions.create(model="any", messages=messages, temperature=0, max_tokens=16)
+        expected, tokens, eog = greedy_reply(default_model_path, chatml(messages, SMOL_SYSTEM), 16, "cpp", 256)
+        assert r.choices[0].message.content == expected and "Paris" in expected
+        assert r.choices[0].finish_reason == ("stop" if eog else "length") and r.usage.completion_tokens == len(tokens)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc.stderr.close()
