@@ -334,6 +334,9 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError, socket.timeout):
             raise ClientGone from None
+        except Exception as e:  # the status line is gone already: the error becomes the last event
+            error = RequestError(f"internal error: {type(e).__name__}: {e}", status=500, kind="server_error")
+            self.wfile.write(b"data: " + json.dumps(error.body()).encode() + b"\n\n")
         finally:
             chunks.close()  # cancels a generation still running and releases the model's lock
             self.server.on_stream_closed()

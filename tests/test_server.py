@@ -290,6 +290,32 @@ def test_run_py_server_bad_flags(argv, words):
     assert len(err.getvalue().splitlines()) == 1 and words in err.getvalue()
 
 
+def test_run_py_server_port_in_use_is_one_line(model_path):
+    import io
+
+    import run
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        err = io.StringIO()
+        rc = run.main(["--server", "-m", str(model_path), "--backend", "numpy", "-c", "64",
+                       "--port", str(taken.getsockname()[1])], io.StringIO(), err)
+    assert rc == 1 and len(err.getvalue().splitlines()) == 1 and "cannot listen on 127.0.0.1:" in err.getvalue()
+
+
+def test_an_error_inside_a_stream_is_its_last_event(server, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the model broke")
+    monkeypatch.setattr(server.llm.engine.model, "forward", broken)
+    status, raw = raw_post(server.server_address[1], "/v1/completions",
+                           b'{"prompt": "the end", "max_tokens": 4, "stream": true}')
+    monkeypatch.undo()
+    events = [e for e in raw.decode().split("\n\n") if e]
+    assert status == 200 and json.loads(events[-1][len("data: "):])["error"]["type"] == "server_error"
+    status, _ = raw_post(server.server_address[1], "/v1/completions", b'{"prompt": "x", "max_tokens": 1}')
+    assert status == 200  # and the lock was released
+
+
 def test_default_model_chat_through_run_py_server(default_model_path):
     from test_chat import SMOL_SYSTEM
     pytest.importorskip("cpp_core.model", reason="the C++ core is not built")
