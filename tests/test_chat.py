@@ -258,3 +258,32 @@ def test_empty_lines_ask_again_and_bad_input_is_one_line(chat_model):
     out, err = io.StringIO(), io.StringIO()
     rc = run.main(["-m", str(chat_model), "-cnv", "--backend", "numpy"], out, err, NotUtf8())
     assert rc == 1 and err.getvalue() == "error: the input is not UTF-8 text\n"
+
+
+def test_ctrl_c_in_a_terminal_stops_the_reply_then_exit(default_model_path):
+    """A real terminal: Ctrl-C (the tty's SIGINT) mid-reply returns to the prompt; /exit then leaves with 0."""
+    pytest.importorskip("cpp_core.model", reason="C++ model not built")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: run.py with the pty as its controlling terminal
+        os.chdir(REPO)
+        os.execv(sys.executable, [sys.executable, "run.py", "-cnv", "--temp", "0", "-n", "2000", "-c", "2048",
+                                  "--ignore-eos"])
+    try:
+        read_until(fd, b"> ")
+        os.write(fd, b"Tell me a very long story about a dragon.\n")
+        read_until(fd, b"dragon.\r\n")  # the terminal's echo of the line
+        time.sleep(0.2)
+        os.write(fd, b"\x03")  # Ctrl-C, while the reply streams (2000 tokens take minutes)
+        after = read_until(fd, b"\n> ")
+        os.write(fd, b"/exit\n")
+        read_until(fd, b"(never printed)", timeout=30)  # returns when the child closes the terminal
+        _, status = os.waitpid(pid, 0)
+    finally:
+        try:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(fd)
+    assert b"[interrupted]" in after and b"Traceback" not in after
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
