@@ -186,3 +186,10 @@ def test_bad_values_one_line_exit_2(model, case):
 def test_missing_system_prompt_file(model, tmp_path):
     rc, out, err = call("-m", model, "--backend", "numpy", "-sysf", tmp_path / "none.txt")
     assert rc == 1 and err.count("\n") == 1 and err.startswith("error: ") and "none.txt" in err
+
+
+def test_special_tokens_are_never_printed(model):
+    tok = Tokenizer.from_metadata(GGUFFile(model).metadata)
+    im_start = tok.token_to_id["<|im_start|>"]  # a control token, not end-of-generation
+    text, err = run_text(model, "the", 5, "--logit-bias", f"{im_start}+100")  # greedy picks it every time
+    assert text == "" and "/     4 runs" in err  # five tokens generated, none of them printed
