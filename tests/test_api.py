@@ -256,3 +256,45 @@ def test_signatures_are_llama_cpp_pythons(method):
     assert got == LLAMA_CPP_PYTHON[method]
     init = inspect.signature(Llama.__init__).parameters
     assert list(init)[1] == "model_path" and init["n_ctx"].default == 512 and init["seed"].default == 0xFFFFFFFF
+
+
+# ---- the engine underneath -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_prefix_reuse_gives_the_logits_of_a_fresh_evaluation(chat_model, backend):
+    """Reusing the cache (a longer prompt, then one that branches off earlier) must not change a single logit."""
+    import numpy as np
+    from llama_lessons.engine import Engine
+    from test_chat import backend_model
+
+    engine = Engine.load(str(chat_model), backend=backend_param(backend), n_ctx=128, n_threads=1)
+    a = engine.tokenize("the quick brown fox")
+    b = engine.tokenize("the quick brown fox jumps over the lazy dog")
+    c = engine.tokenize("the quick red hello world")
+    assert b[:len(a)] == a and 0 < sum(1 for x, y in zip(b, c) if x == y) < len(a)
+    for ids, n_new in ((a, len(a)), (b, len(b) - len(a)), (c, None), (a, None)):
+        before = engine.n_evaluated
+        got = engine.evaluate(ids)
+        fresh = backend_model(backend, GGUFFile(chat_model), 128).forward(np.asarray(ids, np.int32), 0)[-1]
+        np.testing.assert_allclose(got, fresh, rtol=1e-5, atol=1e-5)
+        if n_new is not None:
+            assert engine.n_evaluated - before == n_new
+
+
+def test_cancel_from_another_thread(chat_model):
+    from llama_lessons.engine import Engine
+    from lessons.l09_sampling import SamplingParams
+
+    engine = Engine.load(str(chat_model), backend="numpy", n_ctx=128)
+    ids = engine.tokenize("the")
+    gen = engine.generate(ids, 50, SamplingParams(temp=0, logit_bias=no_eog(chat_model)))
+    pieces = iter(gen)
+    next(pieces)
+    canceller = threading.Thread(target=gen.cancel)
+    canceller.start()
+    canceller.join()
+    rest = list(pieces)
+    assert gen.stopped_by == "cancelled" and len(gen.tokens) < 50 and len(rest) <= 1
+    # the cache holds the prompt and the tokens fed back: a new call reuses them
+    follow = ids + gen.tokens[:-1]
+    assert engine.reusable_prefix(follow + [5]) == len(follow)
