@@ -115,6 +115,8 @@ def noop_warnings(args) -> list[str]:
         out.append("--no-warmup: there is no warm-up run to skip")
     if args.gpu_layers is not None and args.gpu_layers != "0":
         out.append("-ngl: this build has no GPU backend; every layer runs on the CPU")
+    if args.context_shift and not chat_mode(args) and not args.no_conversation:
+        out.append("--context-shift: raw completion stops at a full context here; the shift is for chat (-cnv)")
     return out
 
 

@@ -134,6 +134,7 @@ def test_color_marks_the_prompt(model):
 @pytest.mark.parametrize("flags,word", [
     (["-fa"], "-fa"), (["-fa", "on"], "-fa"), (["-b", "64"], "-b"), (["-ub", "32"], "-ub"),
     (["--no-warmup"], "--no-warmup"), (["-ngl", "99"], "-ngl"), (["--n-gpu-layers", "all"], "-ngl"),
+    (["--context-shift"], "chat"),
 ])
 def test_flags_that_do_not_apply_warn_once(model, flags, word):
     text, err = run_text(model, "the", 4, *flags)
