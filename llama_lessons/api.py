@@ -160,6 +160,13 @@ class Llama:
                 raise ValueError(f"{name} must be a number, got {value!r}")
         if isinstance(top_k, bool) or not isinstance(top_k, int):
             raise ValueError(f"top_k must be an integer, got {top_k!r}")
+        for name, value in (("top_p", top_p), ("min_p", min_p)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
+        if not 0.0 < repeat_penalty < float("inf"):
+            raise ValueError(f"repeat_penalty must be above 0, got {repeat_penalty!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
         if seed is None or seed in (-1, LLAMA_DEFAULT_SEED):
             seed = int(self._rng.integers(0, 2**32))
         return SamplingParams(temp=float(temperature), top_k=top_k, top_p=float(top_p), min_p=float(min_p),

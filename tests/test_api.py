@@ -171,6 +171,10 @@ def test_prompt_over_the_context_is_a_value_error(chat_model):
     (dict(stop=[1]), "stop"),
     (dict(logit_bias={"x": 1}), "logit_bias"),
     (dict(max_tokens=1.5), "max_tokens"),
+    (dict(min_p=1.5), "min_p"),
+    (dict(top_p=-0.1), "top_p"),
+    (dict(repeat_penalty=0), "repeat_penalty"),
+    (dict(seed="x"), "seed"),
 ])
 def test_bad_arguments_are_value_errors(chat_model, kwargs, words):
     llm = Llama(model_path=str(chat_model), n_ctx=64, backend="numpy", verbose=False)
