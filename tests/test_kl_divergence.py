@@ -353,3 +353,18 @@ def test_exercise_temperature_two_by_hand():
     assert by_hand == pytest.approx(0.030738, abs=1e-6)
     assert s["kld"][0] == pytest.approx(by_hand, abs=1e-5)
     assert s["p_diff"][0] == pytest.approx(q[1] - 0.75, abs=1e-5) and s["same_top"][0]
+
+
+def test_a_bos_adding_model_against_itself(tiny_llama, tmp_path):
+    # SentencePiece vocab: BOS replaces each chunk's first token, in the saving run and the comparing run alike
+    model = tiny_llama(vocab="spm", n_ctx_train=64, seed=5)
+    text, kld = write_text(tmp_path / "text.txt"), tmp_path / "spm.kld"
+    rc, out, err = call("-m", model, *NUMPY, "--perplexity", "-f", text, "-c", N_CTX, "--chunks", N_CHUNKS,
+                        "--kl-divergence-base", kld)
+    assert rc == 0, err
+    rc, cmp_out, err = call("-m", model, *NUMPY, "--perplexity", "-f", text, "--kl-divergence",
+                            "--kl-divergence-base", kld)
+    assert rc == 0, err
+    figures = parse_report(cmp_out)
+    assert figures["Mean    KLD"][0] < 1e-4 and figures["Same top p"][0] == 100.0
+    assert figures["Mean PPL(base)"][0] == pytest.approx(float(out.split()[4]), rel=3e-4)
