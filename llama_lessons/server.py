@@ -221,6 +221,14 @@ class Handler(BaseHTTPRequestHandler):
     def send_error_json(self, e: RequestError) -> None:
         self.send_json(e.status, e.body())
 
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own refusals (a garbled request line, an unsupported method...): JSON too."""
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # unparsed: answer with a status line all the same
+            self.request_version = "HTTP/1.0"
+        kind = "not_found_error" if code == 404 else "invalid_request_error" if code < 500 else "server_error"
+        self.send_json(code, RequestError(message or explain or f"HTTP {code}", code, kind=kind).body())
+
     # --8<-- [start:gone]
     def client_gone(self) -> bool:
         """True when the client closed its side (a readable socket with nothing to read)."""

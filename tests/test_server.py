@@ -244,6 +244,15 @@ def read_all(sock) -> bytes:
     return data
 
 
+@pytest.mark.parametrize("raw", [b"GARBAGE\r\n\r\n", b"GET /health HTTP/9.9\r\n\r\n",
+                                 b"OPTIONS /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"])
+def test_garbled_http_gets_a_json_error_too(server, raw):
+    sock = socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10)
+    sock.sendall(raw)
+    head, _, body = read_all(sock).partition(b"\r\n\r\n")
+    assert head.split()[1] in (b"400", b"501", b"505") and "error" in json.loads(body)
+
+
 def test_body_size_is_limited_and_length_required(server):
     port = server.server_address[1]
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
