@@ -368,3 +368,15 @@ def test_a_bos_adding_model_against_itself(tiny_llama, tmp_path):
     figures = parse_report(cmp_out)
     assert figures["Mean    KLD"][0] < 1e-4 and figures["Same top p"][0] == 100.0
     assert figures["Mean PPL(base)"][0] == pytest.approx(float(out.split()[4]), rel=3e-4)
+
+
+def test_chunks_limits_plain_perplexity(kl_setup):
+    from lessons.l11_perplexity import perplexity
+    rc, out, err = call("-m", kl_setup["base"], *NUMPY, "--perplexity", "-f", kl_setup["text"], "-c", N_CTX,
+                        "--chunks", 3)
+    assert rc == 0, err
+    assert len([x for x in err.split() if x.startswith("[")]) == 3 and "3 chunks of 32" in err
+    gguf = GGUFFile(kl_setup["base"])
+    ids = Tokenizer.from_metadata(gguf.metadata).encode(kl_setup["text"].read_text(), parse_special=False)
+    ppl, _ = perplexity(NumpyLlama(gguf, N_CTX), ids[: 3 * N_CTX + N_CTX // 2], N_CTX)  # 3 whole chunks
+    assert out == f"Final estimate: PPL = {ppl:.4f} +/- {out.split()[-1]}\n"
