@@ -302,3 +302,27 @@ def test_cancel_from_another_thread(chat_model):
     # the cache holds the prompt and the tokens fed back: a new call reuses them
     follow = ids + gen.tokens[:-1]
     assert engine.reusable_prefix(follow + [5]) == len(follow)
+
+
+# ---- the same calls through llama-cpp-python itself (tools/make_chat_fixture.py) -------------------
+
+def test_same_answers_as_llama_cpp_python(default_model_path):
+    """llama-cpp-python's Llama on the F32 weights, rendering the GGUF's template itself, answered these calls
+    (tools/make_chat_fixture.py); the same code with llama_lessons.Llama (numpy: F32 math) answers alike."""
+    import json
+    from pathlib import Path
+
+    fixture = json.loads((Path(__file__).parent / "fixtures" / "chat_llama_cpp_python.json").read_text())
+    llm = Llama(n_ctx=512, backend="numpy", seed=0, verbose=False)
+    for chat in fixture["chats"]:
+        out = llm.create_chat_completion(messages=chat["messages"], temperature=0, max_tokens=chat["max_tokens"])
+        assert out["choices"][0]["message"]["content"] == chat["content"]
+        assert out["choices"][0]["finish_reason"] == chat["finish_reason"]
+        assert out["usage"] == chat["usage"]
+    for call in fixture["completions"]:
+        args = {k: call[k] for k in ("prompt", "max_tokens", "stop") if k in call}
+        out = llm(**args, temperature=0)
+        assert out["choices"][0]["text"] == call["text"] and out["choices"][0]["finish_reason"] == call["finish_reason"]
+        assert out["usage"] == call["usage"]
+    for t in fixture["tokenize"]:
+        assert llm.tokenize(t["text"].encode(), add_bos=t["add_bos"], special=t["special"]) == t["ids"]
