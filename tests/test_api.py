@@ -326,3 +326,14 @@ def test_same_answers_as_llama_cpp_python(default_model_path):
         assert out["usage"] == call["usage"]
     for t in fixture["tokenize"]:
         assert llm.tokenize(t["text"].encode(), add_bos=t["add_bos"], special=t["special"]) == t["ids"]
+    for d in fixture["detokenize"]:
+        assert llm.detokenize(d["ids"], special=d["special"]) == bytes(d["bytes"])
+    # streams, chunk by chunk: the role, one piece per token, then an empty delta with the finish reason
+    chat = fixture["chats"][0]
+    chunks = llm.create_chat_completion(messages=chat["messages"], temperature=0, max_tokens=32, stream=True)
+    assert [{"delta": c["choices"][0]["delta"], "finish_reason": c["choices"][0]["finish_reason"],
+             "object": c["object"]} for c in chunks] == fixture["chat_stream"]
+    call = fixture["completions"][1]
+    chunks = llm(call["prompt"], max_tokens=call["max_tokens"], temperature=0, stream=True)
+    assert [{"text": c["choices"][0]["text"], "finish_reason": c["choices"][0]["finish_reason"],
+             "object": c["object"]} for c in chunks] == fixture["completion_stream"]

@@ -54,11 +54,23 @@ def main() -> None:
             out = llm(**call, temperature=0)
             completions.append({**call, "text": out["choices"][0]["text"],
                                 "finish_reason": out["choices"][0]["finish_reason"], "usage": out["usage"]})
+        # streams: the sequence of deltas / texts and finish reasons (ids and times differ from run to run)
+        chunks = llm.create_chat_completion(messages=CHATS[0], temperature=0, max_tokens=32, stream=True)
+        chat_stream = [{"delta": c["choices"][0]["delta"], "finish_reason": c["choices"][0]["finish_reason"],
+                        "object": c["object"]} for c in chunks]
+        chunks = llm(**COMPLETIONS[1], temperature=0, stream=True)
+        completion_stream = [{"text": c["choices"][0]["text"], "finish_reason": c["choices"][0]["finish_reason"],
+                              "object": c["object"]} for c in chunks]
+        ids = llm.tokenize(TOKENIZE[0], add_bos=True, special=True)
+        detokenize = [{"ids": ids, "special": special, "bytes": list(llm.detokenize(ids, special=special))}
+                      for special in (False, True)]
         tokenize = [{"text": t.decode(), "special": special, "add_bos": add_bos,
                      "ids": llm.tokenize(t, add_bos=add_bos, special=special)}
                     for t in TOKENIZE for special in (False, True) for add_bos in (False, True)]
     OUT.write_text(json.dumps({"llama_cpp_python": llama_cpp.__version__, "model": "SmolLM2-135M-Instruct F32",
-                               "chats": chats, "completions": completions, "tokenize": tokenize}, indent=1) + "\n")
+                               "chats": chats, "completions": completions, "tokenize": tokenize,
+                               "chat_stream": chat_stream, "completion_stream": completion_stream,
+                               "detokenize": detokenize}, indent=1) + "\n")
     print(f"wrote {OUT}")
 
 
