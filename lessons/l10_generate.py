@@ -47,12 +47,15 @@ class GenerationStats:
 
 # --8<-- [start:generate]
 def generate_tokens(model, prompt_ids, n_predict: int, sampler, stop_ids: Collection[int] = (),
-                    n_past: int = 0, stats: GenerationStats | None = None) -> Iterator[int]:
+                    n_past: int = 0, stats: GenerationStats | None = None,
+                    penalize_prompt: bool = True) -> Iterator[int]:
     """Yield up to n_predict sampled tokens continuing prompt_ids (-1: until the context is full).
 
     n_past: how many of prompt_ids the KV cache already holds (a chat's earlier turns); only the
     rest is evaluated. The consumer may stop early by leaving the loop: the token it was handed has
     then not been fed back, so the cache holds prompt_ids plus the first stats.n_eval new tokens.
+    penalize_prompt: the repetition penalties look back over the prompt too (llama-cli), or over the new
+    tokens only (llama-cpp-python's Llama).
     """
     prompt = np.asarray(prompt_ids, dtype=np.int32)
     if prompt.ndim != 1 or prompt.size == 0:
@@ -64,7 +67,7 @@ def generate_tokens(model, prompt_ids, n_predict: int, sampler, stop_ids: Collec
     if not 0 <= n_past < prompt.size:
         raise ValueError(f"n_past must be between 0 and {prompt.size - 1} (one token must be evaluated), got {n_past}")
     stop_ids = set(stop_ids)
-    history = [int(t) for t in prompt]  # the sampler's penalties look back over this
+    history = [int(t) for t in prompt] if penalize_prompt else []  # the sampler's penalties look back over this
     stats = stats if stats is not None else GenerationStats()
     stats.n_prompt, stats.stop_reason = prompt.size - n_past, "n_predict"
     if n_predict == 0:

@@ -146,7 +146,8 @@ class Llama:
         for old in [g for g in self._streams if g.thread == me]:
             old.close()
         self._streams = [g for g in self._streams if g.finish_reason is None and g.thread != me]
-        gen = self.engine.generate(ids, max_tokens, params, stop)
+        # llama-cpp-python's sampler only counts the tokens it generates for the repetition penalties
+        gen = self.engine.generate(ids, max_tokens, params, stop, penalize_prompt=False)
         if stream:
             self._streams.append(gen)
         return gen

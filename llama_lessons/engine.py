@@ -148,21 +148,25 @@ class Engine:
                                   "shorten the prompt or raise the context size")
 
     def generate(self, ids: list[int], max_tokens: int = -1, params: SamplingParams | None = None,
-                 stop: list[str] | tuple = (), ignore_eos: bool = False, strip_stop: bool = True) -> Generation:
-        """A Generation: iterate it for text pieces. max_tokens -1 = until the context is full."""
-        return Generation(self, ids, max_tokens, params or SamplingParams(), stop, ignore_eos, strip_stop)
+                 stop: list[str] | tuple = (), ignore_eos: bool = False, strip_stop: bool = True,
+                 penalize_prompt: bool = True) -> Generation:
+        """A Generation: iterate it for text pieces. max_tokens -1 = until the context is full.
+        penalize_prompt=False: repetition penalties count the new tokens only (llama-cpp-python's rule)."""
+        return Generation(self, ids, max_tokens, params or SamplingParams(), stop, ignore_eos, strip_stop,
+                          penalize_prompt)
 
 
 class Generation:
     """One call's generation: iterable (text pieces), then finish_reason, text, tokens, stats."""
 
     def __init__(self, engine: Engine, ids, max_tokens: int, params: SamplingParams, stop, ignore_eos: bool,
-                 strip_stop: bool):
+                 strip_stop: bool, penalize_prompt: bool = True):
         self.engine, self.ids = engine, [int(t) for t in ids]
         engine.check_fits(self.ids)  # eagerly: the API raises ValueError at the call, the server answers 400
         if max_tokens < -1:
             raise ValueError(f"max_tokens must be -1 or more, got {max_tokens}")
         self.max_tokens, self.params, self.ignore_eos, self.strip_stop = max_tokens, params, ignore_eos, strip_stop
+        self.penalize_prompt = penalize_prompt
         self.stop = [s for s in ([stop] if isinstance(stop, str) else list(stop or ())) if s]
         self.text = ""  # what was handed out
         self.stats = GenerationStats()
@@ -210,7 +214,8 @@ class Generation:
             eng.cached = ids[:n_past]  # what stays valid whatever happens next
             decoder = eng.tok.stream_decoder()  # special tokens decode to nothing
             stop_ids = set() if self.ignore_eos else set(eng.tok.eot_ids)
-            tokens = generate_tokens(eng.model, ids, self.max_tokens, Sampler(self.params), stop_ids, n_past, stats)
+            tokens = generate_tokens(eng.model, ids, self.max_tokens, Sampler(self.params), stop_ids, n_past, stats,
+                                     self.penalize_prompt)
             full, sent = "", 0  # all decoded text; how much of it was handed out
             try:
                 for _token in tokens:

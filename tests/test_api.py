@@ -320,7 +320,8 @@ def test_same_answers_as_llama_cpp_python(default_model_path):
         assert out["choices"][0]["finish_reason"] == chat["finish_reason"]
         assert out["usage"] == chat["usage"]
     for call in fixture["completions"]:
-        args = {k: call[k] for k in ("prompt", "max_tokens", "stop") if k in call}
+        args = {k: call[k] for k in ("prompt", "max_tokens", "stop", "frequency_penalty", "presence_penalty",
+                                     "repeat_penalty", "logit_bias") if k in call}
         out = llm(**args, temperature=0)
         assert out["choices"][0]["text"] == call["text"] and out["choices"][0]["finish_reason"] == call["finish_reason"]
         assert out["usage"] == call["usage"]

@@ -29,6 +29,9 @@ CHATS = [
 COMPLETIONS = [
     dict(prompt="The capital of France is", max_tokens=16, stop=["."]),
     dict(prompt="Once upon a time", max_tokens=24),
+    dict(prompt="The the the the", max_tokens=24, frequency_penalty=1.0, presence_penalty=0.5),
+    dict(prompt="The the the the", max_tokens=24, repeat_penalty=1.3),
+    dict(prompt="The capital of France is", max_tokens=8, logit_bias={"7042": -100.0, "260": 5.0}),
 ]
 TOKENIZE = [b"<|im_start|>user\nHello, world!<|im_end|>", b" leading space and 123 numbers"]
 
