@@ -247,11 +247,16 @@ class Chat:
     # --8<-- [start:turn]
     def turn_ids(self, user: str) -> list[int]:
         """The tokens of the conversation with this user message and the assistant's turn opened."""
+        from lessons.l10b_chat_template import ChatTemplateError
+
         eng = self.engine
-        past = eng.chat_prompt(self.messages, add_generation_prompt=False) if self.messages else ""
+        try:
+            past = eng.chat_prompt(self.messages, add_generation_prompt=False) if self.messages else ""
+        except ChatTemplateError:  # e.g. a template that wants a user message last: render it all below
+            past = None
         self.messages.append({"role": "user", "content": user})
         new = eng.chat_prompt(self.messages, add_generation_prompt=True)
-        tail = self._tail(past)
+        tail = self._tail(past) if past is not None else None
         if not self.ids or tail is None or not new.startswith(past):
             return eng.tokenize(new)  # first turn (or a template that rewrites the past): render it all
         return self.ids + eng.tokenize(tail + new[len(past):], add_bos=False)
@@ -335,9 +340,13 @@ def run_chat(engine, first: str | None, params, args, out, err, inp=None) -> Non
 
     inp = inp or sys.stdin
     try:
-        chat = Chat(engine, args.system_prompt, args.context_shift)
-    except ChatTemplateError as e:
+        _chat_loop(engine, first, params, args, out, err, inp)
+    except ChatTemplateError as e:  # no template, or one that refuses the conversation: one line
         raise ChatStop(str(e)) from None
+
+
+def _chat_loop(engine, first, params, args, out, err, inp) -> None:
+    chat = Chat(engine, args.system_prompt, args.context_shift)
     pending = first
     while True:
         user = pending if pending is not None else read_line(inp, out, args.color)

@@ -287,3 +287,16 @@ def test_ctrl_c_in_a_terminal_stops_the_reply_then_exit(default_model_path):
         os.close(fd)
     assert b"[interrupted]" in after and b"Traceback" not in after
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+@pytest.mark.parametrize("guard,flags,stdin,words", [
+    ("{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}",
+     ["-sys", "be brief"], "hi\n", "System role not supported"),
+    ("{% if messages|length > 1 %}{{ raise_exception('one turn only') }}{% endif %}", [], "hi\nagain\n", "one turn only"),
+])
+def test_a_template_that_refuses_the_conversation(chat_model, tmp_path, guard, flags, stdin, words):
+    (tmp_path / "t.jinja").write_text(guard + CHATML)
+    rc, out, err = call("-m", chat_model, "--chat-template-file", tmp_path / "t.jinja", "-n", 2, "--backend", "numpy",
+                        *flags, stdin=stdin)
+    assert rc == 1 and "Traceback" not in err
+    assert err.splitlines()[-1].startswith("error: ") and words in err.splitlines()[-1]
