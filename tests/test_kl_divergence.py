@@ -5,6 +5,7 @@ import io
 import math
 import random
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -380,3 +381,37 @@ def test_chunks_limits_plain_perplexity(kl_setup):
     ids = Tokenizer.from_metadata(gguf.metadata).encode(kl_setup["text"].read_text(), parse_special=False)
     ppl, _ = perplexity(NumpyLlama(gguf, N_CTX), ids[: 3 * N_CTX + N_CTX // 2], N_CTX)  # 3 whole chunks
     assert out == f"Final estimate: PPL = {ppl:.4f} +/- {out.split()[-1]}\n"
+
+
+# ---- llama.cpp's llama-perplexity reading our base file (tools/make_kl_llama_cpp_fixture.py) -----
+
+@pytest.mark.slow
+def test_llama_perplexity_reads_our_base_file_as_we_do(default_model_path, tmp_path):
+    import json
+
+    import export
+    fixture_path = Path(run.__file__).parent / "tests" / "fixtures" / "kl_llama_perplexity.json"
+    if not fixture_path.exists():
+        pytest.skip("run tools/make_kl_llama_cpp_fixture.py")
+    fixture = json.loads(fixture_path.read_text())
+    pytest.importorskip("cpp_core.model", reason="the C++ core is not built")
+    ids = np.load(Path(run.__file__).parent / "tests" / "fixtures" / "tinyshakespeare40k_smollm2_ids.npy")
+    text = tmp_path / "text.txt"
+    text.write_text(Tokenizer.from_metadata(GGUFFile(default_model_path).metadata).decode(
+        ids[: fixture["n_ids"]].tolist()))
+    f32, q8, kld = tmp_path / "f32.gguf", tmp_path / "q8_0.gguf", tmp_path / "f32.kld"
+    assert export.main([str(default_model_path), str(f32), "F32"]) == 0
+    assert export.main([str(f32), str(q8), "Q8_0"]) == 0
+    rc, out, err = call("-m", f32, "--perplexity", "-f", text, "-c", fixture["n_ctx"], "--chunks", fixture["n_chunks"],
+                        "--kl-divergence-base", kld)
+    assert rc == 0 and out.strip() == fixture["our_final_estimate"], err  # the same base file as then
+    for name, model in (("F32", f32), ("Q8_0", q8)):
+        rc, out, err = call("-m", model, "--perplexity", "-f", text, "--kl-divergence", "--kl-divergence-base", kld)
+        assert rc == 0, err
+        ours, theirs = parse_report(out), fixture["llama_perplexity_reads_ours"][name]
+        # read from the same file by both programs: the base's perplexity is the same to the last digit
+        assert ours["Mean PPL(base)"][0] == pytest.approx(theirs["Mean PPL(base)"][0], abs=2e-6)
+        assert ours["Mean PPL(base)"][1] == pytest.approx(theirs["Mean PPL(base)"][1], abs=2e-6)
+        if name == "F32":  # the same weights in two implementations: float rounding only
+            assert ours["Mean PPL(Q)"][0] == pytest.approx(theirs["Mean PPL(Q)"][0], rel=1e-4)
+            assert ours["Mean    KLD"][0] < 1e-4 and theirs["Mean    KLD"][0] < 1e-4
