@@ -385,6 +385,18 @@ def test_chunks_limits_plain_perplexity(kl_setup):
 
 # ---- llama.cpp's llama-perplexity reading our base file (tools/make_kl_llama_cpp_fixture.py) -----
 
+def masked_layout(printed: str) -> list[str]:
+    """The chunk table and the three sections, every figure with its padding masked as " N"."""
+    lines = printed.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("chunk "))
+    end = max(i for i, line in enumerate(lines) if line.startswith("Same top p"))
+    masked = []
+    for line in lines[start : end + 1]:
+        label, colon, values = line.partition(":") if ":" in line and not line.startswith(" ") else ("", "", line)
+        masked.append(label + colon + re.sub(r"\s*-?[\d.]+", " N", values))
+    return masked
+
+
 @pytest.mark.slow
 def test_llama_perplexity_reads_our_base_file_as_we_do(default_model_path, tmp_path):
     import json
@@ -409,6 +421,7 @@ def test_llama_perplexity_reads_our_base_file_as_we_do(default_model_path, tmp_p
         rc, out, err = call("-m", model, "--perplexity", "-f", text, "--kl-divergence", "--kl-divergence-base", kld)
         assert rc == 0, err
         ours, theirs = parse_report(out), fixture["llama_perplexity_reads_ours"][name]
+        assert masked_layout(err[err.index("chunk "):] + out) == fixture["layout"]  # llama-perplexity's lines
         # read from the same file by both programs: the base's perplexity is the same to the last digit
         assert ours["Mean PPL(base)"][0] == pytest.approx(theirs["Mean PPL(base)"][0], abs=2e-6)
         assert ours["Mean PPL(base)"][1] == pytest.approx(theirs["Mean PPL(base)"][1], abs=2e-6)

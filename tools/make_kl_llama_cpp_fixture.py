@@ -55,6 +55,19 @@ def figures(text: str) -> dict[str, list[float | None]]:
     return found
 
 
+def layout(printed: str) -> list[str]:
+    """The per-chunk table and the three sections with every figure (and its padding) masked as " N":
+    the words, their order, the labels' spacing and the ± and % signs are what must match."""
+    lines = printed.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("chunk "))
+    end = max(i for i, line in enumerate(lines) if line.startswith("Same top p"))
+    masked = []
+    for line in lines[start : end + 1]:
+        label, colon, values = line.partition(":") if ":" in line and not line.startswith(" ") else ("", "", line)
+        masked.append(label + colon + re.sub(r"\s*-?[\d.]+", " N", values))
+    return masked
+
+
 def text_of_the_test() -> str:
     ids = np.load(ROOT / "tests" / "fixtures" / "tinyshakespeare40k_smollm2_ids.npy")[:N_IDS]
     return Tokenizer.from_metadata(GGUFFile(default_model_path()).metadata).decode(ids.tolist())
@@ -91,8 +104,10 @@ def main() -> int:
     record = {"n_ctx": N_CTX, "n_chunks": N_CHUNKS, "n_ids": N_IDS, "our_final_estimate": our_ppl.strip(),
               "llama_perplexity_reads_ours": {}, "we_read_theirs": {}}
     for name, model in (("F32", f32), ("Q8_0", q8)):
-        record["llama_perplexity_reads_ours"][name] = figures(
-            theirs(args.llama_perplexity, "-m", model, "-f", text, "--kl-divergence", "--kl-divergence-base", our_base))
+        printed = theirs(args.llama_perplexity, "-m", model, "-f", text, "--kl-divergence", "--kl-divergence-base",
+                         our_base)
+        record["llama_perplexity_reads_ours"][name] = figures(printed)
+        record["layout"] = layout(printed)  # its lines with every number masked: what run.py must print
     theirs(args.llama_perplexity, "-m", f32, "-f", text, "-c", N_CTX, "--chunks", N_CHUNKS,
            "--kl-divergence-base", their_base)
     a, b = our_base.read_bytes(), their_base.read_bytes()
