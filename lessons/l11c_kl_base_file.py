@@ -1,7 +1,8 @@
 """Lesson 11c: the base model's saved log-probabilities, and llama-perplexity's KL report.
 
 Lesson 11b is the idea; this is the file format and the distrust of it. The layout is llama.cpp's
-(`llama-perplexity --kl-divergence-base FILE`, read from its perplexity.cpp), little-endian:
+(`llama-perplexity --kl-divergence-base FILE`, read from its perplexity.cpp), little-endian; llama-perplexity
+reads our files and we read its (tools/make_kl_llama_cpp_fixture.py):
 
     8 bytes  "_logits_"
     uint32   n_ctx            int32 n_vocab            int32 n_chunk
