@@ -174,7 +174,9 @@ def kl_divergence(model, ids, base, bos_id: int | None = None, on_chunk=None) ->
 
     parts: list[dict[str, np.ndarray]] = []
     for i, (logits, targets) in enumerate(scored_chunks(model, ids, base.n_ctx, bos_id, base.n_chunk)):
-        parts.append(token_stats(logits, base.rows(i), targets))  # [n_ctx/2 - 1] per statistic
+        rows = base.rows(i)  # [n_ctx/2 - 1, row_width]
+        for s in range(0, len(targets), 64):  # 64 tokens at a time: float64 [64, n_vocab] arrays, not [n_ctx/2, ...]
+            parts.append(token_stats(logits[s : s + 64], rows[s : s + 64], targets[s : s + 64]))
         if on_chunk is not None:
             on_chunk(i, statistics({k: np.concatenate([p[k] for p in parts]) for k in parts[0]}))
     return statistics({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
