@@ -87,6 +87,8 @@ def check_args(args) -> None:
         raise UsageError("--kl-divergence and --kl-divergence-base go with --perplexity")
     if args.kl_divergence and not args.kl_divergence_base:
         raise UsageError("--kl-divergence needs the base model's file: --kl-divergence-base FILE")
+    if (args.host != "127.0.0.1" or args.port != 8080) and not args.server:
+        raise UsageError("--host and --port go with --server")
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
     if args.chunks == 0 or args.chunks < -1:

@@ -289,7 +289,10 @@ def test_run_py_server_listens_on_localhost_and_prints_its_url(model_path):
 
 
 @pytest.mark.parametrize("argv,words", [(["--server", "--port", "70000"], "--port"),
-                                        (["--server", "--perplexity"], "not allowed with")])
+                                        (["--server", "--port", "-1"], "--port"),
+                                        (["--server", "--perplexity"], "not allowed with"),
+                                        (["--port", "9000", "-p", "hi"], "go with --server"),
+                                        (["--host", "0.0.0.0", "-p", "hi"], "go with --server")])
 def test_run_py_server_bad_flags(argv, words):
     import io
 
