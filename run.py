@@ -16,6 +16,8 @@ import json
 import os
 import sys
 
+from llama_lessons import cli_chat
+
 EXIT_RUNTIME, EXIT_USAGE = 1, 2
 MAX_THREADS = 512
 
@@ -55,22 +57,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-ngl", "--n-gpu-layers", type=int, default=None,
                    help="layers on the GPU (--backend cuda): the last N; N >= the layer count puts the output there too "
                         "(default: all); 0 runs everything on the CPU")
-    p.add_argument("-ctk", "--cache-type-k", choices=["f16", "f32"], default="f16", help="KV cache type for K (default f16)")
-    p.add_argument("-ctv", "--cache-type-v", choices=["f16", "f32"], default="f16", help="KV cache type for V (default f16)")
+    p.add_argument("-ctk", "--cache-type-k", default="f16", help="KV cache type for K: f16 (default) or f32")
+    p.add_argument("-ctv", "--cache-type-v", default="f16", help="KV cache type for V: f16 (default) or f32")
     p.add_argument("--ignore-eos", action="store_true", help="keep generating past end-of-sequence tokens")
+    cli_chat.add_flags(p)  # chat (-cnv, -sys, ...) and llama-cli's other flags
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--inspect", action="store_true", help="print metadata and tensors, like gguf-dump")
     mode.add_argument("--tokenize", action="store_true", help="print the prompt's token ids as JSON")
     mode.add_argument("--perplexity", action="store_true", help="perplexity of -f FILE in chunks of -c tokens")
+    mode.add_argument("--server", action="store_true", help="an OpenAI-compatible HTTP server, like llama-server")
+    p.add_argument("--host", default="127.0.0.1", help="with --server: the address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="with --server: the port (default 8080; 0 = any free one)")
+    p.add_argument("--chunks", type=int, default=-1, help="with --perplexity: score at most N chunks (-1 = all)")
+    p.add_argument("--kl-divergence-base", metavar="FILE",
+                   help="with --perplexity: save the model's log-probabilities to FILE (or, with "
+                        "--kl-divergence, read them)")
+    p.add_argument("--kl-divergence", action="store_true",
+                   help="with --perplexity: compare -m's predictions with the --kl-divergence-base FILE")
     return p
 
 
 def check_args(args) -> None:
     """Flag values a parser cannot judge alone; one clear line each."""
+    try:
+        cli_chat.check_flags(args)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     if args.prompt is not None and args.file is not None:
         raise UsageError("give the prompt with -p or -f, not both")
     if args.perplexity and args.file is None:
         raise UsageError("--perplexity needs a text file: -f FILE")
+    if (args.kl_divergence or args.kl_divergence_base) and not args.perplexity:
+        raise UsageError("--kl-divergence and --kl-divergence-base go with --perplexity")
+    if args.kl_divergence and not args.kl_divergence_base:
+        raise UsageError("--kl-divergence needs the base model's file: --kl-divergence-base FILE")
+    if (args.host != "127.0.0.1" or args.port != 8080) and not args.server:
+        raise UsageError("--host and --port go with --server")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
+    if args.chunks == 0 or args.chunks < -1:
+        raise UsageError(f"--chunks must be -1 (all) or 1 or more, got {args.chunks}")
     if args.n_predict < -1:
         raise UsageError(f"--n-predict must be -1 or more, got {args.n_predict}")
     if args.ctx_size < 0:
@@ -149,40 +175,24 @@ def load_tokenizer(gguf):
 
 
 def load_model(gguf, args, n_ctx: int):
-    """(model, n_ctx) for the chosen backend; the config check runs first, so a bad file never allocates."""
+    """(model, n_ctx) for the chosen backend (llama_lessons.engine.load_model); the config check runs first, so
+    a bad file never allocates."""
     from lessons.l08_transformer import LlamaConfig
+    from llama_lessons.engine import load_model as load
     try:
-        config = LlamaConfig.from_gguf(gguf)
-        n_ctx = n_ctx or min(4096, config.n_ctx_train)
-        if n_ctx > config.n_ctx_train:
-            raise UsageError(f"--ctx-size {n_ctx} is larger than the model's training context "
-                             f"({config.n_ctx_train})")
-        if args.backend == "numpy":
-            from lessons.l08_transformer import NumpyLlama
-            return NumpyLlama(gguf, n_ctx, kv_type=args.cache_type_k), n_ctx
-        if args.backend == "cuda":
-            return load_cuda_model(gguf, args, n_ctx), n_ctx
-        try:
-            from cpp_core.model import CppLlama
-        except ImportError as e:
-            raise RuntimeFailure(f"the C++ backend is not built ({e}); run pip install -e . "
-                                 "or use --backend numpy") from None
-        return CppLlama(gguf, n_ctx, args.threads or os.cpu_count() or 1, kv_type=args.cache_type_k), n_ctx
+        n_ctx_train = LlamaConfig.from_gguf(gguf).n_ctx_train
+        if n_ctx and n_ctx > n_ctx_train:
+            raise UsageError(f"--ctx-size {n_ctx} is larger than the model's training context ({n_ctx_train})")
+        ngl = -1 if args.n_gpu_layers is None else args.n_gpu_layers
+        return load(gguf, args.backend, n_ctx, args.threads, args.cache_type_k, n_gpu_layers=ngl)
+    except ImportError as e:
+        raise RuntimeFailure(f"the C++ backend is not built ({e}); run pip install -e . "
+                             "or use --backend numpy") from None
     except (ValueError, KeyError, IndexError) as e:
         raise RuntimeFailure(_name_file(gguf.path, e)) from None
-
-
-def load_cuda_model(gguf, args, n_ctx: int):
-    """The model on the GPU (cpp_core/cuda.py); without a GPU, a driver or NVRTC: one line, exit 1."""
-    try:
-        from cpp_core.cuda import CudaError, CudaLlama
-    except ImportError as e:
-        raise RuntimeFailure(f"--backend cuda: the C++ core is not built ({e}); run pip install -e .") from None
-    try:
-        ngl = -1 if args.n_gpu_layers is None else args.n_gpu_layers
-        return CudaLlama(gguf, n_ctx, n_gpu_layers=ngl, n_threads=args.threads or os.cpu_count() or 1,
-                         kv_type=args.cache_type_k)
-    except CudaError as e:
+    except RuntimeError as e:  # cpp_core.cuda.CudaError: no GPU, driver or NVRTC
+        if args.backend != "cuda":
+            raise
         raise RuntimeFailure(f"--backend cuda: {str(e).splitlines()[0]}") from None
 
 
@@ -218,69 +228,154 @@ def do_tokenize(gguf, args, out) -> None:
 
 def do_perplexity(gguf, args, out, err) -> None:
     from lessons.l11_perplexity import perplexity
+    from lessons.l11b_kl_divergence import pack_log_probs
     tok = load_tokenizer(gguf)
+    if args.kl_divergence:
+        return do_kl_divergence(gguf, tok, args, out, err)
     n_ctx = args.ctx_size or 512
     model, n_ctx = load_model(gguf, args, n_ctx)
     ids = tok.encode(read_text(args), parse_special=False)
     if len(ids) < 2 * n_ctx:
         raise RuntimeFailure(f"{args.file}: {len(ids)} tokens; perplexity needs at least 2 * ctx-size "
                              f"= {2 * n_ctx}")
-    print(f"perplexity: {len(ids)} tokens, {len(ids) // n_ctx} chunks of {n_ctx}", file=err)
+    n_chunks = len(ids) // n_ctx if args.chunks < 0 else min(len(ids) // n_ctx, args.chunks)
+    saver = kl_base_writer(args, ids, n_ctx, n_chunks, model) if args.kl_divergence_base else None
+    print(f"perplexity: {len(ids)} tokens, {n_chunks} chunks of {n_ctx}", file=err)
+    if saver is not None:
+        print(f"perplexity: saving the log-probabilities to {args.kl_divergence_base}", file=err)
 
     def on_chunk(i, n_chunks, ppl):  # llama-perplexity's running figures: [1]40.1234 [2]...
         print(f"[{i + 1}]{ppl:.4f}", end=" ", file=err, flush=True)
 
     bos_id = tok.bos_id if tok.add_bos else None  # a BOS-adding model gets BOS at each chunk start
-    ppl, stderr = perplexity(model, ids, n_ctx, on_chunk=on_chunk, bos_id=bos_id)
+    def save_rows(logits):  # 64 rows at a time: the float64 work of a row is 8 bytes per vocabulary entry
+        for start in range(0, len(logits), 64):
+            saver.write_chunk(pack_log_probs(logits[start : start + 64]))
+
+    try:
+        ppl, stderr = perplexity(model, ids, n_ctx, on_chunk=on_chunk, bos_id=bos_id, max_chunks=args.chunks,
+                                 on_logits=save_rows if saver is not None else None)
+    except BaseException:
+        if saver is not None:  # never a half-written base file
+            saver.abort()
+        raise
+    if saver is not None:
+        saver.commit()
     print(file=err)
     print(f"Final estimate: PPL = {ppl:.4f} +/- {stderr:.5f}", file=out)
 
 
-def do_generate(gguf, args, out, err) -> None:
-    from lessons.l09_sampling import Sampler, SamplingParams
-    from lessons.l10_generate import generate
+def kl_base_writer(args, ids, n_ctx: int, n_chunks: int, model):
+    """llama-perplexity --kl-divergence-base FILE: the scored log-probabilities go to FILE (lesson 11c)."""
+    from lessons.l11c_kl_base_file import BaseWriter
+    try:
+        return BaseWriter(args.kl_divergence_base, n_ctx, model.config.n_vocab, ids[: n_chunks * n_ctx])
+    except OSError as e:
+        raise RuntimeFailure(f"{args.kl_divergence_base}: {e.strerror or e}") from None
+
+
+def do_kl_divergence(gguf, tok, args, out, err) -> None:
+    """llama-perplexity --kl-divergence: -m's predictions against the saved base model's (lesson 11b)."""
+    from lessons.l11b_kl_divergence import kl_divergence
+    from lessons.l11c_kl_base_file import CHUNK_HEADER, BaseFile, BaseFileError, chunk_line, report
+    try:
+        base = BaseFile(args.kl_divergence_base)
+        if args.ctx_size and args.ctx_size != base.n_ctx:
+            raise UsageError(f"{args.kl_divergence_base} was saved with --ctx-size {base.n_ctx}, "
+                             f"not {args.ctx_size}: leave -c out or give {base.n_ctx}")
+        if args.chunks > 0:
+            base.n_chunk = min(base.n_chunk, args.chunks)
+        model, _ = load_model(gguf, args, base.n_ctx)
+        ids = tok.encode(read_text(args), parse_special=False)
+        base.check(model.config.n_vocab, ids, base.n_chunk)
+        print(f"kl-divergence: {base.n_chunk} chunks of {base.n_ctx} against {args.kl_divergence_base}",
+              file=err)
+        print(CHUNK_HEADER, file=err)
+        bos_id = tok.bos_id if tok.add_bos else None
+        stats = kl_divergence(model, ids, base, bos_id, lambda i, s: print(chunk_line(i, s), file=err, flush=True))
+    except BaseFileError as e:
+        raise RuntimeFailure(str(e)) from None
+    print(file=err)
+    if stats.count < 100:  # llama.cpp too draws no statistics from so few values
+        print(f"kl-divergence: only {stats.count} scored tokens; statistics need 100 (more chunks or a "
+              "larger --ctx-size)", file=err)
+        return
+    print("\n".join(report(stats)), file=out)
+
+
+def do_generate(gguf, args, out, err, inp=None) -> None:
+    """Raw completion (the default), or chat with the model's template (-cnv, -st, -sys...)."""
+    from llama_lessons.engine import Engine
     tok = load_tokenizer(gguf)
-    text = read_text(args)
-    ids = tok.encode(text)
-    if not ids:  # an empty prompt: start from BOS, as llama.cpp does
-        ids = [tok.bos_id]
+    chat = cli_chat.chat_mode(args)
+    text = read_text(args) if (args.prompt is not None or args.file is not None or not chat) else None
+    if args.escape:
+        text = text if text is None else cli_chat.process_escapes(text)
+        args.reverse_prompt = [cli_chat.process_escapes(r) for r in args.reverse_prompt or ()]
+    template = None
+    try:
+        if args.system_prompt_file:
+            args.system_prompt = cli_chat.read_file_text(args.system_prompt_file, "-sysf")
+        elif args.system_prompt is not None and args.escape:
+            args.system_prompt = cli_chat.process_escapes(args.system_prompt)
+        if args.chat_template_file:
+            template = cli_chat.read_file_text(args.chat_template_file, "--chat-template-file")
+    except OSError as e:
+        raise RuntimeFailure(str(e)) from None
+    ids = None
+    if not chat:
+        ids = tok.encode(text)
+        if not ids:  # an empty prompt: start from BOS, as llama.cpp does
+            ids = [tok.bos_id]
     model, n_ctx = load_model(gguf, args, args.ctx_size)
-    if len(ids) >= n_ctx:
+    if ids is not None and len(ids) >= n_ctx:
         raise UsageError(f"the prompt is {len(ids)} tokens, the context only {n_ctx}: "
                          "raise --ctx-size or shorten the prompt")
     seed = args.seed if args.seed >= 0 else int.from_bytes(os.urandom(4), "little")
-    sampler = Sampler(SamplingParams(temp=args.temp, top_k=args.top_k, top_p=args.top_p,
-                                     min_p=args.min_p, repeat_penalty=args.repeat_penalty,
-                                     repeat_last_n=args.repeat_last_n, seed=seed))
-    out.write(text)
-    out.flush()
-    stream = tok.stream_decoder()
-
-    def on_token(token_id: int) -> None:
-        out.write(stream.push(token_id))
-        out.flush()
-
-    stop_ids = set() if args.ignore_eos else set(tok.eot_ids)
-    stats = generate(model, ids, args.n_predict, sampler, stop_ids, on_token)
-    out.write(stream.flush() + "\n")
-    out.flush()
-    print_timings(stats, err)
+    try:
+        params = cli_chat.sampling_params(args, seed, tok.n_vocab)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    engine = Engine(model, tok, gguf.metadata, chat_template=template, name=gguf.path)
+    if not chat:
+        return cli_chat.run_completion(engine, ids, text, params, args, out, err)
+    try:
+        cli_chat.run_chat(engine, text, params, args, out, err, inp)
+    except cli_chat.ChatStop as e:
+        raise RuntimeFailure(str(e)) from None
 
 
-def print_timings(stats, err) -> None:
-    """llama.cpp's words, so people can compare the two outputs line by line."""
-    def line(label, ms, n, unit):
-        per = ms / n if n else 0.0
-        rate = 1000.0 * n / ms if ms > 0 else 0.0
-        print(f"{label} = {ms:10.2f} ms / {n:5} {unit} ({per:8.2f} ms per token, "
-              f"{rate:8.2f} tokens per second)", file=err)
-    line("prompt eval time", stats.prompt_ms, stats.n_prompt, "tokens")
-    line("       eval time", stats.eval_ms, stats.n_eval, "runs  ")
+def do_server(gguf, args, err) -> None:
+    """llama-server: OpenAI's HTTP API over the Python API (llama_lessons/server.py); Ctrl-C stops it."""
+    from lessons.l08_transformer import LlamaConfig
+    from llama_lessons.api import Llama
+    from llama_lessons.server import serve
+    template = None
+    try:
+        if args.chat_template_file:
+            template = cli_chat.read_file_text(args.chat_template_file, "--chat-template-file")
+    except OSError as e:
+        raise RuntimeFailure(str(e)) from None
+    try:
+        n_ctx = args.ctx_size or min(4096, LlamaConfig.from_gguf(gguf).n_ctx_train)
+        llm = Llama(model_path=gguf.path, n_ctx=n_ctx, n_threads=args.threads, seed=args.seed,
+                    backend=args.backend, verbose=False, chat_template=template)
+    except ImportError as e:
+        raise RuntimeFailure(f"the C++ backend is not built ({e}); run pip install -e . "
+                             "or use --backend numpy") from None
+    except (ValueError, KeyError, IndexError) as e:
+        raise RuntimeFailure(_name_file(gguf.path, e)) from None
+    try:
+        serve(llm, args.host, args.port, model_name=os.path.basename(gguf.path), err=err)
+    except OSError as e:
+        raise RuntimeFailure(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
+    except KeyboardInterrupt:
+        print("server: stopped", file=err)
 
 
 # ---- main --------------------------------------------------------------------------------------
 
-def main(argv=None, out=None, err=None) -> int:
+def main(argv=None, out=None, err=None, inp=None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     try:
         args = build_parser().parse_args(argv)
@@ -288,15 +383,23 @@ def main(argv=None, out=None, err=None) -> int:
         if args.threads and "numpy" not in sys.modules:  # BLAS reads its thread count once, at import
             for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
                 os.environ.setdefault(var, str(args.threads))
+        for warning in cli_chat.noop_warnings(args):
+            print(f"warning: {warning}", file=err)
         gguf = open_model(model_path(args))
+        if args.no_mmap:
+            cli_chat.read_weights_into_memory(gguf)
+        if args.mlock and (warning := cli_chat.lock_memory(gguf)):
+            print(f"warning: {warning}", file=err)
         if args.inspect:
             do_inspect(gguf, out)
         elif args.tokenize:
             do_tokenize(gguf, args, out)
         elif args.perplexity:
             do_perplexity(gguf, args, out, err)
+        elif args.server:
+            do_server(gguf, args, err)
         else:
-            do_generate(gguf, args, out, err)
+            do_generate(gguf, args, out, err, inp)
         return 0
     except UsageError as e:
         print(f"error: {e}", file=err)

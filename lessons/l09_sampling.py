@@ -4,10 +4,13 @@ The model gives a score (logit) per vocabulary entry. Greedy decoding takes the 
 draws at random from a trimmed, sharpened distribution. We follow llama.cpp's default chain and
 defaults (common/common.h), one filter after the other on the surviving candidates:
 
-    penalties -> top_k -> top_p -> min_p -> temperature -> draw
+    logit bias -> penalties -> top_k -> top_p -> min_p -> temperature -> draw
 
-  - repetition penalty (1.0 = off): a token seen in the last repeat_last_n tokens has its logit
-    divided by the penalty if positive, multiplied if negative (both push it down).
+  - logit bias ({} = none): a number added to chosen tokens' logits; -inf bans a token.
+  - penalties, over the last repeat_last_n tokens: repetition (1.0 = off) divides a seen token's
+    logit by the penalty if positive, multiplies it if negative (both push it down); then
+    frequency (0 = off) subtracts count * penalty and presence (0 = off) subtracts the penalty once
+    (OpenAI's formula, as llama.cpp applies it).
   - top_k (40; <= 0 = off): keep the k largest logits.
   - top_p (0.95; >= 1 = off): keep the smallest set of top tokens whose probabilities sum to >= p.
   - min_p (0.05; <= 0 = off): keep tokens whose probability is >= min_p times the best one's.
@@ -26,7 +29,7 @@ with probability e^2 / (e^2 + e^1) = 0.731 at temp 1.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,6 +42,9 @@ class SamplingParams:
     min_p: float = 0.05
     repeat_penalty: float = 1.0
     repeat_last_n: int = 64
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: dict[int, float] = field(default_factory=dict)  # token id -> added to its logit
     seed: int | None = None
 
 
@@ -53,6 +59,28 @@ def apply_repeat_penalty(logits: np.ndarray, recent: list[int], penalty: float) 
     seen = seen[(seen >= 0) & (seen < logits.shape[0])]
     vals = logits[seen]
     logits[seen] = np.where(vals > 0, vals / penalty, vals * penalty)
+    return logits
+
+
+def apply_count_penalties(logits: np.ndarray, recent: list[int], frequency: float, presence: float) -> np.ndarray:
+    """logit -= count * frequency + (count > 0) * presence, for each token seen in recent."""
+    if (frequency == 0.0 and presence == 0.0) or not recent:
+        return logits
+    seen, counts = np.unique(np.asarray(recent, dtype=np.int64), return_counts=True)
+    ok = (seen >= 0) & (seen < logits.shape[0])
+    logits = logits.copy()
+    logits[seen[ok]] -= (counts[ok] * frequency + presence).astype(np.float32)
+    return logits
+
+
+def apply_logit_bias(logits: np.ndarray, bias: dict[int, float]) -> np.ndarray:
+    """Add bias[id] to logits[id]; ids outside the vocabulary are ignored."""
+    if not bias:
+        return logits
+    logits = logits.copy()
+    for tid, b in bias.items():
+        if 0 <= tid < logits.shape[0]:
+            logits[tid] += np.float32(b)
     return logits
 
 
@@ -98,10 +126,11 @@ class Sampler:
     def distribution(self, logits: np.ndarray, history: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """The surviving candidates after the chain: (ids, probabilities), best first."""
         p = self.params
-        logits = np.asarray(logits, dtype=np.float32)  # [n_vocab]
+        logits = apply_logit_bias(np.asarray(logits, dtype=np.float32), p.logit_bias)  # [n_vocab]
         if p.repeat_last_n != 0:  # llama.cpp: -1 = the whole history, 0 = off
             recent = history if p.repeat_last_n < 0 else history[-p.repeat_last_n :]
             logits = apply_repeat_penalty(logits, recent, p.repeat_penalty)
+            logits = apply_count_penalties(logits, recent, p.frequency_penalty, p.presence_penalty)
         if p.temp <= 0:  # greedy: a single candidate (ties go to the lowest id)
             return np.array([np.argmax(logits)]), np.ones(1)
         ids = np.arange(logits.shape[0])  # [n_vocab]

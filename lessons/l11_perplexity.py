@@ -35,22 +35,27 @@ def token_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
 # --8<-- [end:token_nll]
 
 
-# --8<-- [start:perplexity]
-def perplexity(model, ids, n_ctx: int, on_chunk: Callable[[int, int, float], None] | None = None,
-               bos_id: int | None = None) -> tuple[float, float]:
-    """llama-perplexity's estimate over ids: (ppl, standard error).
-
-    on_chunk(i, n_chunks, ppl_so_far) is called after each chunk. bos_id: pass the BOS id when the
-    model's tokenizer adds BOS (it then replaces the first token of each chunk); None for SmolLM2.
-    """
-    ids = np.asarray(ids, dtype=np.int32)
+# --8<-- [start:chunks]
+def count_chunks(n_ids: int, n_ctx: int, max_chunks: int | None = None) -> int:
+    """How many chunks of n_ctx tokens llama-perplexity scores in n_ids tokens (at most max_chunks)."""
     if n_ctx < 4 or n_ctx % 2:
         raise ValueError(f"n_ctx must be an even number >= 4, got {n_ctx}")
-    n_chunks = len(ids) // n_ctx
-    if n_chunks < 2:
-        raise ValueError(f"need at least 2 * n_ctx = {2 * n_ctx} tokens, got {len(ids)}")
+    if n_ids < 2 * n_ctx:
+        raise ValueError(f"need at least 2 * n_ctx = {2 * n_ctx} tokens, got {n_ids}")
+    n_chunks = n_ids // n_ctx
+    return n_chunks if max_chunks is None or max_chunks < 0 else min(n_chunks, max_chunks)
+
+
+def scored_chunks(model, ids, n_ctx: int, bos_id: int | None = None, max_chunks: int | None = None):
+    """Yield, per chunk, (logits [n_ctx/2 - 1, n_vocab], targets [n_ctx/2 - 1]): what gets scored.
+
+    This is the walk over the text that perplexity and KL divergence (lesson 11b) share.
+    bos_id: pass the BOS id when the model's tokenizer adds BOS (it then replaces the first token of
+    each chunk); None for SmolLM2.
+    """
+    ids = np.asarray(ids, dtype=np.int32)
+    n_chunks = count_chunks(len(ids), n_ctx, max_chunks)
     first = n_ctx // 2
-    nll_sum, nll2_sum, count = 0.0, 0.0, 0
     for i in range(n_chunks):
         chunk = ids[i * n_ctx : (i + 1) * n_ctx].copy()  # [n_ctx]
         if bos_id is not None:
@@ -58,7 +63,25 @@ def perplexity(model, ids, n_ctx: int, on_chunk: Callable[[int, int, float], Non
         model.reset()
         model.forward(chunk[:first], 0, last_only=True)  # the first half is context only: skip its logits
         logits = model.forward(chunk[first:], first)  # [n_ctx/2, n_vocab], positions first..n_ctx-1
-        nll = token_nll(logits[:-1], chunk[first + 1 :])  # [n_ctx/2 - 1]: position j predicts token j+1
+        yield logits[:-1], chunk[first + 1 :]  # position j predicts token j+1: [n_ctx/2 - 1, n_vocab], [n_ctx/2 - 1]
+# --8<-- [end:chunks]
+
+
+# --8<-- [start:perplexity]
+def perplexity(model, ids, n_ctx: int, on_chunk: Callable[[int, int, float], None] | None = None,
+               bos_id: int | None = None, max_chunks: int | None = None,
+               on_logits: Callable[[np.ndarray], None] | None = None) -> tuple[float, float]:
+    """llama-perplexity's estimate over ids: (ppl, standard error).
+
+    on_chunk(i, n_chunks, ppl_so_far) is called after each chunk; max_chunks is llama.cpp's --chunks;
+    on_logits(logits) gets each chunk's scored logits (lesson 11b saves the base model's from there).
+    """
+    n_chunks = count_chunks(len(ids), n_ctx, max_chunks)
+    nll_sum, nll2_sum, count = 0.0, 0.0, 0
+    for i, (logits, targets) in enumerate(scored_chunks(model, ids, n_ctx, bos_id, max_chunks)):
+        nll = token_nll(logits, targets)  # [n_ctx/2 - 1]
+        if on_logits is not None:
+            on_logits(logits)
         nll_sum, nll2_sum, count = nll_sum + nll.sum(), nll2_sum + np.square(nll).sum(), count + nll.size
         if on_chunk is not None:
             on_chunk(i, n_chunks, float(np.exp(nll_sum / count)))
