@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The C++ kernel and model tests on a core built with AddressSanitizer + UndefinedBehaviorSanitizer.
 #
-#   tools/run_sanitized.sh                  # build, check the net, run tests/test_cpp_*.py -m "not slow"
+#   tools/run_sanitized.sh                  # build, check the net, run the C++ tests -m "not slow" (below)
 #   tools/run_sanitized.sh tests/test_cpp_kernels_ops.py -k rmsnorm      # other pytest arguments
 #
 # 1. Build: the core with -DLLAMA_LESSONS_SANITIZE=ON (CMakeLists.txt: -fsanitize=address,undefined
@@ -68,7 +68,9 @@ grep -q "runtime error: signed integer overflow" <<<"$out" || { echo "$out"; ech
 echo "  int32 overflow: $(grep -m1 -o 'runtime error: .*' <<<"$out"), exit non-zero"
 
 # ---- 3. the kernel and model tests on the sanitized core ----
-[ $# -gt 0 ] || set -- tests/test_cpp_*.py -m "not slow"
+# default: every C++ kernel test (each version this CPU has, odd shapes and tails), the C++ model on the
+# default model and on tiny ones, every GGML type through both backends, and lesson 14's int8 kernels
+[ $# -gt 0 ] || set -- tests/test_cpp_*.py tests/test_every_type_both_backends.py tests/test_l14_quant_dot.py -m "not slow"
 site=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 # python -S: no site-packages .pth files, so the editable install's import hook cannot hand out the normal
 # core; the venv's packages come through PYTHONPATH after build/asan/site. Run from build/asan/site so the
