@@ -73,7 +73,7 @@ static inline int scale_pair(const uint8_t* block) {
     }
     uint16_t d;
     std::memcpy(&d, block, 2);
-    return TYPE == I16_Q4_0 ? int(d) * 0x10001 : int(d);
+    return TYPE == I16_Q4_0 ? int(uint32_t(d) * 0x10001u) : int(d);  // d in both halves; unsigned: a negative d (bit 15) would overflow an int
 }
 
 // Pass 1 of rows_i16_avx2: for each block the R rows' fp16 scales, converted together and times x's, stored
