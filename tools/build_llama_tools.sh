@@ -27,7 +27,6 @@ set -euo pipefail
 
 DIR="${1:-$HOME/.cache/llama-tools}"
 VER="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
-JOBS="${JOBS:-$(nproc)}"
 TOOLS=(llama-bench llama-completion llama-quantize llama-perplexity llama-imatrix llama-cli)  # in build order
 
 SRC="$DIR/llama_cpp_python-$VER/vendor/llama.cpp"
@@ -41,6 +40,7 @@ all_there() {
 }
 if all_there; then echo "$BIN"; exit 0; fi
 
+JOBS="${JOBS:-$(nproc)}"
 for need in cmake tar; do
   command -v "$need" >/dev/null || { echo "error: $need is needed to build llama.cpp's tools" >&2; exit 1; }
 done
