@@ -318,6 +318,8 @@ def summarize(row: dict) -> dict:
         for side in ("ours", "llama.cpp"):
             if side in row:
                 row[side]["of_read_bw"] = row["bytes"] * row[side]["decode_tok_s"] / (row["read_gb_s"] * 1e9)
+    if "ratio" in row:  # issue 18's bar: both >= 2x llama.cpp; decode may instead reach 75% of the read bandwidth
+        row["meets_bar"] = row["ratio"]["prefill"] >= 2 and (row["ratio"]["decode"] >= 2 or row["ours"].get("of_read_bw", 0) >= 0.75)
     ctx = {}
     for c, rounds in row["contexts"].items():
         ctx[c] = {"ours": statistics.median(r["ours"] for r in rounds)}
@@ -396,8 +398,8 @@ def report(rows: list[dict], args, have_llama: bool) -> str:
         lines.append("llama-bench not found (tools/build_llama_tools.sh builds it): our columns only")
     lines.append("")
     lines.append("| file | MiB | prefill ours | prefill llama.cpp | ratio | decode ours | decode llama.cpp | ratio "
-                 "| read GB/s | decode of BW ours / llama.cpp | peak RSS MiB / budget |")
-    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+                 "| read GB/s | decode of BW ours / llama.cpp | peak RSS MiB / budget | bar |")
+    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |")
     for row in rows:
         o, lc, ratio = row["ours"], row.get("llama.cpp", {}), row.get("ratio", {})
         rss_ok = "" if o["peak_rss_bytes"] <= o["rss_budget_bytes"] else " OVER"
@@ -406,7 +408,15 @@ def report(rows: list[dict], args, have_llama: bool) -> str:
             f"| {fmt(ratio.get('prefill'), '.2f', 'x')} | {o['decode_tok_s']:.1f} | {fmt(lc.get('decode_tok_s'), '.1f')} "
             f"| {fmt(ratio.get('decode'), '.2f', 'x')} | {fmt(row.get('read_gb_s'), '.1f')} "
             f"| {fmt(o.get('of_read_bw'), '.0%')} / {fmt(lc.get('of_read_bw'), '.0%')} "
-            f"| {o['peak_rss_bytes'] / 2**20:.1f} / {o['rss_budget_bytes'] / 2**20:.1f}{rss_ok} |")
+            f"| {o['peak_rss_bytes'] / 2**20:.1f} / {o['rss_budget_bytes'] / 2**20:.1f}{rss_ok} "
+            f"| {'-' if 'meets_bar' not in row else 'met' if row['meets_bar'] else 'not met'} |")
+    lines.append("bar: prefill >= 2x llama.cpp and decode >= 2x llama.cpp or >= 75% of the read bandwidth (issue 18)")
+    by_size = sorted(rows, key=lambda r: r["bytes"])  # a smaller file should never decode slower
+    slower = [f"{a['name']} ({a['ours']['decode_tok_s']:.1f} tok/s) < {b['name']} ({b['ours']['decode_tok_s']:.1f})"
+              for i, a in enumerate(by_size) for b in by_size[i + 1:] if a["ours"]["decode_tok_s"] < b["ours"]["decode_tok_s"]]
+    if len(rows) > 1:
+        lines.append("decode never slower on a smaller file: " + ("yes" if not slower else
+                     f"no, {len(slower)} pairs, e.g. " + "; ".join(slower[:3])))
     with_ctx = [row for row in rows if row["contexts"] or row["contexts_skipped"]]
     if with_ctx:
         lines += ["", f"decode tok/s of the {args.context_gen} tokens that end at each context (llama-bench "

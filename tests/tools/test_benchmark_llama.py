@@ -8,6 +8,7 @@ when tools/build_llama_tools.sh has built it.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import os
@@ -204,3 +205,26 @@ def test_real_llama_bench_on_a_tiny_model(tiny_llama):
     row = json.loads(p.stdout)["rows"][0]
     assert row["llama.cpp"]["prefill_tok_s"] > 0 and row["llama.cpp"]["decode_tok_s"] > 0 and row["ratio"]["decode"] > 0
     assert row["contexts"]["48"]["llama.cpp"] > 0
+
+
+def test_report_marks_the_bar_and_slower_small_files():
+    """The bar column (prefill >= 2x, decode >= 2x or >= 75% of read bandwidth) and the check that a smaller file
+    never decodes slower, on made-up rows (prefill 2.5x in all)."""
+    bench = load_benchmark()
+
+    def row(name, size, ours_tg, llama_tg, bw=20.0):
+        r = {"ours": {"prefill_tok_s": 500.0, "decode_tok_s": ours_tg}, "llama.cpp": {"prefill_tok_s": 200.0,
+             "decode_tok_s": llama_tg, "peak_rss_bytes": 1}}
+        return bench.summarize({"file": name, "name": name, "bytes": size, "rounds": [r], "read_gb_s": bw, "contexts": {},
+                                "contexts_skipped": [], "ours_final": {"kv_cache_bytes": 0, "peak_rss_bytes": 1}})
+    small = row("small.gguf", 10**8, 160.0, 160.0 / 1.8)  # 1.8x; 160 tok/s x 100 MB / 20 GB/s = 80%: met
+    big = row("big.gguf", 2 * 10**8, 190.0, 100.0)  # 1.9x; 190 x 200 MB / 20 GB/s = 190%: met (bandwidth)
+    slow_big = row("big.gguf", 2 * 10**8, 19.0, 10.0)  # 1.9x and 19% of the bandwidth: not met
+    assert small["ours"]["of_read_bw"] == pytest.approx(0.8) and small["meets_bar"] and big["meets_bar"]
+    assert slow_big["ratio"]["decode"] == pytest.approx(1.9) and not slow_big["meets_bar"]
+    args = argparse.Namespace(threads=2, prompt=256, n_predict=128, rounds=1, cache_type="f16", context_gen=32)
+    text = bench.report([small, slow_big], args, True)
+    assert "| met |" in text and "| not met |" in text
+    assert "decode never slower on a smaller file: yes" in text
+    text = bench.report([small, big], args, True)
+    assert "decode never slower on a smaller file: no, 1 pairs, e.g. small.gguf (160.0 tok/s) < big.gguf (190.0)" in text
