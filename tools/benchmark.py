@@ -21,6 +21,8 @@ The other columns:
   read BW   tools/bench_memory.c's one-core read bandwidth, measured after each file's rounds, in the same run
   of BW     decode's share of it: file bytes x tokens/s / bandwidth (decode reads every weight once per token)
   RSS       our worker's peak RSS (VmHWM) against the budget file + KV cache + 60 MB
+--completion: each round also runs llama-completion (llama.cpp's one-shot command line, the classic llama-cli) on a
+prompt of about --prompt tokens and reads its own timing lines (second table).
 --contexts C1,C2,..: decode speed of the --context-gen tokens that end at position C (depth C - N), against
 `llama-bench -d C-N -n N` at the same depth, in a worker whose cache holds the largest context.
 """
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import select
 import shutil
 import statistics
@@ -93,6 +96,9 @@ def serve(args) -> None:
             for _ in range(int(cmd[1])):
                 model.forward(ids[pos: pos + 1], pos, last_only=True)
                 pos += 1
+        elif cmd[0] == "text":  # about N tokens of text, for llama-completion's prompt (its own count is reported)
+            print(json.dumps({"text": prompt_text(model, ids, int(cmd[1]))}), flush=True)
+            continue
         elif cmd[0] == "perplexity":  # llama-perplexity's method, -c 512, on the 40k Shakespeare excerpt
             print(json.dumps(perplexity_ours(model)), flush=True)
             continue
@@ -100,6 +106,14 @@ def serve(args) -> None:
             print(json.dumps(dict(kv_cache_bytes=model.kv_cache_bytes, peak_rss_bytes=peak_rss_bytes())), flush=True)
             return
         print(json.dumps({"s": time.perf_counter() - t0}), flush=True)
+
+
+def prompt_text(model, ids, n: int) -> str:
+    """Text that the model's tokenizer turns into about n tokens: our random ids, decoded, re-encoded, cut to n."""
+    from lessons.l02_tokenizer import Tokenizer
+    tok = Tokenizer.from_metadata(model._gguf.metadata)
+    text = tok.decode([int(i) for i in ids[:n]], special=False)
+    return tok.decode(tok.encode(text, add_bos=False, parse_special=False)[:n], special=False)
 
 
 def perplexity_ours(model) -> dict:
@@ -211,6 +225,25 @@ def llama_bench(bin_dir: Path, model: Path, args, prompt: int, gen: int, depth: 
     return result
 
 
+COMPLETION_TIMING = re.compile(r"llama_perf_context_print:\s+(prompt eval|eval) time =\s*([0-9.]+) ms /\s*(\d+) (?:tokens|runs)")
+
+
+def llama_completion(bin_dir: Path, model: Path, args, prompt_file: Path) -> dict:
+    """llama.cpp's one-shot command line (llama-completion, the classic llama-cli): its own timing lines for the
+    prompt and for -n generated tokens (greedy, --ignore-eos so it always makes all of them)."""
+    cmd = [str(bin_dir / "llama-completion"), "-m", str(model), "-t", str(args.threads), "-f", str(prompt_file),
+           "-n", str(args.n_predict), "-c", str(2 * args.prompt + args.n_predict + 16), "--temp", "0", "--ignore-eos",
+           "-no-cnv", "--no-display-prompt", "-ctk", args.cache_type, "-ctv", args.cache_type]
+    code, _out, err, _rss = run_measured(cmd, args.timeout)
+    found = {kind: (float(ms), int(n)) for kind, ms, n in COMPLETION_TIMING.findall(err)}
+    if code != 0 or set(found) != {"prompt eval", "eval"}:
+        last = [x for x in err.splitlines() if x.strip()]
+        raise RuntimeError(f"llama-completion failed on {model.name} (exit {code}): {last[-1].strip() if last else 'no message'}")
+    (pp_ms, pp_n), (tg_ms, tg_n) = found["prompt eval"], found["eval"]
+    return {"prefill_tok_s": pp_n / pp_ms * 1e3, "decode_tok_s": tg_n / tg_ms * 1e3, "prompt_tokens": pp_n,
+            "decode_tokens": tg_n}
+
+
 # =====================================================================================================================
 # The machine's read bandwidth: tools/bench_memory.c, built once
 # =====================================================================================================================
@@ -247,7 +280,11 @@ def read_bandwidth(exe: Path | None, mib: int) -> float | None:
 def measure_file(model: Path, args, bin_dir: Path | None, bw_exe: Path | None) -> dict:
     row = {"file": str(model), "name": model.name, "bytes": model.stat().st_size, "rounds": []}
     worker = Worker(model, args.prompt + args.n_predict, args)
+    prompt_file = None
     try:
+        if args.completion and bin_dir is not None:
+            prompt_file = Path(tempfile.mkstemp(suffix=".txt")[1])
+            prompt_file.write_text(worker.ask(f"text {args.prompt}")["text"])
         for r in range(args.rounds):
             sides = ["ours", "llama.cpp"] if r % 2 == 0 else ["llama.cpp", "ours"]
             got = {}
@@ -258,6 +295,9 @@ def measure_file(model: Path, args, bin_dir: Path | None, bw_exe: Path | None) -
                 elif bin_dir is not None:
                     time.sleep(SETTLE_S)
                     got["llama.cpp"] = llama_bench(bin_dir, model, args, args.prompt, args.n_predict)
+                    if prompt_file is not None:
+                        time.sleep(SETTLE_S)
+                        got["llama-completion"] = llama_completion(bin_dir, model, args, prompt_file)
             row["rounds"].append(got)
             print(f"{model.name} round {r + 1}: " + "; ".join(
                 f"{side} pp {v['prefill_tok_s']:.1f} tg {v['decode_tok_s']:.1f} tok/s" for side, v in got.items()),
@@ -266,6 +306,8 @@ def measure_file(model: Path, args, bin_dir: Path | None, bw_exe: Path | None) -
         n_ctx_train = worker.n_ctx_train
     finally:
         worker.close()
+        if prompt_file is not None:
+            prompt_file.unlink()
     row["read_gb_s"] = read_bandwidth(bw_exe, args.bw_mib)
     if args.perplexity:
         worker = Worker(model, 512, args)
@@ -318,6 +360,11 @@ def summarize(row: dict) -> dict:
         for side in ("ours", "llama.cpp"):
             if side in row:
                 row[side]["of_read_bw"] = row["bytes"] * row[side]["decode_tok_s"] / (row["read_gb_s"] * 1e9)
+    if all("llama-completion" in r for r in rounds):
+        row["llama-completion"] = {k: statistics.median(r["llama-completion"][k] for r in rounds)
+                                   for k in ("prefill_tok_s", "decode_tok_s", "prompt_tokens", "decode_tokens")}
+        row["llama-completion"]["decode_ratio"] = statistics.median(
+            r["ours"]["decode_tok_s"] / r["llama-completion"]["decode_tok_s"] for r in rounds)
     if "ratio" in row:  # issue 18's bar: both >= 2x llama.cpp; decode may instead reach 75% of the read bandwidth
         row["meets_bar"] = row["ratio"]["prefill"] >= 2 and (row["ratio"]["decode"] >= 2 or row["ours"].get("of_read_bw", 0) >= 0.75)
     ctx = {}
@@ -417,6 +464,15 @@ def report(rows: list[dict], args, have_llama: bool) -> str:
     if len(rows) > 1:
         lines.append("decode never slower on a smaller file: " + ("yes" if not slower else
                      f"no, {len(slower)} pairs, e.g. " + "; ".join(slower[:3])))
+    with_cli = [row for row in rows if "llama-completion" in row]
+    if with_cli:
+        lines += ["", "llama-completion's own timing lines (greedy, --ignore-eos), same rounds", "",
+                  "| file | prompt tokens | prefill tok/s | decode tok/s | decode ours / llama-completion |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        for row in with_cli:
+            lc = row["llama-completion"]
+            lines.append(f"| {row['name']} | {lc['prompt_tokens']:.0f} | {lc['prefill_tok_s']:.1f} | {lc['decode_tok_s']:.1f} "
+                         f"| {lc['decode_ratio']:.2f}x |")
     with_ctx = [row for row in rows if row["contexts"] or row["contexts_skipped"]]
     if with_ctx:
         lines += ["", f"decode tok/s of the {args.context_gen} tokens that end at each context (llama-bench "
@@ -467,6 +523,7 @@ def main() -> None:
     ap.add_argument("--llama-bin", default=None, help="folder with llama-bench (default: $LLAMA_BIN, then "
                     "~/.cache/llama-tools, where tools/build_llama_tools.sh builds it)")
     ap.add_argument("--no-llama", action="store_true", help="measure our backend only")
+    ap.add_argument("--completion", action="store_true", help="also llama-completion's timing lines each round")
     ap.add_argument("--perplexity", action="store_true", help="also our perplexity on tinyshakespeare-40k (-c 512)")
     ap.add_argument("--bw-mib", type=int, default=96, help="buffer of the bandwidth measurement (default 96 MiB)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds any one step may take")
@@ -489,6 +546,8 @@ def main() -> None:
     bin_dir = None if args.no_llama else find_llama_bin(args.llama_bin)
     if bin_dir is not None and not (bin_dir / "llama-bench").is_file():
         sys.exit(f"error: no llama-bench in {bin_dir}")
+    if args.completion and bin_dir is not None and not (bin_dir / "llama-completion").is_file():
+        sys.exit(f"error: --completion: no llama-completion in {bin_dir}")
     if bin_dir is None and not args.no_llama:
         print("llama-bench not found (tools/build_llama_tools.sh builds it): measuring our backend only", file=sys.stderr)
     bw_exe = build_bench_memory()

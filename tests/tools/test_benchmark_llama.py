@@ -228,3 +228,44 @@ def test_report_marks_the_bar_and_slower_small_files():
     assert "decode never slower on a smaller file: yes" in text
     text = bench.report([small, big], args, True)
     assert "decode never slower on a smaller file: no, 1 pairs, e.g. small.gguf (160.0 tok/s) < big.gguf (190.0)" in text
+
+
+FAKE_COMPLETION = """\
+#!{python}
+# A stand-in for llama-completion: logs argv and the prompt file's text, prints llama.cpp's timing lines.
+import json, sys
+argv = sys.argv[1:]
+with open({log!r}, "a") as f:
+    f.write(json.dumps([argv, open(argv[argv.index("-f") + 1]).read()]) + "\\n")
+print("llama_perf_sampler_print:    sampling time =       1.00 ms /   377 runs", file=sys.stderr)
+print("llama_perf_context_print: prompt eval time =     500.00 ms /   250 tokens (    2.00 ms per token,   500.00 tokens per second)", file=sys.stderr)
+print("llama_perf_context_print:        eval time =    1270.00 ms /   127 runs   (   10.00 ms per token,   100.00 tokens per second)", file=sys.stderr)
+"""
+
+
+def test_llama_completion_timings(tiny_llama, fake_llama_bin):
+    """--completion: each round also runs llama-completion on a prompt text of about -p tokens, greedy, all -n tokens,
+    and reads its timing lines (prefill 250 tokens in 500 ms: 500 tok/s; decode 127 runs in 1270 ms: 100 tok/s)."""
+    folder, _ = fake_llama_bin
+    log = folder.parent / "completion.log"
+    exe = folder / "llama-completion"
+    exe.write_text(FAKE_COMPLETION.format(python=sys.executable, log=str(log)))
+    exe.chmod(0o755)
+    path = tiny_llama(weight_type=GGMLType.Q8_0)
+    p = run("-m", path, "--llama-bin", folder, "--completion", "-p", 16, "-n", 4, "-r", 2, "--json")
+    assert p.returncode == 0, p.stderr
+    row = json.loads(p.stdout)["rows"][0]
+    lc = row["llama-completion"]
+    assert (lc["prefill_tok_s"], lc["decode_tok_s"], lc["prompt_tokens"]) == (500.0, 100.0, 250)
+    assert lc["decode_ratio"] == pytest.approx(statistics.median(r["ours"]["decode_tok_s"] / 100.0 for r in row["rounds"]))
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(calls) == 2
+    for argv, text in calls:
+        assert [argv[argv.index(f) + 1] for f in ("-t", "-n", "--temp")] == ["2", "4", "0"] and "--ignore-eos" in argv
+        assert len(text) > 0
+
+
+def test_completion_without_the_binary_is_one_error_line(fake_llama_bin, tiny_llama):
+    folder, _ = fake_llama_bin
+    p = run("-m", tiny_llama(), "--llama-bin", folder, "--completion")
+    assert p.returncode == 1 and p.stderr == f"error: --completion: no llama-completion in {folder}\n", p.stderr
