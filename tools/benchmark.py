@@ -96,9 +96,6 @@ def serve(args) -> None:
             for _ in range(int(cmd[1])):
                 model.forward(ids[pos: pos + 1], pos, last_only=True)
                 pos += 1
-        elif cmd[0] == "text":  # about N tokens of text, for llama-completion's prompt (its own count is reported)
-            print(json.dumps({"text": prompt_text(model, ids, int(cmd[1]))}), flush=True)
-            continue
         elif cmd[0] == "perplexity":  # llama-perplexity's method, -c 512, on the 40k Shakespeare excerpt
             print(json.dumps(perplexity_ours(model)), flush=True)
             continue
@@ -108,11 +105,15 @@ def serve(args) -> None:
         print(json.dumps({"s": time.perf_counter() - t0}), flush=True)
 
 
-def prompt_text(model, ids, n: int) -> str:
-    """Text that the model's tokenizer turns into about n tokens: our random ids, decoded, re-encoded, cut to n."""
+def prompt_text(model: Path, n: int) -> str:
+    """Text that the model's tokenizer turns into about n tokens: our random ids, decoded, re-encoded, cut to n.
+    (In the driver, not the worker: the tokenizer's tables would count in the worker's peak RSS.)"""
+    sys.path.insert(0, str(REPO))
+    from lessons.l01_gguf import GGUFFile
     from lessons.l02_tokenizer import Tokenizer
-    tok = Tokenizer.from_metadata(model._gguf.metadata)
-    text = tok.decode([int(i) for i in ids[:n]], special=False)
+    gguf = GGUFFile(model)
+    tok = Tokenizer.from_metadata(gguf.metadata)
+    text = tok.decode(token_ids(n, tok.n_vocab), special=False)
     return tok.decode(tok.encode(text, add_bos=False, parse_special=False)[:n], special=False)
 
 
@@ -191,7 +192,7 @@ def find_llama_bin(explicit: str | None) -> Path | None:
 def run_measured(cmd: list[str], timeout: float) -> tuple[int, str, str, int]:
     """Runs cmd; returns (exit code, stdout, stderr, the child's peak RSS in bytes, from wait4's rusage)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True)
         deadline = time.monotonic() + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -225,7 +226,7 @@ def llama_bench(bin_dir: Path, model: Path, args, prompt: int, gen: int, depth: 
     return result
 
 
-COMPLETION_TIMING = re.compile(r"llama_perf_context_print:\s+(prompt eval|eval) time =\s*([0-9.]+) ms /\s*(\d+) (?:tokens|runs)")
+COMPLETION_TIMING = re.compile(r"_perf(?:_context)?_print:\s+(prompt eval|eval) time =\s*([0-9.]+) ms /\s*(\d+) (?:tokens|runs)")
 
 
 def llama_completion(bin_dir: Path, model: Path, args, prompt_file: Path) -> dict:
@@ -284,7 +285,7 @@ def measure_file(model: Path, args, bin_dir: Path | None, bw_exe: Path | None) -
     try:
         if args.completion and bin_dir is not None:
             prompt_file = Path(tempfile.mkstemp(suffix=".txt")[1])
-            prompt_file.write_text(worker.ask(f"text {args.prompt}")["text"])
+            prompt_file.write_text(prompt_text(model, args.prompt))
         for r in range(args.rounds):
             sides = ["ours", "llama.cpp"] if r % 2 == 0 else ["llama.cpp", "ours"]
             got = {}
