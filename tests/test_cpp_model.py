@@ -80,9 +80,10 @@ class _RoundsActivations(np.ndarray):
 def _rounding_view(w: np.ndarray, gguf, names) -> np.ndarray:
     view = w.view(_RoundsActivations)
     tensors = [gguf.tensors[n] for n in names]
-    if all(t.ggml_type == GGMLType.Q4_1 for t in tensors):  # block = fp16 d, fp16 m, 16 bytes of nibbles
-        view.mins = np.concatenate([np.asarray(t.data).reshape(t.shape[0], -1, 20)[:, :, 2:4].copy().view(np.float16)[..., 0]
-                                    for t in tensors]).astype(np.float32)  # [rows, k/32]
+    block_bytes = {GGMLType.Q4_1: 20, GGMLType.Q5_1: 24}  # block = fp16 d, fp16 m, (Q5_1: qh,) the quants
+    if all(t.ggml_type in block_bytes for t in tensors):
+        view.mins = np.concatenate([np.asarray(t.data).reshape(t.shape[0], -1, block_bytes[t.ggml_type])[:, :, 2:4].copy()
+                                    .view(np.float16)[..., 0] for t in tensors]).astype(np.float32)  # [rows, k/32]
     return view
 
 
@@ -121,6 +122,8 @@ VARIANTS = {
     "q8_0-gqa": dict(weight_type=GGMLType.Q8_0),
     "q4_1-gqa": dict(weight_type=GGMLType.Q4_1, rope_base=100000.0),
     "q4_1-mha-untied": dict(weight_type=GGMLType.Q4_1, n_head_kv=4, tied=False),
+    "q5_0-gqa": dict(weight_type=GGMLType.Q5_0),  # decoded by v13's 16-bit kernels, through the model's team
+    "q5_1-gqa": dict(weight_type=GGMLType.Q5_1, rope_base=100000.0),
     "f32-mqa-base500k": dict(weight_type=GGMLType.F32, n_head_kv=1, rope_base=500000.0),
     "f32-neox": dict(weight_type=GGMLType.F32, arch="tinyneox"),
     "q8_0-neox-partial-rope": dict(weight_type=GGMLType.Q8_0, arch="tinyneox", n_rot=8),
@@ -139,7 +142,7 @@ def neox_arch(monkeypatch):
 def test_prefill_then_decode_matches_numpy(tmp_path, neox_arch, variant, int8):
     """Default: the kernels' fast path keeps a prompt's activations in float32, so the plain numpy lesson is
     the oracle at float-rounding tolerance, whatever the weight type; one decoded token with Q4_0/Q4_1/Q8_0
-    weights rounds them to 16 bits (v11), a 20x looser but still tight tolerance. int8_activations: the
+    weights rounds them to 16 bits (v11; Q5_0/Q5_1: v13), a 20x looser but still tight tolerance. int8_activations: the
     oracle is the lesson with llama.cpp's 8-bit rounding emulated (numpy_oracle)."""
     gguf = tiny_llama(tmp_path / "m.gguf", **VARIANTS[variant])
     wt = VARIANTS[variant]["weight_type"]

@@ -3,7 +3,7 @@
 // Each version adds one idea to the one before (docs/20-kernels-matmul.md teaches them in order); the table
 // kMatmulVersions at the end says, as data, what each adds, which weight types have a kernel of their own
 // in it, and what it hands everything else to. The fast path is the last version in the table this CPU runs
-// that keeps x in float32 or 16 bits (never the 8-bit ones): v12 with AVX-512 VNNI, v11 AVX2 with AVX2 only,
+// that keeps x in float32 or 16 bits (never the 8-bit ones): v13 with AVX-512 VNNI, v13 AVX2 with AVX2 only,
 // v6 on aarch64, v1 elsewhere. LLAMA_LESSONS_MATMUL=<version> overrides it (read once; for comparisons).
 // Where the code is:
 //   v0, v1          this file (the lesson's dequantize-then-dot, then threads)
@@ -17,6 +17,7 @@
 //   v10             prompts: each row dequantized once, then a register-blocked GEMM: gemm_v10.cpp
 //   v11, v12        decoding with 16-bit activations, then two rows per register: i16_v11_v12.h, dot_avx2_v11.cpp,
 //                   dot_avx512_v11_v12.cpp
+//   v13             v11/v12's decoding kernels for 5-bit weights (Q5_0, Q5_1): the same files
 //   aarch64         v3, v4 (SDOT) and v6 with NEON: neon_v3_v6.cpp, checked under qemu (tests/native/)
 // Experiments that were measured and not kept (float activations without tiles, 12-bit activations) live in
 // dev/ at the repository's root, each with its own check and timing.
@@ -457,6 +458,36 @@ static void matmul_v11_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows
                             int64_t n_tok, float* y, ThreadPool& pool) {
     matmul_i16_avx2(i16_path_v11_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
 }
+
+// ---- v13: the 16-bit decoding path for 5-bit weights (Q5_0, Q5_1) ----
+// Q5_0/Q5_1 are Q4_0/Q4_1 with a fifth bit per weight, kept apart in the block's 32-bit qh. Until v13 they
+// decoded with v4's int8 kernel (v12 -> v10 -> v9 -> v6 -> v4): llama.cpp's rounding and about its speed,
+// and in the k-quant files (Q4_K_M, Q5_K_M, Q3_K_*) many of the default model's tensors are Q5_0/Q5_1, because
+// its rows of 576 are not multiples of 256. v13 gives them v12's (AVX-512) and v11's (AVX2) kernels: the same
+// 16-bit x, the nibbles as before, then + 16 where qh has the bit. AVX-512BW takes qh as a mask register
+// as it is (one masked add per 32 weights, matmul/dot_avx512_v11_v12.cpp, fifth_bits_pair); AVX2 broadcasts
+// and compares (matmul/dot_avx2_v11.cpp, add_fifth_bits). Q4_0, Q4_1 and Q8_0 run v12 (v11 with AVX2).
+// --8<-- [start:matmul_v13]
+static I16Path i16_path_v13(int ggml_type) {
+    const RowsI16Fn q5 = rows_i16_kernel_q5(ggml_type);
+    return q5 ? I16Path{quantize_act_i16, q5, kPrefetchAhead} : i16_path_v12(ggml_type);
+}
+static I16Path i16_path_v13_avx2(int ggml_type) {
+    const RowsI16Fn q5 = rows_i16_kernel_q5_avx2(ggml_type);
+    return q5 ? I16Path{quantize_act_i16_avx2, q5, prefetch_ahead_avx2(ggml_type)} : i16_path_v11_avx2(ggml_type);
+}
+
+static void matmul_v13(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                       int64_t n_tok, float* y, ThreadPool& pool) {
+    const I16Path path = i16_path_v13(t.ggml_type);
+    if (!path.rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);  // prompts, other types: v10
+    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
+}
+static void matmul_v13_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                            int64_t n_tok, float* y, ThreadPool& pool) {
+    matmul_i16_avx2(i16_path_v13_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
+}
+// --8<-- [end:matmul_v13]
 #endif
 
 // ---- the ladder, as data ----
@@ -481,6 +512,7 @@ struct MatmulVersion {
 static constexpr uint32_t type_bit(int t) { return 1u << t; }
 static constexpr uint32_t kAllTypes = ~0u;
 static constexpr uint32_t kQ4Q8 = type_bit(GGML_Q4_0) | type_bit(GGML_Q4_1) | type_bit(GGML_Q8_0);
+static constexpr uint32_t kQ5 = type_bit(GGML_Q5_0) | type_bit(GGML_Q5_1);
 static constexpr uint32_t kFloats = type_bit(GGML_F32) | type_bit(GGML_F16) | type_bit(GGML_BF16);
 static int64_t one_token(int) { return 1; }
 
@@ -528,6 +560,12 @@ static const MatmulVersion kMatmulVersions[] = {
     {"v12_i16_row_pairs", "v11 with two rows of 4-bit weights per register, scales gathered across rows", matmul_v12,
      detail::cpu_avx512vnni, false, kQ4Q8, one_token, 1, "x int16 avx512vnni, two rows per register (q8_0: scales of 4 rows as one run)",
      LEVEL_AVX512, "v10_gemm_avx512", i16_path_v12},
+    {"v13_i16_q5_avx2", "v11 AVX2 for 5-bit weights (Q5_0, Q5_1): each block's fifth bits added to its nibbles",
+     matmul_v13_avx2, detail::cpu_avx2, false, kQ5, one_token, 1, "x int16 avx2 (vpmaddwd), fifth bits compared in, 4 rows per call",
+     LEVEL_AVX2, "v11_i16_decode_avx2", i16_path_v13_avx2},
+    {"v13_i16_q5_avx512", "v12 for 5-bit weights (Q5_0, Q5_1): each block's fifth bits a mask register, + 16 under it",
+     matmul_v13, detail::cpu_avx512vnni, false, kQ5, one_token, 1, "x int16 avx512vnni, two rows per register, fifth bits as masks",
+     LEVEL_AVX512, "v12_i16_row_pairs", i16_path_v13},
 #endif
 #if defined(__aarch64__)  // matmul/neon_v3_v6.cpp
     {"v3_neon_int8", "v2 with NEON integer dot products (vmull_s8 + pairwise adds)", matmul_int8_neon, detail::cpu_neon, true,
