@@ -50,9 +50,10 @@ for _v in ("v7_rows4", "v8_rows4_lut", "v9_prefetch"):  # decoding four rows at 
 GEMM = {"v10_gemm_avx512": "v9_prefetch", "v10_gemm_avx2": "v6_f32_tiled_avx2"}  # prompts: float32 for every type
 I16 = {"v11_i16_decode_avx512": "v10_gemm_avx512", "v12_i16_row_pairs": "v10_gemm_avx512",
        "v11_i16_decode_avx2": "v10_gemm_avx2",  # one token of Q4_0/Q4_1/Q8_0: x rounded to 16 bits
-       "v13_i16_q5_avx512": "v10_gemm_avx512", "v13_i16_q5_avx2": "v10_gemm_avx2"}  # v13: + Q5_0, Q5_1
-Q5 = {6, 7}  # Q5_0, Q5_1
-I16_TYPES = {v: Q4Q8 | (Q5 if v.startswith("v13") else set()) for v in I16}  # the types each one decodes in 16 bits
+       "v13_i16_q5_avx512": "v10_gemm_avx512", "v13_i16_q5_avx2": "v10_gemm_avx2",  # v13: + Q5_0, Q5_1
+       "v14_i16_q4_k_avx512": "v10_gemm_avx512", "v14_i16_q4_k_avx2": "v10_gemm_avx2"}  # v14: + Q4_K
+ADDS = {"v13": {6, 7}, "v14": {12}}  # the types each step adds to the 16-bit decoding path: Q5_0, Q5_1; Q4_K
+I16_TYPES = {v: Q4Q8.union(*(t for step, t in ADDS.items() if int(v[1:3]) >= int(step[1:]))) for v in I16}  # each one's
 I16_CASES = [(v, name) for v in versions() if v.id in I16 for name, t in TYPES.items() if t in I16_TYPES[v.id]]
 
 
@@ -324,8 +325,9 @@ def test_one_token_rounding_error_stays_within_its_bound(type_name, version):
     """v11/v12 round one token's activations to 16 bits: against float32 activations (v1) the products move
     by about 1e-5 of their scale, and no more: 16-bit rounding gives up none of float32's accuracy that matters."""
     t = TYPES[type_name]
-    W = random_weights(t, 64, 576, seed=11)
-    x = (np.random.default_rng(11).standard_normal((1, 576)) * np.geomspace(0.01, 100, 576)).astype(np.float32)
+    n_cols = 576 if BLOCK[t][0] == 32 else 1536  # the default model's rows; k-quants: its ffn_down's
+    W = random_weights(t, 64, n_cols, seed=11)
+    x = (np.random.default_rng(11).standard_normal((1, n_cols)) * np.geomspace(0.01, 100, n_cols)).astype(np.float32)
     exact = x.astype(np.float64) @ float_weights(W, t).T  # [1, 64]
     scale = np.abs(x.astype(np.float64)) @ np.abs(float_weights(W, t)).T
     rel16 = np.abs(K.quant_matmul(W, t, x, version=version) - exact) / scale
@@ -338,11 +340,12 @@ def test_one_token_rounding_error_stays_within_its_bound(type_name, version):
 
 @pytest.mark.parametrize("version, type_name", [pytest.param(v.values[0], n, marks=v.marks, id=f"{v.id}-{n}") for v, n in I16_CASES])
 def test_i16_long_rows(type_name, version):
-    """Rows of 150 blocks (4800 columns), longer than any of the default model's, so the AVX2 kernel's buffer
+    """Rows of 150 blocks (4800 columns; k-quants 19 super-blocks), longer than any of the default model's, so the AVX2 kernel's buffer
     for its pass of scales must grow; 7 rows: a group of four and 3 rows left over."""
     t = TYPES[type_name]
-    W = random_weights(t, 7, 32 * 150, seed=13)
-    x = np.random.default_rng(13).standard_normal((1, 32 * 150)).astype(np.float32)
+    n_cols = 32 * 150 if BLOCK[t][0] == 32 else 256 * 19
+    W = random_weights(t, 7, n_cols, seed=13)
+    x = np.random.default_rng(13).standard_normal((1, n_cols)).astype(np.float32)
     Wf = float_weights(W, t)
     xs = emulate_i16(x)  # x as the version rounds it
     want = xs @ Wf.T  # [1, n_cols] @ [n_cols, 7]

@@ -158,6 +158,19 @@ def test_prefill_then_decode_matches_numpy(tmp_path, neox_arch, variant, int8):
                             sixteen_bit=wt != GGMLType.F32)
 
 
+@pytest.mark.parametrize("weight_type", [GGMLType.Q4_K])
+def test_kquant_model_decodes_like_numpy(tmp_path, weight_type):
+    """k-quant weights (rows of 256: n_embd = n_ff = 256): the prompt in float32 (v10), each decoded token
+    through the model's team with 16-bit activations (quant_matmul v14 for Q4_K), against the numpy lesson."""
+    gguf = tiny_llama(tmp_path / "m.gguf", weight_type=weight_type, n_embd=256, n_ff=256)
+    ref, ours = NumpyLlama(gguf, n_ctx=32), CppLlama(gguf, n_ctx=32, n_threads=2)
+    tokens = np.random.default_rng(1).integers(0, ours.config.n_vocab, 15).astype(np.int32)
+    assert_logits_close(ours.forward(tokens[:12], 0), ref.forward(tokens[:12], 0), False, "prefill")
+    for pos in range(12, 15):
+        assert_logits_close(ours.forward(tokens[pos:pos + 1], pos), ref.forward(tokens[pos:pos + 1], pos), False, f"decode {pos}",
+                            sixteen_bit=True)
+
+
 @pytest.mark.parametrize("variant", ["f32-gqa", "q4_1-gqa", "f32-mqa-base500k", "q8_0-neox-partial-rope"])
 def test_f16_cache_matches_the_lessons_f16_cache(tmp_path, neox_arch, variant):
     """kv_type="f16" (run.py's default, as llama.cpp's): both sides round each new key and value to float16.

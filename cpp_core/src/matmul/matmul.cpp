@@ -3,7 +3,7 @@
 // Each version adds one idea to the one before (docs/20-kernels-matmul.md teaches them in order); the table
 // kMatmulVersions at the end says, as data, what each adds, which weight types have a kernel of their own
 // in it, and what it hands everything else to. The fast path is the last version in the table this CPU runs
-// that keeps x in float32 or 16 bits (never the 8-bit ones): v13 with AVX-512 VNNI, v13 AVX2 with AVX2 only,
+// that keeps x in float32 or 16 bits (never the 8-bit ones): v14 with AVX-512 VNNI, v14 AVX2 with AVX2 only,
 // v6 on aarch64, v1 elsewhere. LLAMA_LESSONS_MATMUL=<version> overrides it (read once; for comparisons).
 // Where the code is:
 //   v0, v1          this file (the lesson's dequantize-then-dot, then threads)
@@ -18,6 +18,7 @@
 //   v11, v12        decoding with 16-bit activations, then two rows per register: i16_v11_v12.h, dot_avx2_v11.cpp,
 //                   dot_avx512_v11_v12.cpp
 //   v13             v11/v12's decoding kernels for 5-bit weights (Q5_0, Q5_1): the same files
+//   v14             the 16-bit decoding path for Q4_K: dot_i16_kquants_v14.cpp
 //   aarch64         v3, v4 (SDOT) and v6 with NEON: neon_v3_v6.cpp, checked under qemu (tests/native/)
 // Experiments that were measured and not kept (float activations without tiles, 12-bit activations) live in
 // dev/ at the repository's root, each with its own check and timing.
@@ -488,6 +489,32 @@ static void matmul_v13_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows
     matmul_i16_avx2(i16_path_v13_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
 }
 // --8<-- [end:matmul_v13]
+
+// ---- v14: the 16-bit decoding path for Q4_K ----
+// A Q4_K super-block is 8 sub-blocks of 32 that line up with x's blocks: each a Q4_1 block whose (scale, offset)
+// are (d sc_j, -dmin m_j), unpacked from 12 bytes of 6-bit codes once per super-block (matmul/dot_i16_kquants_v14.cpp).
+// Before v14, Q4_K decoded with v6's float weights (AVX-512) or v3's int8 (AVX2). The rest: v13.
+// --8<-- [start:matmul_v14]
+static I16Path i16_path_v14(int ggml_type) {
+    const RowsI16Fn kq = rows_i16_kernel_kquant(ggml_type, true);
+    return kq ? I16Path{quantize_act_i16, kq, kPrefetchAhead} : i16_path_v13(ggml_type);
+}
+static I16Path i16_path_v14_avx2(int ggml_type) {
+    const RowsI16Fn kq = rows_i16_kernel_kquant(ggml_type, false);
+    return kq ? I16Path{quantize_act_i16_avx2, kq, kPrefetchAheadAvx2} : i16_path_v13_avx2(ggml_type);
+}
+
+static void matmul_v14(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                       int64_t n_tok, float* y, ThreadPool& pool) {
+    const I16Path path = i16_path_v14(t.ggml_type);
+    if (!path.rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
+}
+static void matmul_v14_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                            int64_t n_tok, float* y, ThreadPool& pool) {
+    matmul_i16_avx2(i16_path_v14_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
+}
+// --8<-- [end:matmul_v14]
 #endif
 
 // ---- the ladder, as data ----
@@ -566,6 +593,12 @@ static const MatmulVersion kMatmulVersions[] = {
     {"v13_i16_q5_avx512", "v12 for 5-bit weights (Q5_0, Q5_1): each block's fifth bits a mask register, + 16 under it",
      matmul_v13, detail::cpu_avx512vnni, false, kQ5, one_token, 1, "x int16 avx512vnni, two rows per register, fifth bits as masks",
      LEVEL_AVX512, "v12_i16_row_pairs", i16_path_v13},
+    {"v14_i16_q4_k_avx2", "v13 AVX2 for Q4_K: each super-block's 8 sub-blocks decoded as blocks of 32 with unpacked scales",
+     matmul_v14_avx2, detail::cpu_avx2, false, type_bit(GGML_Q4_K), one_token, 1, "x int16 avx2 (vpmaddwd), 8 blocks of 32 per super-block",
+     LEVEL_AVX2, "v13_i16_q5_avx2", i16_path_v14_avx2},
+    {"v14_i16_q4_k_avx512", "v13 for Q4_K: each super-block's 8 sub-blocks decoded as blocks of 32 with unpacked scales",
+     matmul_v14, detail::cpu_avx512vnni, false, type_bit(GGML_Q4_K), one_token, 1, "x int16 avx512vnni, 8 blocks of 32 per super-block",
+     LEVEL_AVX512, "v13_i16_q5_avx512", i16_path_v14},
 #endif
 #if defined(__aarch64__)  // matmul/neon_v3_v6.cpp
     {"v3_neon_int8", "v2 with NEON integer dot products (vmull_s8 + pairwise adds)", matmul_int8_neon, detail::cpu_neon, true,

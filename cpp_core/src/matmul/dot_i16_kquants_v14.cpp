@@ -1,0 +1,140 @@
+// matmul/dot_i16_kquants_v14.cpp -- quant_matmul v14: the 16-bit decoding path for Q4_K (AVX-512 and AVX2).
+//
+// v11/v12 round one token's x to int16, one float scale d_x per block of 32, and multiply it with the
+// weights' small integers exactly. A Q4_K super-block of 256 weights is 8 sub-blocks of 32 (lesson 13):
+//
+//     w = d sc_j q - dmin m_j        (q in 0..15; sc_j, m_j six-bit codes of sub-block j; d, dmin fp16)
+//
+// and its sub-blocks line up with x's blocks of 32. So a Q4_K row is, to this kernel, a Q4_1 row whose
+// blocks' (scale, offset) are (d sc_j, -dmin m_j) instead of two stored fp16 numbers:
+//
+//     sum_e w_e x_e  ~=  sum_j [ (d sc_j d_x) * sum_e q_e xq_e  -  (dmin m_j) * (d_x sum_e xq_e) ]
+//
+// The integer sums are exact; d sc_j is exact in float32 (11 + 6 bits); only the float sums round. Before v14
+// Q4_K decoded with v6's float weights (AVX-512) or v3's int8 (AVX2). Per super-block and row the 12 bytes
+// of codes are unpacked once for all 8 sub-blocks (scalar 32-bit masks, then 8 floats at a time); the
+// 128 bytes of nibbles go 32 at a time: widened to 32 words, `& 0x0F` is sub-block 2i and `>> 4` is 2i + 1,
+// each with x's block in the order it is stored, one vpdpwssd (or two vpmaddwd) per sub-block.
+#if defined(__x86_64__) || defined(__i386__)
+#include <cstring>
+#include <vector>
+
+#include "cpu/simd_x86.h"
+#include "kernels.h"  // GGML_Q4_K
+#include "matmul/blocks.h"
+#include "matmul/i16_v11_v12.h"
+
+namespace ll {
+
+// --8<-- [start:q4_k_codes]
+// A Q4_K super-block's 12 bytes of codes -> its 8 scale codes and 8 min codes, one byte each (lesson 13's
+// get_scale_min, four sub-blocks at a time): codes 0-3 are the low 6 bits of bytes 0-3 (scales) and 4-7
+// (mins); codes 4-7 take their low 4 bits from bytes 8-11 and their top 2 bits from the spare top bits
+// of bytes 0-3 (scales) and 4-7 (mins).
+static inline void q4_k_codes(const uint8_t* scales12, uint32_t sc[2], uint32_t mn[2]) {
+    uint32_t u[3];
+    std::memcpy(u, scales12, 12);
+    const uint32_t low6 = 0x3F3F3F3F, low4 = 0x0F0F0F0F, low2 = 0x03030303;
+    sc[0] = u[0] & low6;
+    mn[0] = u[1] & low6;
+    sc[1] = (u[2] & low4) | (((u[0] >> 6) & low2) << 4);
+    mn[1] = ((u[2] >> 4) & low4) | (((u[1] >> 6) & low2) << 4);
+}
+// --8<-- [end:q4_k_codes]
+
+// Per super-block: scale[j] = d sc_j d_x (for the 8 blocks of x it covers), and the offsets' sum
+// - dmin m_j (d_x sum xq) added to *offset (8 lanes).
+LL_AVX2 static inline void q4_k_block_scales(const BlockQ4_K* b, const float* xd8, const float* xs8, float* scale, __m256* offset) {
+    uint32_t sc[2], mn[2];
+    q4_k_codes(b->scales, sc, mn);
+    const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, int(sc[1]), int(sc[0]))));  // 8 codes
+    const __m256 mnf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, int(mn[1]), int(mn[0]))));
+    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(int(b->d) | int(b->dmin) << 16));  // d, dmin
+    const __m256 d = _mm256_broadcastss_ps(dd), dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(dd));
+    _mm256_store_ps(scale, _mm256_mul_ps(_mm256_mul_ps(d, scf), _mm256_loadu_ps(xd8)));       // d sc_j, exact, times d_x
+    *offset = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, mnf), _mm256_loadu_ps(xs8), *offset);     // - dmin m_j s_x
+}
+
+// --8<-- [start:rows_q4_k_i16]
+// y[r] = dot(row r, x) for R rows rb bytes apart (AVX-512 VNNI), x as quantize_act_i16 gives it.
+template <int R>
+LL_AVX512 static void rows_q4_k_i16(int64_t n, const uint8_t* w, int64_t rb, const int16_t* xq, const float* xd,
+                                    const float* xs, float* y) {
+    const __m512i low4 = _mm512_set1_epi16(0x0F);
+    __m512 acc[R];
+    __m256 offset[R];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps(), offset[r] = _mm256_setzero_ps();
+    alignas(32) float scale[R][8];
+    for (int64_t k = 0; k < n / QK_K; k++) {
+        for (int r = 0; r < R; r++)
+            q4_k_block_scales(reinterpret_cast<const BlockQ4_K*>(w + r * rb) + k, xd + 8 * k, xs + 8 * k, scale[r], &offset[r]);
+        for (int i = 0; i < 4; i++) {  // 64 weights: sub-blocks 2i (low nibbles) and 2i + 1 (high)
+            const __m512i xa = _mm512_loadu_si512(xq + QK_K * k + 64 * i), xb = _mm512_loadu_si512(xq + QK_K * k + 64 * i + 32);
+            for (int r = 0; r < R; r++) {
+                const uint8_t* qs = (reinterpret_cast<const BlockQ4_K*>(w + r * rb) + k)->qs + 32 * i;
+                const __m512i w16 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs)));
+                const __m512i da = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_and_si512(w16, low4), xa);
+                const __m512i db = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_srli_epi16(w16, 4), xb);
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(da), _mm512_set1_ps(scale[r][2 * i]), acc[r]);
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(db), _mm512_set1_ps(scale[r][2 * i + 1]), acc[r]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(acc[r]) + hsum_f32x8(offset[r]);
+}
+// --8<-- [end:rows_q4_k_i16]
+
+// The same with AVX2: each sub-block of 32 is two vpmaddwd of 16 words.
+template <int R>
+LL_AVX2 static void rows_q4_k_i16_avx2(int64_t n, const uint8_t* w, int64_t rb, const int16_t* xq, const float* xd,
+                                       const float* xs, float* y) {
+    const __m256i low4 = _mm256_set1_epi16(0x0F);
+    __m256 acc[R], offset[R];
+    for (int r = 0; r < R; r++) acc[r] = offset[r] = _mm256_setzero_ps();
+    alignas(32) float scale[R][8];
+    for (int64_t k = 0; k < n / QK_K; k++) {
+        for (int r = 0; r < R; r++)
+            q4_k_block_scales(reinterpret_cast<const BlockQ4_K*>(w + r * rb) + k, xd + 8 * k, xs + 8 * k, scale[r], &offset[r]);
+        for (int i = 0; i < 4; i++) {
+            const int16_t* xa = xq + QK_K * k + 64 * i;  // sub-block 2i's 32 activations; xa + 32: 2i + 1's
+            __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xa)), x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xa + 16));
+            __m256i x2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xa + 32)), x3 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xa + 48));
+            __asm__("" : "+x"(x0), "+x"(x1), "+x"(x2), "+x"(x3));  // kept in registers for the R rows (see dot_avx2_v11.cpp)
+            for (int r = 0; r < R; r++) {
+                const uint8_t* qs = (reinterpret_cast<const BlockQ4_K*>(w + r * rb) + k)->qs + 32 * i;
+                const __m256i b0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));       // bytes 0-15
+                const __m256i b1 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16)));  // 16-31
+                const __m256i da = _mm256_add_epi32(_mm256_madd_epi16(_mm256_and_si256(b0, low4), x0), _mm256_madd_epi16(_mm256_and_si256(b1, low4), x1));
+                const __m256i db = _mm256_add_epi32(_mm256_madd_epi16(_mm256_srli_epi16(b0, 4), x2), _mm256_madd_epi16(_mm256_srli_epi16(b1, 4), x3));
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(da), _mm256_broadcast_ss(&scale[r][2 * i]), acc[r]);
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(db), _mm256_broadcast_ss(&scale[r][2 * i + 1]), acc[r]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) y[r] = hsum_f32x8(_mm256_add_ps(acc[r], offset[r]));
+}
+
+static constexpr int64_t kPageAheadKq = 16384;  // as v11 AVX2's page-ahead request (dot_avx2_v11.cpp)
+
+static void rows_q4_k_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
+                          const float* xs, float* y, int64_t ahead) {
+    rows_by_four(w, rb, n_rows, ahead,
+                 [&](int64_t r) { rows_q4_k_i16<4>(n, w + r * rb, rb, xq, xd, xs, y + r); },
+                 [&](int64_t r) { rows_q4_k_i16<1>(n, w + r * rb, rb, xq, xd, xs, y + r); });
+}
+static void rows_q4_k_all_avx2(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
+                               const float* xs, float* y, int64_t ahead) {
+    rows_by_four</*TO_L2=*/true>(w, rb, n_rows, ahead,
+                 [&](int64_t r) { rows_q4_k_i16_avx2<4>(n, w + r * rb, rb, xq, xd, xs, y + r); },
+                 [&](int64_t r) { rows_q4_k_i16_avx2<1>(n, w + r * rb, rb, xq, xd, xs, y + r); }, kPageAheadKq);
+}
+
+RowsI16Fn rows_i16_kernel_kquant(int ggml_type, bool avx512) {
+    switch (ggml_type) {
+        case GGML_Q4_K: return avx512 ? rows_q4_k_all : rows_q4_k_all_avx2;
+        default: return nullptr;
+    }
+}
+
+}  // namespace ll
+#endif
