@@ -26,7 +26,7 @@ namespace ll {
 // Same arithmetic as matmul/dequantize.cpp's scalar rows, so the same floats to the last bit (the tests check
 // it through the product itself: x = identity gives y = W^T). d * q is exact in float32 (an fp16 d has 11
 // significant bits, q at most 8), so even Q4_1's d * q + m rounds once whether or not it becomes an FMA.
-// Other types use their scalar dequantize_row.
+// Q5_0, Q5_1 and the k-quants have theirs in matmul/gemm_dequant.cpp; other types use their scalar dequantize_row.
 template <int TYPE>  // GGML_Q4_0, GGML_Q4_1 or GGML_Q8_0
 LL_AVX512 static void dequant_row_legacy_avx512(const uint8_t* w, float* out, int64_t n) {
     constexpr int kBlockBytes = TYPE == GGML_Q4_0 ? 18 : TYPE == GGML_Q4_1 ? 20 : 34;
@@ -122,13 +122,18 @@ LL_AVX2 static void dequant_row_f16_avx2(const uint8_t* w, float* out, int64_t n
     for (; i < n; i++) out[i] = fp16_to_fp32(h[i]);
 }
 
+DequantRowFn gemm_dequantizer_avx512(int ggml_type);  // matmul/gemm_dequant.cpp: Q5_0, Q5_1 and the k-quants
+DequantRowFn gemm_dequantizer_avx2(int ggml_type);
+
 static DequantRowFn fast_dequantize_row_avx2(const QuantType& t) {
     switch (t.ggml_type) {
         case GGML_Q4_0: return dequant_row_legacy_avx2<GGML_Q4_0>;
         case GGML_Q4_1: return dequant_row_legacy_avx2<GGML_Q4_1>;
         case GGML_Q8_0: return dequant_row_legacy_avx2<GGML_Q8_0>;
         case GGML_F16: return dequant_row_f16_avx2;
-        default: return t.dequantize_row;  // the scalar lesson port
+        default:  // Q5_0, Q5_1, Q2_K..Q6_K: matmul/gemm_dequant.cpp; anything else: the scalar lesson port
+            if (const DequantRowFn f = gemm_dequantizer_avx2(t.ggml_type)) return f;
+            return t.dequantize_row;
     }
 }
 
@@ -139,7 +144,9 @@ static DequantRowFn fast_dequantize_row(const QuantType& t) {
         case GGML_Q8_0: return dequant_row_legacy_avx512<GGML_Q8_0>;
         case GGML_F16: return dequant_row_f16_avx512;
         case GGML_BF16: return dequant_row_bf16_avx512;
-        default: return t.dequantize_row;  // the scalar lesson port
+        default:  // Q5_0, Q5_1, Q2_K..Q6_K: matmul/gemm_dequant.cpp; anything else: the scalar lesson port
+            if (const DequantRowFn f = gemm_dequantizer_avx512(t.ggml_type)) return f;
+            return t.dequantize_row;
     }
 }
 
