@@ -1,4 +1,5 @@
-// matmul/dot_i16_kquants_v14.cpp -- quant_matmul v14: the 16-bit decoding path for Q4_K (AVX-512 and AVX2).
+// matmul/dot_i16_kquants_v14.cpp -- quant_matmul v14 and v15: the 16-bit decoding path for Q4_K, then Q6_K
+// (AVX-512 VNNI and AVX2).
 //
 // v11/v12 round one token's x to int16, one float scale d_x per block of 32, and multiply it with the
 // weights' small integers exactly. A Q4_K super-block of 256 weights is 8 sub-blocks of 32 (lesson 13):
@@ -20,7 +21,7 @@
 #include <vector>
 
 #include "cpu/simd_x86.h"
-#include "kernels.h"  // GGML_Q4_K
+#include "kernels.h"  // GGML_Q4_K, GGML_Q6_K
 #include "matmul/blocks.h"
 #include "matmul/i16_v11_v12.h"
 
@@ -114,6 +115,99 @@ LL_AVX2 static void rows_q4_k_i16_avx2(int64_t n, const uint8_t* w, int64_t rb, 
     for (int r = 0; r < R; r++) y[r] = hsum_f32x8(_mm256_add_ps(acc[r], offset[r]));
 }
 
+// ---- v15: Q6_K ----
+// Q6_K: w = d sc_s (q - 32), q six bits (four in ql, two in qh), sixteen int8 scales sc_s, one per 16 weights.
+// A block of x's 32 covers two sub-blocks: the integer sums of its elements 0-15 and 16-31 are kept apart,
+// and each gets its own scale d sc_s d_x. The 32 is taken off in the integers (sc_s differs every 16
+// elements, and x's sums come per 32), so there is no offset term. Which bits make element e (lesson 13):
+// in each half of 128, for l = 0..31, ql[l] and ql[32 + l] give the low 4 bits of elements l, 32 + l (low
+// nibbles) and 64 + l, 96 + l (high nibbles); qh[l] gives their top 2 bits, 2 bits each from bit 0 up.
+// --8<-- [start:q6_k_unpack]
+// One half (128 weights) of a Q6_K super-block -> 4 x 32 signed bytes q - 32, in element order.
+LL_AVX2 static inline void q6_k_unpack_half(const uint8_t* ql, const uint8_t* qh, __m256i q[4]) {
+    const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));       // elements 0-31 and 64-95
+    const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));  // elements 32-63 and 96-127
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh));
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30), k32 = _mm256_set1_epi8(32);
+    // (16-bit shifts move bits across bytes; the masks keep only each byte's own)
+    q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(h, 4), m2));
+    q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(h, 2), m2));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(h, m2));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(h, 2), m2));
+    for (int g = 0; g < 4; g++) q[g] = _mm256_sub_epi8(q[g], k32);  // 0..63 -> -32..31
+}
+// --8<-- [end:q6_k_unpack]
+
+// --8<-- [start:rows_q6_k_i16]
+// y[r] = dot(row r, x) for R Q6_K rows rb bytes apart (AVX-512 VNNI). vpdpwssd leaves elements 0-15 of a block
+// in lanes 0-7 and 16-31 in lanes 8-15: the scale register is [d sc_2b d_x x 8 | d sc_2b+1 d_x x 8].
+template <int R>
+LL_AVX512 static void rows_q6_k_i16(int64_t n, const uint8_t* w, int64_t rb, const int16_t* xq, const float* xd, float* y) {
+    __m512 acc[R];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    const __m512i pair_idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    for (int64_t k = 0; k < n / QK_K; k++) {
+        __m512 sc[R];  // d sc_s, s = 0..15
+        for (int r = 0; r < R; r++) {
+            const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(w + r * rb) + k;
+            const __m512 codes = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales))));
+            sc[r] = _mm512_mul_ps(codes, _mm512_set1_ps(_cvtsh_ss(b->d)));
+        }
+        for (int half = 0; half < 2; half++)
+            for (int r = 0; r < R; r++) {
+                const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(w + r * rb) + k;
+                __m256i q[4];
+                q6_k_unpack_half(b->ql + 64 * half, b->qh + 32 * half, q);
+                for (int g = 0; g < 4; g++) {
+                    const int blk = 4 * half + g;  // x's block within the super-block, sub-blocks 2 blk and 2 blk + 1
+                    const __m512i xv = _mm512_loadu_si512(xq + QK_K * k + QK * blk);
+                    const __m512i dot = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_cvtepi8_epi16(q[g]), xv);
+                    const __m512 s = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_add_epi32(pair_idx, _mm512_set1_epi32(2 * blk)), sc[r]),
+                                                   _mm512_set1_ps(xd[8 * k + blk]));
+                    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc[r]);
+                }
+            }
+    }
+    for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(acc[r]);
+}
+// --8<-- [end:rows_q6_k_i16]
+
+// The same with AVX2: a block's two sub-blocks are its two vpmaddwd, each with its own broadcast scale.
+template <int R>
+LL_AVX2 static void rows_q6_k_i16_avx2(int64_t n, const uint8_t* w, int64_t rb, const int16_t* xq, const float* xd, float* y) {
+    __m256 acc[R];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    alignas(32) float sc[R][16];  // d sc_s d_x
+    for (int64_t k = 0; k < n / QK_K; k++) {
+        for (int r = 0; r < R; r++) {
+            const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(w + r * rb) + k;
+            const __m128i codes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales));
+            const __m256 d = _mm256_set1_ps(_cvtsh_ss(b->d));
+            const __m256 dx_lo = _mm256_setr_ps(xd[8 * k], xd[8 * k], xd[8 * k + 1], xd[8 * k + 1], xd[8 * k + 2], xd[8 * k + 2], xd[8 * k + 3], xd[8 * k + 3]);
+            const __m256 dx_hi = _mm256_setr_ps(xd[8 * k + 4], xd[8 * k + 4], xd[8 * k + 5], xd[8 * k + 5], xd[8 * k + 6], xd[8 * k + 6], xd[8 * k + 7], xd[8 * k + 7]);
+            _mm256_store_ps(sc[r], _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes)), d), dx_lo));
+            _mm256_store_ps(sc[r] + 8, _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(codes, 8))), d), dx_hi));
+        }
+        for (int half = 0; half < 2; half++)
+            for (int r = 0; r < R; r++) {
+                const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(w + r * rb) + k;
+                __m256i q[4];
+                q6_k_unpack_half(b->ql + 64 * half, b->qh + 32 * half, q);
+                for (int g = 0; g < 4; g++) {
+                    const int blk = 4 * half + g;
+                    const int16_t* xb = xq + QK_K * k + QK * blk;
+                    const __m256i d0 = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(q[g])),
+                                                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb)));
+                    const __m256i d1 = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(q[g], 1)),
+                                                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + 16)));
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_broadcast_ss(&sc[r][2 * blk]), acc[r]);
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), _mm256_broadcast_ss(&sc[r][2 * blk + 1]), acc[r]);
+                }
+            }
+    }
+    for (int r = 0; r < R; r++) y[r] = hsum_f32x8(acc[r]);
+}
+
 static constexpr int64_t kPageAheadKq = 16384;  // as v11 AVX2's page-ahead request (dot_avx2_v11.cpp)
 
 static void rows_q4_k_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
@@ -129,8 +223,23 @@ static void rows_q4_k_all_avx2(int64_t n, const uint8_t* w, int64_t rb, int64_t 
                  [&](int64_t r) { rows_q4_k_i16_avx2<1>(n, w + r * rb, rb, xq, xd, xs, y + r); }, kPageAheadKq);
 }
 
-RowsI16Fn rows_i16_kernel_kquant(int ggml_type, bool avx512) {
+static void rows_q6_k_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
+                          const float*, float* y, int64_t ahead) {
+    rows_by_four(w, rb, n_rows, ahead,
+                 [&](int64_t r) { rows_q6_k_i16<4>(n, w + r * rb, rb, xq, xd, y + r); },
+                 [&](int64_t r) { rows_q6_k_i16<1>(n, w + r * rb, rb, xq, xd, y + r); });
+}
+static void rows_q6_k_all_avx2(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
+                               const float*, float* y, int64_t ahead) {
+    rows_by_four</*TO_L2=*/true>(w, rb, n_rows, ahead,
+                 [&](int64_t r) { rows_q6_k_i16_avx2<4>(n, w + r * rb, rb, xq, xd, y + r); },
+                 [&](int64_t r) { rows_q6_k_i16_avx2<1>(n, w + r * rb, rb, xq, xd, y + r); }, kPageAheadKq);
+}
+
+// v14's kernels (Q4_K), or with q6_k also v15's (Q6_K); nullptr for other types.
+RowsI16Fn rows_i16_kernel_kquant(int ggml_type, bool avx512, bool q6_k) {
     switch (ggml_type) {
+        case GGML_Q6_K: return !q6_k ? nullptr : avx512 ? rows_q6_k_all : rows_q6_k_all_avx2;
         case GGML_Q4_K: return avx512 ? rows_q4_k_all : rows_q4_k_all_avx2;
         default: return nullptr;
     }
