@@ -1,5 +1,5 @@
-// matmul/dot_i16_kquants_v14.cpp -- quant_matmul v14 and v15: the 16-bit decoding path for Q4_K, then Q6_K
-// (AVX-512 VNNI and AVX2).
+// matmul/dot_i16_kquants_v14.cpp -- quant_matmul v14, v15, v16: the 16-bit decoding path for Q4_K, then Q6_K,
+// then Q5_K (AVX-512 VNNI and AVX2).
 //
 // v11/v12 round one token's x to int16, one float scale d_x per block of 32, and multiply it with the
 // weights' small integers exactly. A Q4_K super-block of 256 weights is 8 sub-blocks of 32 (lesson 13):
@@ -18,6 +18,7 @@
 // each with x's block in the order it is stored, one vpdpwssd (or two vpmaddwd) per sub-block.
 #if defined(__x86_64__) || defined(__i386__)
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/simd_x86.h"
@@ -45,7 +46,8 @@ static inline void q4_k_codes(const uint8_t* scales12, uint32_t sc[2], uint32_t 
 
 // Per super-block: scale[j] = d sc_j d_x (for the 8 blocks of x it covers), and the offsets' sum
 // - dmin m_j (d_x sum xq) added to *offset (8 lanes).
-LL_AVX2 static inline void q4_k_block_scales(const BlockQ4_K* b, const float* xd8, const float* xs8, float* scale, __m256* offset) {
+template <class Block>  // BlockQ4_K or BlockQ5_K: the same d, dmin and codes
+LL_AVX2 static inline void q4_k_block_scales(const Block* b, const float* xd8, const float* xs8, float* scale, __m256* offset) {
     uint32_t sc[2], mn[2];
     q4_k_codes(b->scales, sc, mn);
     const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, int(sc[1]), int(sc[0]))));  // 8 codes
@@ -58,9 +60,11 @@ LL_AVX2 static inline void q4_k_block_scales(const BlockQ4_K* b, const float* xd
 
 // --8<-- [start:rows_q4_k_i16]
 // y[r] = dot(row r, x) for R rows rb bytes apart (AVX-512 VNNI), x as quantize_act_i16 gives it.
-template <int R>
+// FIVE: Q5_K (v16), whose qh[32] adds a fifth bit: bit j of qh[l] is element 32 j + l's.
+template <int R, bool FIVE = false>
 LL_AVX512 static void rows_q4_k_i16(int64_t n, const uint8_t* w, int64_t rb, const int16_t* xq, const float* xd,
                                     const float* xs, float* y) {
+    using Block = std::conditional_t<FIVE, BlockQ5_K, BlockQ4_K>;
     const __m512i low4 = _mm512_set1_epi16(0x0F);
     __m512 acc[R];
     __m256 offset[R];
@@ -68,14 +72,20 @@ LL_AVX512 static void rows_q4_k_i16(int64_t n, const uint8_t* w, int64_t rb, con
     alignas(32) float scale[R][8];
     for (int64_t k = 0; k < n / QK_K; k++) {
         for (int r = 0; r < R; r++)
-            q4_k_block_scales(reinterpret_cast<const BlockQ4_K*>(w + r * rb) + k, xd + 8 * k, xs + 8 * k, scale[r], &offset[r]);
+            q4_k_block_scales(reinterpret_cast<const Block*>(w + r * rb) + k, xd + 8 * k, xs + 8 * k, scale[r], &offset[r]);
         for (int i = 0; i < 4; i++) {  // 64 weights: sub-blocks 2i (low nibbles) and 2i + 1 (high)
             const __m512i xa = _mm512_loadu_si512(xq + QK_K * k + 64 * i), xb = _mm512_loadu_si512(xq + QK_K * k + 64 * i + 32);
             for (int r = 0; r < R; r++) {
-                const uint8_t* qs = (reinterpret_cast<const BlockQ4_K*>(w + r * rb) + k)->qs + 32 * i;
-                const __m512i w16 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs)));
-                const __m512i da = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_and_si512(w16, low4), xa);
-                const __m512i db = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_srli_epi16(w16, 4), xb);
+                const Block* b = reinterpret_cast<const Block*>(w + r * rb) + k;
+                const __m512i w16 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 32 * i)));
+                __m512i lo = _mm512_and_si512(w16, low4), hi = _mm512_srli_epi16(w16, 4);
+                if constexpr (FIVE) {  // v16: the 32 bytes of qh, bit 2i and bit 2i + 1 of each, as masks
+                    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qh));
+                    lo = _mm512_mask_add_epi16(lo, _mm256_test_epi8_mask(qh, _mm256_set1_epi8(char(1 << (2 * i)))), lo, _mm512_set1_epi16(16));
+                    hi = _mm512_mask_add_epi16(hi, _mm256_test_epi8_mask(qh, _mm256_set1_epi8(char(2 << (2 * i)))), hi, _mm512_set1_epi16(16));
+                }
+                const __m512i da = _mm512_dpwssd_epi32(_mm512_setzero_si512(), lo, xa);
+                const __m512i db = _mm512_dpwssd_epi32(_mm512_setzero_si512(), hi, xb);
                 acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(da), _mm512_set1_ps(scale[r][2 * i]), acc[r]);
                 acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(db), _mm512_set1_ps(scale[r][2 * i + 1]), acc[r]);
             }
@@ -85,28 +95,48 @@ LL_AVX512 static void rows_q4_k_i16(int64_t n, const uint8_t* w, int64_t rb, con
 }
 // --8<-- [end:rows_q4_k_i16]
 
+// Bit s of every byte moved to bit 4 (16-bit shifts: what crosses into the next byte is masked off after)
+LL_AVX2 static inline __m256i shift_to_bit4(__m256i v, int s) {
+    return s <= 4 ? _mm256_slli_epi16(v, 4 - s) : _mm256_srli_epi16(v, s - 4);
+}
+
 // The same with AVX2: each sub-block of 32 is two vpmaddwd of 16 words.
-template <int R>
+template <int R, bool FIVE = false>
 LL_AVX2 static void rows_q4_k_i16_avx2(int64_t n, const uint8_t* w, int64_t rb, const int16_t* xq, const float* xd,
                                        const float* xs, float* y) {
+    using Block = std::conditional_t<FIVE, BlockQ5_K, BlockQ4_K>;
     const __m256i low4 = _mm256_set1_epi16(0x0F);
     __m256 acc[R], offset[R];
     for (int r = 0; r < R; r++) acc[r] = offset[r] = _mm256_setzero_ps();
     alignas(32) float scale[R][8];
     for (int64_t k = 0; k < n / QK_K; k++) {
         for (int r = 0; r < R; r++)
-            q4_k_block_scales(reinterpret_cast<const BlockQ4_K*>(w + r * rb) + k, xd + 8 * k, xs + 8 * k, scale[r], &offset[r]);
+            q4_k_block_scales(reinterpret_cast<const Block*>(w + r * rb) + k, xd + 8 * k, xs + 8 * k, scale[r], &offset[r]);
         for (int i = 0; i < 4; i++) {
             const int16_t* xa = xq + QK_K * k + 64 * i;  // sub-block 2i's 32 activations; xa + 32: 2i + 1's
             __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xa)), x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xa + 16));
             __m256i x2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xa + 32)), x3 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xa + 48));
             __asm__("" : "+x"(x0), "+x"(x1), "+x"(x2), "+x"(x3));  // kept in registers for the R rows (see dot_avx2_v11.cpp)
             for (int r = 0; r < R; r++) {
-                const uint8_t* qs = (reinterpret_cast<const BlockQ4_K*>(w + r * rb) + k)->qs + 32 * i;
-                const __m256i b0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));       // bytes 0-15
-                const __m256i b1 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16)));  // 16-31
-                const __m256i da = _mm256_add_epi32(_mm256_madd_epi16(_mm256_and_si256(b0, low4), x0), _mm256_madd_epi16(_mm256_and_si256(b1, low4), x1));
-                const __m256i db = _mm256_add_epi32(_mm256_madd_epi16(_mm256_srli_epi16(b0, 4), x2), _mm256_madd_epi16(_mm256_srli_epi16(b1, 4), x3));
+                const Block* blk = reinterpret_cast<const Block*>(w + r * rb) + k;
+                const uint8_t* qs = blk->qs + 32 * i;
+                __m256i da, db;
+                if constexpr (FIVE) {  // v16: bytes q | fifth bit << 4 first (bit 2i of qh for the low nibbles, 2i + 1 for the high)
+                    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs));
+                    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh));
+                    const __m256i m4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
+                    const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), _mm256_and_si256(shift_to_bit4(qh, 2 * i), bit4));
+                    const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), _mm256_and_si256(shift_to_bit4(qh, 2 * i + 1), bit4));
+                    da = _mm256_add_epi32(_mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(lo)), x0),
+                                          _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm256_extracti128_si256(lo, 1)), x1));
+                    db = _mm256_add_epi32(_mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(hi)), x2),
+                                          _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm256_extracti128_si256(hi, 1)), x3));
+                } else {
+                    const __m256i b0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));       // bytes 0-15
+                    const __m256i b1 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16)));  // 16-31
+                    da = _mm256_add_epi32(_mm256_madd_epi16(_mm256_and_si256(b0, low4), x0), _mm256_madd_epi16(_mm256_and_si256(b1, low4), x1));
+                    db = _mm256_add_epi32(_mm256_madd_epi16(_mm256_srli_epi16(b0, 4), x2), _mm256_madd_epi16(_mm256_srli_epi16(b1, 4), x3));
+                }
                 acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(da), _mm256_broadcast_ss(&scale[r][2 * i]), acc[r]);
                 acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(db), _mm256_broadcast_ss(&scale[r][2 * i + 1]), acc[r]);
             }
@@ -210,17 +240,19 @@ LL_AVX2 static void rows_q6_k_i16_avx2(int64_t n, const uint8_t* w, int64_t rb, 
 
 static constexpr int64_t kPageAheadKq = 16384;  // as v11 AVX2's page-ahead request (dot_avx2_v11.cpp)
 
+template <bool FIVE>
 static void rows_q4_k_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
                           const float* xs, float* y, int64_t ahead) {
     rows_by_four(w, rb, n_rows, ahead,
-                 [&](int64_t r) { rows_q4_k_i16<4>(n, w + r * rb, rb, xq, xd, xs, y + r); },
-                 [&](int64_t r) { rows_q4_k_i16<1>(n, w + r * rb, rb, xq, xd, xs, y + r); });
+                 [&](int64_t r) { rows_q4_k_i16<4, FIVE>(n, w + r * rb, rb, xq, xd, xs, y + r); },
+                 [&](int64_t r) { rows_q4_k_i16<1, FIVE>(n, w + r * rb, rb, xq, xd, xs, y + r); });
 }
+template <bool FIVE>
 static void rows_q4_k_all_avx2(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
                                const float* xs, float* y, int64_t ahead) {
     rows_by_four</*TO_L2=*/true>(w, rb, n_rows, ahead,
-                 [&](int64_t r) { rows_q4_k_i16_avx2<4>(n, w + r * rb, rb, xq, xd, xs, y + r); },
-                 [&](int64_t r) { rows_q4_k_i16_avx2<1>(n, w + r * rb, rb, xq, xd, xs, y + r); }, kPageAheadKq);
+                 [&](int64_t r) { rows_q4_k_i16_avx2<4, FIVE>(n, w + r * rb, rb, xq, xd, xs, y + r); },
+                 [&](int64_t r) { rows_q4_k_i16_avx2<1, FIVE>(n, w + r * rb, rb, xq, xd, xs, y + r); }, kPageAheadKq);
 }
 
 static void rows_q6_k_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
@@ -236,11 +268,12 @@ static void rows_q6_k_all_avx2(int64_t n, const uint8_t* w, int64_t rb, int64_t 
                  [&](int64_t r) { rows_q6_k_i16_avx2<1>(n, w + r * rb, rb, xq, xd, y + r); }, kPageAheadKq);
 }
 
-// v14's kernels (Q4_K), or with q6_k also v15's (Q6_K); nullptr for other types.
-RowsI16Fn rows_i16_kernel_kquant(int ggml_type, bool avx512, bool q6_k) {
+// The k-quant kernels of the steps up to `step` (14: Q4_K, 15: + Q6_K, 16: + Q5_K); nullptr for other types.
+RowsI16Fn rows_i16_kernel_kquant(int ggml_type, bool avx512, int step) {
     switch (ggml_type) {
-        case GGML_Q6_K: return !q6_k ? nullptr : avx512 ? rows_q6_k_all : rows_q6_k_all_avx2;
-        case GGML_Q4_K: return avx512 ? rows_q4_k_all : rows_q4_k_all_avx2;
+        case GGML_Q4_K: return avx512 ? rows_q4_k_all<false> : rows_q4_k_all_avx2<false>;
+        case GGML_Q6_K: return step < 15 ? nullptr : avx512 ? rows_q6_k_all : rows_q6_k_all_avx2;
+        case GGML_Q5_K: return step < 16 ? nullptr : avx512 ? rows_q4_k_all<true> : rows_q4_k_all_avx2<true>;
         default: return nullptr;
     }
 }

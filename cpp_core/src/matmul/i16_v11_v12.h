@@ -21,9 +21,10 @@ RowsI16Fn rows_i16_kernel_avx2(int ggml_type);
 // AVX-512 in matmul/dot_avx512_v11_v12.cpp, AVX2 in matmul/dot_avx2_v11.cpp; nullptr for other types.
 RowsI16Fn rows_i16_kernel_q5(int ggml_type);
 RowsI16Fn rows_i16_kernel_q5_avx2(int ggml_type);
-// v14's k-quant kernels (Q4_K: super-blocks as 8 blocks of 32) and v15's (q6_k: also Q6_K, two sub-blocks of 16
-// per block of x), matmul/dot_i16_kquants_v14.cpp, AVX-512 VNNI or AVX2; nullptr for other types.
-RowsI16Fn rows_i16_kernel_kquant(int ggml_type, bool avx512, bool q6_k);
+// The k-quant kernels of the 16-bit steps up to `step`: v14 Q4_K (super-blocks as 8 blocks of 32), v15 + Q6_K
+// (two sub-blocks of 16 per block of x), v16 + Q5_K (Q4_K and a fifth bit); matmul/dot_i16_kquants_v14.cpp,
+// AVX-512 VNNI or AVX2; nullptr for other types.
+RowsI16Fn rows_i16_kernel_kquant(int ggml_type, bool avx512, int step);
 
 // The types with 16-bit kernels: a block's bytes, where its quants start (after the fp16 scale d, Q4_1's
 // and Q5_1's fp16 offset m, and Q5's 32 fifth bits qh), where qh is, and the constant its q's are offset by.

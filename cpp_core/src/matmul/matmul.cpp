@@ -3,7 +3,7 @@
 // Each version adds one idea to the one before (docs/20-kernels-matmul.md teaches them in order); the table
 // kMatmulVersions at the end says, as data, what each adds, which weight types have a kernel of their own
 // in it, and what it hands everything else to. The fast path is the last version in the table this CPU runs
-// that keeps x in float32 or 16 bits (never the 8-bit ones): v15 with AVX-512 VNNI, v15 AVX2 with AVX2 only,
+// that keeps x in float32 or 16 bits (never the 8-bit ones): v16 with AVX-512 VNNI, v16 AVX2 with AVX2 only,
 // v6 on aarch64, v1 elsewhere. LLAMA_LESSONS_MATMUL=<version> overrides it (read once; for comparisons).
 // Where the code is:
 //   v0, v1          this file (the lesson's dequantize-then-dot, then threads)
@@ -18,7 +18,7 @@
 //   v11, v12        decoding with 16-bit activations, then two rows per register: i16_v11_v12.h, dot_avx2_v11.cpp,
 //                   dot_avx512_v11_v12.cpp
 //   v13             v11/v12's decoding kernels for 5-bit weights (Q5_0, Q5_1): the same files
-//   v14, v15        the 16-bit decoding path for Q4_K, then Q6_K: dot_i16_kquants_v14.cpp
+//   v14, v15, v16   the 16-bit decoding path for Q4_K, then Q6_K, then Q5_K: dot_i16_kquants_v14.cpp
 //   aarch64         v3, v4 (SDOT) and v6 with NEON: neon_v3_v6.cpp, checked under qemu (tests/native/)
 // Experiments that were measured and not kept (float activations without tiles, 12-bit activations) live in
 // dev/ at the repository's root, each with its own check and timing.
@@ -496,11 +496,11 @@ static void matmul_v13_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows
 // Before v14, Q4_K decoded with v6's float weights (AVX-512) or v3's int8 (AVX2). The rest: v13.
 // --8<-- [start:matmul_v14]
 static I16Path i16_path_v14(int ggml_type) {
-    const RowsI16Fn kq = rows_i16_kernel_kquant(ggml_type, true, false);
+    const RowsI16Fn kq = rows_i16_kernel_kquant(ggml_type, true, 14);
     return kq ? I16Path{quantize_act_i16, kq, kPrefetchAhead} : i16_path_v13(ggml_type);
 }
 static I16Path i16_path_v14_avx2(int ggml_type) {
-    const RowsI16Fn kq = rows_i16_kernel_kquant(ggml_type, false, false);
+    const RowsI16Fn kq = rows_i16_kernel_kquant(ggml_type, false, 14);
     return kq ? I16Path{quantize_act_i16_avx2, kq, kPrefetchAheadAvx2} : i16_path_v13_avx2(ggml_type);
 }
 
@@ -522,11 +522,11 @@ static void matmul_v14_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows
 // offset by -32 in the integers (matmul/dot_i16_kquants_v14.cpp, rows_q6_k_i16). Before v15, Q6_K decoded with
 // v6's float weights (AVX-512) or v3's int8 (AVX2). The rest: v14.
 static I16Path i16_path_v15(int ggml_type) {
-    const RowsI16Fn q6 = ggml_type == GGML_Q6_K ? rows_i16_kernel_kquant(ggml_type, true, true) : nullptr;
+    const RowsI16Fn q6 = ggml_type == GGML_Q6_K ? rows_i16_kernel_kquant(ggml_type, true, 15) : nullptr;
     return q6 ? I16Path{quantize_act_i16, q6, kPrefetchAhead} : i16_path_v14(ggml_type);
 }
 static I16Path i16_path_v15_avx2(int ggml_type) {
-    const RowsI16Fn q6 = ggml_type == GGML_Q6_K ? rows_i16_kernel_kquant(ggml_type, false, true) : nullptr;
+    const RowsI16Fn q6 = ggml_type == GGML_Q6_K ? rows_i16_kernel_kquant(ggml_type, false, 15) : nullptr;
     return q6 ? I16Path{quantize_act_i16_avx2, q6, kPrefetchAheadAvx2Q8} : i16_path_v14_avx2(ggml_type);
 }
 static void matmul_v15(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
@@ -538,6 +538,29 @@ static void matmul_v15(const QuantType& t, const uint8_t* W, int64_t n_rows, int
 static void matmul_v15_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
                             int64_t n_tok, float* y, ThreadPool& pool) {
     matmul_i16_avx2(i16_path_v15_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
+}
+
+// ---- v16: the 16-bit decoding path for Q5_K ----
+// Q5_K is Q4_K with a fifth bit per weight in qh[32] (bit j of qh[l]: element 32 j + l): v14's kernel, and per
+// sub-block a mask of those bits (AVX-512: one vptestmb) or the bits moved to bit 4 and ORed into the bytes
+// (AVX2). Before v16, Q5_K decoded with v4's int8 kernel (v3 with AVX2). The rest: v15.
+static I16Path i16_path_v16(int ggml_type) {
+    const RowsI16Fn q5k = ggml_type == GGML_Q5_K ? rows_i16_kernel_kquant(ggml_type, true, 16) : nullptr;
+    return q5k ? I16Path{quantize_act_i16, q5k, kPrefetchAhead} : i16_path_v15(ggml_type);
+}
+static I16Path i16_path_v16_avx2(int ggml_type) {
+    const RowsI16Fn q5k = ggml_type == GGML_Q5_K ? rows_i16_kernel_kquant(ggml_type, false, 16) : nullptr;
+    return q5k ? I16Path{quantize_act_i16_avx2, q5k, kPrefetchAheadAvx2} : i16_path_v15_avx2(ggml_type);
+}
+static void matmul_v16(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                       int64_t n_tok, float* y, ThreadPool& pool) {
+    const I16Path path = i16_path_v16(t.ggml_type);
+    if (!path.rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
+}
+static void matmul_v16_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                            int64_t n_tok, float* y, ThreadPool& pool) {
+    matmul_i16_avx2(i16_path_v16_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
 }
 #endif
 
@@ -629,6 +652,12 @@ static const MatmulVersion kMatmulVersions[] = {
     {"v15_i16_q6_k_avx512", "v14 for Q6_K: six-bit q's made 32 at a time, two sub-blocks of 16 per block of x",
      matmul_v15, detail::cpu_avx512vnni, false, type_bit(GGML_Q6_K), one_token, 1, "x int16 avx512vnni, two scales per block of 32",
      LEVEL_AVX512, "v14_i16_q4_k_avx512", i16_path_v15},
+    {"v16_i16_q5_k_avx2", "v15 AVX2 for Q5_K: v14's Q4_K kernel with each sub-block's fifth bits ORed into its bytes",
+     matmul_v16_avx2, detail::cpu_avx2, false, type_bit(GGML_Q5_K), one_token, 1, "x int16 avx2 (vpmaddwd), 8 blocks of 32 + fifth bits",
+     LEVEL_AVX2, "v15_i16_q6_k_avx2", i16_path_v16_avx2},
+    {"v16_i16_q5_k_avx512", "v15 for Q5_K: v14's Q4_K kernel with each sub-block's fifth bits as a mask (vptestmb)",
+     matmul_v16, detail::cpu_avx512vnni, false, type_bit(GGML_Q5_K), one_token, 1, "x int16 avx512vnni, 8 blocks of 32 + fifth bits as masks",
+     LEVEL_AVX512, "v15_i16_q6_k_avx512", i16_path_v16},
 #endif
 #if defined(__aarch64__)  // matmul/neon_v3_v6.cpp
     {"v3_neon_int8", "v2 with NEON integer dot products (vmull_s8 + pairwise adds)", matmul_int8_neon, detail::cpu_neon, true,
