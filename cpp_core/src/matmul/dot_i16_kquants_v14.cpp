@@ -1,5 +1,5 @@
-// matmul/dot_i16_kquants_v14.cpp -- quant_matmul v14, v15, v16: the 16-bit decoding path for Q4_K, then Q6_K,
-// then Q5_K (AVX-512 VNNI and AVX2).
+// matmul/dot_i16_kquants_v14.cpp -- quant_matmul v14-v17: the 16-bit decoding path for Q4_K, then Q6_K, Q5_K
+// and Q3_K (AVX-512 VNNI and AVX2).
 //
 // v11/v12 round one token's x to int16, one float scale d_x per block of 32, and multiply it with the
 // weights' small integers exactly. A Q4_K super-block of 256 weights is 8 sub-blocks of 32 (lesson 13):
@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "cpu/simd_x86.h"
-#include "kernels.h"  // GGML_Q4_K, GGML_Q6_K
+#include "kernels.h"  // GGML_Q3_K .. GGML_Q6_K
 #include "matmul/blocks.h"
 #include "matmul/i16_v11_v12.h"
 
@@ -168,26 +168,66 @@ LL_AVX2 static inline void q6_k_unpack_half(const uint8_t* ql, const uint8_t* qh
 }
 // --8<-- [end:q6_k_unpack]
 
+// The two k-quants with a scale per 16 weights and no min, each as the kernels below read it: the block,
+// its 16 signed scale codes, and one half's 4 x 32 signed q's in element order.
+struct Q6K {
+    using Block = BlockQ6_K;
+    LL_AVX2 static __m128i codes(const Block* b) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales)); }
+    LL_AVX2 static void unpack_half(const Block* b, int half, __m256i q[4]) { q6_k_unpack_half(b->ql + 64 * half, b->qh + 32 * half, q); }
+};
+
+// --8<-- [start:q3_k_unpack]
+// v17, Q3_K: w = d (sc_s - 32) (q - 4), q three bits: two in a plane of qs (element 128 h + 32 j + l: byte
+// 32 h + l, bits 2 j) and one in hmask (byte l, bit 4 h + j). Scale s: its low 4 bits in byte s % 8 (low
+// nibble for s < 8), its top 2 in byte 8 + s % 4, bits 2 (s / 4).
+// Bit k of every byte moved to bit `to` (16-bit shifts: what crosses into the next byte is masked off after)
+LL_AVX2 static inline __m256i move_bit(__m256i v, int k, int to) {
+    return k <= to ? _mm256_slli_epi16(v, to - k) : _mm256_srli_epi16(v, k - to);
+}
+struct Q3K {
+    using Block = BlockQ3_K;
+    LL_AVX2 static __m128i codes(const Block* b) {
+        uint32_t u[3];
+        std::memcpy(u, b->scales, 12);
+        const uint32_t low4 = 0x0F0F0F0F, low2 = 0x03030303;
+        const __m128i c = _mm_setr_epi32(int((u[0] & low4) | ((u[2] & low2) << 4)),               // scales 0-3
+                                         int((u[1] & low4) | (((u[2] >> 2) & low2) << 4)),        // 4-7
+                                         int(((u[0] >> 4) & low4) | (((u[2] >> 4) & low2) << 4)), // 8-11
+                                         int(((u[1] >> 4) & low4) | (((u[2] >> 6) & low2) << 4)));// 12-15
+        return _mm_sub_epi8(c, _mm_set1_epi8(32));
+    }
+    LL_AVX2 static void unpack_half(const Block* b, int half, __m256i q[4]) {
+        const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 32 * half));
+        const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->hmask));
+        const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+        for (int j = 0; j < 4; j++)  // (q | hbit << 2) - 4: -4..3
+            q[j] = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(move_bit(qs, 2 * j, 0), three),
+                                                   _mm256_and_si256(move_bit(hm, 4 * half + j, 2), four)), four);
+    }
+};
+// --8<-- [end:q3_k_unpack]
+
 // --8<-- [start:rows_q6_k_i16]
 // y[r] = dot(row r, x) for R Q6_K rows rb bytes apart (AVX-512 VNNI). vpdpwssd leaves elements 0-15 of a block
 // in lanes 0-7 and 16-31 in lanes 8-15: the scale register is [d sc_2b d_x x 8 | d sc_2b+1 d_x x 8].
-template <int R>
+// (T: Q6K, or Q3K for v17: the same loop, another unpacking.)
+template <int R, class T>
 LL_AVX512 static void rows_q6_k_i16(int64_t n, const uint8_t* w, int64_t rb, const int16_t* xq, const float* xd, float* y) {
+    using Block = typename T::Block;
     __m512 acc[R];
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     const __m512i pair_idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     for (int64_t k = 0; k < n / QK_K; k++) {
         __m512 sc[R];  // d sc_s, s = 0..15
         for (int r = 0; r < R; r++) {
-            const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(w + r * rb) + k;
-            const __m512 codes = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales))));
+            const Block* b = reinterpret_cast<const Block*>(w + r * rb) + k;
+            const __m512 codes = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(T::codes(b)));
             sc[r] = _mm512_mul_ps(codes, _mm512_set1_ps(_cvtsh_ss(b->d)));
         }
         for (int half = 0; half < 2; half++)
             for (int r = 0; r < R; r++) {
-                const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(w + r * rb) + k;
                 __m256i q[4];
-                q6_k_unpack_half(b->ql + 64 * half, b->qh + 32 * half, q);
+                T::unpack_half(reinterpret_cast<const Block*>(w + r * rb) + k, half, q);
                 for (int g = 0; g < 4; g++) {
                     const int blk = 4 * half + g;  // x's block within the super-block, sub-blocks 2 blk and 2 blk + 1
                     const __m512i xv = _mm512_loadu_si512(xq + QK_K * k + QK * blk);
@@ -203,15 +243,16 @@ LL_AVX512 static void rows_q6_k_i16(int64_t n, const uint8_t* w, int64_t rb, con
 // --8<-- [end:rows_q6_k_i16]
 
 // The same with AVX2: a block's two sub-blocks are its two vpmaddwd, each with its own broadcast scale.
-template <int R>
+template <int R, class T>
 LL_AVX2 static void rows_q6_k_i16_avx2(int64_t n, const uint8_t* w, int64_t rb, const int16_t* xq, const float* xd, float* y) {
+    using Block = typename T::Block;
     __m256 acc[R];
     for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
     alignas(32) float sc[R][16];  // d sc_s d_x
     for (int64_t k = 0; k < n / QK_K; k++) {
         for (int r = 0; r < R; r++) {
-            const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(w + r * rb) + k;
-            const __m128i codes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales));
+            const Block* b = reinterpret_cast<const Block*>(w + r * rb) + k;
+            const __m128i codes = T::codes(b);
             const __m256 d = _mm256_set1_ps(_cvtsh_ss(b->d));
             const __m256 dx_lo = _mm256_setr_ps(xd[8 * k], xd[8 * k], xd[8 * k + 1], xd[8 * k + 1], xd[8 * k + 2], xd[8 * k + 2], xd[8 * k + 3], xd[8 * k + 3]);
             const __m256 dx_hi = _mm256_setr_ps(xd[8 * k + 4], xd[8 * k + 4], xd[8 * k + 5], xd[8 * k + 5], xd[8 * k + 6], xd[8 * k + 6], xd[8 * k + 7], xd[8 * k + 7]);
@@ -220,9 +261,8 @@ LL_AVX2 static void rows_q6_k_i16_avx2(int64_t n, const uint8_t* w, int64_t rb, 
         }
         for (int half = 0; half < 2; half++)
             for (int r = 0; r < R; r++) {
-                const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(w + r * rb) + k;
                 __m256i q[4];
-                q6_k_unpack_half(b->ql + 64 * half, b->qh + 32 * half, q);
+                T::unpack_half(reinterpret_cast<const Block*>(w + r * rb) + k, half, q);
                 for (int g = 0; g < 4; g++) {
                     const int blk = 4 * half + g;
                     const int16_t* xb = xq + QK_K * k + QK * blk;
@@ -255,24 +295,27 @@ static void rows_q4_k_all_avx2(int64_t n, const uint8_t* w, int64_t rb, int64_t 
                  [&](int64_t r) { rows_q4_k_i16_avx2<1, FIVE>(n, w + r * rb, rb, xq, xd, xs, y + r); }, kPageAheadKq);
 }
 
+template <class T>
 static void rows_q6_k_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
                           const float*, float* y, int64_t ahead) {
     rows_by_four(w, rb, n_rows, ahead,
-                 [&](int64_t r) { rows_q6_k_i16<4>(n, w + r * rb, rb, xq, xd, y + r); },
-                 [&](int64_t r) { rows_q6_k_i16<1>(n, w + r * rb, rb, xq, xd, y + r); });
+                 [&](int64_t r) { rows_q6_k_i16<4, T>(n, w + r * rb, rb, xq, xd, y + r); },
+                 [&](int64_t r) { rows_q6_k_i16<1, T>(n, w + r * rb, rb, xq, xd, y + r); });
 }
+template <class T>
 static void rows_q6_k_all_avx2(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
                                const float*, float* y, int64_t ahead) {
     rows_by_four</*TO_L2=*/true>(w, rb, n_rows, ahead,
-                 [&](int64_t r) { rows_q6_k_i16_avx2<4>(n, w + r * rb, rb, xq, xd, y + r); },
-                 [&](int64_t r) { rows_q6_k_i16_avx2<1>(n, w + r * rb, rb, xq, xd, y + r); }, kPageAheadKq);
+                 [&](int64_t r) { rows_q6_k_i16_avx2<4, T>(n, w + r * rb, rb, xq, xd, y + r); },
+                 [&](int64_t r) { rows_q6_k_i16_avx2<1, T>(n, w + r * rb, rb, xq, xd, y + r); }, kPageAheadKq);
 }
 
-// The k-quant kernels of the steps up to `step` (14: Q4_K, 15: + Q6_K, 16: + Q5_K); nullptr for other types.
+// The k-quant kernels of the steps up to `step` (14: Q4_K, 15: + Q6_K, 16: + Q5_K, 17: + Q3_K); nullptr for others.
 RowsI16Fn rows_i16_kernel_kquant(int ggml_type, bool avx512, int step) {
     switch (ggml_type) {
         case GGML_Q4_K: return avx512 ? rows_q4_k_all<false> : rows_q4_k_all_avx2<false>;
-        case GGML_Q6_K: return step < 15 ? nullptr : avx512 ? rows_q6_k_all : rows_q6_k_all_avx2;
+        case GGML_Q6_K: return step < 15 ? nullptr : avx512 ? rows_q6_k_all<Q6K> : rows_q6_k_all_avx2<Q6K>;
+        case GGML_Q3_K: return step < 17 ? nullptr : avx512 ? rows_q6_k_all<Q3K> : rows_q6_k_all_avx2<Q3K>;
         case GGML_Q5_K: return step < 16 ? nullptr : avx512 ? rows_q4_k_all<true> : rows_q4_k_all_avx2<true>;
         default: return nullptr;
     }

@@ -3,7 +3,7 @@
 // Each version adds one idea to the one before (docs/20-kernels-matmul.md teaches them in order); the table
 // kMatmulVersions at the end says, as data, what each adds, which weight types have a kernel of their own
 // in it, and what it hands everything else to. The fast path is the last version in the table this CPU runs
-// that keeps x in float32 or 16 bits (never the 8-bit ones): v16 with AVX-512 VNNI, v16 AVX2 with AVX2 only,
+// that keeps x in float32 or 16 bits (never the 8-bit ones): v17 with AVX-512 VNNI, v17 AVX2 with AVX2 only,
 // v6 on aarch64, v1 elsewhere. LLAMA_LESSONS_MATMUL=<version> overrides it (read once; for comparisons).
 // Where the code is:
 //   v0, v1          this file (the lesson's dequantize-then-dot, then threads)
@@ -18,7 +18,7 @@
 //   v11, v12        decoding with 16-bit activations, then two rows per register: i16_v11_v12.h, dot_avx2_v11.cpp,
 //                   dot_avx512_v11_v12.cpp
 //   v13             v11/v12's decoding kernels for 5-bit weights (Q5_0, Q5_1): the same files
-//   v14, v15, v16   the 16-bit decoding path for Q4_K, then Q6_K, then Q5_K: dot_i16_kquants_v14.cpp
+//   v14 - v17       the 16-bit decoding path for Q4_K, then Q6_K, Q5_K, Q3_K: dot_i16_kquants_v14.cpp
 //   aarch64         v3, v4 (SDOT) and v6 with NEON: neon_v3_v6.cpp, checked under qemu (tests/native/)
 // Experiments that were measured and not kept (float activations without tiles, 12-bit activations) live in
 // dev/ at the repository's root, each with its own check and timing.
@@ -562,6 +562,29 @@ static void matmul_v16_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows
                             int64_t n_tok, float* y, ThreadPool& pool) {
     matmul_i16_avx2(i16_path_v16_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
 }
+
+// ---- v17: the 16-bit decoding path for Q3_K ----
+// Q3_K, like Q6_K, has a signed scale per 16 weights and no min: v15's loop with Q3_K's unpacking (3-bit q's
+// from a 2-bit plane and hmask, 32 at a time; 16 six-bit scales from 12 bytes). In the default model's Q2_K and
+// Q3_K files it is ffn_down's type. Before v17 it decoded with v4's int8 kernel (v3 with AVX2). The rest: v16.
+static I16Path i16_path_v17(int ggml_type) {
+    const RowsI16Fn q3k = ggml_type == GGML_Q3_K ? rows_i16_kernel_kquant(ggml_type, true, 17) : nullptr;
+    return q3k ? I16Path{quantize_act_i16, q3k, kPrefetchAhead} : i16_path_v16(ggml_type);
+}
+static I16Path i16_path_v17_avx2(int ggml_type) {
+    const RowsI16Fn q3k = ggml_type == GGML_Q3_K ? rows_i16_kernel_kquant(ggml_type, false, 17) : nullptr;
+    return q3k ? I16Path{quantize_act_i16_avx2, q3k, kPrefetchAheadAvx2} : i16_path_v16_avx2(ggml_type);
+}
+static void matmul_v17(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                       int64_t n_tok, float* y, ThreadPool& pool) {
+    const I16Path path = i16_path_v17(t.ggml_type);
+    if (!path.rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
+}
+static void matmul_v17_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                            int64_t n_tok, float* y, ThreadPool& pool) {
+    matmul_i16_avx2(i16_path_v17_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
+}
 #endif
 
 // ---- the ladder, as data ----
@@ -658,6 +681,12 @@ static const MatmulVersion kMatmulVersions[] = {
     {"v16_i16_q5_k_avx512", "v15 for Q5_K: v14's Q4_K kernel with each sub-block's fifth bits as a mask (vptestmb)",
      matmul_v16, detail::cpu_avx512vnni, false, type_bit(GGML_Q5_K), one_token, 1, "x int16 avx512vnni, 8 blocks of 32 + fifth bits as masks",
      LEVEL_AVX512, "v15_i16_q6_k_avx512", i16_path_v16},
+    {"v17_i16_q3_k_avx2", "v16 AVX2 for Q3_K: v15's loop with 3-bit q's from a 2-bit plane and hmask",
+     matmul_v17_avx2, detail::cpu_avx2, false, type_bit(GGML_Q3_K), one_token, 1, "x int16 avx2 (vpmaddwd), two scales per block of 32",
+     LEVEL_AVX2, "v16_i16_q5_k_avx2", i16_path_v17_avx2},
+    {"v17_i16_q3_k_avx512", "v16 for Q3_K: v15's loop with 3-bit q's from a 2-bit plane and hmask",
+     matmul_v17, detail::cpu_avx512vnni, false, type_bit(GGML_Q3_K), one_token, 1, "x int16 avx512vnni, two scales per block of 32",
+     LEVEL_AVX512, "v16_i16_q5_k_avx512", i16_path_v17},
 #endif
 #if defined(__aarch64__)  // matmul/neon_v3_v6.cpp
     {"v3_neon_int8", "v2 with NEON integer dot products (vmull_s8 + pairwise adds)", matmul_int8_neon, detail::cpu_neon, true,
