@@ -158,10 +158,10 @@ def test_prefill_then_decode_matches_numpy(tmp_path, neox_arch, variant, int8):
                             sixteen_bit=wt != GGMLType.F32)
 
 
-@pytest.mark.parametrize("weight_type", [GGMLType.Q4_K, GGMLType.Q6_K, GGMLType.Q5_K, GGMLType.Q3_K])
+@pytest.mark.parametrize("weight_type", [GGMLType.Q4_K, GGMLType.Q6_K, GGMLType.Q5_K, GGMLType.Q3_K, GGMLType.Q2_K])
 def test_kquant_model_decodes_like_numpy(tmp_path, weight_type):
     """k-quant weights (rows of 256: n_embd = n_ff = 256): the prompt in float32 (v10), each decoded token
-    through the model's team with 16-bit activations (quant_matmul v14-v17: Q4_K, Q6_K, Q5_K, Q3_K), against the numpy lesson."""
+    through the model's team with 16-bit activations (quant_matmul v14-v18: Q4_K, Q6_K, Q5_K, Q3_K, Q2_K), against the numpy lesson."""
     gguf = tiny_llama(tmp_path / "m.gguf", weight_type=weight_type, n_embd=256, n_ff=256)
     ref, ours = NumpyLlama(gguf, n_ctx=32), CppLlama(gguf, n_ctx=32, n_threads=2)
     tokens = np.random.default_rng(1).integers(0, ours.config.n_vocab, 15).astype(np.int32)

@@ -1,5 +1,5 @@
-// matmul/dot_i16_kquants_v14.cpp -- quant_matmul v14-v17: the 16-bit decoding path for Q4_K, then Q6_K, Q5_K
-// and Q3_K (AVX-512 VNNI and AVX2).
+// matmul/dot_i16_kquants_v14.cpp -- quant_matmul v14-v18: the 16-bit decoding path for Q4_K, then Q6_K, Q5_K,
+// Q3_K and Q2_K (AVX-512 VNNI and AVX2).
 //
 // v11/v12 round one token's x to int16, one float scale d_x per block of 32, and multiply it with the
 // weights' small integers exactly. A Q4_K super-block of 256 weights is 8 sub-blocks of 32 (lesson 13):
@@ -172,6 +172,7 @@ LL_AVX2 static inline void q6_k_unpack_half(const uint8_t* ql, const uint8_t* qh
 // its 16 signed scale codes, and one half's 4 x 32 signed q's in element order.
 struct Q6K {
     using Block = BlockQ6_K;
+    static constexpr bool kMins = false;
     LL_AVX2 static __m128i codes(const Block* b) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales)); }
     LL_AVX2 static void unpack_half(const Block* b, int half, __m256i q[4]) { q6_k_unpack_half(b->ql + 64 * half, b->qh + 32 * half, q); }
 };
@@ -186,6 +187,7 @@ LL_AVX2 static inline __m256i move_bit(__m256i v, int k, int to) {
 }
 struct Q3K {
     using Block = BlockQ3_K;
+    static constexpr bool kMins = false;
     LL_AVX2 static __m128i codes(const Block* b) {
         uint32_t u[3];
         std::memcpy(u, b->scales, 12);
@@ -207,12 +209,33 @@ struct Q3K {
 };
 // --8<-- [end:q3_k_unpack]
 
+// --8<-- [start:q2_k_unpack]
+// v18, Q2_K: w = d sc_s q - dmin m_s, q two bits (element 128 h + 32 j + l: byte 32 h + l, bits 2 j), and per 16
+// weights a byte: 4-bit scale sc_s (low nibble), 4-bit min m_s (high). The mins change every 16 weights, so
+// their term needs x's sums per 16 (xs16: d_x times the sum of 16 xq's, made once per call).
+struct Q2K {
+    using Block = BlockQ2_K;
+    static constexpr bool kMins = true;
+    LL_AVX2 static __m128i codes(const Block* b) {
+        return _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales)), _mm_set1_epi8(0x0F));
+    }
+    LL_AVX2 static __m128i mins(const Block* b) {
+        return _mm_and_si128(_mm_srli_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales)), 4), _mm_set1_epi8(0x0F));
+    }
+    LL_AVX2 static void unpack_half(const Block* b, int half, __m256i q[4]) {
+        const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 32 * half));
+        for (int j = 0; j < 4; j++) q[j] = _mm256_and_si256(move_bit(qs, 2 * j, 0), _mm256_set1_epi8(3));
+    }
+};
+// --8<-- [end:q2_k_unpack]
+
 // --8<-- [start:rows_q6_k_i16]
 // y[r] = dot(row r, x) for R Q6_K rows rb bytes apart (AVX-512 VNNI). vpdpwssd leaves elements 0-15 of a block
 // in lanes 0-7 and 16-31 in lanes 8-15: the scale register is [d sc_2b d_x x 8 | d sc_2b+1 d_x x 8].
-// (T: Q6K, or Q3K for v17: the same loop, another unpacking.)
+// (T: Q6K, or Q3K for v17, Q2K for v18: the same loop, another unpacking; Q2K adds its mins' term.)
 template <int R, class T>
-LL_AVX512 static void rows_q6_k_i16(int64_t n, const uint8_t* w, int64_t rb, const int16_t* xq, const float* xd, float* y) {
+LL_AVX512 static void rows_q6_k_i16(int64_t n, const uint8_t* w, int64_t rb, const int16_t* xq, const float* xd,
+                                    const float* xs16, float* y) {
     using Block = typename T::Block;
     __m512 acc[R];
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
@@ -223,6 +246,10 @@ LL_AVX512 static void rows_q6_k_i16(int64_t n, const uint8_t* w, int64_t rb, con
             const Block* b = reinterpret_cast<const Block*>(w + r * rb) + k;
             const __m512 codes = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(T::codes(b)));
             sc[r] = _mm512_mul_ps(codes, _mm512_set1_ps(_cvtsh_ss(b->d)));
+            if constexpr (T::kMins) {  // - dmin m_s (d_x sum of sub-block s's xq), 16 sub-blocks at once
+                const __m512 mins = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(T::mins(b)));
+                acc[r] = _mm512_fnmadd_ps(_mm512_mul_ps(mins, _mm512_set1_ps(_cvtsh_ss(b->dmin))), _mm512_loadu_ps(xs16 + 16 * k), acc[r]);
+            }
         }
         for (int half = 0; half < 2; half++)
             for (int r = 0; r < R; r++) {
@@ -244,7 +271,8 @@ LL_AVX512 static void rows_q6_k_i16(int64_t n, const uint8_t* w, int64_t rb, con
 
 // The same with AVX2: a block's two sub-blocks are its two vpmaddwd, each with its own broadcast scale.
 template <int R, class T>
-LL_AVX2 static void rows_q6_k_i16_avx2(int64_t n, const uint8_t* w, int64_t rb, const int16_t* xq, const float* xd, float* y) {
+LL_AVX2 static void rows_q6_k_i16_avx2(int64_t n, const uint8_t* w, int64_t rb, const int16_t* xq, const float* xd,
+                                       const float* xs16, float* y) {
     using Block = typename T::Block;
     __m256 acc[R];
     for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
@@ -258,6 +286,13 @@ LL_AVX2 static void rows_q6_k_i16_avx2(int64_t n, const uint8_t* w, int64_t rb, 
             const __m256 dx_hi = _mm256_setr_ps(xd[8 * k + 4], xd[8 * k + 4], xd[8 * k + 5], xd[8 * k + 5], xd[8 * k + 6], xd[8 * k + 6], xd[8 * k + 7], xd[8 * k + 7]);
             _mm256_store_ps(sc[r], _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes)), d), dx_lo));
             _mm256_store_ps(sc[r] + 8, _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(codes, 8))), d), dx_hi));
+            if constexpr (T::kMins) {  // - dmin m_s (d_x sum of sub-block s's xq)
+                const __m128i m = T::mins(b);
+                const __m256 dmin = _mm256_set1_ps(_cvtsh_ss(b->dmin));
+                acc[r] = _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(m)), dmin), _mm256_loadu_ps(xs16 + 16 * k), acc[r]);
+                acc[r] = _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(m, 8))), dmin),
+                                          _mm256_loadu_ps(xs16 + 16 * k + 8), acc[r]);
+            }
         }
         for (int half = 0; half < 2; half++)
             for (int r = 0; r < R; r++) {
@@ -295,27 +330,45 @@ static void rows_q4_k_all_avx2(int64_t n, const uint8_t* w, int64_t rb, int64_t 
                  [&](int64_t r) { rows_q4_k_i16_avx2<1, FIVE>(n, w + r * rb, rb, xq, xd, xs, y + r); }, kPageAheadKq);
 }
 
+// Q2_K's mins: xs16[s] = d_x * (sum of the 16 xq of sub-block s), for the whole row of x (nullptr for other types)
+template <class T>
+static const float* sums_of_16(int64_t n, const int16_t* xq, const float* xd) {
+    if (!T::kMins) return nullptr;
+    thread_local std::vector<float> xs16;
+    xs16.resize(size_t(n / 16));
+    for (int64_t s = 0; s < n / 16; s++) {
+        int32_t sum = 0;
+        for (int e = 0; e < 16; e++) sum += xq[16 * s + e];
+        xs16[size_t(s)] = xd[s / 2] * float(sum);
+    }
+    return xs16.data();
+}
+
 template <class T>
 static void rows_q6_k_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
                           const float*, float* y, int64_t ahead) {
+    const float* xs16 = sums_of_16<T>(n, xq, xd);
     rows_by_four(w, rb, n_rows, ahead,
-                 [&](int64_t r) { rows_q6_k_i16<4, T>(n, w + r * rb, rb, xq, xd, y + r); },
-                 [&](int64_t r) { rows_q6_k_i16<1, T>(n, w + r * rb, rb, xq, xd, y + r); });
+                 [&](int64_t r) { rows_q6_k_i16<4, T>(n, w + r * rb, rb, xq, xd, xs16, y + r); },
+                 [&](int64_t r) { rows_q6_k_i16<1, T>(n, w + r * rb, rb, xq, xd, xs16, y + r); });
 }
 template <class T>
 static void rows_q6_k_all_avx2(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
                                const float*, float* y, int64_t ahead) {
+    const float* xs16 = sums_of_16<T>(n, xq, xd);
     rows_by_four</*TO_L2=*/true>(w, rb, n_rows, ahead,
-                 [&](int64_t r) { rows_q6_k_i16_avx2<4, T>(n, w + r * rb, rb, xq, xd, y + r); },
-                 [&](int64_t r) { rows_q6_k_i16_avx2<1, T>(n, w + r * rb, rb, xq, xd, y + r); }, kPageAheadKq);
+                 [&](int64_t r) { rows_q6_k_i16_avx2<4, T>(n, w + r * rb, rb, xq, xd, xs16, y + r); },
+                 [&](int64_t r) { rows_q6_k_i16_avx2<1, T>(n, w + r * rb, rb, xq, xd, xs16, y + r); }, kPageAheadKq);
 }
 
-// The k-quant kernels of the steps up to `step` (14: Q4_K, 15: + Q6_K, 16: + Q5_K, 17: + Q3_K); nullptr for others.
+// The k-quant kernels of the steps up to `step` (14: Q4_K, 15: + Q6_K, 16: + Q5_K, 17: + Q3_K, 18: + Q2_K);
+// nullptr for other types.
 RowsI16Fn rows_i16_kernel_kquant(int ggml_type, bool avx512, int step) {
     switch (ggml_type) {
         case GGML_Q4_K: return avx512 ? rows_q4_k_all<false> : rows_q4_k_all_avx2<false>;
         case GGML_Q6_K: return step < 15 ? nullptr : avx512 ? rows_q6_k_all<Q6K> : rows_q6_k_all_avx2<Q6K>;
         case GGML_Q3_K: return step < 17 ? nullptr : avx512 ? rows_q6_k_all<Q3K> : rows_q6_k_all_avx2<Q3K>;
+        case GGML_Q2_K: return step < 18 ? nullptr : avx512 ? rows_q6_k_all<Q2K> : rows_q6_k_all_avx2<Q2K>;
         case GGML_Q5_K: return step < 16 ? nullptr : avx512 ? rows_q4_k_all<true> : rows_q4_k_all_avx2<true>;
         default: return nullptr;
     }

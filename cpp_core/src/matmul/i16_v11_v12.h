@@ -22,7 +22,7 @@ RowsI16Fn rows_i16_kernel_avx2(int ggml_type);
 RowsI16Fn rows_i16_kernel_q5(int ggml_type);
 RowsI16Fn rows_i16_kernel_q5_avx2(int ggml_type);
 // The k-quant kernels of the 16-bit steps up to `step`: v14 Q4_K (super-blocks as 8 blocks of 32), v15 + Q6_K
-// (two sub-blocks of 16 per block of x), v16 + Q5_K (Q4_K and a fifth bit), v17 + Q3_K (Q6_K's loop);
+// (two sub-blocks of 16 per block of x), v16 + Q5_K (Q4_K and a fifth bit), v17 + Q3_K (Q6_K's loop), v18 + Q2_K;
 // matmul/dot_i16_kquants_v14.cpp,
 // AVX-512 VNNI or AVX2; nullptr for other types.
 RowsI16Fn rows_i16_kernel_kquant(int ggml_type, bool avx512, int step);

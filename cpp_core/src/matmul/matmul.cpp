@@ -3,7 +3,7 @@
 // Each version adds one idea to the one before (docs/20-kernels-matmul.md teaches them in order); the table
 // kMatmulVersions at the end says, as data, what each adds, which weight types have a kernel of their own
 // in it, and what it hands everything else to. The fast path is the last version in the table this CPU runs
-// that keeps x in float32 or 16 bits (never the 8-bit ones): v17 with AVX-512 VNNI, v17 AVX2 with AVX2 only,
+// that keeps x in float32 or 16 bits (never the 8-bit ones): v18 with AVX-512 VNNI, v18 AVX2 with AVX2 only,
 // v6 on aarch64, v1 elsewhere. LLAMA_LESSONS_MATMUL=<version> overrides it (read once; for comparisons).
 // Where the code is:
 //   v0, v1          this file (the lesson's dequantize-then-dot, then threads)
@@ -18,7 +18,7 @@
 //   v11, v12        decoding with 16-bit activations, then two rows per register: i16_v11_v12.h, dot_avx2_v11.cpp,
 //                   dot_avx512_v11_v12.cpp
 //   v13             v11/v12's decoding kernels for 5-bit weights (Q5_0, Q5_1): the same files
-//   v14 - v17       the 16-bit decoding path for Q4_K, then Q6_K, Q5_K, Q3_K: dot_i16_kquants_v14.cpp
+//   v14 - v18       the 16-bit decoding path for Q4_K, then Q6_K, Q5_K, Q3_K, Q2_K: dot_i16_kquants_v14.cpp
 //   aarch64         v3, v4 (SDOT) and v6 with NEON: neon_v3_v6.cpp, checked under qemu (tests/native/)
 // Experiments that were measured and not kept (float activations without tiles, 12-bit activations) live in
 // dev/ at the repository's root, each with its own check and timing.
@@ -585,6 +585,28 @@ static void matmul_v17_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows
                             int64_t n_tok, float* y, ThreadPool& pool) {
     matmul_i16_avx2(i16_path_v17_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
 }
+
+// ---- v18: the 16-bit decoding path for Q2_K ----
+// Q2_K: v15's loop with 2-bit q's and 4-bit scales, plus a min per 16 weights, whose term takes x's sums per 16
+// (made once per call). Before v18 it decoded with v4's int8 kernel (v3 with AVX2). The rest: v17.
+static I16Path i16_path_v18(int ggml_type) {
+    const RowsI16Fn q2k = ggml_type == GGML_Q2_K ? rows_i16_kernel_kquant(ggml_type, true, 18) : nullptr;
+    return q2k ? I16Path{quantize_act_i16, q2k, kPrefetchAhead} : i16_path_v17(ggml_type);
+}
+static I16Path i16_path_v18_avx2(int ggml_type) {
+    const RowsI16Fn q2k = ggml_type == GGML_Q2_K ? rows_i16_kernel_kquant(ggml_type, false, 18) : nullptr;
+    return q2k ? I16Path{quantize_act_i16_avx2, q2k, kPrefetchAheadAvx2} : i16_path_v17_avx2(ggml_type);
+}
+static void matmul_v18(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                       int64_t n_tok, float* y, ThreadPool& pool) {
+    const I16Path path = i16_path_v18(t.ggml_type);
+    if (!path.rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
+}
+static void matmul_v18_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                            int64_t n_tok, float* y, ThreadPool& pool) {
+    matmul_i16_avx2(i16_path_v18_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
+}
 #endif
 
 // ---- the ladder, as data ----
@@ -687,6 +709,12 @@ static const MatmulVersion kMatmulVersions[] = {
     {"v17_i16_q3_k_avx512", "v16 for Q3_K: v15's loop with 3-bit q's from a 2-bit plane and hmask",
      matmul_v17, detail::cpu_avx512vnni, false, type_bit(GGML_Q3_K), one_token, 1, "x int16 avx512vnni, two scales per block of 32",
      LEVEL_AVX512, "v16_i16_q5_k_avx512", i16_path_v17},
+    {"v18_i16_q2_k_avx2", "v17 AVX2 for Q2_K: 2-bit q's, and the mins' term from x's sums per 16",
+     matmul_v18_avx2, detail::cpu_avx2, false, type_bit(GGML_Q2_K), one_token, 1, "x int16 avx2 (vpmaddwd), two scales and mins per block of 32",
+     LEVEL_AVX2, "v17_i16_q3_k_avx2", i16_path_v18_avx2},
+    {"v18_i16_q2_k_avx512", "v17 for Q2_K: 2-bit q's, and the mins' term from x's sums per 16",
+     matmul_v18, detail::cpu_avx512vnni, false, type_bit(GGML_Q2_K), one_token, 1, "x int16 avx512vnni, two scales and mins per block of 32",
+     LEVEL_AVX512, "v17_i16_q3_k_avx512", i16_path_v18},
 #endif
 #if defined(__aarch64__)  // matmul/neon_v3_v6.cpp
     {"v3_neon_int8", "v2 with NEON integer dot products (vmull_s8 + pairwise adds)", matmul_int8_neon, detail::cpu_neon, true,
