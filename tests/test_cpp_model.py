@@ -102,8 +102,8 @@ def numpy_oracle(gguf, n_ctx, weight_type):
 
 def assert_logits_close(ours, ref, quantized: bool, what="", sixteen_bit: bool = False):
     """Both sides do the same arithmetic up to float rounding. F32 weights: ~1e-6 of the logits' spread.
-    sixteen_bit: one decoded token with Q4_0/Q4_1/Q8_0 weights, whose products round the activations to
-    16 bits (quant_matmul v11): each moves by up to max|x|/65534 of its block, ~1e-4 of the spread here.
+    sixteen_bit: one decoded token with quantized weights, whose products round the activations to
+    16 bits (quant_matmul v11-v18): each moves by up to max|x|/65534 of its block, ~1e-4 of the spread here.
     Quantized weights: mostly ~1e-4 too, but an activation that lands within float noise of an 8-bit
     rounding boundary can round the other way on one side; one such flip moves that activation by
     amax/127, and the random models' sharp attention amplifies it to up to ~1% of the spread (RMS) over

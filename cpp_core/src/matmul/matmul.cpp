@@ -384,7 +384,7 @@ static void matmul_v10_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows
 }
 
 // ---- v11: decoding with activations rounded to 16 bits, integer products (vpdpwssd) ----
-// One token (n_tok = 1) for Q4_0, Q4_1 and Q8_0; everything else runs v10 (matmul/dot_avx512_v11_v12.cpp says why
+// One token (n_tok = 1) for Q4_0, Q4_1 and Q8_0 (v13-v18 add the other types); everything else runs v10 (matmul/dot_avx512_v11_v12.cpp says why
 // rounding is cheaper and how small the rounding is).
 
 // --8<-- [start:matmul_v11]
