@@ -14,7 +14,7 @@ default and llama.cpp's) and scratch for one batch of tokens.
 
 Activations: for a prompt the kernels' fast path keeps the activations in float32 and dequantizes the
 weights in registers, so the logits are the F32 model's (KL ~4e-7 from llama.cpp's run on F32 weights).
-Decoding one token at a time rounds them to 16 bits per block of 32 instead (quant_matmul v11/v12), which
+Decoding one token at a time rounds them to 16 bits per block of 32 instead (quant_matmul v11-v18), which
 leaves the logits as close to the F32 model's (KL ~7e-7).
 int8_activations=True does what llama.cpp does instead: round the activations to 8 bits per block of
 32 before each product with quantized weights and use int8 dot products (a KL of ~3e-3 from F32).

@@ -49,7 +49,16 @@ for _v in ("v7_rows4", "v8_rows4_lut", "v9_prefetch"):  # decoding four rows at 
     F32_TYPES[_v] = F32_TYPES["v6_f32_tiled_avx512"]
 GEMM = {"v10_gemm_avx512": "v9_prefetch", "v10_gemm_avx2": "v6_f32_tiled_avx2"}  # prompts: float32 for every type
 I16 = {"v11_i16_decode_avx512": "v10_gemm_avx512", "v12_i16_row_pairs": "v10_gemm_avx512",
-       "v11_i16_decode_avx2": "v10_gemm_avx2"}  # one token of Q4_0/Q4_1/Q8_0: x rounded to 16 bits
+       "v11_i16_decode_avx2": "v10_gemm_avx2",  # one token of Q4_0/Q4_1/Q8_0: x rounded to 16 bits
+       "v13_i16_q5_avx512": "v10_gemm_avx512", "v13_i16_q5_avx2": "v10_gemm_avx2",  # v13: + Q5_0, Q5_1
+       "v14_i16_q4_k_avx512": "v10_gemm_avx512", "v14_i16_q4_k_avx2": "v10_gemm_avx2",  # v14: + Q4_K
+       "v15_i16_q6_k_avx512": "v10_gemm_avx512", "v15_i16_q6_k_avx2": "v10_gemm_avx2",  # v15: + Q6_K
+       "v16_i16_q5_k_avx512": "v10_gemm_avx512", "v16_i16_q5_k_avx2": "v10_gemm_avx2",  # v16: + Q5_K
+       "v17_i16_q3_k_avx512": "v10_gemm_avx512", "v17_i16_q3_k_avx2": "v10_gemm_avx2",  # v17: + Q3_K
+       "v18_i16_q2_k_avx512": "v10_gemm_avx512", "v18_i16_q2_k_avx2": "v10_gemm_avx2"}  # v18: + Q2_K
+ADDS = {"v13": {6, 7}, "v14": {12}, "v15": {14}, "v16": {13}, "v17": {11}, "v18": {10}}  # each step's new types
+I16_TYPES = {v: Q4Q8.union(*(t for step, t in ADDS.items() if int(v[1:3]) >= int(step[1:]))) for v in I16}  # each one's
+I16_CASES = [(v, name) for v in versions() if v.id in I16 for name, t in TYPES.items() if t in I16_TYPES[v.id]]
 
 
 def rounding(version: str, t: int, n_tok: int) -> str:
@@ -59,7 +68,7 @@ def rounding(version: str, t: int, n_tok: int) -> str:
     if version in INT8:
         return "int8"
     if version in I16:
-        return "i16" if n_tok == 1 and t in Q4Q8 else rounding(I16[version], t, n_tok)
+        return "i16" if n_tok == 1 and t in I16_TYPES[version] else rounding(I16[version], t, n_tok)
     if version in GEMM:  # the GEMM from 3 tokens, or from 12 where the shorter path keeps x in float32 anyway
         return "f32" if n_tok >= 3 else rounding(GEMM[version], t, n_tok)
     return "f32" if t in F32_TYPES[version] else "int8"
@@ -285,7 +294,7 @@ def test_thread_pool_survives_many_small_jobs():
 
 
 @pytest.mark.parametrize("version", [v for v in versions() if not v.id.startswith(("v0", "v1"))])
-@pytest.mark.parametrize("type_name", ["q4_0", "q4_1", "q8_0"])
+@pytest.mark.parametrize("type_name", ["q4_0", "q4_1", "q8_0", "q5_0", "q5_1"])
 @pytest.mark.parametrize("n_blocks", [17, 48])
 @pytest.mark.parametrize("n_tok", [1, 2, 10])
 def test_rows_longer_than_16_blocks(version, type_name, n_blocks, n_tok):
@@ -315,14 +324,14 @@ def test_rows4_versions_equal_v6_bitwise(version, type_name, n_tok):
     np.testing.assert_array_equal(K.quant_matmul(W, t, x, version=version), K.quant_matmul(W, t, x, version="v6_f32_tiled_avx512"))
 
 
-@pytest.mark.parametrize("type_name", ["q4_0", "q4_1", "q8_0"])
-@pytest.mark.parametrize("version", [v for v in versions() if v.id in I16])
+@pytest.mark.parametrize("version, type_name", [pytest.param(v.values[0], n, marks=v.marks, id=f"{v.id}-{n}") for v, n in I16_CASES])
 def test_one_token_rounding_error_stays_within_its_bound(type_name, version):
     """v11/v12 round one token's activations to 16 bits: against float32 activations (v1) the products move
     by about 1e-5 of their scale, and no more: 16-bit rounding gives up none of float32's accuracy that matters."""
     t = TYPES[type_name]
-    W = random_weights(t, 64, 576, seed=11)
-    x = (np.random.default_rng(11).standard_normal((1, 576)) * np.geomspace(0.01, 100, 576)).astype(np.float32)
+    n_cols = 576 if BLOCK[t][0] == 32 else 1536  # the default model's rows; k-quants: its ffn_down's
+    W = random_weights(t, 64, n_cols, seed=11)
+    x = (np.random.default_rng(11).standard_normal((1, n_cols)) * np.geomspace(0.01, 100, n_cols)).astype(np.float32)
     exact = x.astype(np.float64) @ float_weights(W, t).T  # [1, 64]
     scale = np.abs(x.astype(np.float64)) @ np.abs(float_weights(W, t)).T
     rel16 = np.abs(K.quant_matmul(W, t, x, version=version) - exact) / scale
@@ -333,14 +342,14 @@ def test_one_token_rounding_error_stays_within_its_bound(type_name, version):
     assert rel16.max() > bound / 40  # and as coarse as its steps say: not a finer rounding than claimed
 
 
-@pytest.mark.parametrize("type_name", ["q4_0", "q4_1", "q8_0"])
-@pytest.mark.parametrize("version", [v for v in versions() if v.id in I16])
+@pytest.mark.parametrize("version, type_name", [pytest.param(v.values[0], n, marks=v.marks, id=f"{v.id}-{n}") for v, n in I16_CASES])
 def test_i16_long_rows(type_name, version):
-    """Rows of 150 blocks (4800 columns), longer than any of the default model's, so the AVX2 kernel's buffer
+    """Rows of 150 blocks (4800 columns; k-quants 19 super-blocks), longer than any of the default model's, so the AVX2 kernel's buffer
     for its pass of scales must grow; 7 rows: a group of four and 3 rows left over."""
     t = TYPES[type_name]
-    W = random_weights(t, 7, 32 * 150, seed=13)
-    x = np.random.default_rng(13).standard_normal((1, 32 * 150)).astype(np.float32)
+    n_cols = 32 * 150 if BLOCK[t][0] == 32 else 256 * 19
+    W = random_weights(t, 7, n_cols, seed=13)
+    x = np.random.default_rng(13).standard_normal((1, n_cols)).astype(np.float32)
     Wf = float_weights(W, t)
     xs = emulate_i16(x)  # x as the version rounds it
     want = xs @ Wf.T  # [1, n_cols] @ [n_cols, 7]
@@ -365,6 +374,25 @@ def test_i16_rounding_is_quantize_i16_bit_for_bit(version):
     want = (d[..., None] * p).reshape(1, n).astype(np.float32)
     np.testing.assert_array_equal(K.quant_matmul(W.reshape(n, -1), 8, x, version=version), want)
 
+
+
+@pytest.mark.parametrize("version", [v for v in versions() if v.id.startswith("v13")])
+def test_q5_fifth_bit_alone_is_quantize_i16_bit_for_bit(version):
+    """v13 on Q5_1 rows whose every nibble is 0 and whose only set fifth bit is element r's (d = 1, m = 0): each
+    row picks one activation times 16, y[r] = 16 d_x xq[r], and times 16 is exact in float32. So y is
+    16 x quantize_i16 to the last bit: the fifth bit lands on its own element, in every lane of either half
+    of a block, in row pairs and in the rows left over (96 rows: 24 calls of 4)."""
+    n = 96
+    W = np.zeros((n, n // 32, 24), np.uint8)  # Q5_1: d, m, qh (u32), qs[16]
+    W[..., 0:2] = np.frombuffer(np.float16(1.0).tobytes(), np.uint8)
+    qh = np.zeros((n, n // 32), np.uint32)
+    qh[np.arange(n), np.arange(n) // 32] = np.uint32(1) << (np.arange(n) % 32).astype(np.uint32)
+    W[..., 4:8] = qh.view(np.uint8).reshape(n, n // 32, 4)
+    x = (np.random.default_rng(8).standard_normal((1, n)) * np.geomspace(1e-3, 1e3, n)).astype(np.float32)
+    d, p, _ = quantize_i16(x)
+    want = (d[..., None] * p).reshape(1, n).astype(np.float32) * np.float32(16)
+    np.testing.assert_array_equal(K.quant_matmul(W.reshape(n, -1), 7, x, version=version), want)
+    np.testing.assert_array_equal(float_weights(W.reshape(n, -1), 7), 16 * np.eye(n))  # the lesson agrees on W
 
 # ---- v10: each row dequantized once, then a GEMM (prompts of 12+ tokens; every type) ----
 V10 = [v for v in versions() if v.id in GEMM]  # v10_gemm_avx512 and v10_gemm_avx2

@@ -111,8 +111,8 @@ def test_rope_rejects_bad_shapes():
 AVX2 = {"avx2", "fma", "f16c"}
 AVX512 = AVX2 | {"avx512f", "avx512bw", "avx512vl"}
 FAST_PATH = [  # (needs, {op: version}), best first
-    (AVX512 | {"avx512vnni"}, {"quant_matmul": "v12_i16_row_pairs"}),
-    (AVX2, {"quant_matmul": "v11_i16_decode_avx2"}),
+    (AVX512 | {"avx512vnni"}, {"quant_matmul": "v18_i16_q2_k_avx512"}),
+    (AVX2, {"quant_matmul": "v18_i16_q2_k_avx2"}),
     ({"neon"}, {"quant_matmul": "v6_f32_tiled_neon"}),
     (set(), {"quant_matmul": "v1_threads"}),
 ]

@@ -80,9 +80,10 @@ class _RoundsActivations(np.ndarray):
 def _rounding_view(w: np.ndarray, gguf, names) -> np.ndarray:
     view = w.view(_RoundsActivations)
     tensors = [gguf.tensors[n] for n in names]
-    if all(t.ggml_type == GGMLType.Q4_1 for t in tensors):  # block = fp16 d, fp16 m, 16 bytes of nibbles
-        view.mins = np.concatenate([np.asarray(t.data).reshape(t.shape[0], -1, 20)[:, :, 2:4].copy().view(np.float16)[..., 0]
-                                    for t in tensors]).astype(np.float32)  # [rows, k/32]
+    block_bytes = {GGMLType.Q4_1: 20, GGMLType.Q5_1: 24}  # block = fp16 d, fp16 m, (Q5_1: qh,) the quants
+    if all(t.ggml_type in block_bytes for t in tensors):
+        view.mins = np.concatenate([np.asarray(t.data).reshape(t.shape[0], -1, block_bytes[t.ggml_type])[:, :, 2:4].copy()
+                                    .view(np.float16)[..., 0] for t in tensors]).astype(np.float32)  # [rows, k/32]
     return view
 
 
@@ -101,8 +102,8 @@ def numpy_oracle(gguf, n_ctx, weight_type):
 
 def assert_logits_close(ours, ref, quantized: bool, what="", sixteen_bit: bool = False):
     """Both sides do the same arithmetic up to float rounding. F32 weights: ~1e-6 of the logits' spread.
-    sixteen_bit: one decoded token with Q4_0/Q4_1/Q8_0 weights, whose products round the activations to
-    16 bits (quant_matmul v11): each moves by up to max|x|/65534 of its block, ~1e-4 of the spread here.
+    sixteen_bit: one decoded token with quantized weights, whose products round the activations to
+    16 bits (quant_matmul v11-v18): each moves by up to max|x|/65534 of its block, ~1e-4 of the spread here.
     Quantized weights: mostly ~1e-4 too, but an activation that lands within float noise of an 8-bit
     rounding boundary can round the other way on one side; one such flip moves that activation by
     amax/127, and the random models' sharp attention amplifies it to up to ~1% of the spread (RMS) over
@@ -121,6 +122,8 @@ VARIANTS = {
     "q8_0-gqa": dict(weight_type=GGMLType.Q8_0),
     "q4_1-gqa": dict(weight_type=GGMLType.Q4_1, rope_base=100000.0),
     "q4_1-mha-untied": dict(weight_type=GGMLType.Q4_1, n_head_kv=4, tied=False),
+    "q5_0-gqa": dict(weight_type=GGMLType.Q5_0),  # decoded by v13's 16-bit kernels, through the model's team
+    "q5_1-gqa": dict(weight_type=GGMLType.Q5_1, rope_base=100000.0),
     "f32-mqa-base500k": dict(weight_type=GGMLType.F32, n_head_kv=1, rope_base=500000.0),
     "f32-neox": dict(weight_type=GGMLType.F32, arch="tinyneox"),
     "q8_0-neox-partial-rope": dict(weight_type=GGMLType.Q8_0, arch="tinyneox", n_rot=8),
@@ -139,7 +142,7 @@ def neox_arch(monkeypatch):
 def test_prefill_then_decode_matches_numpy(tmp_path, neox_arch, variant, int8):
     """Default: the kernels' fast path keeps a prompt's activations in float32, so the plain numpy lesson is
     the oracle at float-rounding tolerance, whatever the weight type; one decoded token with Q4_0/Q4_1/Q8_0
-    weights rounds them to 16 bits (v11), a 20x looser but still tight tolerance. int8_activations: the
+    weights rounds them to 16 bits (v11; Q5_0/Q5_1: v13), a 20x looser but still tight tolerance. int8_activations: the
     oracle is the lesson with llama.cpp's 8-bit rounding emulated (numpy_oracle)."""
     gguf = tiny_llama(tmp_path / "m.gguf", **VARIANTS[variant])
     wt = VARIANTS[variant]["weight_type"]
@@ -153,6 +156,19 @@ def test_prefill_then_decode_matches_numpy(tmp_path, neox_arch, variant, int8):
     for pos in range(16, 19):  # decode one token at a time on top of the cache
         assert_logits_close(ours.forward(tokens[pos:pos + 1], pos), ref.forward(tokens[pos:pos + 1], pos), quantized, f"decode {pos}",
                             sixteen_bit=wt != GGMLType.F32)
+
+
+@pytest.mark.parametrize("weight_type", [GGMLType.Q4_K, GGMLType.Q6_K, GGMLType.Q5_K, GGMLType.Q3_K, GGMLType.Q2_K])
+def test_kquant_model_decodes_like_numpy(tmp_path, weight_type):
+    """k-quant weights (rows of 256: n_embd = n_ff = 256): the prompt in float32 (v10), each decoded token
+    through the model's team with 16-bit activations (quant_matmul v14-v18: Q4_K, Q6_K, Q5_K, Q3_K, Q2_K), against the numpy lesson."""
+    gguf = tiny_llama(tmp_path / "m.gguf", weight_type=weight_type, n_embd=256, n_ff=256)
+    ref, ours = NumpyLlama(gguf, n_ctx=32), CppLlama(gguf, n_ctx=32, n_threads=2)
+    tokens = np.random.default_rng(1).integers(0, ours.config.n_vocab, 15).astype(np.int32)
+    assert_logits_close(ours.forward(tokens[:12], 0), ref.forward(tokens[:12], 0), False, "prefill")
+    for pos in range(12, 15):
+        assert_logits_close(ours.forward(tokens[pos:pos + 1], pos), ref.forward(tokens[pos:pos + 1], pos), False, f"decode {pos}",
+                            sixteen_bit=True)
 
 
 @pytest.mark.parametrize("variant", ["f32-gqa", "q4_1-gqa", "f32-mqa-base500k", "q8_0-neox-partial-rope"])

@@ -33,9 +33,9 @@ size_t row_bytes(int ggml_type, int64_t n_cols);
 
 // y[t, r] = sum_c W[r, c] * x[t, c]
 // W: n_rows rows of raw ggml blocks, read in place (from the mmap: no copy, no dequantized duplicate).
-// The fast path keeps x in float32: prompts (v10 with AVX-512) for every type, decoding for Q4_0/Q4_1/Q8_0
-// (and Q4_K/Q6_K with AVX-512); other types decode with x quantized to 8 bits like llama.cpp
-// (docs/20-kernels-matmul.md).
+// The fast path keeps x in float32 for prompts (v10) and rounds it to 16 bits for one decoded token, every
+// quantized type (x86: v11-v18 with AVX2 or AVX-512 VNNI). aarch64 (v6 NEON) keeps x in float32 for
+// Q4_0/Q4_1/Q8_0 and rounds it to 8 bits, like llama.cpp, for the other types (docs/20-kernels-matmul.md).
 // The environment variable LLAMA_LESSONS_MATMUL=<version> overrides the choice (read once).
 // x: [n_tok, n_cols] f32, y: [n_tok, n_rows] f32. Types: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
 // Q2_K..Q6_K (k-quants need n_cols % 256 == 0). Throws std::invalid_argument on a bad type or shape.

@@ -63,18 +63,35 @@ LL_AVX2 static void quantize_act_avx2(const float* x, int64_t n, int16_t* q, flo
 void quantize_act_i16_avx2(const float* x, int64_t n, int16_t* q, float* d, float* s) { quantize_act_avx2<32767>(x, n, q, d, s); }
 
 // --8<-- [start:rows_i16_avx2]
-// The fp16 pair a block's scale lane wants: Q4_1's (d, m) as stored, Q4_0's (d, d), Q8_0's (d, 0).
+// The fp16 pair a block's scale lane wants: Q4_1's and Q5_1's (d, m) as stored, Q4_0's and Q5_0's (d, d),
+// Q8_0's (d, 0).
 template <int TYPE>
 static inline int scale_pair(const uint8_t* block) {
-    if (TYPE == I16_Q4_1) {  // d, then m: the block's first 4 bytes
+    if (kHasM<TYPE>) {  // d, then m: the block's first 4 bytes
         int dm;
         std::memcpy(&dm, block, 4);
         return dm;
     }
     uint16_t d;
     std::memcpy(&d, block, 2);
-    return TYPE == I16_Q4_0 ? int(uint32_t(d) * 0x10001u) : int(d);  // d in both halves; unsigned: a negative d (bit 15) would overflow an int
+    return kZero<TYPE> ? int(uint32_t(d) * 0x10001u) : int(d);  // d in both halves; unsigned: a negative d (bit 15) would overflow an int
 }
+
+// --8<-- [start:add_fifth_bits_avx2]
+// v13, Q5_0/Q5_1: w0, w1 hold the block's elements 0-15 and 16-31 as words 0..15; the fifth bits come from the
+// block's qh (bit j: element j). AVX2 has no mask registers: each half of qh is broadcast to all 16 words, word j
+// keeps bit j (AND with 1 << j), a compare turns it into 0 or 0xFFFF, and 0x10 of that is ORed into the weight.
+template <int TYPE>
+LL_AVX2 static inline void add_fifth_bits(const uint8_t* block, __m256i* w0, __m256i* w1) {
+    uint32_t qh;
+    std::memcpy(&qh, block + kQhOffset<TYPE>, 4);
+    const __m256i bit = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, -32768);
+    const __m256i sixteen = _mm256_set1_epi16(0x10);
+    const __m256i h0 = _mm256_set1_epi16(short(qh & 0xFFFF)), h1 = _mm256_set1_epi16(short(qh >> 16));
+    *w0 = _mm256_or_si256(*w0, _mm256_and_si256(_mm256_cmpeq_epi16(_mm256_and_si256(h0, bit), bit), sixteen));
+    *w1 = _mm256_or_si256(*w1, _mm256_and_si256(_mm256_cmpeq_epi16(_mm256_and_si256(h1, bit), bit), sixteen));
+}
+// --8<-- [end:add_fifth_bits_avx2]
 
 // Pass 1 of rows_i16_avx2: for each block the R rows' fp16 scales, converted together and times x's, stored
 // [block][d_0 m_0 d_1 m_1 ...] * [d_x s_x d_x s_x ...]. Returns the sum of the odd lanes: row r's offset
@@ -121,6 +138,8 @@ LL_AVX2 static void rows_i16_avx2(int64_t n, const uint8_t* w, int64_t rb, const
                 const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
                 w0 = _mm256_and_si256(b, low4);
                 w1 = _mm256_srli_epi16(b, 4);  // the word's high byte is 0: no mask needed
+                if constexpr (kFiveBits<TYPE>)  // v13: + 16 where qh has the element's fifth bit
+                    add_fifth_bits<TYPE>(w + r * rb + i * kBlockBytes<TYPE>, &w0, &w1);
             }
             const __m256i dot = _mm256_add_epi32(_mm256_madd_epi16(w0, x0), _mm256_madd_epi16(w1, x1));  // 8 lanes, 4 products each
             const __m256 scale = _mm256_broadcast_ss(scales + 8 * i + 2 * r);                     // d_w d_x in all lanes
@@ -129,7 +148,7 @@ LL_AVX2 static void rows_i16_avx2(int64_t n, const uint8_t* w, int64_t rb, const
     }
     alignas(32) float offsets[8];
     _mm256_store_ps(offsets, offset_acc);
-    const float offset_factor = TYPE == I16_Q4_1 ? 1.0f : TYPE == I16_Q4_0 ? -8.0f : 0.0f;  // Q4_0: w = d_w (q - 8)
+    const float offset_factor = kHasM<TYPE> ? 1.0f : -float(kZero<TYPE>);  // Q4_0: w = d_w (q - 8); Q5_0: (q - 16)
     for (int r = 0; r < R; r++) y[r] = hsum_f32x8(acc[r]) + offset_factor * offsets[2 * r + 1];
 }
 // --8<-- [end:rows_i16_avx2]
@@ -164,6 +183,15 @@ RowsI16Fn rows_i16_kernel_avx2(int ggml_type) {
         case GGML_Q4_0: return rows_avx2_all<I16_Q4_0>;
         case GGML_Q4_1: return rows_avx2_all<I16_Q4_1>;
         case GGML_Q8_0: return rows_avx2_all<I16_Q8_0>;
+        default: return nullptr;
+    }
+}
+
+// v13 with AVX2: Q5_0 and Q5_1 (matmul.cpp's v13_i16_q5_avx2), the rest as v11 AVX2.
+RowsI16Fn rows_i16_kernel_q5_avx2(int ggml_type) {
+    switch (ggml_type) {
+        case GGML_Q5_0: return rows_avx2_all<I16_Q5_0>;
+        case GGML_Q5_1: return rows_avx2_all<I16_Q5_1>;
         default: return nullptr;
     }
 }

@@ -17,6 +17,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels.h"  // GGML_Q4_0, GGML_Q4_1, GGML_Q8_0
@@ -44,6 +45,14 @@ LL_AVX512 void quantize_act_i16(const float* x, int64_t n, int16_t* q, float* d,
 // --8<-- [end:quantize_act_i16]
 
 
+// Q5_0/Q5_1: the block's 32 fifth bits (bit j: element j's)
+template <int TYPE>
+static inline uint32_t fifth_bits(const uint8_t* block) {
+    uint32_t qh;
+    std::memcpy(&qh, block + kQhOffset<TYPE>, 4);
+    return qh;
+}
+
 // The byte offsets of 16 consecutive blocks, for gathering their scales
 template <int TYPE>
 LL_AVX512 static inline __m512i block_offsets() {
@@ -70,10 +79,10 @@ LL_AVX512 static void rows_i16(int64_t n, const uint8_t* w, int64_t rb, const in
             const __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, offsets, w + r * rb + g * kBlockBytes<TYPE>, 1);
             const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
             _mm512_store_ps(scale[r], _mm512_mul_ps(dw, dx));
-            if (TYPE == I16_Q4_1)  // + m_w * sum(x): 16 blocks in one FMA
+            if (kHasM<TYPE>)  // + m_w * sum(x): 16 blocks in one FMA
                 offset_acc[r] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16))), sx, offset_acc[r]);
-            if (TYPE == I16_Q4_0)  // w = d_w (q - 8): - 8 d_w * sum(x)
-                offset_acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(-8.0f)), sx, offset_acc[r]);
+            if (kZero<TYPE>)  // w = d_w (q - 8) (Q4_0) or d_w (q - 16) (Q5_0): - 8 or 16 d_w * sum(x)
+                offset_acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(-float(kZero<TYPE>))), sx, offset_acc[r]);
         }
         for (int j = 0; j < cnt; j++) {
             const int64_t i = g + j;
@@ -86,6 +95,8 @@ LL_AVX512 static void rows_i16(int64_t n, const uint8_t* w, int64_t rb, const in
                 } else {  // byte j holds element j (low nibble) and element j + 16 (high nibble)
                     w16 = _mm512_cvtepu8_epi16(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs))));
                     w16 = _mm512_and_si512(_mm512_mask_srli_epi16(w16, 0xFFFF0000u, w16, 4), low4);
+                    if constexpr (kFiveBits<TYPE>)  // v13: qh's bit j is element j's fifth bit, a mask register as it is
+                        w16 = _mm512_mask_add_epi16(w16, _cvtu32_mask32(fifth_bits<TYPE>(w + r * rb + i * kBlockBytes<TYPE>)), w16, _mm512_set1_epi16(0x10));
                 }
                 const __m512i dot = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w16, xv);  // 16 lanes, 2 products each
                 acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(scale[r][j]), acc[r]);
@@ -124,12 +135,26 @@ LL_AVX512 static void gather_run_scales(const uint8_t* w, int64_t n_blocks, cons
         const __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, offsets, w + k * kBlockBytes<TYPE>, 1);
         const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
         _mm512_mask_storeu_ps(scale + k, mask, _mm512_mul_ps(dw, _mm512_maskz_loadu_ps(mask, xd_rep + k)));
-        if (TYPE == I16_Q8_0) continue;  // w = d_w q: no constant term
-        const __m512 m = TYPE == I16_Q4_1 ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)))
-                                          : _mm512_mul_ps(dw, _mm512_set1_ps(-8.0f));
+        if (!kHasM<TYPE> && !kZero<TYPE>) continue;  // Q8_0: w = d_w q, no constant term
+        const __m512 m = kHasM<TYPE> ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)))
+                                     : _mm512_mul_ps(dw, _mm512_set1_ps(-float(kZero<TYPE>)));
         _mm512_mask_storeu_ps(offset + k, mask, _mm512_mul_ps(m, _mm512_maskz_loadu_ps(mask, xs_rep + k)));
     }
 }
+
+// --8<-- [start:fifth_bits_pair]
+// v13, Q5_0/Q5_1 in row pairs: lanes 0-15 of `lo` hold elements 0-15 of row A, lanes 16-31 those of row B; `hi`
+// the same for elements 16-31. Each lane whose element has its fifth bit set gets + 16 (a masked vpaddw: there
+// is no masked OR of words, and on a nibble the two agree). A 32-bit mask covers 32 int16 lanes, so the bits
+// go in as they are, A's half and B's.
+template <int TYPE>
+LL_AVX512 static inline void fifth_bits_pair(const uint8_t* block_a, const uint8_t* block_b, __m512i* lo, __m512i* hi) {
+    const uint32_t a = fifth_bits<TYPE>(block_a), b = fifth_bits<TYPE>(block_b);
+    const __m512i sixteen = _mm512_set1_epi16(0x10);
+    *lo = _mm512_mask_add_epi16(*lo, _cvtu32_mask32((a & 0xFFFFu) | (b << 16)), *lo, sixteen);
+    *hi = _mm512_mask_add_epi16(*hi, _cvtu32_mask32((a >> 16) | (b & 0xFFFF0000u)), *hi, sixteen);
+}
+// --8<-- [end:fifth_bits_pair]
 
 // --8<-- [start:row_pairs_i16]
 // quant_matmul v12, three ideas on v11's 4-bit kernel, which spends ~90 cycles on a row of 576:
@@ -163,8 +188,11 @@ LL_AVX512 static void row_pairs_i16(int64_t n, const uint8_t* w, const int16_t* 
             const uint8_t* qa = w + (2 * p) * rb + i * kBlockBytes<TYPE> + kQsOffset<TYPE>;  // row A's block i; row B's is rb further
             const __m256i both = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(qa + rb), reinterpret_cast<const __m128i*>(qa));
             const __m512i w16 = _mm512_cvtepu8_epi16(both);                       // [A's 16 bytes | B's 16 bytes] as int16
-            __m512i dot = _mm512_madd_epi16(_mm512_and_si512(w16, low4), x_lo);  // elements 0-15 of A and of B
-            dot = _mm512_dpwssd_epi32(dot, _mm512_srli_epi16(w16, 4), x_hi);      // + elements 16-31
+            __m512i lo = _mm512_and_si512(w16, low4), hi = _mm512_srli_epi16(w16, 4);  // elements 0-15, 16-31 of A and of B
+            if constexpr (kFiveBits<TYPE>)  // v13: the fifth bits, elements 0-15 then 16-31 of A and of B, as masks
+                fifth_bits_pair<TYPE>(qa - kQsOffset<TYPE>, qa - kQsOffset<TYPE> + rb, &lo, &hi);
+            __m512i dot = _mm512_madd_epi16(lo, x_lo);                            // elements 0-15 of A and of B
+            dot = _mm512_dpwssd_epi32(dot, hi, x_hi);                             // + elements 16-31
             const float* sa = scale + (2 * p) * nb + i;                           // row A's d_w d_x; row B's nb further
             const __m512 s = _mm512_mask_broadcastss_ps(_mm512_set1_ps(sa[0]), 0xFF00, _mm_load_ss(sa + nb));
             acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc[p]);
@@ -239,6 +267,15 @@ RowsI16Fn rows_i16_kernel(int ggml_type, bool row_pairs) {
         case GGML_Q4_0: return row_pairs ? row_pairs_i16_all<I16_Q4_0> : rows_i16_all<I16_Q4_0>;
         case GGML_Q4_1: return row_pairs ? row_pairs_i16_all<I16_Q4_1> : rows_i16_all<I16_Q4_1>;
         case GGML_Q8_0: return row_pairs ? row_pairs_i16_all<I16_Q8_0> : rows_i16_all<I16_Q8_0>;
+        default: return nullptr;
+    }
+}
+
+// quant_matmul v13's: Q5_0 and Q5_1 in v12's row pairs (the last 1-3 rows of a call through v11's kernel).
+RowsI16Fn rows_i16_kernel_q5(int ggml_type) {
+    switch (ggml_type) {
+        case GGML_Q5_0: return row_pairs_i16_all<I16_Q5_0>;
+        case GGML_Q5_1: return row_pairs_i16_all<I16_Q5_1>;
         default: return nullptr;
     }
 }

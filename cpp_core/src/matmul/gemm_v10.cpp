@@ -13,6 +13,7 @@
 // Each (row, token) is one float32 sum over k in order: no activation rounding at all.
 #if defined(__x86_64__) || defined(__i386__)
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -26,7 +27,7 @@ namespace ll {
 // Same arithmetic as matmul/dequantize.cpp's scalar rows, so the same floats to the last bit (the tests check
 // it through the product itself: x = identity gives y = W^T). d * q is exact in float32 (an fp16 d has 11
 // significant bits, q at most 8), so even Q4_1's d * q + m rounds once whether or not it becomes an FMA.
-// Other types use their scalar dequantize_row.
+// Q5_0, Q5_1 and the k-quants have theirs in matmul/gemm_dequant.cpp; other types use their scalar dequantize_row.
 template <int TYPE>  // GGML_Q4_0, GGML_Q4_1 or GGML_Q8_0
 LL_AVX512 static void dequant_row_legacy_avx512(const uint8_t* w, float* out, int64_t n) {
     constexpr int kBlockBytes = TYPE == GGML_Q4_0 ? 18 : TYPE == GGML_Q4_1 ? 20 : 34;
@@ -122,13 +123,18 @@ LL_AVX2 static void dequant_row_f16_avx2(const uint8_t* w, float* out, int64_t n
     for (; i < n; i++) out[i] = fp16_to_fp32(h[i]);
 }
 
+DequantRowFn gemm_dequantizer_avx512(int ggml_type);  // matmul/gemm_dequant.cpp: Q5_0, Q5_1 and the k-quants
+DequantRowFn gemm_dequantizer_avx2(int ggml_type);
+
 static DequantRowFn fast_dequantize_row_avx2(const QuantType& t) {
     switch (t.ggml_type) {
         case GGML_Q4_0: return dequant_row_legacy_avx2<GGML_Q4_0>;
         case GGML_Q4_1: return dequant_row_legacy_avx2<GGML_Q4_1>;
         case GGML_Q8_0: return dequant_row_legacy_avx2<GGML_Q8_0>;
         case GGML_F16: return dequant_row_f16_avx2;
-        default: return t.dequantize_row;  // the scalar lesson port
+        default:  // Q5_0, Q5_1, Q2_K..Q6_K: matmul/gemm_dequant.cpp; anything else: the scalar lesson port
+            if (const DequantRowFn f = gemm_dequantizer_avx2(t.ggml_type)) return f;
+            return t.dequantize_row;
     }
 }
 
@@ -139,7 +145,9 @@ static DequantRowFn fast_dequantize_row(const QuantType& t) {
         case GGML_Q8_0: return dequant_row_legacy_avx512<GGML_Q8_0>;
         case GGML_F16: return dequant_row_f16_avx512;
         case GGML_BF16: return dequant_row_bf16_avx512;
-        default: return t.dequantize_row;  // the scalar lesson port
+        default:  // Q5_0, Q5_1, Q2_K..Q6_K: matmul/gemm_dequant.cpp; anything else: the scalar lesson port
+            if (const DequantRowFn f = gemm_dequantizer_avx512(t.ggml_type)) return f;
+            return t.dequantize_row;
     }
 }
 
@@ -357,6 +365,10 @@ struct GemmAvx2 {
 static constexpr int kGemmGroupRows = 64;  // rows dequantized together
 static constexpr int64_t kGemmK = 128;     // K chunk
 
+// A std::vector's floats start 16 bytes into a cache line (malloc's alignment), so every 64-byte load of
+// packed x straddled two lines: the buffers are over-allocated by 16 floats and used from a line boundary.
+static float* align64(float* p) { return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63)); }
+
 template <class G>
 static void gemm_f32(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t K, const float* x, int64_t n_tok,
                      float* y, ThreadPool& pool) {
@@ -369,8 +381,8 @@ static void gemm_f32(const QuantType& t, const uint8_t* W, int64_t n_rows, int64
     const TokenTile* tiles = tiles_buf.data();
     const int64_t n_tiles = int64_t(tiles_buf.size());
     thread_local std::vector<float> xp_buf;
-    xp_buf.resize(size_t(n_tiles * K * kTile));
-    float* xp = xp_buf.data();
+    xp_buf.resize(size_t(n_tiles * K * kTile) + 16);
+    float* xp = align64(xp_buf.data());  // the micro-kernel's x loads: whole cache lines, never split
     pool.parallel_for(n_tiles, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; i++) G::pack(x, n_tok, K, tiles[i], xp + i * K * kTile);
     });
@@ -379,7 +391,7 @@ static void gemm_f32(const QuantType& t, const uint8_t* W, int64_t n_rows, int64
     pool.parallel_for(n_panels, [&](int64_t begin, int64_t end) {
         thread_local std::vector<float> panel_buf, acc_buf;  // each thread's own
         panel_buf.resize(size_t(kGroup * R * K));
-        acc_buf.resize(size_t(kGroup * n_tiles * R * kTile));
+        acc_buf.resize(size_t(kGroup * n_tiles * R * kTile) + 16);
         float* panel = panel_buf.data();
         const int64_t n_groups = (end - begin + kGroup - 1) / kGroup;
         const int64_t group = (end - begin + n_groups - 1) / n_groups;  // even groups: 9 panels -> 5 + 4, not 8 + 1
@@ -395,7 +407,7 @@ static void gemm_f32(const QuantType& t, const uint8_t* W, int64_t n_rows, int64
                     const int nv = tiles[tile].nv;
                     const float* xt = xp + (tile * K + k0) * kTile;
                     for (int g = 0; g < np; g++) {
-                        float* acc = acc_buf.data() + (g * n_tiles + tile) * R * kTile;
+                        float* acc = align64(acc_buf.data()) + (g * n_tiles + tile) * R * kTile;
                         const float* wg = panel + g * R * K + k0;
                         if (nv == 1) G::template micro<1>(kc, K, wg, xt, acc, k0 > 0);
                         else if (nv == 2) G::template micro<2>(kc, K, wg, xt, acc, k0 > 0);

@@ -3,7 +3,7 @@
 // Each version adds one idea to the one before (docs/20-kernels-matmul.md teaches them in order); the table
 // kMatmulVersions at the end says, as data, what each adds, which weight types have a kernel of their own
 // in it, and what it hands everything else to. The fast path is the last version in the table this CPU runs
-// that keeps x in float32 or 16 bits (never the 8-bit ones): v12 with AVX-512 VNNI, v11 AVX2 with AVX2 only,
+// that keeps x in float32 or 16 bits (never the 8-bit ones): v18 with AVX-512 VNNI, v18 AVX2 with AVX2 only,
 // v6 on aarch64, v1 elsewhere. LLAMA_LESSONS_MATMUL=<version> overrides it (read once; for comparisons).
 // Where the code is:
 //   v0, v1          this file (the lesson's dequantize-then-dot, then threads)
@@ -17,6 +17,8 @@
 //   v10             prompts: each row dequantized once, then a register-blocked GEMM: gemm_v10.cpp
 //   v11, v12        decoding with 16-bit activations, then two rows per register: i16_v11_v12.h, dot_avx2_v11.cpp,
 //                   dot_avx512_v11_v12.cpp
+//   v13             v11/v12's decoding kernels for 5-bit weights (Q5_0, Q5_1): the same files
+//   v14 - v18       the 16-bit decoding path for Q4_K, then Q6_K, Q5_K, Q3_K, Q2_K: dot_i16_kquants_v14.cpp
 //   aarch64         v3, v4 (SDOT) and v6 with NEON: neon_v3_v6.cpp, checked under qemu (tests/native/)
 // Experiments that were measured and not kept (float activations without tiles, 12-bit activations) live in
 // dev/ at the repository's root, each with its own check and timing.
@@ -382,7 +384,7 @@ static void matmul_v10_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows
 }
 
 // ---- v11: decoding with activations rounded to 16 bits, integer products (vpdpwssd) ----
-// One token (n_tok = 1) for Q4_0, Q4_1 and Q8_0; everything else runs v10 (matmul/dot_avx512_v11_v12.cpp says why
+// One token (n_tok = 1) for Q4_0, Q4_1 and Q8_0 (v13-v18 add the other types); everything else runs v10 (matmul/dot_avx512_v11_v12.cpp says why
 // rounding is cheaper and how small the rounding is).
 
 // --8<-- [start:matmul_v11]
@@ -457,6 +459,154 @@ static void matmul_v11_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows
                             int64_t n_tok, float* y, ThreadPool& pool) {
     matmul_i16_avx2(i16_path_v11_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
 }
+
+// ---- v13: the 16-bit decoding path for 5-bit weights (Q5_0, Q5_1) ----
+// Q5_0/Q5_1 are Q4_0/Q4_1 with a fifth bit per weight, kept apart in the block's 32-bit qh. Until v13 they
+// decoded with v4's int8 kernel (v12 -> v10 -> v9 -> v6 -> v4): llama.cpp's rounding and about its speed,
+// and in the k-quant files (Q4_K_M, Q5_K_M, Q3_K_*) many of the default model's tensors are Q5_0/Q5_1, because
+// its rows of 576 are not multiples of 256. v13 gives them v12's (AVX-512) and v11's (AVX2) kernels: the same
+// 16-bit x, the nibbles as before, then + 16 where qh has the bit. AVX-512BW takes qh as a mask register
+// as it is (one masked add per 32 weights, matmul/dot_avx512_v11_v12.cpp, fifth_bits_pair); AVX2 broadcasts
+// and compares (matmul/dot_avx2_v11.cpp, add_fifth_bits). Q4_0, Q4_1 and Q8_0 run v12 (v11 with AVX2).
+// --8<-- [start:matmul_v13]
+static I16Path i16_path_v13(int ggml_type) {
+    const RowsI16Fn q5 = rows_i16_kernel_q5(ggml_type);
+    return q5 ? I16Path{quantize_act_i16, q5, kPrefetchAhead} : i16_path_v12(ggml_type);
+}
+static I16Path i16_path_v13_avx2(int ggml_type) {
+    const RowsI16Fn q5 = rows_i16_kernel_q5_avx2(ggml_type);
+    return q5 ? I16Path{quantize_act_i16_avx2, q5, prefetch_ahead_avx2(ggml_type)} : i16_path_v11_avx2(ggml_type);
+}
+
+static void matmul_v13(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                       int64_t n_tok, float* y, ThreadPool& pool) {
+    const I16Path path = i16_path_v13(t.ggml_type);
+    if (!path.rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);  // prompts, other types: v10
+    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
+}
+static void matmul_v13_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                            int64_t n_tok, float* y, ThreadPool& pool) {
+    matmul_i16_avx2(i16_path_v13_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
+}
+// --8<-- [end:matmul_v13]
+
+// ---- v14: the 16-bit decoding path for Q4_K ----
+// A Q4_K super-block is 8 sub-blocks of 32 that line up with x's blocks: each a Q4_1 block whose (scale, offset)
+// are (d sc_j, -dmin m_j), unpacked from 12 bytes of 6-bit codes once per super-block (matmul/dot_i16_kquants_v14.cpp).
+// Before v14, Q4_K decoded with v6's float weights (AVX-512) or v3's int8 (AVX2). The rest: v13.
+// --8<-- [start:matmul_v14]
+static I16Path i16_path_v14(int ggml_type) {
+    const RowsI16Fn kq = rows_i16_kernel_kquant(ggml_type, true, 14);
+    return kq ? I16Path{quantize_act_i16, kq, kPrefetchAhead} : i16_path_v13(ggml_type);
+}
+static I16Path i16_path_v14_avx2(int ggml_type) {
+    const RowsI16Fn kq = rows_i16_kernel_kquant(ggml_type, false, 14);
+    return kq ? I16Path{quantize_act_i16_avx2, kq, kPrefetchAheadAvx2} : i16_path_v13_avx2(ggml_type);
+}
+
+static void matmul_v14(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                       int64_t n_tok, float* y, ThreadPool& pool) {
+    const I16Path path = i16_path_v14(t.ggml_type);
+    if (!path.rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
+}
+static void matmul_v14_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                            int64_t n_tok, float* y, ThreadPool& pool) {
+    matmul_i16_avx2(i16_path_v14_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
+}
+// --8<-- [end:matmul_v14]
+
+// ---- v15: the 16-bit decoding path for Q6_K ----
+// Q6_K's scales change every 16 weights: each block of x's 32 gets two integer sums (vpdpwssd's lanes 0-7 and
+// 8-15 already hold them apart) and two scales; the six-bit q's are put together 32 bytes at a time and
+// offset by -32 in the integers (matmul/dot_i16_kquants_v14.cpp, rows_q6_k_i16). Before v15, Q6_K decoded with
+// v6's float weights (AVX-512) or v3's int8 (AVX2). The rest: v14.
+static I16Path i16_path_v15(int ggml_type) {
+    const RowsI16Fn q6 = ggml_type == GGML_Q6_K ? rows_i16_kernel_kquant(ggml_type, true, 15) : nullptr;
+    return q6 ? I16Path{quantize_act_i16, q6, kPrefetchAhead} : i16_path_v14(ggml_type);
+}
+static I16Path i16_path_v15_avx2(int ggml_type) {
+    const RowsI16Fn q6 = ggml_type == GGML_Q6_K ? rows_i16_kernel_kquant(ggml_type, false, 15) : nullptr;
+    return q6 ? I16Path{quantize_act_i16_avx2, q6, kPrefetchAheadAvx2Q8} : i16_path_v14_avx2(ggml_type);
+}
+static void matmul_v15(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                       int64_t n_tok, float* y, ThreadPool& pool) {
+    const I16Path path = i16_path_v15(t.ggml_type);
+    if (!path.rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
+}
+static void matmul_v15_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                            int64_t n_tok, float* y, ThreadPool& pool) {
+    matmul_i16_avx2(i16_path_v15_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
+}
+
+// ---- v16: the 16-bit decoding path for Q5_K ----
+// Q5_K is Q4_K with a fifth bit per weight in qh[32] (bit j of qh[l]: element 32 j + l): v14's kernel, and per
+// sub-block a mask of those bits (AVX-512: one vptestmb) or the bits moved to bit 4 and ORed into the bytes
+// (AVX2). Before v16, Q5_K decoded with v4's int8 kernel (v3 with AVX2). The rest: v15.
+static I16Path i16_path_v16(int ggml_type) {
+    const RowsI16Fn q5k = ggml_type == GGML_Q5_K ? rows_i16_kernel_kquant(ggml_type, true, 16) : nullptr;
+    return q5k ? I16Path{quantize_act_i16, q5k, kPrefetchAhead} : i16_path_v15(ggml_type);
+}
+static I16Path i16_path_v16_avx2(int ggml_type) {
+    const RowsI16Fn q5k = ggml_type == GGML_Q5_K ? rows_i16_kernel_kquant(ggml_type, false, 16) : nullptr;
+    return q5k ? I16Path{quantize_act_i16_avx2, q5k, kPrefetchAheadAvx2} : i16_path_v15_avx2(ggml_type);
+}
+static void matmul_v16(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                       int64_t n_tok, float* y, ThreadPool& pool) {
+    const I16Path path = i16_path_v16(t.ggml_type);
+    if (!path.rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
+}
+static void matmul_v16_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                            int64_t n_tok, float* y, ThreadPool& pool) {
+    matmul_i16_avx2(i16_path_v16_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
+}
+
+// ---- v17: the 16-bit decoding path for Q3_K ----
+// Q3_K, like Q6_K, has a signed scale per 16 weights and no min: v15's loop with Q3_K's unpacking (3-bit q's
+// from a 2-bit plane and hmask, 32 at a time; 16 six-bit scales from 12 bytes). In the default model's Q2_K and
+// Q3_K files it is ffn_down's type. Before v17 it decoded with v4's int8 kernel (v3 with AVX2). The rest: v16.
+static I16Path i16_path_v17(int ggml_type) {
+    const RowsI16Fn q3k = ggml_type == GGML_Q3_K ? rows_i16_kernel_kquant(ggml_type, true, 17) : nullptr;
+    return q3k ? I16Path{quantize_act_i16, q3k, kPrefetchAhead} : i16_path_v16(ggml_type);
+}
+static I16Path i16_path_v17_avx2(int ggml_type) {
+    const RowsI16Fn q3k = ggml_type == GGML_Q3_K ? rows_i16_kernel_kquant(ggml_type, false, 17) : nullptr;
+    return q3k ? I16Path{quantize_act_i16_avx2, q3k, kPrefetchAheadAvx2} : i16_path_v16_avx2(ggml_type);
+}
+static void matmul_v17(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                       int64_t n_tok, float* y, ThreadPool& pool) {
+    const I16Path path = i16_path_v17(t.ggml_type);
+    if (!path.rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
+}
+static void matmul_v17_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                            int64_t n_tok, float* y, ThreadPool& pool) {
+    matmul_i16_avx2(i16_path_v17_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
+}
+
+// ---- v18: the 16-bit decoding path for Q2_K ----
+// Q2_K: v15's loop with 2-bit q's and 4-bit scales, plus a min per 16 weights, whose term takes x's sums per 16
+// (made once per call). Before v18 it decoded with v4's int8 kernel (v3 with AVX2). The rest: v17.
+static I16Path i16_path_v18(int ggml_type) {
+    const RowsI16Fn q2k = ggml_type == GGML_Q2_K ? rows_i16_kernel_kquant(ggml_type, true, 18) : nullptr;
+    return q2k ? I16Path{quantize_act_i16, q2k, kPrefetchAhead} : i16_path_v17(ggml_type);
+}
+static I16Path i16_path_v18_avx2(int ggml_type) {
+    const RowsI16Fn q2k = ggml_type == GGML_Q2_K ? rows_i16_kernel_kquant(ggml_type, false, 18) : nullptr;
+    return q2k ? I16Path{quantize_act_i16_avx2, q2k, kPrefetchAheadAvx2} : i16_path_v17_avx2(ggml_type);
+}
+static void matmul_v18(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                       int64_t n_tok, float* y, ThreadPool& pool) {
+    const I16Path path = i16_path_v18(t.ggml_type);
+    if (!path.rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);
+    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
+}
+static void matmul_v18_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                            int64_t n_tok, float* y, ThreadPool& pool) {
+    matmul_i16_avx2(i16_path_v18_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
+}
 #endif
 
 // ---- the ladder, as data ----
@@ -481,6 +631,7 @@ struct MatmulVersion {
 static constexpr uint32_t type_bit(int t) { return 1u << t; }
 static constexpr uint32_t kAllTypes = ~0u;
 static constexpr uint32_t kQ4Q8 = type_bit(GGML_Q4_0) | type_bit(GGML_Q4_1) | type_bit(GGML_Q8_0);
+static constexpr uint32_t kQ5 = type_bit(GGML_Q5_0) | type_bit(GGML_Q5_1);
 static constexpr uint32_t kFloats = type_bit(GGML_F32) | type_bit(GGML_F16) | type_bit(GGML_BF16);
 static int64_t one_token(int) { return 1; }
 
@@ -528,6 +679,42 @@ static const MatmulVersion kMatmulVersions[] = {
     {"v12_i16_row_pairs", "v11 with two rows of 4-bit weights per register, scales gathered across rows", matmul_v12,
      detail::cpu_avx512vnni, false, kQ4Q8, one_token, 1, "x int16 avx512vnni, two rows per register (q8_0: scales of 4 rows as one run)",
      LEVEL_AVX512, "v10_gemm_avx512", i16_path_v12},
+    {"v13_i16_q5_avx2", "v11 AVX2 for 5-bit weights (Q5_0, Q5_1): each block's fifth bits added to its nibbles",
+     matmul_v13_avx2, detail::cpu_avx2, false, kQ5, one_token, 1, "x int16 avx2 (vpmaddwd), fifth bits compared in, 4 rows per call",
+     LEVEL_AVX2, "v11_i16_decode_avx2", i16_path_v13_avx2},
+    {"v13_i16_q5_avx512", "v12 for 5-bit weights (Q5_0, Q5_1): each block's fifth bits a mask register, + 16 under it",
+     matmul_v13, detail::cpu_avx512vnni, false, kQ5, one_token, 1, "x int16 avx512vnni, two rows per register, fifth bits as masks",
+     LEVEL_AVX512, "v12_i16_row_pairs", i16_path_v13},
+    {"v14_i16_q4_k_avx2", "v13 AVX2 for Q4_K: each super-block's 8 sub-blocks decoded as blocks of 32 with unpacked scales",
+     matmul_v14_avx2, detail::cpu_avx2, false, type_bit(GGML_Q4_K), one_token, 1, "x int16 avx2 (vpmaddwd), 8 blocks of 32 per super-block",
+     LEVEL_AVX2, "v13_i16_q5_avx2", i16_path_v14_avx2},
+    {"v14_i16_q4_k_avx512", "v13 for Q4_K: each super-block's 8 sub-blocks decoded as blocks of 32 with unpacked scales",
+     matmul_v14, detail::cpu_avx512vnni, false, type_bit(GGML_Q4_K), one_token, 1, "x int16 avx512vnni, 8 blocks of 32 per super-block",
+     LEVEL_AVX512, "v13_i16_q5_avx512", i16_path_v14},
+    {"v15_i16_q6_k_avx2", "v14 AVX2 for Q6_K: six-bit q's made 32 at a time, two sub-blocks of 16 per block of x",
+     matmul_v15_avx2, detail::cpu_avx2, false, type_bit(GGML_Q6_K), one_token, 1, "x int16 avx2 (vpmaddwd), two scales per block of 32",
+     LEVEL_AVX2, "v14_i16_q4_k_avx2", i16_path_v15_avx2},
+    {"v15_i16_q6_k_avx512", "v14 for Q6_K: six-bit q's made 32 at a time, two sub-blocks of 16 per block of x",
+     matmul_v15, detail::cpu_avx512vnni, false, type_bit(GGML_Q6_K), one_token, 1, "x int16 avx512vnni, two scales per block of 32",
+     LEVEL_AVX512, "v14_i16_q4_k_avx512", i16_path_v15},
+    {"v16_i16_q5_k_avx2", "v15 AVX2 for Q5_K: v14's Q4_K kernel with each sub-block's fifth bits ORed into its bytes",
+     matmul_v16_avx2, detail::cpu_avx2, false, type_bit(GGML_Q5_K), one_token, 1, "x int16 avx2 (vpmaddwd), 8 blocks of 32 + fifth bits",
+     LEVEL_AVX2, "v15_i16_q6_k_avx2", i16_path_v16_avx2},
+    {"v16_i16_q5_k_avx512", "v15 for Q5_K: v14's Q4_K kernel with each sub-block's fifth bits as a mask (vptestmb)",
+     matmul_v16, detail::cpu_avx512vnni, false, type_bit(GGML_Q5_K), one_token, 1, "x int16 avx512vnni, 8 blocks of 32 + fifth bits as masks",
+     LEVEL_AVX512, "v15_i16_q6_k_avx512", i16_path_v16},
+    {"v17_i16_q3_k_avx2", "v16 AVX2 for Q3_K: v15's loop with 3-bit q's from a 2-bit plane and hmask",
+     matmul_v17_avx2, detail::cpu_avx2, false, type_bit(GGML_Q3_K), one_token, 1, "x int16 avx2 (vpmaddwd), two scales per block of 32",
+     LEVEL_AVX2, "v16_i16_q5_k_avx2", i16_path_v17_avx2},
+    {"v17_i16_q3_k_avx512", "v16 for Q3_K: v15's loop with 3-bit q's from a 2-bit plane and hmask",
+     matmul_v17, detail::cpu_avx512vnni, false, type_bit(GGML_Q3_K), one_token, 1, "x int16 avx512vnni, two scales per block of 32",
+     LEVEL_AVX512, "v16_i16_q5_k_avx512", i16_path_v17},
+    {"v18_i16_q2_k_avx2", "v17 AVX2 for Q2_K: 2-bit q's, and the mins' term from x's sums per 16",
+     matmul_v18_avx2, detail::cpu_avx2, false, type_bit(GGML_Q2_K), one_token, 1, "x int16 avx2 (vpmaddwd), two scales and mins per block of 32",
+     LEVEL_AVX2, "v17_i16_q3_k_avx2", i16_path_v18_avx2},
+    {"v18_i16_q2_k_avx512", "v17 for Q2_K: 2-bit q's, and the mins' term from x's sums per 16",
+     matmul_v18, detail::cpu_avx512vnni, false, type_bit(GGML_Q2_K), one_token, 1, "x int16 avx512vnni, two scales and mins per block of 32",
+     LEVEL_AVX512, "v17_i16_q3_k_avx512", i16_path_v18},
 #endif
 #if defined(__aarch64__)  // matmul/neon_v3_v6.cpp
     {"v3_neon_int8", "v2 with NEON integer dot products (vmull_s8 + pairwise adds)", matmul_int8_neon, detail::cpu_neon, true,
