@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _core
+from .model import model_spec  # the weights as the C++ model takes them: one place for both backends
 
 __all__ = ["CudaLlama", "CudaError", "cuda_status", "compile_kernels", "kernel_sources", "find_nvrtc"]
 
@@ -197,24 +198,6 @@ def cuda_status() -> tuple[bool, str]:
 
 
 # ---- the model ----
-def model_spec(gguf):
-    """(config, hparams, weights) as _core.Backend and _core.LlamaModel take them: 2-D weights as views of the mmap."""
-    from lessons.l08_transformer import LlamaConfig
-
-    from .model import _norm_vector
-
-    c = LlamaConfig.from_gguf(gguf)
-    hparams = dict(n_vocab=c.n_vocab, n_embd=c.n_embd, n_layer=c.n_layer, n_head=c.n_head, n_head_kv=c.n_head_kv,
-                   head_dim=c.head_dim, n_ff=c.n_ff, n_rot=c.n_rot or c.head_dim, rope_base=c.rope_base,
-                   rms_eps=c.rms_eps, rope_neox=c.rope_neox)
-    weights = {}
-    for name, shape in c.tensor_shapes().items():
-        t = gguf.tensors[name]
-        weights[name] = _norm_vector(t) if len(shape) == 1 else \
-            (int(t.ggml_type), int(shape[0]), int(shape[1]), np.ascontiguousarray(t.data))
-    return c, hparams, weights
-
-
 class CudaLlama:
     """The forward pass on the GPU behind the seam; NumpyLlama's and CppLlama's forward() protocol.
 

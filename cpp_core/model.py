@@ -56,28 +56,34 @@ def _norm_vector(t) -> np.ndarray:
     return np.ascontiguousarray(dequantize(t.data, t.ggml_type, tuple(t.shape)), dtype=np.float32)
 
 
+def model_spec(gguf):
+    """(config, hparams, weights) as _core.LlamaModel and _core.Backend take them: norms as float32 vectors,
+    2-D weights as (ggml type, rows, cols, their raw blocks: views of the mmap)."""
+    c = LlamaConfig.from_gguf(gguf)  # validates the file before anything is allocated
+    hparams = dict(n_vocab=c.n_vocab, n_embd=c.n_embd, n_layer=c.n_layer, n_head=c.n_head, n_head_kv=c.n_head_kv,
+                   head_dim=c.head_dim, n_ff=c.n_ff, n_rot=c.n_rot or c.head_dim, rope_base=c.rope_base,
+                   rms_eps=c.rms_eps, rope_neox=c.rope_neox)
+    weights = {}
+    for name, shape in c.tensor_shapes().items():
+        t = gguf.tensors[name]
+        weights[name] = _norm_vector(t) if len(shape) == 1 else \
+            (int(t.ggml_type), int(shape[0]), int(shape[1]), np.ascontiguousarray(t.data))
+    return c, hparams, weights
+
+
 class CppLlama:
     """A LLaMA model evaluated by the C++ core. forward() evaluates new tokens and returns logits."""
 
     def __init__(self, gguf, n_ctx: int, n_threads: int = 1, int8_activations: bool = False, kv_type: str = "f32"):
         check_kv_type(kv_type)
-        self.config = c = LlamaConfig.from_gguf(gguf)  # validates the file before anything is allocated
+        c, hparams, weights = model_spec(gguf)  # the file validated; the weights are views of its mmap
+        self.config = c
         if isinstance(n_ctx, bool) or not isinstance(n_ctx, (int, np.integer)) or not 1 <= n_ctx <= c.n_ctx_train:
             raise ValueError(f"n_ctx must be between 1 and the model's training context {c.n_ctx_train}, got {n_ctx}")
         if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or not 1 <= n_threads <= 1024:
             raise ValueError(f"n_threads must be between 1 and 1024, got {n_threads}")
         self.n_ctx, self.n_threads = int(n_ctx), int(n_threads)
         self._gguf = gguf  # keeps the mmap open: C++ reads the weights from it
-        hparams = dict(n_vocab=c.n_vocab, n_embd=c.n_embd, n_layer=c.n_layer, n_head=c.n_head, n_head_kv=c.n_head_kv,
-                       head_dim=c.head_dim, n_ff=c.n_ff, n_rot=c.n_rot or c.head_dim, rope_base=c.rope_base,
-                       rms_eps=c.rms_eps, rope_neox=c.rope_neox)
-        weights = {}
-        for name, shape in c.tensor_shapes().items():
-            t = gguf.tensors[name]
-            if len(shape) == 1:
-                weights[name] = _norm_vector(t)
-            else:  # [n_rows, n_cols] of raw blocks (F32/F16/BF16 views are the raw bytes too)
-                weights[name] = (int(t.ggml_type), int(shape[0]), int(shape[1]), np.ascontiguousarray(t.data))
         try:
             self._model = _core.LlamaModel(hparams, weights, self.n_ctx, self.n_threads, kv_type)
             if int8_activations:

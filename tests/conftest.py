@@ -51,6 +51,12 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
     return z - np.logaddexp.reduce(z, axis=-1, keepdims=True)  # [..., n_vocab]
 
 
+def kl_divergence(p_logits: np.ndarray, q_logits: np.ndarray) -> np.ndarray:
+    """KL(p || q) between the softmaxes of two logit rows (last axis), in float64."""
+    lp, lq = log_softmax(p_logits), log_softmax(q_logits)  # [..., n_vocab]
+    return (np.exp(lp) * (lp - lq)).sum(-1)                # [...]
+
+
 class LlamaCppLogits:
     """llama.cpp's logits at every position of the two reference prompts, for its F32 run and its Q4_1 run.
 

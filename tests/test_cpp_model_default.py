@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import kl_divergence
+
 cpp_model = pytest.importorskip("cpp_core.model", reason="the C++ core is not built (pip install -e .)")
 
 
@@ -28,16 +30,6 @@ def model(default_model):
 def ref_values(generation, llama_cpp_logits):
     prompts = [p for p in generation if not p.startswith("_")]
     return generation, llama_cpp_logits, prompts
-
-
-def kl_divergence(p_logits: np.ndarray, q_logits: np.ndarray) -> np.ndarray:
-    """KL(p || q) between the softmaxes of two logit rows (last axis), in float64."""
-    def log_softmax(z):
-        z = z.astype(np.float64)
-        z = z - z.max(-1, keepdims=True)
-        return z - np.log(np.exp(z).sum(-1, keepdims=True))
-    lp, lq = log_softmax(p_logits), log_softmax(q_logits)
-    return (np.exp(lp) * (lp - lq)).sum(-1)
 
 
 def common_prefix(a, b) -> int:

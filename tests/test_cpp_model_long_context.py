@@ -33,22 +33,13 @@ import pytest
 
 cpp_model = pytest.importorskip("cpp_core.model", reason="the C++ core is not built (pip install -e .)")
 
+from conftest import kl_divergence  # noqa: E402
 from lessons.l08_transformer import NumpyLlama  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 IDS = REPO / "tests" / "fixtures" / "tinyshakespeare40k_smollm2_ids.npy"
 N_CTX = 8192
 KL_MAX = 1e-5  # as at short contexts (test_cpp_model_default.py)
-
-
-def kl_divergence(p_logits: np.ndarray, q_logits: np.ndarray) -> np.ndarray:
-    """KL(p || q) between the softmaxes of two logit rows (last axis), in float64."""
-    def log_softmax(z):
-        z = z.astype(np.float64)
-        z = z - z.max(-1, keepdims=True)
-        return z - np.log(np.exp(z).sum(-1, keepdims=True))
-    lp, lq = log_softmax(p_logits), log_softmax(q_logits)
-    return (np.exp(lp) * (lp - lq)).sum(-1)
 
 
 def assert_same_model(ref: np.ndarray, ours: np.ndarray, what: str, kl_max: float = KL_MAX) -> None:
