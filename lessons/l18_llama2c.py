@@ -87,9 +87,27 @@ def file_order(c: Llama2cConfig) -> list[tuple[str, tuple[int, ...]]]:
 
 # ---- reading a model ------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Int8GroupTensor:
+    """A version 2 matrix: int8 values and one float32 scale per group, views of the file. Like a StoredTensor
+    of dtype F32, but its floats are made only when `data` is asked for, one matrix at a time, so a
+    conversion holds one tensor in float32, never the whole model."""
+    shape: tuple[int, ...]   # (out, in)
+    q: np.ndarray            # [n/gs, gs] int8
+    s: np.ndarray            # [n/gs, 1] float32
+    dtype = "F32"            # what it reads as (a class attribute, not a field)
+
+    @property
+    def data(self) -> np.ndarray:
+        return (self.q * self.s).astype(np.float32).reshape(self.shape)   # [shape] value = int8 * scale
+
+    def to_f32(self) -> np.ndarray:
+        return self.data
+
+
 # --8<-- [start:read]
 def read_llama2c(path) -> tuple[Llama2cConfig, dict[str, StoredTensor]]:
-    """The config and every weight (float32: views for v0/v1, dequantized for v2)."""
+    """The config and every weight (float32: views for v0/v1; for v2, dequantized when each is read)."""
     path = os.fspath(path)
     buf = map_file(path, "llama2.c model file")
     config, pos, gs = read_header(buf, path)
@@ -100,7 +118,8 @@ def read_llama2c(path) -> tuple[Llama2cConfig, dict[str, StoredTensor]]:
         if config.version == 2 and len(shape) == 2:          # int8[n], then float32 scales[n / gs]
             q = np.frombuffer(buf, np.int8, n, pos).reshape(-1, gs)             # [n/gs, gs]
             s = np.frombuffer(buf, "<f4", n // gs, pos + n).reshape(-1, 1)      # [n/gs, 1]
-            arr, pos = (q * s).astype(np.float32).reshape(shape), pos + n + 4 * (n // gs)
+            tensors[name], pos = Int8GroupTensor(shape, q, s), pos + n + 4 * (n // gs)
+            continue
         else:
             arr, pos = np.frombuffer(buf, "<f4", n, pos).reshape(shape), pos + 4 * n
         if name.startswith("freq_cis"):
