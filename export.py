@@ -46,7 +46,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lessons.l01_gguf import GGML_BLOCK_INFO, GGMLType, GGUFFile, GGUFValueType
+from lessons.ggml_types import TYPE_TABLE, row_bytes
+from lessons.l01_gguf import GGMLType, GGUFFile, GGUFValueType
 from lessons.l01b_gguf_writer import header_bytes
 from lessons.l12_quants import dequantize, quantize
 from lessons.l19c_checkpoint_source import open_checkpoint
@@ -73,12 +74,7 @@ SPLIT_KEYS = ("split.no", "split.count", "split.tensors.count")  # a quantized f
 
 
 def block_size(ggml_type: int) -> int:
-    return GGML_BLOCK_INFO[ggml_type][0]
-
-
-def row_bytes(ggml_type: int, n_per_row: int) -> int:
-    blck, nbytes = GGML_BLOCK_INFO[ggml_type]
-    return n_per_row // blck * nbytes
+    return TYPE_TABLE[ggml_type][0]  # values per block: 32, or 256 for the k-quants
 
 
 # ---- Which tensors are quantized at all ----
