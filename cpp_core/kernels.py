@@ -16,13 +16,14 @@ import os
 import numpy as np
 
 from . import _core
+from lessons.ggml_types import TYPE_TABLE
 
 OPS = ("rmsnorm", "apply_rope", "swiglu", "softmax", "quant_matmul")
 
-# ggml block geometry (elements, bytes) of the types the kernels handle, to read n_cols off a raw array.
-_BLOCKS = {0: (1, 4), 1: (1, 2), 30: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34),
-           10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210)}
-SUPPORTED_TYPES = tuple(sorted(_BLOCKS))
+# The types the kernels multiply (F32 F16 BF16, the legacy quants, Q2_K..Q6_K), with their block geometry
+# (elements, bytes) from the lessons' one type table, to read n_cols off a raw array.
+SUPPORTED_TYPES = (0, 1, 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 30)
+_BLOCKS = {t: TYPE_TABLE[t] for t in SUPPORTED_TYPES}
 
 _pools: dict[int, _core.ThreadPool] = {}
 
