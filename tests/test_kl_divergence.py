@@ -1,6 +1,7 @@
 """KL divergence (lessons 11b, 11c; run.py --perplexity --kl-divergence): llama-perplexity's statistics
 against an independent float64 computation on the same logits, the 16-bit base file and its refusals,
 and on the default model the order Q8_0 < Q4_K_M < Q2_K against F32."""
+import importlib.util
 import io
 import math
 import random
@@ -16,6 +17,7 @@ from lessons.l02_tokenizer import Tokenizer
 from lessons.l08_transformer import NumpyLlama
 from lessons.l11b_kl_divergence import pack_log_probs, row_width, token_stats, unpack_log_probs
 
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
 N_CTX, N_CHUNKS = 32, 8  # 8 chunks of 15 scored tokens: 120, above llama.cpp's 100 for statistics
 NUMPY = ["--backend", "numpy", "-ctk", "f32", "-ctv", "f32"]  # float32 KV cache, as the float64 oracle
 
@@ -386,15 +388,12 @@ def test_chunks_limits_plain_perplexity(kl_setup):
 # ---- llama.cpp's llama-perplexity reading our base file (tools/make_kl_llama_cpp_fixture.py) -----
 
 def masked_layout(printed: str) -> list[str]:
-    """The chunk table and the three sections, every figure with its padding masked as " N"."""
-    lines = printed.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("chunk "))
-    end = max(i for i, line in enumerate(lines) if line.startswith("Same top p"))
-    masked = []
-    for line in lines[start : end + 1]:
-        label, colon, values = line.partition(":") if ":" in line and not line.startswith(" ") else ("", "", line)
-        masked.append(label + colon + re.sub(r"\s*-?[\d.]+", " N", values))
-    return masked
+    """The chunk table and the three sections, every figure with its padding masked as " N": the tool's own
+    masking (tools/make_kl_llama_cpp_fixture.py), so the fixture and this test mask alike."""
+    spec = importlib.util.spec_from_file_location("make_kl_llama_cpp_fixture", TOOLS / "make_kl_llama_cpp_fixture.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool.layout(printed)
 
 
 @pytest.mark.slow

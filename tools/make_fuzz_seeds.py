@@ -20,18 +20,12 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 import ckpt_hostile as H  # noqa: E402
 import ckpt_llama2c as W  # noqa: E402
+from ckpt_writers import _varint as pb_varint  # noqa: E402  (the protobuf varint the tests write with)
 from lessons.l01_gguf import GGMLType, write_gguf  # noqa: E402
 
 OUT = os.path.join(ROOT, "tests", "fixtures", "fuzz")
 
 
-def pb_varint(n):
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
 
 
 def pb_field(number, wire, payload):
