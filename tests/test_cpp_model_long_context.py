@@ -8,8 +8,8 @@ run with n_ctx 8192 and a float16 KV cache (run.py's and llama.cpp's default):
   positions 4096..4103: four rows through the prompt path, four through the one-token decode path.
 * The last positions of the context, 7936..8191, after a cache of zeros (what a fresh or reset cache holds, on
   both sides): a 252-token prompt ending at 8187, then positions 8188..8191 (the context's last) as a 4-token
-  prompt and again decoded one token at a time; position 8192 is refused. This runs in a process of its own,
-  whose peak memory must stay within file + KV cache + 60 MB (issue 18's budget).
+  prompt and again decoded one token at a time; position 8192 is refused; the cache holds exactly its 180 MiB.
+  (Peak memory against file + KV cache + 60 MB, issue 18's budget, is the benchmark's to print, not a test's.)
 
 The bar is the one at short contexts: KL(numpy || C++) below 1e-5 at every compared position, same top token.
 One exception, measured: the decode path at the end of the zero-filled context. Its activations are rounded to 16
@@ -76,7 +76,8 @@ def test_past_position_4096_cpp_equals_numpy(default_model, numpy_model, ids):
     assert_same_model(ref[4:], decode_rows, "decode path, positions 4100..4103")
 
 
-# The C++ side of the end-of-context test, in a process of its own so that its peak RSS is its own.
+# The C++ side of the end-of-context test, in a process of its own, so the 180 MiB cache is gone when it ends.
+# (Its peak memory is a target of tools/benchmark.py --contexts, which prints it against file + KV + 60 MB.)
 END_OF_CONTEXT = """
 import json, sys
 import numpy as np
@@ -94,10 +95,8 @@ try:
     refused = ""
 except ValueError as e:
     refused = str(e)
-with open("/proc/self/status") as f:
-    hwm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
 np.save(out, np.concatenate([prompt_rows] + decode_rows))
-print(json.dumps(dict(kv_cache_bytes=model.kv_cache_bytes, peak_rss_bytes=hwm, refused=refused)))
+print(json.dumps(dict(kv_cache_bytes=model.kv_cache_bytes, refused=refused)))
 """
 
 
@@ -111,8 +110,6 @@ def test_last_positions_of_the_context(default_model, default_model_path, numpy_
 
     c = numpy_model.config
     assert got["kv_cache_bytes"] == 2 * c.n_layer * c.n_head_kv * N_CTX * c.head_dim * 2  # K and V, float16: 180 MiB
-    budget = os.path.getsize(default_model_path) + got["kv_cache_bytes"] + 60 * 2**20
-    assert got["peak_rss_bytes"] <= budget, f"peak RSS {got['peak_rss_bytes'] / 2**20:.1f} MiB > {budget / 2**20:.1f} MiB"
     assert "8192" in got["refused"], got["refused"]  # one past the last position
 
     numpy_model.reset()  # a cache of zeros, as the fresh C++ model's
