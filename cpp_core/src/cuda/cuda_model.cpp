@@ -88,13 +88,7 @@ public:
     }
 
     void forward(const int32_t* tokens, int n, int pos, float* logits, bool last_only) override {
-        if (n < 1) throw std::invalid_argument("forward: no tokens");
-        if (pos < 0 || int64_t(pos) + n > n_ctx_)
-            throw std::invalid_argument("context full: positions " + std::to_string(pos) + ".." + std::to_string(int64_t(pos) + n - 1) +
-                                        " do not fit in n_ctx " + std::to_string(n_ctx_));
-        for (int t = 0; t < n; t++)
-            if (tokens[t] < 0 || tokens[t] >= hp_.n_vocab)
-                throw std::invalid_argument("token id " + std::to_string(tokens[t]) + " out of range [0, " + std::to_string(hp_.n_vocab) + ")");
+        ll::check_forward_args(tokens, n, pos, n_ctx_, hp_.n_vocab);  // model/model.h: the CPU model's refusals
         for (int off = 0; off < n; off += kBatch) {
             const int nb = std::min(kBatch, n - off);
             const bool last_chunk = off + nb == n;

@@ -358,14 +358,18 @@ void LlamaModel::forward_hidden(const int32_t* tokens, int n, int pos, int n_lay
     }
 }
 
-void LlamaModel::forward(const int32_t* tokens, int n, int pos, float* logits, bool last_only) {
+void check_forward_args(const int32_t* tokens, int n, int pos, int n_ctx, int n_vocab) {
     if (n < 1) throw std::invalid_argument("forward: no tokens");
-    if (pos < 0 || int64_t(pos) + n > n_ctx_)
+    if (pos < 0 || int64_t(pos) + n > n_ctx)
         throw std::invalid_argument("context full: positions " + std::to_string(pos) + ".." + std::to_string(int64_t(pos) + n - 1) +
-                                    " do not fit in n_ctx " + std::to_string(n_ctx_));
+                                    " do not fit in n_ctx " + std::to_string(n_ctx));
     for (int t = 0; t < n; t++)
-        if (tokens[t] < 0 || tokens[t] >= hp_.n_vocab)
-            throw std::invalid_argument("token id " + std::to_string(tokens[t]) + " out of range [0, " + std::to_string(hp_.n_vocab) + ")");
+        if (tokens[t] < 0 || tokens[t] >= n_vocab)
+            throw std::invalid_argument("token id " + std::to_string(tokens[t]) + " out of range [0, " + std::to_string(n_vocab) + ")");
+}
+
+void LlamaModel::forward(const int32_t* tokens, int n, int pos, float* logits, bool last_only) {
+    check_forward_args(tokens, n, pos, n_ctx_, hp_.n_vocab);
     // Micro-batches keep the scratch buffers small whatever the prompt length; attention is causal, so
     // feeding a prompt in pieces gives the same result as feeding it at once.
     for (int off = 0; off < n; off += kMaxBatch) {

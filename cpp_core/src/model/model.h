@@ -85,6 +85,9 @@ std::vector<VersionInfo> attention_versions();
 std::string attention_active();
 
 // ---- the model ----
+// What every backend's forward() refuses (one line each): no tokens, positions past n_ctx, ids outside the vocabulary.
+void check_forward_args(const int32_t* tokens, int n, int pos, int n_ctx, int n_vocab);
+
 class LlamaModel {
 public:
     // Checks every shape and size (throws std::invalid_argument with a one-line message).
