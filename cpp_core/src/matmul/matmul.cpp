@@ -469,6 +469,21 @@ static void matmul_v11_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows
 // as it is (one masked add per 32 weights, matmul/dot_avx512_v11_v12.cpp, fifth_bits_pair); AVX2 broadcasts
 // and compares (matmul/dot_avx2_v11.cpp, add_fifth_bits). Q4_0, Q4_1 and Q8_0 run v12 (v11 with AVX2).
 // --8<-- [start:matmul_v13]
+// Every step from v13 on is a 16-bit path (which kernel for which type, handing the others to the step before)
+// run the same way: one token on that path, a prompt (or a type no step takes) on v10's GEMM.
+template <I16Path (*PATH)(int)>
+static void matmul_i16_step(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                            int64_t n_tok, float* y, ThreadPool& pool) {
+    const I16Path path = PATH(t.ggml_type);
+    if (!path.rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);  // prompts, other types: v10
+    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
+}
+template <I16Path (*PATH)(int)>
+static void matmul_i16_step_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                                 int64_t n_tok, float* y, ThreadPool& pool) {
+    matmul_i16_avx2(PATH(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
+}
+
 static I16Path i16_path_v13(int ggml_type) {
     const RowsI16Fn q5 = rows_i16_kernel_q5(ggml_type);
     return q5 ? I16Path{quantize_act_i16, q5, kPrefetchAhead} : i16_path_v12(ggml_type);
@@ -476,17 +491,6 @@ static I16Path i16_path_v13(int ggml_type) {
 static I16Path i16_path_v13_avx2(int ggml_type) {
     const RowsI16Fn q5 = rows_i16_kernel_q5_avx2(ggml_type);
     return q5 ? I16Path{quantize_act_i16_avx2, q5, prefetch_ahead_avx2(ggml_type)} : i16_path_v11_avx2(ggml_type);
-}
-
-static void matmul_v13(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
-                       int64_t n_tok, float* y, ThreadPool& pool) {
-    const I16Path path = i16_path_v13(t.ggml_type);
-    if (!path.rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);  // prompts, other types: v10
-    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
-}
-static void matmul_v13_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
-                            int64_t n_tok, float* y, ThreadPool& pool) {
-    matmul_i16_avx2(i16_path_v13_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
 }
 // --8<-- [end:matmul_v13]
 
@@ -504,16 +508,6 @@ static I16Path i16_path_v14_avx2(int ggml_type) {
     return kq ? I16Path{quantize_act_i16_avx2, kq, kPrefetchAheadAvx2} : i16_path_v13_avx2(ggml_type);
 }
 
-static void matmul_v14(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
-                       int64_t n_tok, float* y, ThreadPool& pool) {
-    const I16Path path = i16_path_v14(t.ggml_type);
-    if (!path.rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);
-    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
-}
-static void matmul_v14_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
-                            int64_t n_tok, float* y, ThreadPool& pool) {
-    matmul_i16_avx2(i16_path_v14_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
-}
 // --8<-- [end:matmul_v14]
 
 // ---- v15: the 16-bit decoding path for Q6_K ----
@@ -529,16 +523,6 @@ static I16Path i16_path_v15_avx2(int ggml_type) {
     const RowsI16Fn q6 = ggml_type == GGML_Q6_K ? rows_i16_kernel_kquant(ggml_type, false, 15) : nullptr;
     return q6 ? I16Path{quantize_act_i16_avx2, q6, kPrefetchAheadAvx2Q8} : i16_path_v14_avx2(ggml_type);
 }
-static void matmul_v15(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
-                       int64_t n_tok, float* y, ThreadPool& pool) {
-    const I16Path path = i16_path_v15(t.ggml_type);
-    if (!path.rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);
-    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
-}
-static void matmul_v15_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
-                            int64_t n_tok, float* y, ThreadPool& pool) {
-    matmul_i16_avx2(i16_path_v15_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
-}
 
 // ---- v16: the 16-bit decoding path for Q5_K ----
 // Q5_K is Q4_K with a fifth bit per weight in qh[32] (bit j of qh[l]: element 32 j + l): v14's kernel, and per
@@ -551,16 +535,6 @@ static I16Path i16_path_v16(int ggml_type) {
 static I16Path i16_path_v16_avx2(int ggml_type) {
     const RowsI16Fn q5k = ggml_type == GGML_Q5_K ? rows_i16_kernel_kquant(ggml_type, false, 16) : nullptr;
     return q5k ? I16Path{quantize_act_i16_avx2, q5k, kPrefetchAheadAvx2} : i16_path_v15_avx2(ggml_type);
-}
-static void matmul_v16(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
-                       int64_t n_tok, float* y, ThreadPool& pool) {
-    const I16Path path = i16_path_v16(t.ggml_type);
-    if (!path.rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);
-    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
-}
-static void matmul_v16_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
-                            int64_t n_tok, float* y, ThreadPool& pool) {
-    matmul_i16_avx2(i16_path_v16_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
 }
 
 // ---- v17: the 16-bit decoding path for Q3_K ----
@@ -575,16 +549,6 @@ static I16Path i16_path_v17_avx2(int ggml_type) {
     const RowsI16Fn q3k = ggml_type == GGML_Q3_K ? rows_i16_kernel_kquant(ggml_type, false, 17) : nullptr;
     return q3k ? I16Path{quantize_act_i16_avx2, q3k, kPrefetchAheadAvx2} : i16_path_v16_avx2(ggml_type);
 }
-static void matmul_v17(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
-                       int64_t n_tok, float* y, ThreadPool& pool) {
-    const I16Path path = i16_path_v17(t.ggml_type);
-    if (!path.rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);
-    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
-}
-static void matmul_v17_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
-                            int64_t n_tok, float* y, ThreadPool& pool) {
-    matmul_i16_avx2(i16_path_v17_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
-}
 
 // ---- v18: the 16-bit decoding path for Q2_K ----
 // Q2_K: v15's loop with 2-bit q's and 4-bit scales, plus a min per 16 weights, whose term takes x's sums per 16
@@ -596,16 +560,6 @@ static I16Path i16_path_v18(int ggml_type) {
 static I16Path i16_path_v18_avx2(int ggml_type) {
     const RowsI16Fn q2k = ggml_type == GGML_Q2_K ? rows_i16_kernel_kquant(ggml_type, false, 18) : nullptr;
     return q2k ? I16Path{quantize_act_i16_avx2, q2k, kPrefetchAheadAvx2} : i16_path_v17_avx2(ggml_type);
-}
-static void matmul_v18(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
-                       int64_t n_tok, float* y, ThreadPool& pool) {
-    const I16Path path = i16_path_v18(t.ggml_type);
-    if (!path.rows || n_tok != 1) return matmul_v10(t, W, n_rows, n_cols, x, n_tok, y, pool);
-    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
-}
-static void matmul_v18_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
-                            int64_t n_tok, float* y, ThreadPool& pool) {
-    matmul_i16_avx2(i16_path_v18_avx2(t.ggml_type), t, W, n_rows, n_cols, x, n_tok, y, pool);
 }
 #endif
 
@@ -680,40 +634,40 @@ static const MatmulVersion kMatmulVersions[] = {
      detail::cpu_avx512vnni, false, kQ4Q8, one_token, 1, "x int16 avx512vnni, two rows per register (q8_0: scales of 4 rows as one run)",
      LEVEL_AVX512, "v10_gemm_avx512", i16_path_v12},
     {"v13_i16_q5_avx2", "v11 AVX2 for 5-bit weights (Q5_0, Q5_1): each block's fifth bits added to its nibbles",
-     matmul_v13_avx2, detail::cpu_avx2, false, kQ5, one_token, 1, "x int16 avx2 (vpmaddwd), fifth bits compared in, 4 rows per call",
+     matmul_i16_step_avx2<i16_path_v13_avx2>, detail::cpu_avx2, false, kQ5, one_token, 1, "x int16 avx2 (vpmaddwd), fifth bits compared in, 4 rows per call",
      LEVEL_AVX2, "v11_i16_decode_avx2", i16_path_v13_avx2},
     {"v13_i16_q5_avx512", "v12 for 5-bit weights (Q5_0, Q5_1): each block's fifth bits a mask register, + 16 under it",
-     matmul_v13, detail::cpu_avx512vnni, false, kQ5, one_token, 1, "x int16 avx512vnni, two rows per register, fifth bits as masks",
+     matmul_i16_step<i16_path_v13>, detail::cpu_avx512vnni, false, kQ5, one_token, 1, "x int16 avx512vnni, two rows per register, fifth bits as masks",
      LEVEL_AVX512, "v12_i16_row_pairs", i16_path_v13},
     {"v14_i16_q4_k_avx2", "v13 AVX2 for Q4_K: each super-block's 8 sub-blocks decoded as blocks of 32 with unpacked scales",
-     matmul_v14_avx2, detail::cpu_avx2, false, type_bit(GGML_Q4_K), one_token, 1, "x int16 avx2 (vpmaddwd), 8 blocks of 32 per super-block",
+     matmul_i16_step_avx2<i16_path_v14_avx2>, detail::cpu_avx2, false, type_bit(GGML_Q4_K), one_token, 1, "x int16 avx2 (vpmaddwd), 8 blocks of 32 per super-block",
      LEVEL_AVX2, "v13_i16_q5_avx2", i16_path_v14_avx2},
     {"v14_i16_q4_k_avx512", "v13 for Q4_K: each super-block's 8 sub-blocks decoded as blocks of 32 with unpacked scales",
-     matmul_v14, detail::cpu_avx512vnni, false, type_bit(GGML_Q4_K), one_token, 1, "x int16 avx512vnni, 8 blocks of 32 per super-block",
+     matmul_i16_step<i16_path_v14>, detail::cpu_avx512vnni, false, type_bit(GGML_Q4_K), one_token, 1, "x int16 avx512vnni, 8 blocks of 32 per super-block",
      LEVEL_AVX512, "v13_i16_q5_avx512", i16_path_v14},
     {"v15_i16_q6_k_avx2", "v14 AVX2 for Q6_K: six-bit q's made 32 at a time, two sub-blocks of 16 per block of x",
-     matmul_v15_avx2, detail::cpu_avx2, false, type_bit(GGML_Q6_K), one_token, 1, "x int16 avx2 (vpmaddwd), two scales per block of 32",
+     matmul_i16_step_avx2<i16_path_v15_avx2>, detail::cpu_avx2, false, type_bit(GGML_Q6_K), one_token, 1, "x int16 avx2 (vpmaddwd), two scales per block of 32",
      LEVEL_AVX2, "v14_i16_q4_k_avx2", i16_path_v15_avx2},
     {"v15_i16_q6_k_avx512", "v14 for Q6_K: six-bit q's made 32 at a time, two sub-blocks of 16 per block of x",
-     matmul_v15, detail::cpu_avx512vnni, false, type_bit(GGML_Q6_K), one_token, 1, "x int16 avx512vnni, two scales per block of 32",
+     matmul_i16_step<i16_path_v15>, detail::cpu_avx512vnni, false, type_bit(GGML_Q6_K), one_token, 1, "x int16 avx512vnni, two scales per block of 32",
      LEVEL_AVX512, "v14_i16_q4_k_avx512", i16_path_v15},
     {"v16_i16_q5_k_avx2", "v15 AVX2 for Q5_K: v14's Q4_K kernel with each sub-block's fifth bits ORed into its bytes",
-     matmul_v16_avx2, detail::cpu_avx2, false, type_bit(GGML_Q5_K), one_token, 1, "x int16 avx2 (vpmaddwd), 8 blocks of 32 + fifth bits",
+     matmul_i16_step_avx2<i16_path_v16_avx2>, detail::cpu_avx2, false, type_bit(GGML_Q5_K), one_token, 1, "x int16 avx2 (vpmaddwd), 8 blocks of 32 + fifth bits",
      LEVEL_AVX2, "v15_i16_q6_k_avx2", i16_path_v16_avx2},
     {"v16_i16_q5_k_avx512", "v15 for Q5_K: v14's Q4_K kernel with each sub-block's fifth bits as a mask (vptestmb)",
-     matmul_v16, detail::cpu_avx512vnni, false, type_bit(GGML_Q5_K), one_token, 1, "x int16 avx512vnni, 8 blocks of 32 + fifth bits as masks",
+     matmul_i16_step<i16_path_v16>, detail::cpu_avx512vnni, false, type_bit(GGML_Q5_K), one_token, 1, "x int16 avx512vnni, 8 blocks of 32 + fifth bits as masks",
      LEVEL_AVX512, "v15_i16_q6_k_avx512", i16_path_v16},
     {"v17_i16_q3_k_avx2", "v16 AVX2 for Q3_K: v15's loop with 3-bit q's from a 2-bit plane and hmask",
-     matmul_v17_avx2, detail::cpu_avx2, false, type_bit(GGML_Q3_K), one_token, 1, "x int16 avx2 (vpmaddwd), two scales per block of 32",
+     matmul_i16_step_avx2<i16_path_v17_avx2>, detail::cpu_avx2, false, type_bit(GGML_Q3_K), one_token, 1, "x int16 avx2 (vpmaddwd), two scales per block of 32",
      LEVEL_AVX2, "v16_i16_q5_k_avx2", i16_path_v17_avx2},
     {"v17_i16_q3_k_avx512", "v16 for Q3_K: v15's loop with 3-bit q's from a 2-bit plane and hmask",
-     matmul_v17, detail::cpu_avx512vnni, false, type_bit(GGML_Q3_K), one_token, 1, "x int16 avx512vnni, two scales per block of 32",
+     matmul_i16_step<i16_path_v17>, detail::cpu_avx512vnni, false, type_bit(GGML_Q3_K), one_token, 1, "x int16 avx512vnni, two scales per block of 32",
      LEVEL_AVX512, "v16_i16_q5_k_avx512", i16_path_v17},
     {"v18_i16_q2_k_avx2", "v17 AVX2 for Q2_K: 2-bit q's, and the mins' term from x's sums per 16",
-     matmul_v18_avx2, detail::cpu_avx2, false, type_bit(GGML_Q2_K), one_token, 1, "x int16 avx2 (vpmaddwd), two scales and mins per block of 32",
+     matmul_i16_step_avx2<i16_path_v18_avx2>, detail::cpu_avx2, false, type_bit(GGML_Q2_K), one_token, 1, "x int16 avx2 (vpmaddwd), two scales and mins per block of 32",
      LEVEL_AVX2, "v17_i16_q3_k_avx2", i16_path_v18_avx2},
     {"v18_i16_q2_k_avx512", "v17 for Q2_K: 2-bit q's, and the mins' term from x's sums per 16",
-     matmul_v18, detail::cpu_avx512vnni, false, type_bit(GGML_Q2_K), one_token, 1, "x int16 avx512vnni, two scales and mins per block of 32",
+     matmul_i16_step<i16_path_v18>, detail::cpu_avx512vnni, false, type_bit(GGML_Q2_K), one_token, 1, "x int16 avx512vnni, two scales and mins per block of 32",
      LEVEL_AVX512, "v17_i16_q3_k_avx512", i16_path_v18},
 #endif
 #if defined(__aarch64__)  // matmul/neon_v3_v6.cpp
