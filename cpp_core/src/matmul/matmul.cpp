@@ -510,57 +510,42 @@ static I16Path i16_path_v14_avx2(int ggml_type) {
 
 // --8<-- [end:matmul_v14]
 
+// v15-v18 each take one k-quant type onto the 16-bit path (AVX-512 VNNI or AVX2 kernel) and hand every other
+// type to the step before them.
+template <int TYPE, int STEP, int64_t PREFETCH, bool AVX512, I16Path (*BEFORE)(int)>
+static I16Path i16_path_kquant(int ggml_type) {
+    if (ggml_type != TYPE) return BEFORE(ggml_type);
+    const RowsI16Fn rows = rows_i16_kernel_kquant(ggml_type, AVX512, STEP);
+    return rows ? I16Path{AVX512 ? quantize_act_i16 : quantize_act_i16_avx2, rows, PREFETCH} : BEFORE(ggml_type);
+}
+
 // ---- v15: the 16-bit decoding path for Q6_K ----
 // Q6_K's scales change every 16 weights: each block of x's 32 gets two integer sums (vpdpwssd's lanes 0-7 and
 // 8-15 already hold them apart) and two scales; the six-bit q's are put together 32 bytes at a time and
 // offset by -32 in the integers (matmul/dot_i16_kquants_v14.cpp, rows_q6_k_i16). Before v15, Q6_K decoded with
 // v6's float weights (AVX-512) or v3's int8 (AVX2). The rest: v14.
-static I16Path i16_path_v15(int ggml_type) {
-    const RowsI16Fn q6 = ggml_type == GGML_Q6_K ? rows_i16_kernel_kquant(ggml_type, true, 15) : nullptr;
-    return q6 ? I16Path{quantize_act_i16, q6, kPrefetchAhead} : i16_path_v14(ggml_type);
-}
-static I16Path i16_path_v15_avx2(int ggml_type) {
-    const RowsI16Fn q6 = ggml_type == GGML_Q6_K ? rows_i16_kernel_kquant(ggml_type, false, 15) : nullptr;
-    return q6 ? I16Path{quantize_act_i16_avx2, q6, kPrefetchAheadAvx2Q8} : i16_path_v14_avx2(ggml_type);
-}
+static I16Path i16_path_v15(int t) { return i16_path_kquant<GGML_Q6_K, 15, kPrefetchAhead, true, i16_path_v14>(t); }
+static I16Path i16_path_v15_avx2(int t) { return i16_path_kquant<GGML_Q6_K, 15, kPrefetchAheadAvx2Q8, false, i16_path_v14_avx2>(t); }
 
 // ---- v16: the 16-bit decoding path for Q5_K ----
 // Q5_K is Q4_K with a fifth bit per weight in qh[32] (bit j of qh[l]: element 32 j + l): v14's kernel, and per
 // sub-block a mask of those bits (AVX-512: one vptestmb) or the bits moved to bit 4 and ORed into the bytes
 // (AVX2). Before v16, Q5_K decoded with v4's int8 kernel (v3 with AVX2). The rest: v15.
-static I16Path i16_path_v16(int ggml_type) {
-    const RowsI16Fn q5k = ggml_type == GGML_Q5_K ? rows_i16_kernel_kquant(ggml_type, true, 16) : nullptr;
-    return q5k ? I16Path{quantize_act_i16, q5k, kPrefetchAhead} : i16_path_v15(ggml_type);
-}
-static I16Path i16_path_v16_avx2(int ggml_type) {
-    const RowsI16Fn q5k = ggml_type == GGML_Q5_K ? rows_i16_kernel_kquant(ggml_type, false, 16) : nullptr;
-    return q5k ? I16Path{quantize_act_i16_avx2, q5k, kPrefetchAheadAvx2} : i16_path_v15_avx2(ggml_type);
-}
+static I16Path i16_path_v16(int t) { return i16_path_kquant<GGML_Q5_K, 16, kPrefetchAhead, true, i16_path_v15>(t); }
+static I16Path i16_path_v16_avx2(int t) { return i16_path_kquant<GGML_Q5_K, 16, kPrefetchAheadAvx2, false, i16_path_v15_avx2>(t); }
 
 // ---- v17: the 16-bit decoding path for Q3_K ----
 // Q3_K, like Q6_K, has a signed scale per 16 weights and no min: v15's loop with Q3_K's unpacking (3-bit q's
 // from a 2-bit plane and hmask, 32 at a time; 16 six-bit scales from 12 bytes). In the default model's Q2_K and
 // Q3_K files it is ffn_down's type. Before v17 it decoded with v4's int8 kernel (v3 with AVX2). The rest: v16.
-static I16Path i16_path_v17(int ggml_type) {
-    const RowsI16Fn q3k = ggml_type == GGML_Q3_K ? rows_i16_kernel_kquant(ggml_type, true, 17) : nullptr;
-    return q3k ? I16Path{quantize_act_i16, q3k, kPrefetchAhead} : i16_path_v16(ggml_type);
-}
-static I16Path i16_path_v17_avx2(int ggml_type) {
-    const RowsI16Fn q3k = ggml_type == GGML_Q3_K ? rows_i16_kernel_kquant(ggml_type, false, 17) : nullptr;
-    return q3k ? I16Path{quantize_act_i16_avx2, q3k, kPrefetchAheadAvx2} : i16_path_v16_avx2(ggml_type);
-}
+static I16Path i16_path_v17(int t) { return i16_path_kquant<GGML_Q3_K, 17, kPrefetchAhead, true, i16_path_v16>(t); }
+static I16Path i16_path_v17_avx2(int t) { return i16_path_kquant<GGML_Q3_K, 17, kPrefetchAheadAvx2, false, i16_path_v16_avx2>(t); }
 
 // ---- v18: the 16-bit decoding path for Q2_K ----
 // Q2_K: v15's loop with 2-bit q's and 4-bit scales, plus a min per 16 weights, whose term takes x's sums per 16
 // (made once per call). Before v18 it decoded with v4's int8 kernel (v3 with AVX2). The rest: v17.
-static I16Path i16_path_v18(int ggml_type) {
-    const RowsI16Fn q2k = ggml_type == GGML_Q2_K ? rows_i16_kernel_kquant(ggml_type, true, 18) : nullptr;
-    return q2k ? I16Path{quantize_act_i16, q2k, kPrefetchAhead} : i16_path_v17(ggml_type);
-}
-static I16Path i16_path_v18_avx2(int ggml_type) {
-    const RowsI16Fn q2k = ggml_type == GGML_Q2_K ? rows_i16_kernel_kquant(ggml_type, false, 18) : nullptr;
-    return q2k ? I16Path{quantize_act_i16_avx2, q2k, kPrefetchAheadAvx2} : i16_path_v17_avx2(ggml_type);
-}
+static I16Path i16_path_v18(int t) { return i16_path_kquant<GGML_Q2_K, 18, kPrefetchAhead, true, i16_path_v17>(t); }
+static I16Path i16_path_v18_avx2(int t) { return i16_path_kquant<GGML_Q2_K, 18, kPrefetchAheadAvx2, false, i16_path_v17_avx2>(t); }
 #endif
 
 // ---- the ladder, as data ----
