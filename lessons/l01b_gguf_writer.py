@@ -124,12 +124,13 @@ def write_gguf(path, metadata: dict, tensors, metadata_types: dict | None = None
         blobs.append(blob)
         layout.append((name, tuple(reversed(shape)), ggml_type, len(blob)))
     head = header_bytes(metadata, layout, types, alignment, version)
-    _write_atomically(path, head, blobs, alignment)
+    write_atomically(path, head, blobs, alignment)
 # --8<-- [end:write]
 
 
-def _write_atomically(path, head: bytes, blobs, alignment: int) -> None:
-    """head, then each blob at the next multiple of the alignment; via a temporary file."""
+def write_atomically(path, head: bytes, blobs, alignment: int) -> None:
+    """head, then each blob at the next multiple of the alignment; via a temporary file. blobs may be a
+    generator, so a writer can make one tensor at a time (tools/make_synthetic_gguf.py)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".gguf", dir=folder)

@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lessons.l01_gguf import GGUF_DEFAULT_ALIGNMENT, GGMLType  # noqa: E402
-from lessons.l01b_gguf_writer import header_bytes  # noqa: E402
+from lessons.l01b_gguf_writer import header_bytes, write_atomically  # noqa: E402
 from lessons.l12_quants import GGML_TYPES, row_bytes  # noqa: E402
 
 # n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff
@@ -128,23 +127,15 @@ def write_synthetic(path, shape_name: str = "tiny", kind: str = "Q4_0", seed: in
         layout.append((name, tuple(reversed(shp)), t, nbytes))
     head = header_bytes(metadata, layout, {}, GGUF_DEFAULT_ALIGNMENT)
     pool = rng.integers(0, 256, size=POOL_BYTES, dtype=np.uint8)
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".gguf", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(head)
-            for name, t, shp in tensors:
-                if len(shp) == 1:
-                    data = (1.0 + 0.1 * rng.standard_normal(shp)).astype(np.float32).view(np.uint8)
-                else:
-                    data = random_blocks(int(t), shp[0], shp[1], rng, pool)
-                f.write(data.tobytes())
-                f.write(b"\0" * (-f.tell() % GGUF_DEFAULT_ALIGNMENT))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    def blobs():  # one tensor's bytes at a time: a 7B model never sits in memory
+        for name, t, shp in tensors:
+            if len(shp) == 1:
+                yield (1.0 + 0.1 * rng.standard_normal(shp)).astype(np.float32).view(np.uint8).tobytes()
+            else:
+                yield random_blocks(int(t), shp[0], shp[1], rng, pool).tobytes()
+
+    write_atomically(path, head, blobs(), GGUF_DEFAULT_ALIGNMENT)
     return os.path.getsize(path)
 
 

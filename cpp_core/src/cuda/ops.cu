@@ -62,6 +62,17 @@ extern "C" __global__ void rmsnorm_v0(const float* __restrict__ x, const float* 
     if (r < n_rows) rmsnorm_v0_row(x + i64(r) * dim, w, out + i64(r) * dim, dim, eps);
 }
 
+// v1's and v2's reduction: each thread's share ss of a row's sum of squares -> 1/sqrt(mean + eps), in double,
+// for every thread of the block (up to 256 threads: one slot of part per warp), after one barrier.
+__device__ inline float block_rms_scale(double ss, double* part, int dim, float eps) {
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = ss;
+    __syncthreads();
+    double total = 0.0;
+    for (int k = 0; k < int(blockDim.x / 32); k++) total += part[k];
+    return float(1.0 / sqrt(total / dim + double(eps)));
+}
+
 // grid n_rows, block 256: one block per row
 extern "C" __global__ void rmsnorm_v1(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ out,
                                       int n_rows, int dim, float eps) {
@@ -69,12 +80,7 @@ extern "C" __global__ void rmsnorm_v1(const float* __restrict__ x, const float* 
     const float* xr = x + i64(blockIdx.x) * dim;
     double ss = 0.0;
     for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += double(xr[i]) * double(xr[i]);
-    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-    if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = ss;
-    __syncthreads();
-    double total = 0.0;
-    for (int k = 0; k < int(blockDim.x / 32); k++) total += part[k];
-    const float scale = float(1.0 / sqrt(total / dim + double(eps)));
+    const float scale = block_rms_scale(ss, part, dim, eps);
     for (int i = threadIdx.x; i < dim; i += blockDim.x) out[i64(blockIdx.x) * dim + i] = (xr[i] * scale) * w[i];
 }
 
@@ -91,12 +97,7 @@ extern "C" __global__ void add_rmsnorm_v2(float* __restrict__ x, const float* __
         xr[i] = v;
         ss += double(v) * double(v);
     }
-    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-    if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = ss;
-    __syncthreads();
-    double total = 0.0;
-    for (int k = 0; k < int(blockDim.x / 32); k++) total += part[k];
-    const float scale = float(1.0 / sqrt(total / dim + double(eps)));
+    const float scale = block_rms_scale(ss, part, dim, eps);
     for (int i = threadIdx.x; i < dim; i += blockDim.x) out[i64(blockIdx.x) * dim + i] = (xr[i] * scale) * w[i];
 }
 
