@@ -21,6 +21,9 @@ The other columns:
   read BW   tools/bench_memory.c's one-core read bandwidth, measured after each file's rounds, in the same run
   of BW     decode's share of it: file bytes x tokens/s / bandwidth (decode reads every weight once per token)
   RSS       our worker's peak RSS (VmHWM) against the budget file + KV cache + 60 MB
+  2x prefill needs   the multiply-adds per second that twice llama.cpp's prefill would take, as a share of the
+            roof tools/bench_peak.c measures for the product our kernels use (prefill is compute-bound: a share
+            near or over 100% says 2x is out of reach on this CPU, whatever the kernel)
 --completion: each round also runs llama-completion (llama.cpp's one-shot command line, the classic llama-cli) on a
 prompt of about --prompt tokens and reads its own timing lines (second table).
 --contexts C1,C2,..: decode speed of the --context-gen tokens that end at position C (depth C - N), against
@@ -246,22 +249,27 @@ def llama_completion(bin_dir: Path, model: Path, args, prompt_file: Path) -> dic
 
 
 # =====================================================================================================================
-# The machine's read bandwidth: tools/bench_memory.c, built once
+# The machine's roofs: tools/bench_memory.c (read bandwidth) and tools/bench_peak.c (multiply-adds), built once
 # =====================================================================================================================
-def build_bench_memory() -> Path | None:
+def build_c_tool(name: str, libs: tuple[str, ...] = ()) -> Path | None:
+    """tools/<name>.c compiled with the system's C compiler (-march=native where it may), cached in the temp dir."""
     cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if cc is None:
         return None
-    exe = Path(tempfile.gettempdir()) / f"llama-lessons-bench_memory-{os.getuid()}"
-    source = REPO / "tools" / "bench_memory.c"
+    exe = Path(tempfile.gettempdir()) / f"llama-lessons-{name}-{os.getuid()}"
+    source = REPO / "tools" / f"{name}.c"
     if exe.is_file() and exe.stat().st_mtime >= source.stat().st_mtime:
         return exe
     for flags in (["-march=native"], []):
         tmp = exe.with_suffix(".tmp")
-        if subprocess.run([cc, "-O2", *flags, str(source), "-o", str(tmp)], capture_output=True).returncode == 0:
+        if subprocess.run([cc, "-O2", *flags, str(source), "-o", str(tmp), *libs], capture_output=True).returncode == 0:
             tmp.replace(exe)
             return exe
     return None
+
+
+def build_bench_memory() -> Path | None:
+    return build_c_tool("bench_memory")
 
 
 def read_bandwidth(exe: Path | None, mib: int) -> float | None:
@@ -273,6 +281,34 @@ def read_bandwidth(exe: Path | None, mib: int) -> float | None:
         if line.startswith("read "):
             return float(line.split()[1])
     return None
+
+
+def arithmetic_roofs(threads: int) -> dict[str, float]:
+    """GMAC/s of tools/bench_peak.c on `threads` threads: {"fma f32": .., "dpwssd i16": .., ...} (what this CPU has)."""
+    exe = build_c_tool("bench_peak", ("-lpthread",))
+    if exe is None:
+        return {}
+    p = subprocess.run([str(exe), str(threads)], capture_output=True, text=True)
+    return {m[0]: float(m[1]) for m in re.findall(r"^(\S+ \S+)\s+([0-9.]+) GMAC/s$", p.stdout, re.M)}
+
+
+FLOAT_TYPES = {"F32", "F16", "BF16"}
+
+
+def prompt_macs_per_token(model: Path, prompt: int) -> tuple[float, bool]:
+    """Multiply-adds per prompt token of a llama-bench-style prefill (logits of the last token only, so the output
+    matrix is left out), and whether the file's layer matrices are all float (F32/F16/BF16).
+
+    Every layer matrix is used once per token (rows x cols MACs); attention adds, per layer, q_dim MACs per key for
+    Q.K and again for P.V, and the tokens of a prompt of P see (P + 1) / 2 keys on average."""
+    sys.path.insert(0, str(REPO))
+    from lessons.l01_gguf import GGUFFile  # noqa: E402  (the lesson's reader; only the tensor table is used)
+    with GGUFFile(model) as f:
+        mats = {n: t for n, t in f.tensors.items() if n.startswith("blk.") and len(t.ne) == 2}
+        macs = sum(t.n_elements for t in mats.values())
+        q_dims = [t.ne[1] for n, t in mats.items() if n.endswith(".attn_q.weight")]
+        all_float = all(t.ggml_type.name in FLOAT_TYPES for t in mats.values())
+    return float(macs + sum(q_dims) * (prompt + 1)), all_float
 
 
 # =====================================================================================================================
@@ -310,6 +346,7 @@ def measure_file(model: Path, args, bin_dir: Path | None, bw_exe: Path | None) -
         if prompt_file is not None:
             prompt_file.unlink()
     row["read_gb_s"] = read_bandwidth(bw_exe, args.bw_mib)
+    row["prompt_macs_per_token"], row["all_float"] = prompt_macs_per_token(model, args.prompt)  # (the worker read it)
     if args.perplexity:
         worker = Worker(model, 512, args)
         try:
@@ -343,6 +380,21 @@ def measure_file(model: Path, args, bin_dir: Path | None, bw_exe: Path | None) -
         finally:
             worker.close()
     return summarize(row)
+
+
+def against_roof(row: dict, roofs: dict[str, float]) -> None:
+    """Prefill as multiply-adds per second, and the share of the roof that 2x llama.cpp's prefill would need.
+
+    The roof is the narrowest product our kernels use for the file: float32 FMAs where its matrices are F32, F16 or
+    BF16 (their products stay float32-exact), 16-bit integer dot products (vpdpwssd) for quantized files."""
+    kind = "fma f32" if row["all_float"] else "dpwssd i16"
+    if kind not in roofs:
+        return
+    row["roof"] = {"kind": kind, "gmac_s": roofs[kind]}
+    row["ours"]["prefill_gmac_s"] = row["ours"]["prefill_tok_s"] * row["prompt_macs_per_token"] / 1e9
+    if "llama.cpp" in row:
+        need = 2 * row["llama.cpp"]["prefill_tok_s"] * row["prompt_macs_per_token"] / 1e9
+        row["roof"]["share_for_2x"] = need / roofs[kind]
 
 
 def summarize(row: dict) -> dict:
@@ -439,6 +491,16 @@ def fmt(x, spec: str, suffix: str = "") -> str:
     return "-" if x is None else format(x, spec) + suffix
 
 
+SIZE_TIE = 0.05  # files closer than 5% in size are not held to the smaller-is-faster check
+
+
+def roof_cell(row: dict) -> str:
+    roof = row.get("roof", {})
+    if "share_for_2x" not in roof:
+        return "-"
+    return f"{roof['share_for_2x']:.0%} of {roof['kind'].split()[1]}"
+
+
 def report(rows: list[dict], args, have_llama: bool) -> str:
     lines = [f"{args.threads} threads, pp{args.prompt} / tg{args.n_predict}, KV cache {args.cache_type}, "
              f"median of {args.rounds} alternating rounds; ratio = ours / llama-bench in the same round"]
@@ -446,8 +508,8 @@ def report(rows: list[dict], args, have_llama: bool) -> str:
         lines.append("llama-bench not found (tools/build_llama_tools.sh builds it): our columns only")
     lines.append("")
     lines.append("| file | MiB | prefill ours | prefill llama.cpp | ratio | decode ours | decode llama.cpp | ratio "
-                 "| read GB/s | decode of BW ours / llama.cpp | peak RSS MiB / budget | bar |")
-    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |")
+                 "| read GB/s | decode of BW ours / llama.cpp | peak RSS MiB / budget | 2x prefill needs | bar |")
+    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |")
     for row in rows:
         o, lc, ratio = row["ours"], row.get("llama.cpp", {}), row.get("ratio", {})
         rss_ok = "" if o["peak_rss_bytes"] <= o["rss_budget_bytes"] else " OVER"
@@ -457,13 +519,23 @@ def report(rows: list[dict], args, have_llama: bool) -> str:
             f"| {fmt(ratio.get('decode'), '.2f', 'x')} | {fmt(row.get('read_gb_s'), '.1f')} "
             f"| {fmt(o.get('of_read_bw'), '.0%')} / {fmt(lc.get('of_read_bw'), '.0%')} "
             f"| {o['peak_rss_bytes'] / 2**20:.1f} / {o['rss_budget_bytes'] / 2**20:.1f}{rss_ok} "
+            f"| {roof_cell(row)} "
             f"| {'-' if 'meets_bar' not in row else 'met' if row['meets_bar'] else 'not met'} |")
     lines.append("bar: prefill >= 2x llama.cpp and decode >= 2x llama.cpp or >= 75% of the read bandwidth (issue 18)")
-    by_size = sorted(rows, key=lambda r: r["bytes"])  # a smaller file should never decode slower
+    roofs = getattr(args, "roofs", {})
+    if roofs:
+        lines.append(f"roofs ({args.threads} threads, tools/bench_peak.c): " + ", ".join(
+            f"{k} {v:.0f}" for k, v in roofs.items()) + " GMAC/s; 2x prefill needs = 2 x llama.cpp's prefill x "
+            "multiply-adds per prompt token, as a share of the roof of the product our kernels use for the file "
+            "(f32 FMA for F32/F16/BF16, 16-bit integers for quantized files)")
+    # A smaller file should never decode slower. Files within SIZE_TIE of each other's size are not compared: their
+    # difference in bytes read is smaller than one run's noise (Q2_K and Q3_K_S of the default model differ by 0.1%).
+    by_size = sorted(rows, key=lambda r: r["bytes"])
     slower = [f"{a['name']} ({a['ours']['decode_tok_s']:.1f} tok/s) < {b['name']} ({b['ours']['decode_tok_s']:.1f})"
-              for i, a in enumerate(by_size) for b in by_size[i + 1:] if a["ours"]["decode_tok_s"] < b["ours"]["decode_tok_s"]]
+              for i, a in enumerate(by_size) for b in by_size[i + 1:]
+              if b["bytes"] >= a["bytes"] * (1 + SIZE_TIE) and a["ours"]["decode_tok_s"] < b["ours"]["decode_tok_s"]]
     if len(rows) > 1:
-        lines.append("decode never slower on a smaller file: " + ("yes" if not slower else
+        lines.append(f"decode never slower on a file at least {SIZE_TIE:.0%} smaller: " + ("yes" if not slower else
                      f"no, {len(slower)} pairs, e.g. " + "; ".join(slower[:3])))
     with_cli = [row for row in rows if "llama-completion" in row]
     if with_cli:
@@ -552,6 +624,7 @@ def main() -> None:
     if bin_dir is None and not args.no_llama:
         print("llama-bench not found (tools/build_llama_tools.sh builds it): measuring our backend only", file=sys.stderr)
     bw_exe = build_bench_memory()
+    args.roofs = arithmetic_roofs(args.threads)  # before the files: the machine as quiet as it will be
 
     rows = []
     try:
@@ -559,9 +632,12 @@ def main() -> None:
             rows.append(measure_file(f, args, bin_dir, bw_exe))
     except RuntimeError as e:  # a worker or llama-bench that failed: its last line says why
         sys.exit(f"error: {e}")
+    for row in rows:
+        against_roof(row, args.roofs)
     if args.json:
         print(json.dumps({"threads": args.threads, "prompt": args.prompt, "n_predict": args.n_predict,
                           "rounds": args.rounds, "cache_type": args.cache_type, "llama_bin": str(bin_dir) if bin_dir else None,
+                          "roofs_gmac_s": args.roofs,
                           "rows": rows}, indent=2))
     else:
         print(report(rows, args, bin_dir is not None))
