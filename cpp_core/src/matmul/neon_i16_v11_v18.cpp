@@ -355,6 +355,8 @@ static void rows_q6_k_neon(int64_t n, const uint8_t* w, int64_t rb, const int16_
                 T::unpack_half(reinterpret_cast<const Block*>(w + r * rb) + k, half, q);
                 for (int g = 0; g < 4; g++) {
                     const int blk = 4 * half + g;  // x's block within the super-block: sub-blocks 2 blk, 2 blk + 1
+                    // (x is loaded again for each row, from L1: four rows' unpacked q's, 8 registers each, and x's
+                    // 4 would not fit in NEON's 32 registers with the accumulators)
                     const X32 x(xq + QK_K * k + QK * blk);
                     acc[r] = vfmaq_n_f32(acc[r], vcvtq_f32_s32(dot16(q[2 * g], x.v[0], x.v[1])), sc[r][2 * blk]);
                     acc[r] = vfmaq_n_f32(acc[r], vcvtq_f32_s32(dot16(q[2 * g + 1], x.v[2], x.v[3])), sc[r][2 * blk + 1]);
