@@ -55,7 +55,10 @@ I16 = {"v11_i16_decode_avx512": "v10_gemm_avx512", "v12_i16_row_pairs": "v10_gem
        "v15_i16_q6_k_avx512": "v10_gemm_avx512", "v15_i16_q6_k_avx2": "v10_gemm_avx2",  # v15: + Q6_K
        "v16_i16_q5_k_avx512": "v10_gemm_avx512", "v16_i16_q5_k_avx2": "v10_gemm_avx2",  # v16: + Q5_K
        "v17_i16_q3_k_avx512": "v10_gemm_avx512", "v17_i16_q3_k_avx2": "v10_gemm_avx2",  # v17: + Q3_K
-       "v18_i16_q2_k_avx512": "v10_gemm_avx512", "v18_i16_q2_k_avx2": "v10_gemm_avx2"}  # v18: + Q2_K
+       "v18_i16_q2_k_avx512": "v10_gemm_avx512", "v18_i16_q2_k_avx2": "v10_gemm_avx2",  # v18: + Q2_K
+       # aarch64 (native builds; under qemu: tests/test_neon_qemu.py): the same steps with NEON, prompts on v6
+       **{v: "v6_f32_tiled_neon" for v in ["v11_i16_decode_neon", "v13_i16_q5_neon", "v14_i16_q4_k_neon", "v15_i16_q6_k_neon",
+                                           "v16_i16_q5_k_neon", "v17_i16_q3_k_neon", "v18_i16_q2_k_neon"]}}
 ADDS = {"v13": {6, 7}, "v14": {12}, "v15": {14}, "v16": {13}, "v17": {11}, "v18": {10}}  # each step's new types
 I16_TYPES = {v: Q4Q8.union(*(t for step, t in ADDS.items() if int(v[1:3]) >= int(step[1:]))) for v in I16}  # each one's
 I16_CASES = [(v, name) for v in versions() if v.id in I16 for name, t in TYPES.items() if t in I16_TYPES[v.id]]

@@ -113,7 +113,7 @@ AVX512 = AVX2 | {"avx512f", "avx512bw", "avx512vl"}
 FAST_PATH = [  # (needs, {op: version}), best first
     (AVX512 | {"avx512vnni"}, {"quant_matmul": "v18_i16_q2_k_avx512"}),
     (AVX2, {"quant_matmul": "v18_i16_q2_k_avx2"}),
-    ({"neon"}, {"quant_matmul": "v6_f32_tiled_neon"}),
+    ({"neon"}, {"quant_matmul": "v18_i16_q2_k_neon"}),
     (set(), {"quant_matmul": "v1_threads"}),
 ]
 SMALL_OPS_FAST_PATH = [

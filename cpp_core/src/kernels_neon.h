@@ -36,6 +36,15 @@ void matmul_f32_tiled_neon(const QuantType& t, const uint8_t* W, int64_t n_rows,
                            int64_t n_tok, float* y, ThreadPool& pool);
 std::string matmul_neon_kernel_name(const std::string& version, const QuantType& t);  // for quant_matmul_kernel()
 
+// ---- matmul/neon_i16_v11_v18.cpp: the 16-bit decoding path (x86's v11, v13-v18 with NEON) ----
+// The same signatures as the x86 kernels (matmul/i16_v11_v12.h): x rounded once to int16, one (d, s) per block of
+// 32; then y[r] = dot(row r, x) for n_rows rows rb bytes apart (`ahead`: unused, no prefetch on NEON).
+using RowsI16Fn = void (*)(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
+                           const float* xs, float* y, int64_t ahead);
+using QuantizeI16Fn = void (*)(const float* x, int64_t n, int16_t* q, float* d, float* s);
+void quantize_act_i16_neon(const float* x, int64_t n, int16_t* q, float* d, float* s);  // x86's rounding, bit for bit
+RowsI16Fn rows_i16_kernel_neon(int ggml_type, int step);  // step 11, 13..18: the types up to it; nullptr: none
+
 namespace detail {
 inline bool cpu_neon() { return cpu_features().has_neon(); }
 inline bool cpu_neon_dotprod() { return cpu_features().has_dotprod(); }

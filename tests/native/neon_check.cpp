@@ -7,11 +7,15 @@
 //   float versions    within float rounding: |y - y_v0| <= rel * scale + abs, rel = 1e-6..2e-6 (a few ulps),
 //                     scale = sum |terms| for matmul, max |V| for attention, else |y_v0|
 //   int8 versions     bit for bit against v2_int8 (the scalar int8 kernels): same integers, same float steps
+//   16-bit versions   (v11, v13-v18 NEON: one token, the types each step takes) against v0 on x rounded as they
+//                     promise (quantize_i16_reference: x86's rounding), within float rounding; the rounding
+//                     itself bit for bit against that reference here, and against numpy's in the Python test
 // and the fast path (the plain ll::rmsnorm, ...) must equal the version active_version() names.
 // Sizes are odd on purpose (tails of 1-3 elements, 1-17 tokens). Prints a summary; exits 1 on any mismatch.
 //
 // usage: neon_check [--expect-dotprod=0|1]   (checks the HWCAP detection against what qemu's -cpu offers)
 //        neon_check --model MANIFEST OUT        (the whole forward pass of a dumped tiny model: see run_model)
+//        neon_check --quantize-i16 IN OUT       (float32 x from IN rounded by the NEON 16-bit path: q, d, s to OUT)
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -25,6 +29,7 @@
 
 #include "cpu/features.h"
 #include "kernels.h"
+#include "kernels_neon.h"
 #include "model/model.h"
 #include "matmul/blocks.h"
 
@@ -269,19 +274,106 @@ static std::vector<uint8_t> random_weights(int type, int64_t n_rows, int64_t n_c
     return w;
 }
 
+// ---- the 16-bit decoding path (v11, v13-v18 NEON) ----
+// The rounding the 16-bit versions promise, on every ISA (docs/20-kernels-matmul.md; the numpy quantize_i16 of
+// tests/test_cpp_kernels_matmul.py, which the x86 kernels match bit for bit), in scalar float32: per block of
+// 32, d = max|x| / 32767, q = round-half-even(x * (32767 / max|x|)) saturated to int16, s = d * sum(q).
+static void quantize_i16_reference(const float* x, int64_t n, int16_t* q, float* d, float* s) {
+    for (int64_t i = 0; i < n / 32; i++) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = std::max(amax, std::fabs(x[32 * i + j]));
+        const float di = amax / 32767.0f, inv = amax > 0.0f ? 32767.0f / amax : 0.0f;
+        int32_t sum = 0;
+        for (int j = 0; j < 32; j++) {
+            const int32_t v = int32_t(std::nearbyint(x[32 * i + j] * inv));  // the default rounding mode: ties to even
+            sum += v;
+            q[32 * i + j] = int16_t(std::min(32767, std::max(-32768, v)));
+        }
+        d[i] = di;
+        s[i] = di * float(sum);
+    }
+}
+
+// The types each NEON 16-bit step takes (its x86 namesake's): a bit per ggml type; 0 for other versions.
+static uint32_t i16_types(const std::string& version) {
+    const std::pair<const char*, uint32_t> steps[] = {
+        {"v11_i16_decode_neon", 1u << GGML_Q4_0 | 1u << GGML_Q4_1 | 1u << GGML_Q8_0}, {"v13_i16_q5_neon", 1u << GGML_Q5_0 | 1u << GGML_Q5_1},
+        {"v14_i16_q4_k_neon", 1u << GGML_Q4_K}, {"v15_i16_q6_k_neon", 1u << GGML_Q6_K}, {"v16_i16_q5_k_neon", 1u << GGML_Q5_K},
+        {"v17_i16_q3_k_neon", 1u << GGML_Q3_K}, {"v18_i16_q2_k_neon", 1u << GGML_Q2_K}};
+    uint32_t types = 0;
+    for (const auto& [name, adds] : steps) {  // each step: the types of the steps before it, and its own
+        types |= adds;
+        if (version == name) return types;
+    }
+    return 0;
+}
+
+// quantize_act_i16_neon against the reference, bit for bit: random blocks over 12 decades, exact ties (a block
+// whose max is 32767, so x * inv is x), zeros and -0, values far below the block's step, an all-zero block,
+// blocks of one repeated value, and n = 32.
+static void check_quantize_i16() {
+    for (int64_t n : {32, 96, 576, 1536}) {
+        std::vector<float> x = randn(size_t(n));
+        for (int64_t i = 0; i < n; i++) x[size_t(i)] *= std::pow(10.0f, float(i % 13) - 6.0f);
+        if (n >= 96) {
+            const float ties[] = {32767.0f, 0.5f, -0.5f, 1.5f, 2.5f, -2.5f, 0.0f, -0.0f, 3.5f, 1e-30f, -32766.5f, 100.5f};
+            for (int j = 0; j < 32; j++) x[size_t(32 + j)] = ties[j % 12] * (j >= 12 && j % 12 == 0 ? -1.0f : 1.0f);
+            for (int j = 0; j < 32; j++) x[size_t(64 + j)] = 0.0f;  // d = 0
+        }
+        if (n >= 576) {
+            for (int j = 0; j < 32; j++) x[size_t(96 + j)] = -0.3f;  // every q = -32767
+            for (int j = 0; j < 32; j++) x[size_t(128 + j)] = 3e38f * (j % 2 ? 1.0f : -0.25f);
+        }
+        std::vector<int16_t> q(static_cast<size_t>(n)), q_ref(static_cast<size_t>(n));
+        std::vector<float> d(size_t(n / 32)), s(size_t(n / 32)), d_ref(size_t(n / 32)), s_ref(size_t(n / 32));
+        quantize_act_i16_neon(x.data(), n, q.data(), d.data(), s.data());
+        quantize_i16_reference(x.data(), n, q_ref.data(), d_ref.data(), s_ref.data());
+        Tally& t = g_tally["quantize_act_i16_neon (vs the reference, bits)"];
+        t.cases++;
+        if (std::memcmp(q.data(), q_ref.data(), q.size() * 2) || std::memcmp(d.data(), d_ref.data(), d.size() * 4) ||
+            std::memcmp(s.data(), s_ref.data(), s.size() * 4)) {
+            t.failures++;
+            fail("quantize_act_i16_neon n=" + std::to_string(n) + ": not the reference's bits");
+        }
+    }
+}
+
+// --quantize-i16 IN OUT: IN holds n float32 (n a multiple of 32); OUT gets q [n] int16, d [n/32], s [n/32] float32.
+static int run_quantize_i16(const char* in_path, const char* out_path) {
+    std::FILE* f = std::fopen(in_path, "rb");
+    if (!f) throw std::runtime_error(std::string("cannot open ") + in_path);
+    std::vector<float> x;
+    float chunk[1024];
+    for (size_t got; (got = std::fread(chunk, 4, 1024, f)) > 0;) x.insert(x.end(), chunk, chunk + got);
+    std::fclose(f);
+    const int64_t n = int64_t(x.size());
+    if (n == 0 || n % 32) throw std::runtime_error("--quantize-i16: need a multiple of 32 floats");
+    std::vector<int16_t> q(static_cast<size_t>(n));
+    std::vector<float> d(size_t(n / 32)), s(size_t(n / 32));
+    quantize_act_i16_neon(x.data(), n, q.data(), d.data(), s.data());
+    std::FILE* o = std::fopen(out_path, "wb");
+    if (!o || std::fwrite(q.data(), 2, q.size(), o) != q.size() || std::fwrite(d.data(), 4, d.size(), o) != d.size() ||
+        std::fwrite(s.data(), 4, s.size(), o) != s.size())
+        throw std::runtime_error("cannot write the result");
+    std::fclose(o);
+    std::printf("QUANTIZE OK: %ld floats\n", long(n));
+    return 0;
+}
+
 static void check_quant_matmul(ThreadPool& pool, int n_threads) {
     struct TypeCase { int type; std::vector<int64_t> cols; };
     const TypeCase types[] = {{GGML_Q4_0, {32, 96, 576}}, {GGML_Q4_1, {32, 96, 576}}, {GGML_Q8_0, {32, 160}},
                               {GGML_Q5_0, {64, 96}},      {GGML_Q5_1, {64, 96}},      {GGML_Q4_K, {256, 512}},
-                              {GGML_Q6_K, {256}},         {GGML_Q2_K, {256}},         {GGML_F16, {7, 64}}, {GGML_F32, {5, 64}}};
+                              {GGML_Q6_K, {256, 512}},    {GGML_Q5_K, {256, 512}},    {GGML_Q3_K, {256, 512}},
+                              {GGML_Q2_K, {256, 512}},    {GGML_F16, {7, 64}},        {GGML_F32, {5, 64}}};
     const std::vector<std::string> versions = runnable(list_versions("quant_matmul"));
     for (const TypeCase& tc : types) {
         const QuantType* t = quant_type(tc.type);
         const bool float_tiled = tc.type == GGML_Q4_0 || tc.type == GGML_Q4_1 || tc.type == GGML_Q8_0;
         for (int64_t n_cols : tc.cols)
-            for (int64_t n_rows : {1, 5, 37})
+            for (int64_t n_rows : {1, 7, 38})  // with 3 threads' tasks of 16 rows: groups of 4 and 1, 2, 3 rows left
                 for (int64_t n_tok : {1, 2, 3, 8, 9, 17}) {
-                    if (n_rows == 37 && n_tok == 17 && n_cols > 256) continue;  // keep the run short under qemu
+                    if (n_rows == 38 && n_tok > 3 && n_cols > 256) continue;  // keep the run short under qemu
                     const auto w = random_weights(tc.type, n_rows, n_cols);
                     const auto x = randn(size_t(n_tok * n_cols));
                     const size_t n_out = size_t(n_tok * n_rows);
@@ -300,15 +392,39 @@ static void check_quant_matmul(ThreadPool& pool, int n_threads) {
                             scale[size_t(k * n_rows + r)] = s;
                         }
                     }
+                    // one token on the 16-bit path: v0 on x as it is rounded, and the scale of each output from it
+                    std::vector<float> ref_i16, x_i16;
+                    std::vector<double> scale_i16;
+                    if (n_tok == 1 && t->act != ActFormat::F32) {
+                        std::vector<int16_t> q(static_cast<size_t>(n_cols));
+                        std::vector<float> d(size_t(n_cols / 32)), s(size_t(n_cols / 32));
+                        quantize_i16_reference(x.data(), n_cols, q.data(), d.data(), s.data());
+                        for (int64_t c = 0; c < n_cols; c++) x_i16.push_back(d[size_t(c / 32)] * float(q[size_t(c)]));
+                        ref_i16.resize(n_out), scale_i16.resize(n_out);
+                        quant_matmul_v("v0_scalar_dequant", tc.type, w.data(), n_rows, n_cols, x_i16.data(), 1, ref_i16.data(), pool);
+                        for (int64_t r = 0; r < n_rows; r++) {
+                            t->dequantize_row(w.data() + size_t(r) * rb, row.data(), n_cols);
+                            double s_r = 0.0;
+                            for (int64_t c = 0; c < n_cols; c++) s_r += std::fabs(double(row[size_t(c)]) * x_i16[size_t(c)]);
+                            scale_i16[size_t(r)] = s_r;
+                        }
+                    }
                     const std::string detail = std::string(t->name) + " rows=" + std::to_string(n_rows) + " cols=" + std::to_string(n_cols) +
                                                " tok=" + std::to_string(n_tok) + " threads=" + std::to_string(n_threads);
                     for (const auto& v : versions) {
                         quant_matmul_v(v, tc.type, w.data(), n_rows, n_cols, x.data(), n_tok, y.data(), pool);
+                        const bool is_i16 = n_tok == 1 && (i16_types(v) >> tc.type & 1);
+                        const bool runs_v6 = v.find("f32_tiled") != std::string::npos || (i16_types(v) && !is_i16);  // (the 16-bit steps' fallback)
                         const bool is_int8 = v.rfind("v2", 0) == 0 || v.find("dotprod") != std::string::npos || v.find("neon_int8") != std::string::npos ||
-                                             (v.find("f32_tiled") != std::string::npos && !float_tiled && t->act != ActFormat::F32);
-                        if (v == "v2_int8" && t->act != ActFormat::F32)  // the int8 reference itself: int8 rounding from v0
+                                             (runs_v6 && !float_tiled && t->act != ActFormat::F32);
+                        const std::string kernel = quant_matmul_kernel(v, tc.type, n_tok);  // the route the table reports
+                        if ((kernel.find(" x int16 neon") != std::string::npos) != is_i16)
+                            fail("quant_matmul_kernel(" + v + ", " + detail + ") = " + kernel);
+                        if (is_i16)  // 16-bit activations: v0 on x rounded the same way, within float rounding
+                            check_close("quant_matmul " + v + " (16-bit x)", detail, y.data(), ref_i16.data(), n_out, 2e-6, 1e-7, &scale_i16);
+                        else if (v == "v2_int8" && t->act != ActFormat::F32)  // the int8 reference itself: int8 rounding from v0
                             check_close("quant_matmul " + v, detail, y.data(), ref.data(), n_out, 2e-2, 1e-6, &scale);
-                        else if (v.rfind("v0", 0) == 0 || v.rfind("v1", 0) == 0 || !is_int8 || t->act == ActFormat::F32)
+                        else if (v == "v0_scalar_dequant" || v == "v1_threads" || !is_int8 || t->act == ActFormat::F32)
                             check_close("quant_matmul " + v, detail, y.data(), ref.data(), n_out, 2e-6, 1e-7, &scale);
                         else  // int8 activations: exactly the scalar int8 kernels' result
                             check_equal("quant_matmul " + v + " (vs v2_int8)", detail, y.data(), ref_int8.data(), n_out);
@@ -317,6 +433,12 @@ static void check_quant_matmul(ThreadPool& pool, int n_threads) {
                     quant_matmul(tc.type, w.data(), n_rows, n_cols, x.data(), n_tok, y.data(), pool);
                     quant_matmul_v(active_version("quant_matmul"), tc.type, w.data(), n_rows, n_cols, x.data(), n_tok, act.data(), pool);
                     check_equal("quant_matmul fast path", detail, y.data(), act.data(), n_out);
+                    if (n_tok == 1 && n_cols % 32 == 0) {  // the model's decoding team: x prepared once, the fast path's rows
+                        PreparedActivations prepared;
+                        prepared.prepare("", x.data(), n_cols);
+                        prepared.rows(tc.type, w.data(), n_rows, act.data(), pool);
+                        check_equal("PreparedActivations (vs quant_matmul)", detail, act.data(), y.data(), n_out);
+                    }
                 }
     }
 }
@@ -330,14 +452,17 @@ static void check_registry(int expect_dotprod) {
         fail("cpu_features: dotprod=" + std::to_string(int(f.dotprod)) + ", expected " + std::to_string(expect_dotprod));
     const std::pair<const char*, const char*> expected[] = {
         {"rmsnorm", "v1_neon"}, {"softmax", "v1_neon"}, {"swiglu", "v1_neon"}, {"apply_rope", "v1_neon"},
-        {"quant_matmul", "v6_f32_tiled_neon"}, {"quant_matmul", "v4_neon_dotprod"}, {"quant_matmul", "v3_neon_int8"}};
+        {"quant_matmul", "v6_f32_tiled_neon"}, {"quant_matmul", "v4_neon_dotprod"}, {"quant_matmul", "v3_neon_int8"},
+        {"quant_matmul", "v11_i16_decode_neon"}, {"quant_matmul", "v13_i16_q5_neon"}, {"quant_matmul", "v14_i16_q4_k_neon"},
+        {"quant_matmul", "v15_i16_q6_k_neon"}, {"quant_matmul", "v16_i16_q5_k_neon"}, {"quant_matmul", "v17_i16_q3_k_neon"},
+        {"quant_matmul", "v18_i16_q2_k_neon"}};
     for (const auto& e : expected)
         if (!has_version(list_versions(e.first), e.second)) fail(std::string(e.first) + " has no version " + e.second);
     if (!has_version(attention_versions(), "v2_neon")) fail("attention has no version v2_neon");
-    // the fast path: the NEON versions (float activations for quant_matmul, whatever the dot products)
+    // the fast path: the NEON versions (for quant_matmul the last 16-bit step, whatever the dot products)
     const std::pair<std::string, std::string> active[] = {
         {active_version("rmsnorm"), "v1_neon"}, {active_version("softmax"), "v1_neon"}, {active_version("swiglu"), "v1_neon"},
-        {active_version("apply_rope"), "v1_neon"}, {active_version("quant_matmul"), "v6_f32_tiled_neon"}, {attention_active(), "v2_neon"}};
+        {active_version("apply_rope"), "v1_neon"}, {active_version("quant_matmul"), "v18_i16_q2_k_neon"}, {attention_active(), "v2_neon"}};
     for (const auto& a : active)
         if (a.first != a.second) fail("fast path is " + a.first + ", expected " + a.second);
     for (const auto& v : list_versions("quant_matmul"))
@@ -355,8 +480,10 @@ static void check_registry(int expect_dotprod) {
         }
         if (!threw) fail("v4_neon_dotprod ran on a CPU without dotprod");
     }
-    std::printf("kernels: q4_1 via %s; q5_0 via %s\n", quant_matmul_kernel("v6_f32_tiled_neon", GGML_Q4_1).c_str(),
-                quant_matmul_kernel("v6_f32_tiled_neon", GGML_Q5_0).c_str());
+    const std::string fast = active_version("quant_matmul");
+    std::printf("kernels, fast path, one token: q4_1 via %s; q2_k via %s; a prompt of q5_0 via %s\n",
+                quant_matmul_kernel(fast, GGML_Q4_1, 1).c_str(), quant_matmul_kernel(fast, GGML_Q2_K, 1).c_str(),
+                quant_matmul_kernel(fast, GGML_Q5_0, 9).c_str());
 }
 
 // ---- the whole model: a tiny random model dumped by tests/test_neon_qemu.py, its logits written back ----
@@ -430,6 +557,14 @@ static int run_model(const char* manifest_path, const char* out_path) {
 }
 
 int main(int argc, char** argv) {
+    if (argc == 4 && std::strcmp(argv[1], "--quantize-i16") == 0) {
+        try {
+            return run_quantize_i16(argv[2], argv[3]);
+        } catch (const std::exception& e) {
+            std::printf("QUANTIZE FAILED: %s\n", e.what());
+            return 1;
+        }
+    }
     if (argc == 4 && std::strcmp(argv[1], "--model") == 0) {
         try {
             return run_model(argv[2], argv[3]);
@@ -447,6 +582,7 @@ int main(int argc, char** argv) {
         check_softmax();
         check_swiglu();
         check_rope();
+        check_quantize_i16();
         for (int n_threads : {1, 3}) {
             ThreadPool pool(n_threads);
             check_attention(pool);

@@ -4,7 +4,7 @@
 // kMatmulVersions at the end says, as data, what each adds, which weight types have a kernel of their own
 // in it, and what it hands everything else to. The fast path is the last version in the table this CPU runs
 // that keeps x in float32 or 16 bits (never the 8-bit ones): v18 with AVX-512 VNNI, v18 AVX2 with AVX2 only,
-// v6 on aarch64, v1 elsewhere. LLAMA_LESSONS_MATMUL=<version> overrides it (read once; for comparisons).
+// v18 NEON on aarch64, v1 elsewhere. LLAMA_LESSONS_MATMUL=<version> overrides it (read once; for comparisons).
 // Where the code is:
 //   v0, v1          this file (the lesson's dequantize-then-dot, then threads)
 //   v2 / v3 / v4    int8 activations (llama.cpp's way): matmul/quantize_act.cpp, dot_scalar_v2.cpp, dot_avx2_v3.cpp,
@@ -19,7 +19,8 @@
 //                   dot_avx512_v11_v12.cpp
 //   v13             v11/v12's decoding kernels for 5-bit weights (Q5_0, Q5_1): the same files
 //   v14 - v18       the 16-bit decoding path for Q4_K, then Q6_K, Q5_K, Q3_K, Q2_K: dot_i16_kquants_v14.cpp
-//   aarch64         v3, v4 (SDOT) and v6 with NEON: neon_v3_v6.cpp, checked under qemu (tests/native/)
+//   aarch64         v3, v4 (SDOT) and v6 with NEON: neon_v3_v6.cpp; the 16-bit decoding path v11, v13-v18
+//                   with NEON: neon_i16_v11_v18.cpp; all checked under qemu (tests/native/)
 // Experiments that were measured and not kept (float activations without tiles, 12-bit activations) live in
 // dev/ at the repository's root, each with its own check and timing.
 // Every version is checked against numpy's dequantize-then-matmul (tests/test_cpp_kernels_matmul.py).
@@ -548,6 +549,41 @@ static I16Path i16_path_v18(int t) { return i16_path_kquant<GGML_Q2_K, 18, kPref
 static I16Path i16_path_v18_avx2(int t) { return i16_path_kquant<GGML_Q2_K, 18, kPrefetchAheadAvx2, false, i16_path_v17_avx2>(t); }
 #endif
 
+#if defined(__aarch64__)
+// ---- v11, v13-v18 with NEON: the 16-bit decoding path on aarch64 (matmul/neon_i16_v11_v18.cpp) ----
+// x86's steps with NEON's widening multiply-accumulates (vmlal_s16): the same rounding of x, bit for bit, the
+// same exact integer block sums; each step takes the types its x86 namesake takes and hands the others to the
+// step before. Prompts, and types no step takes, run v6_f32_tiled_neon. No prefetch distance: not measured on
+// an ARM CPU (there is none here; qemu checks correctness only).
+struct I16Path {  // as on x86 (above): how x is rounded, the row kernel, how far ahead it prefetches
+    QuantizeI16Fn quantize;
+    RowsI16Fn rows;
+    int64_t prefetch_ahead;
+};
+template <int STEP>
+static I16Path i16_path_neon(int ggml_type) { return {quantize_act_i16_neon, rows_i16_kernel_neon(ggml_type, STEP), 0}; }
+
+// One token: x rounded once, then the rows split over the pool (x86's matmul_i16).
+template <int STEP>
+static void matmul_i16_neon(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                            int64_t n_tok, float* y, ThreadPool& pool) {
+    const I16Path path = i16_path_neon<STEP>(t.ggml_type);
+    if (!path.rows || n_tok != 1) return matmul_f32_tiled_neon(t, W, n_rows, n_cols, x, n_tok, y, pool);  // v6
+    thread_local std::vector<int16_t> xq;  // the caller's buffers; the lambda below reads them through pointers
+    thread_local std::vector<float> xd, xs;
+    xq.resize(size_t(n_cols)), xd.resize(size_t(n_cols / QK)), xs.resize(size_t(n_cols / QK));
+    path.quantize(x, n_cols, xq.data(), xd.data(), xs.data());  // [n_cols] -> [n_cols] int16 + 2 x [n_cols/32]
+    const int16_t* q = xq.data();
+    const float *d = xd.data(), *s = xs.data();
+    const int64_t rb = int64_t(n_cols / t.block_size) * t.block_bytes;
+    const int64_t n_tasks = (n_rows + kRowsPerTask - 1) / kRowsPerTask;
+    pool.parallel_for(n_tasks, [&](int64_t begin, int64_t end) {
+        const int64_t r0 = begin * kRowsPerTask, r1 = std::min(n_rows, end * kRowsPerTask);
+        path.rows(n_cols, W + r0 * rb, rb, r1 - r0, q, d, s, y + r0, path.prefetch_ahead);  // y[r0..r1) = W[r0..r1) x
+    });
+}
+#endif
+
 // ---- the ladder, as data ----
 // One row per version: the idea it adds; its own kernel, for which weight types and token counts; and the
 // version that runs everything else. quant_matmul_kernel() reads the route from here, the fast path and
@@ -662,6 +698,28 @@ static const MatmulVersion kMatmulVersions[] = {
      kAllTypes, one_token, 0, nullptr, LEVEL_SCALAR, nullptr, nullptr},
     {"v6_f32_tiled_neon", "x stays float32; each block dequantized in registers once for up to 8 tokens (NEON)",
      matmul_f32_tiled_neon, detail::cpu_neon, false, kQ4Q8 | kFloats, one_token, 0, nullptr, LEVEL_SCALAR, nullptr, nullptr},
+    // matmul/neon_i16_v11_v18.cpp: x86's 16-bit steps, one NEON row per step (same names, same types)
+    {"v11_i16_decode_neon", "decoding: x rounded to 16 bits (x86's rounding), exact integer products (vmlal_s16, NEON)",
+     matmul_i16_neon<11>, detail::cpu_neon, false, kQ4Q8, one_token, 1, "x int16 neon (vmlal_s16), 4 rows per call", LEVEL_SCALAR,
+     "v6_f32_tiled_neon", i16_path_neon<11>},
+    {"v13_i16_q5_neon", "v11 NEON for 5-bit weights (Q5_0, Q5_1): each block's fifth bits tested out of qh (vtst) and ORed in",
+     matmul_i16_neon<13>, detail::cpu_neon, false, kQ5, one_token, 1, "x int16 neon (vmlal_s16), fifth bits tested in, 4 rows per call",
+     LEVEL_SCALAR, "v11_i16_decode_neon", i16_path_neon<13>},
+    {"v14_i16_q4_k_neon", "v13 NEON for Q4_K: each super-block's 8 sub-blocks decoded as blocks of 32 with unpacked scales",
+     matmul_i16_neon<14>, detail::cpu_neon, false, type_bit(GGML_Q4_K), one_token, 1, "x int16 neon (vmlal_s16), 8 blocks of 32 per super-block",
+     LEVEL_SCALAR, "v13_i16_q5_neon", i16_path_neon<14>},
+    {"v15_i16_q6_k_neon", "v14 NEON for Q6_K: six-bit q's made 16 at a time, two sub-blocks of 16 per block of x",
+     matmul_i16_neon<15>, detail::cpu_neon, false, type_bit(GGML_Q6_K), one_token, 1, "x int16 neon (vmlal_s16), two scales per block of 32",
+     LEVEL_SCALAR, "v14_i16_q4_k_neon", i16_path_neon<15>},
+    {"v16_i16_q5_k_neon", "v15 NEON for Q5_K: v14's Q4_K kernel with each sub-block's fifth bits tested out of qh (vtst)",
+     matmul_i16_neon<16>, detail::cpu_neon, false, type_bit(GGML_Q5_K), one_token, 1, "x int16 neon (vmlal_s16), 8 blocks of 32 + fifth bits",
+     LEVEL_SCALAR, "v15_i16_q6_k_neon", i16_path_neon<16>},
+    {"v17_i16_q3_k_neon", "v16 NEON for Q3_K: v15's loop with 3-bit q's from a 2-bit plane and hmask",
+     matmul_i16_neon<17>, detail::cpu_neon, false, type_bit(GGML_Q3_K), one_token, 1, "x int16 neon (vmlal_s16), two scales per block of 32",
+     LEVEL_SCALAR, "v16_i16_q5_k_neon", i16_path_neon<17>},
+    {"v18_i16_q2_k_neon", "v17 NEON for Q2_K: 2-bit q's, and the mins' term from x's sums per 16",
+     matmul_i16_neon<18>, detail::cpu_neon, false, type_bit(GGML_Q2_K), one_token, 1, "x int16 neon (vmlal_s16), two scales and mins per block of 32",
+     LEVEL_SCALAR, "v17_i16_q3_k_neon", i16_path_neon<18>},
 #endif
 };
 
@@ -717,14 +775,14 @@ void PreparedActivations::prepare(const std::string& version, const float* x, in
         path_ = nullptr;
         return;
     }
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__)
     q_.resize(size_t(n)), d_.resize(size_t(n / QK)), s_.resize(size_t(n / QK));
     path_(GGML_Q4_1).quantize(x, n, q_.data(), d_.data(), s_.data());  // the rounding is the version's, not the type's
 #endif
 }
 
 void PreparedActivations::rows(int ggml_type, const uint8_t* W_rows, int64_t n_rows, float* y, ThreadPool& pool) const {
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__)
     if (path_ && n_rows > 0) {
         const I16Path path = path_(ggml_type);
         if (path.rows)
@@ -739,7 +797,7 @@ void PreparedActivations::rows(int ggml_type, const uint8_t* W_rows, int64_t n_r
 // The kernel a version runs for a type and a token count, read from the table: its own, or its fallback's.
 static std::string route(const MatmulVersion& v, const QuantType& t, int64_t n_tok) {
 #if defined(__aarch64__)
-    return matmul_neon_kernel_name(v.name, t);
+    if (!v.otherwise) return matmul_neon_kernel_name(v.name, t);  // v3, v4, v6: v6's fallback depends on the CPU's SDOT
 #endif
     const bool own = (v.types >> t.ggml_type & 1) && n_tok >= v.min_tokens(t.ggml_type) && (v.max_tokens == 0 || n_tok <= v.max_tokens);
     if (!own && v.otherwise) return route(*version_named(v.otherwise), t, n_tok);

@@ -9,7 +9,7 @@
 //                       integers and the same float expression per block as v2, so bit-identical to v2.
 //   v6_f32_tiled_neon   x stays float32: a block of 32 weights is dequantized into 8 registers of 4 floats
 //                       and FMA'd into 1-8 tokens (Q4_0, Q4_1, Q8_0); other types run v4_neon_dotprod, or
-//                       v3_neon_int8 without dot products. The aarch64 fast path (float activations, as on x86).
+//                       v3_neon_int8 without dot products. The aarch64 prompts' path (decoding: neon_i16_v11_v18.cpp).
 // Checked under qemu by tests/native/neon_check.cpp: v3/v4 bit for bit against v2, v6 against v0 within
 // float rounding. Not timed on ARM hardware.
 #if defined(__aarch64__)
