@@ -262,16 +262,17 @@ LL_AVX512 static void rows_q8_0_run_i16(int64_t n, const uint8_t* w, const int16
 }
 
 // --8<-- [start:row_pairs_i16_all]
-// v12's row loop: eight rows (four pairs) at a time for the 4- and 5-bit types, four for Q8_0, with v9's prefetch;
-// then four rows if four are left; the 1..3 rows left after that go through v11's kernel.
+// v12's row loop: eight rows (four pairs) at a time for Q4_0 and Q4_1, four for the others, with the 16-bit
+// paths' prefetch; then four rows if four are left; the 1..3 rows left after that go through v11's kernel.
 // Eight rows per call, not four: the 8 rows' scale pass is one run (fewer part-filled windows) and each loaded x
 // block serves four pairs. Measured on one 576 x 576 matrix in L2 (thread CPU time, AMD EPYC Zen 5): Q4_0
-// 37.5 -> 43.9 Gw/s, Q4_1 34.8 -> 39.6, Q5_0 29.5 -> 32.3; Q8_0 45.5 -> 39.0 (its 8 rows do not fit the
-// registers), so Q8_0 keeps four. Every row is summed as before, so results do not change.
+// 37.5 -> 43.9 Gw/s, Q4_1 34.8 -> 39.6. Q8_0 lost (45.5 -> 39.0: its 8 rows do not fit the registers), and so did
+// Q5_0 in the model (decoding CPU 6.12 -> 6.63 ms per token, though +9% in L2): they keep four.
+// Every row is summed as before, so results do not change.
 template <int TYPE>
 static void row_pairs_i16_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
                               const float* xs, float* y, int64_t prefetch_ahead) {
-    constexpr int kRows = TYPE == I16_Q8_0 ? 4 : 8;  // rows per call
+    constexpr int kRows = TYPE == I16_Q4_0 || TYPE == I16_Q4_1 ? 8 : 4;  // rows per call
     const int64_t nb = n / QK;
     thread_local std::vector<float> xd_rep, xs_rep, scale, offset;  // [kRows * nb] each
     const size_t len = size_t(kRows * nb);

@@ -341,15 +341,16 @@ static constexpr int64_t kPrefetchAhead = 2048;
 // thread, 28.2 -> 38.8 GB/s on two (with the page-ahead request, matmul/dot_avx2_v11.cpp); in the model the
 // output product went from 2.97 to 2.29 Mcycles per token and thread. 6 and 12 KB did the same within 2%.
 static constexpr int64_t kPrefetchAheadAvx2 = 4096, kPrefetchAheadAvx2Q8 = 8192;
+// --8<-- [start:prefetch_i16]
 // The 16-bit AVX-512 paths (v11-v18) ask 8 KB ahead. 2 KB was v9's distance, for kernels that needed ~4x
-// longer per byte; by v18 a call of four rows (eight for the 4- and 5-bit types) is 2.6-5 KB of weights, so
-// 2 KB ahead landed inside the rows being read. Streaming 300 (or 100) matrices from memory on one thread
-// (thread CPU time, AMD EPYC Zen 5): Q4_0 31.3 -> 39.0 Gweights/s, Q5_0 22.5 -> 30.2, Q3_K 21.1 -> 28.9,
-// Q2_K 37.6 -> 40.8, Q6_K 30.8 -> 32.5, Q4_K the same; 6 KB did about as well, 12-16 KB no better.
-// Decoding on one thread, CPU ms per token (medians of 3 alternating runs, load average ~8), 2 KB -> 8 KB with
-// four-row calls: Q4_0 5.61 -> 5.15, Q5_0 6.96 -> 6.53, Q2_K 5.48 -> 5.10; with eight-row calls (v12's row loop)
-// 5.08, 6.86, 4.99 (docs/notes/matmul-diary.md).
+// longer per byte; a call of v12's eight Q4_0 rows is 2.6 KB of weights, so 2 KB ahead landed inside the rows
+// being read. Streaming 300 matrices of 576 x 576 from memory on one thread (thread CPU time, AMD EPYC Zen 5),
+// 2 KB -> 8 KB: Q4_0 28.9 -> 38.3 Gweights/s, Q4_1 31.4 -> 37.3, Q5_0 19.5 -> 25.4, Q5_1 25.3 -> 26.2, Q8_0
+// 28.2 -> 32.9; the k-quants' calls (v14-v18, rows of 1536) within 3% either way. 6 KB did about as well,
+// 12-16 KB no better. Decoding on one thread, CPU ms per token (medians of 3 alternating runs, load average ~8),
+// four rows at 2 KB -> eight rows at 8 KB: Q4_0 5.61 -> 5.08, Q5_0 6.96 -> 6.86, Q2_K 5.48 -> 4.99 (the diary).
 static constexpr int64_t kPrefetchAheadI16 = 8192;
+// --8<-- [end:prefetch_i16]
 
 static void matmul_v9(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
                       int64_t n_tok, float* y, ThreadPool& pool) {
