@@ -262,38 +262,25 @@ LL_AVX512 static void rows_q8_0_run_i16(int64_t n, const uint8_t* w, const int16
 }
 
 // --8<-- [start:row_pairs_i16_all]
-// v12's row loop: eight rows (four pairs) at a time for Q4_0 and Q4_1, four for the others, with the 16-bit
-// paths' prefetch; then four rows if four are left; the 1..3 rows left after that go through v11's kernel.
-// Eight rows per call, not four: the 8 rows' scale pass is one run (fewer part-filled windows) and each loaded x
-// block serves four pairs. Measured on one 576 x 576 matrix in L2 (thread CPU time, AMD EPYC Zen 5): Q4_0
-// 37.5 -> 43.9 Gw/s, Q4_1 34.8 -> 39.6. Q8_0 lost (45.5 -> 39.0: its 8 rows do not fit the registers), and so did
-// Q5_0 in the model (decoding CPU 6.12 -> 6.63 ms per token, though +9% in L2): they keep four.
-// Every row is summed as before, so results do not change.
+// v12's row loop: four rows (two pairs for the 4- and 5-bit types) at a time, with the 16-bit paths' prefetch;
+// 1..3 rows left over go through v11's kernel.
+// Eight rows per call (four pairs) was tried: in L2 it ran Q4_0 37.5 -> 43.9 Gw/s, but from memory it lost
+// (rows of 1536: 35.3 -> 24.2 Gw/s at 8 KB of prefetch, eight streams at once; rows of 576: 30.3 -> 28.0).
 template <int TYPE>
 static void row_pairs_i16_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
                               const float* xs, float* y, int64_t prefetch_ahead) {
-    constexpr int kRows = TYPE == I16_Q4_0 || TYPE == I16_Q4_1 ? 8 : 4;  // rows per call
     const int64_t nb = n / QK;
-    thread_local std::vector<float> xd_rep, xs_rep, scale, offset;  // [kRows * nb] each
-    const size_t len = size_t(kRows * nb);
-    xd_rep.resize(len), xs_rep.resize(len), scale.resize(len), offset.resize(len);
-    for (int64_t k = 0; k < kRows * nb; k++) xd_rep[k] = xd[k % nb], xs_rep[k] = xs[k % nb];
-    int64_t r8 = 0;
-    if constexpr (kRows == 8)
-        for (; r8 + 8 <= n_rows; r8 += 8) {
-            if (prefetch_ahead > 0) prefetch_rows_ahead(w, r8, rb, prefetch_ahead), prefetch_rows_ahead(w, r8 + 4, rb, prefetch_ahead);
-            row_pairs_i16<4, TYPE>(n, w + r8 * rb, xq, xd_rep.data(), xs_rep.data(), scale.data(), offset.data(), y + r8);
-        }
-    const uint8_t* w4 = w + r8 * rb;  // what is left: four rows at a time, then one at a time
-    float* y4 = y + r8;
-    rows_by_four(w4, rb, n_rows - r8, prefetch_ahead,
+    thread_local std::vector<float> xd_rep, xs_rep, scale, offset;  // [4 * nb] each
+    xd_rep.resize(size_t(4 * nb)), xs_rep.resize(size_t(4 * nb)), scale.resize(size_t(4 * nb)), offset.resize(size_t(4 * nb));
+    for (int64_t k = 0; k < 4 * nb; k++) xd_rep[k] = xd[k % nb], xs_rep[k] = xs[k % nb];
+    rows_by_four(w, rb, n_rows, prefetch_ahead,
                  [&](int64_t r) {
                      if constexpr (TYPE == I16_Q8_0)
-                         rows_q8_0_run_i16<4>(n, w4 + r * rb, xq, xd_rep.data(), scale.data(), y4 + r);
+                         rows_q8_0_run_i16<4>(n, w + r * rb, xq, xd_rep.data(), scale.data(), y + r);
                      else
-                         row_pairs_i16<2, TYPE>(n, w4 + r * rb, xq, xd_rep.data(), xs_rep.data(), scale.data(), offset.data(), y4 + r);
+                         row_pairs_i16<2, TYPE>(n, w + r * rb, xq, xd_rep.data(), xs_rep.data(), scale.data(), offset.data(), y + r);
                  },
-                 [&](int64_t r) { rows_i16<1, TYPE>(n, w4 + r * rb, rb, xq, xd, xs, y4 + r); });
+                 [&](int64_t r) { rows_i16<1, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r); });
 }
 // --8<-- [end:row_pairs_i16_all]
 

@@ -343,12 +343,12 @@ static constexpr int64_t kPrefetchAhead = 2048;
 static constexpr int64_t kPrefetchAheadAvx2 = 4096, kPrefetchAheadAvx2Q8 = 8192;
 // --8<-- [start:prefetch_i16]
 // The 16-bit AVX-512 paths (v11-v18) ask 8 KB ahead. 2 KB was v9's distance, for kernels that needed ~4x
-// longer per byte; a call of v12's eight Q4_0 rows is 2.6 KB of weights, so 2 KB ahead landed inside the rows
-// being read. Streaming 300 matrices of 576 x 576 from memory on one thread (thread CPU time, AMD EPYC Zen 5),
-// 2 KB -> 8 KB: Q4_0 28.9 -> 38.3 Gweights/s, Q4_1 31.4 -> 37.3, Q5_0 19.5 -> 25.4, Q5_1 25.3 -> 26.2, Q8_0
-// 28.2 -> 32.9; the k-quants' calls (v14-v18, rows of 1536) within 3% either way. 6 KB did about as well,
-// 12-16 KB no better. Decoding on one thread, CPU ms per token (medians of 3 alternating runs, load average ~8),
-// four rows at 2 KB -> eight rows at 8 KB: Q4_0 5.61 -> 5.08, Q5_0 6.96 -> 6.86, Q2_K 5.48 -> 4.99 (the diary).
+// longer per byte; once the 16-bit kernels ran a row of 576 in ~60 ns, 2 KB (six Q4_0 rows, a call and a half)
+// was too close to hide memory's latency. Streaming 300 matrices of 576 x 576 from memory on one thread
+// (thread CPU time, AMD EPYC Zen 5), four rows per call, 2 KB -> 8 KB: Q4_0 31.3 -> 36.4 Gweights/s; 6 KB the
+// same, 12-16 KB no better; the k-quants' calls (v14-v18, rows of 1536) within 3% from 2 to 8 KB. Decoding on
+// one thread, CPU ms per token (medians of 3 alternating runs, load average ~8), 2 KB -> 8 KB: Q4_0 5.61 -> 5.15,
+// Q4_1 5.80 -> 5.44, Q5_0 6.96 -> 6.53, Q2_K 5.48 -> 5.10 (docs/notes/matmul-diary.md).
 static constexpr int64_t kPrefetchAheadI16 = 8192;
 // --8<-- [end:prefetch_i16]
 
