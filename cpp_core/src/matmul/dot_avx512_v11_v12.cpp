@@ -198,6 +198,7 @@ LL_AVX512 static inline void fifth_bits_pair(const uint8_t* block_a, const uint8
 //    blocks pays two gathers (and their fp16 conversions), ~28 cycles, the second for only 2 blocks. The
 //    rows of a matrix follow each other in memory, so the 4 rows of one call are one run of 4 x 18 = 72
 //    blocks: 5 full gathers instead of 8. xd_rep and xs_rep hold the activation scales repeated per row.
+//    (Since issue 18 the run's scales are picked from 128-byte windows instead of gathered: gather_run_scales.)
 // 3. One reduction for four rows: each row's constant terms go into its own 8 lanes, then a single
 //    transpose-add tree (store_pair_sums) sums the four rows, where v11 reduces each row on its own.
 template <int P, int TYPE>  // P pairs of rows: rows 2p and 2p+1 share a register
