@@ -130,8 +130,9 @@ LL_AVX512 static inline void store_pair_sums(const __m512* acc, float* y) {
 // The fp16 words are picked out of the run as it lies in memory, not gathered: blocks are 18-34 bytes, so a
 // 128-byte window (two plain loads) holds the d (and m) words of kWindowBlocks of them (Q4_0: 8, Q8_0: 4), and one
 // two-register word permute (vpermt2w) lines them up: d's in words 0-7, m's in words 16-23. A 16-lane gather
-// (vpgatherdd) costs ~9 cycles on the AMD EPYC (Zen 5); the window's three uops cost ~1.5. The values are the
-// same, so results are bit for bit those of the gathers (measured: docs/notes/matmul-diary.md).
+// (vpgatherdd) cost ~9 cycles on the AMD EPYC (Zen 5): a fifth of a Q4_0 call went to them, and the window's
+// two loads and a permute cost a fraction of that. The values are the same, so results are bit for bit those
+// of the gathers (measured: docs/notes/matmul-diary.md).
 template <int TYPE> constexpr int kWindowBlocks = (63 - (kHasM<TYPE> ? 1 : 0)) / (kBlockBytes<TYPE> / 2) + 1;
 template <int TYPE>
 struct WindowPick {  // word j: block j's d; word 16 + j: its m (Q4_1, Q5_1)
