@@ -300,12 +300,14 @@ def test_thread_pool_survives_many_small_jobs():
 @pytest.mark.parametrize("type_name", ["q4_0", "q4_1", "q8_0", "q5_0", "q5_1"])
 @pytest.mark.parametrize("n_blocks", [17, 48])
 @pytest.mark.parametrize("n_tok", [1, 2, 10])
-def test_rows_longer_than_16_blocks(version, type_name, n_blocks, n_tok):
+@pytest.mark.parametrize("n_rows", [19, 29])
+def test_rows_longer_than_16_blocks(version, type_name, n_blocks, n_tok, n_rows):
     """v5-v12 fetch scales 16 blocks at a time: rows of 576 (18 blocks) and 1536 (48) span several groups
     (v7-v9 take 1-2 tokens, v11-v12 one token, four rows at a time: 19 rows = 4 groups of 4 and 3 single rows;
-    v12 gathers the scales of its 4 rows as one run of blocks, so groups straddle rows)."""
+    v12 reads the scales of its rows as one run of blocks, a 128-byte window at a time, so windows straddle rows;
+    29 rows: 7 groups of 4 and one single row, whose run of blocks ends in a part-filled window)."""
     t = TYPES[type_name]
-    W = random_weights(t, 19, 32 * n_blocks, seed=n_blocks)
+    W = random_weights(t, n_rows, 32 * n_blocks, seed=n_blocks)
     x = np.random.default_rng(n_blocks).standard_normal((n_tok, 32 * n_blocks)).astype(np.float32)
     Wf = float_weights(W, t)
     r = rounding(version, t, n_tok)

@@ -122,25 +122,54 @@ LL_AVX512 static inline void store_pair_sums(const __m512* acc, float* y) {
     }
 }
 
-// v12's scale pass over a run of n_blocks consecutive blocks (whole rows, one after another), 16 per gather:
+// --8<-- [start:run_scales]
+// v12's scale pass over a run of n_blocks consecutive blocks (whole rows, one after another):
 // scale[k] = d_w d_x of block k, and for Q4_0/Q4_1 offset[k] = its constant term (m_w, or -8 d_w, times d_x sum(xq)).
 // xd_rep, xs_rep: the activation's d_x and d_x sum(xq), repeated for each row of the run.
+//
+// The fp16 words are picked out of the run as it lies in memory, not gathered: blocks are 18-34 bytes, so a
+// 128-byte window (two plain loads) holds the d (and m) words of kWindowBlocks of them (Q4_0: 8, Q8_0: 4), and one
+// two-register word permute (vpermt2w) lines them up: d's in words 0-7, m's in words 16-23. A 16-lane gather
+// (vpgatherdd) cost ~9 cycles on the AMD EPYC (Zen 5): a fifth of a Q4_0 call went to them, and the window's
+// two loads and a permute cost a fraction of that. The values are the same, so results are bit for bit those
+// of the gathers (measured: docs/notes/matmul-diary.md).
+template <int TYPE> constexpr int kWindowBlocks = (63 - (kHasM<TYPE> ? 1 : 0)) / (kBlockBytes<TYPE> / 2) + 1;
+template <int TYPE>
+struct WindowPick {  // word j: block j's d; word 16 + j: its m (Q4_1, Q5_1)
+    int16_t idx[32] = {};
+    constexpr WindowPick() {
+        for (int j = 0; j < kWindowBlocks<TYPE>; j++) idx[j] = int16_t(kBlockBytes<TYPE> / 2 * j), idx[16 + j] = int16_t(kBlockBytes<TYPE> / 2 * j + 1);
+    }
+};
+template <int TYPE> alignas(64) constexpr WindowPick<TYPE> kWindowPick{};
+
 template <int TYPE>
 LL_AVX512 static void gather_run_scales(const uint8_t* w, int64_t n_blocks, const float* xd_rep, const float* xs_rep,
                                         float* scale, float* offset) {
-    const __m512i offsets = block_offsets<TYPE>();
-    for (int64_t k = 0; k < n_blocks; k += 16) {
-        const int cnt = int(std::min<int64_t>(16, n_blocks - k));
-        const __mmask16 mask = cnt == 16 ? __mmask16(0xFFFF) : __mmask16((1u << cnt) - 1);
-        const __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, offsets, w + k * kBlockBytes<TYPE>, 1);
-        const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+    constexpr int J = kWindowBlocks<TYPE>;
+    const __m512i pick = _mm512_load_si512(kWindowPick<TYPE>.idx);
+    for (int64_t k = 0; k < n_blocks; k += J) {
+        const int cnt = int(std::min<int64_t>(J, n_blocks - k));
+        const __mmask16 mask = __mmask16((1u << cnt) - 1);
+        const uint8_t* p = w + k * kBlockBytes<TYPE>;
+        const int64_t left = (n_blocks - k) * kBlockBytes<TYPE>;  // the run's bytes from p on: nothing past them is read
+        __m512i lo, hi;
+        if (left >= 128) {
+            lo = _mm512_loadu_si512(p), hi = _mm512_loadu_si512(p + 64);
+        } else {  // the run's last window: masked loads (a masked-off byte is never touched)
+            lo = _mm512_maskz_loadu_epi8(left >= 64 ? ~__mmask64(0) : (__mmask64(1) << left) - 1, p);
+            hi = _mm512_maskz_loadu_epi8(left <= 64 ? __mmask64(0) : (__mmask64(1) << (left - 64)) - 1, p + 64);
+        }
+        const __m512i words = _mm512_permutex2var_epi16(lo, pick, hi);  // [d_0 .. d_J-1, 0.. | m_0 .. m_J-1, 0..]
+        const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(words));
         _mm512_mask_storeu_ps(scale + k, mask, _mm512_mul_ps(dw, _mm512_maskz_loadu_ps(mask, xd_rep + k)));
         if (!kHasM<TYPE> && !kZero<TYPE>) continue;  // Q8_0: w = d_w q, no constant term
-        const __m512 m = kHasM<TYPE> ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)))
+        const __m512 m = kHasM<TYPE> ? _mm512_cvtph_ps(_mm512_extracti64x4_epi64(words, 1))
                                      : _mm512_mul_ps(dw, _mm512_set1_ps(-float(kZero<TYPE>)));
         _mm512_mask_storeu_ps(offset + k, mask, _mm512_mul_ps(m, _mm512_maskz_loadu_ps(mask, xs_rep + k)));
     }
 }
+// --8<-- [end:run_scales]
 
 // --8<-- [start:fifth_bits_pair]
 // v13, Q5_0/Q5_1 in row pairs: lanes 0-15 of `lo` hold elements 0-15 of row A, lanes 16-31 those of row B; `hi`
@@ -170,6 +199,7 @@ LL_AVX512 static inline void fifth_bits_pair(const uint8_t* block_a, const uint8
 //    blocks pays two gathers (and their fp16 conversions), ~28 cycles, the second for only 2 blocks. The
 //    rows of a matrix follow each other in memory, so the 4 rows of one call are one run of 4 x 18 = 72
 //    blocks: 5 full gathers instead of 8. xd_rep and xs_rep hold the activation scales repeated per row.
+//    (Since issue 18 the run's scales are picked from 128-byte windows instead of gathered: gather_run_scales.)
 // 3. One reduction for four rows: each row's constant terms go into its own 8 lanes, then a single
 //    transpose-add tree (store_pair_sums) sums the four rows, where v11 reduces each row on its own.
 template <int P, int TYPE>  // P pairs of rows: rows 2p and 2p+1 share a register
@@ -233,8 +263,11 @@ LL_AVX512 static void rows_q8_0_run_i16(int64_t n, const uint8_t* w, const int16
     store_pair_sums<R / 2>(pairs, y);
 }
 
-// v12's row loop: four rows (two pairs for Q4_0/Q4_1) at a time, with v9's prefetch; 1..3 rows left over go
-// through v11's kernel.
+// --8<-- [start:row_pairs_i16_all]
+// v12's row loop: four rows (two pairs for the 4- and 5-bit types) at a time, with the 16-bit paths' prefetch;
+// 1..3 rows left over go through v11's kernel.
+// Eight rows per call (four pairs) was tried: in L2 it ran Q4_0 37.5 -> 43.9 Gw/s, but from memory it lost
+// (rows of 1536: 35.3 -> 24.2 Gw/s at 8 KB of prefetch, eight streams at once; rows of 576: 30.3 -> 28.0).
 template <int TYPE>
 static void row_pairs_i16_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n_rows, const int16_t* xq, const float* xd,
                               const float* xs, float* y, int64_t prefetch_ahead) {
@@ -251,6 +284,7 @@ static void row_pairs_i16_all(int64_t n, const uint8_t* w, int64_t rb, int64_t n
                  },
                  [&](int64_t r) { rows_i16<1, TYPE>(n, w + r * rb, rb, xq, xd, xs, y + r); });
 }
+// --8<-- [end:row_pairs_i16_all]
 
 // y[r] = dot(row r, x) for rows r = 0..n_rows-1 (rb bytes apart), four at a time; 1..3 left over one by one.
 template <int TYPE>

@@ -206,6 +206,16 @@ struct Q3K {
             q[j] = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(move_bit(qs, 2 * j, 0), three),
                                                    _mm256_and_si256(move_bit(hm, 4 * half + j, 2), four)), four);
     }
+    // The same with AVX-512BW: hmask's bit tested into a mask register, and 4 taken off where it is clear (2 uops, not 4)
+    LL_AVX512 static void unpack_half_avx512(const Block* b, int half, __m256i q[4]) {
+        const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 32 * half));
+        const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->hmask));
+        const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+        for (int j = 0; j < 4; j++) {
+            const __m256i low = _mm256_and_si256(move_bit(qs, 2 * j, 0), three);
+            q[j] = _mm256_mask_sub_epi8(low, _mm256_testn_epi8_mask(hm, _mm256_set1_epi8(char(1 << (4 * half + j)))), low, four);
+        }
+    }
 };
 // --8<-- [end:q3_k_unpack]
 
@@ -240,12 +250,15 @@ LL_AVX512 static void rows_q6_k_i16(int64_t n, const uint8_t* w, int64_t rb, con
     __m512 acc[R];
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     const __m512i pair_idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i twice = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
     for (int64_t k = 0; k < n / QK_K; k++) {
-        __m512 sc[R];  // d sc_s, s = 0..15
+        // x's 8 block scales, each twice (sub-blocks 2 blk and 2 blk + 1): [d_x0 d_x0 d_x1 d_x1 .. d_x7 d_x7]
+        const __m512 xd2 = _mm512_permutexvar_ps(twice, _mm512_castps256_ps512(_mm256_loadu_ps(xd + 8 * k)));
+        __m512 sc[R];  // d sc_s d_x, s = 0..15 (the same product, rounded once, as d sc_s times d_x per block)
         for (int r = 0; r < R; r++) {
             const Block* b = reinterpret_cast<const Block*>(w + r * rb) + k;
             const __m512 codes = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(T::codes(b)));
-            sc[r] = _mm512_mul_ps(codes, _mm512_set1_ps(_cvtsh_ss(b->d)));
+            sc[r] = _mm512_mul_ps(_mm512_mul_ps(codes, _mm512_set1_ps(_cvtsh_ss(b->d))), xd2);
             if constexpr (T::kMins) {  // - dmin m_s (d_x sum of sub-block s's xq), 16 sub-blocks at once
                 const __m512 mins = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(T::mins(b)));
                 acc[r] = _mm512_fnmadd_ps(_mm512_mul_ps(mins, _mm512_set1_ps(_cvtsh_ss(b->dmin))), _mm512_loadu_ps(xs16 + 16 * k), acc[r]);
@@ -254,13 +267,15 @@ LL_AVX512 static void rows_q6_k_i16(int64_t n, const uint8_t* w, int64_t rb, con
         for (int half = 0; half < 2; half++)
             for (int r = 0; r < R; r++) {
                 __m256i q[4];
-                T::unpack_half(reinterpret_cast<const Block*>(w + r * rb) + k, half, q);
+                if constexpr (std::is_same_v<T, Q3K>)
+                    T::unpack_half_avx512(reinterpret_cast<const Block*>(w + r * rb) + k, half, q);
+                else
+                    T::unpack_half(reinterpret_cast<const Block*>(w + r * rb) + k, half, q);
                 for (int g = 0; g < 4; g++) {
                     const int blk = 4 * half + g;  // x's block within the super-block, sub-blocks 2 blk and 2 blk + 1
                     const __m512i xv = _mm512_loadu_si512(xq + QK_K * k + QK * blk);
                     const __m512i dot = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_cvtepi8_epi16(q[g]), xv);
-                    const __m512 s = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_add_epi32(pair_idx, _mm512_set1_epi32(2 * blk)), sc[r]),
-                                                   _mm512_set1_ps(xd[8 * k + blk]));
+                    const __m512 s = _mm512_permutexvar_ps(_mm512_add_epi32(pair_idx, _mm512_set1_epi32(2 * blk)), sc[r]);
                     acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc[r]);
                 }
             }

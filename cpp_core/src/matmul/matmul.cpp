@@ -342,6 +342,16 @@ static constexpr int64_t kPrefetchAhead = 2048;
 // thread, 28.2 -> 38.8 GB/s on two (with the page-ahead request, matmul/dot_avx2_v11.cpp); in the model the
 // output product went from 2.97 to 2.29 Mcycles per token and thread. 6 and 12 KB did the same within 2%.
 static constexpr int64_t kPrefetchAheadAvx2 = 4096, kPrefetchAheadAvx2Q8 = 8192;
+// --8<-- [start:prefetch_i16]
+// The 16-bit AVX-512 paths (v11-v18) ask 8 KB ahead. 2 KB was v9's distance, for kernels that needed ~4x
+// longer per byte; once the 16-bit kernels ran a row of 576 in ~60 ns, 2 KB (six Q4_0 rows, a call and a half)
+// was too close to hide memory's latency. Streaming 300 matrices of 576 x 576 from memory on one thread
+// (thread CPU time, AMD EPYC Zen 5), four rows per call, 2 KB -> 8 KB: Q4_0 31.3 -> 36.4 Gweights/s; 6 KB the
+// same, 12-16 KB no better; the k-quants' calls (v14-v18, rows of 1536) within 3% from 2 to 8 KB. Decoding on
+// one thread, CPU ms per token (medians of 3 alternating runs, load average ~8), 2 KB -> 8 KB: Q4_0 5.61 -> 5.15,
+// Q4_1 5.80 -> 5.44, Q5_0 6.96 -> 6.53, Q2_K 5.48 -> 5.10 (docs/notes/matmul-diary.md).
+static constexpr int64_t kPrefetchAheadI16 = 8192;
+// --8<-- [end:prefetch_i16]
 
 static void matmul_v9(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
                       int64_t n_tok, float* y, ThreadPool& pool) {
@@ -397,7 +407,7 @@ struct I16Path {
     RowsI16Fn rows;
     int64_t prefetch_ahead;
 };
-static I16Path i16_path_v11(int ggml_type) { return {quantize_act_i16, rows_i16_kernel(ggml_type, false), kPrefetchAhead}; }
+static I16Path i16_path_v11(int ggml_type) { return {quantize_act_i16, rows_i16_kernel(ggml_type, false), kPrefetchAheadI16}; }
 
 // One token through a row kernel of 16-bit activations (v11's or v12's): x is rounded once, then the rows are
 // split over the pool like v9's, with v9's prefetch.
@@ -430,7 +440,7 @@ static void matmul_v11(const QuantType& t, const uint8_t* W, int64_t n_rows, int
 // 9 uops per block and pair of rows instead of 14. Q8_0, whose blocks fill a register alone, is not paired but
 // shares the other two ideas: scales gathered across rows, one reduction for four rows.
 // --8<-- [start:matmul_v12]
-static I16Path i16_path_v12(int ggml_type) { return {quantize_act_i16, rows_i16_kernel(ggml_type, true), kPrefetchAhead}; }
+static I16Path i16_path_v12(int ggml_type) { return {quantize_act_i16, rows_i16_kernel(ggml_type, true), kPrefetchAheadI16}; }
 
 static void matmul_v12(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
                        int64_t n_tok, float* y, ThreadPool& pool) {
@@ -487,7 +497,7 @@ static void matmul_i16_step_avx2(const QuantType& t, const uint8_t* W, int64_t n
 
 static I16Path i16_path_v13(int ggml_type) {
     const RowsI16Fn q5 = rows_i16_kernel_q5(ggml_type);
-    return q5 ? I16Path{quantize_act_i16, q5, kPrefetchAhead} : i16_path_v12(ggml_type);
+    return q5 ? I16Path{quantize_act_i16, q5, kPrefetchAheadI16} : i16_path_v12(ggml_type);
 }
 static I16Path i16_path_v13_avx2(int ggml_type) {
     const RowsI16Fn q5 = rows_i16_kernel_q5_avx2(ggml_type);
@@ -502,7 +512,7 @@ static I16Path i16_path_v13_avx2(int ggml_type) {
 // --8<-- [start:matmul_v14]
 static I16Path i16_path_v14(int ggml_type) {
     const RowsI16Fn kq = rows_i16_kernel_kquant(ggml_type, true, 14);
-    return kq ? I16Path{quantize_act_i16, kq, kPrefetchAhead} : i16_path_v13(ggml_type);
+    return kq ? I16Path{quantize_act_i16, kq, kPrefetchAheadI16} : i16_path_v13(ggml_type);
 }
 static I16Path i16_path_v14_avx2(int ggml_type) {
     const RowsI16Fn kq = rows_i16_kernel_kquant(ggml_type, false, 14);
@@ -525,27 +535,27 @@ static I16Path i16_path_kquant(int ggml_type) {
 // 8-15 already hold them apart) and two scales; the six-bit q's are put together 32 bytes at a time and
 // offset by -32 in the integers (matmul/dot_i16_kquants_v14.cpp, rows_q6_k_i16). Before v15, Q6_K decoded with
 // v6's float weights (AVX-512) or v3's int8 (AVX2). The rest: v14.
-static I16Path i16_path_v15(int t) { return i16_path_kquant<GGML_Q6_K, 15, kPrefetchAhead, true, i16_path_v14>(t); }
+static I16Path i16_path_v15(int t) { return i16_path_kquant<GGML_Q6_K, 15, kPrefetchAheadI16, true, i16_path_v14>(t); }
 static I16Path i16_path_v15_avx2(int t) { return i16_path_kquant<GGML_Q6_K, 15, kPrefetchAheadAvx2Q8, false, i16_path_v14_avx2>(t); }
 
 // ---- v16: the 16-bit decoding path for Q5_K ----
 // Q5_K is Q4_K with a fifth bit per weight in qh[32] (bit j of qh[l]: element 32 j + l): v14's kernel, and per
 // sub-block a mask of those bits (AVX-512: one vptestmb) or the bits moved to bit 4 and ORed into the bytes
 // (AVX2). Before v16, Q5_K decoded with v4's int8 kernel (v3 with AVX2). The rest: v15.
-static I16Path i16_path_v16(int t) { return i16_path_kquant<GGML_Q5_K, 16, kPrefetchAhead, true, i16_path_v15>(t); }
+static I16Path i16_path_v16(int t) { return i16_path_kquant<GGML_Q5_K, 16, kPrefetchAheadI16, true, i16_path_v15>(t); }
 static I16Path i16_path_v16_avx2(int t) { return i16_path_kquant<GGML_Q5_K, 16, kPrefetchAheadAvx2, false, i16_path_v15_avx2>(t); }
 
 // ---- v17: the 16-bit decoding path for Q3_K ----
 // Q3_K, like Q6_K, has a signed scale per 16 weights and no min: v15's loop with Q3_K's unpacking (3-bit q's
 // from a 2-bit plane and hmask, 32 at a time; 16 six-bit scales from 12 bytes). In the default model's Q2_K and
 // Q3_K files it is ffn_down's type. Before v17 it decoded with v4's int8 kernel (v3 with AVX2). The rest: v16.
-static I16Path i16_path_v17(int t) { return i16_path_kquant<GGML_Q3_K, 17, kPrefetchAhead, true, i16_path_v16>(t); }
+static I16Path i16_path_v17(int t) { return i16_path_kquant<GGML_Q3_K, 17, kPrefetchAheadI16, true, i16_path_v16>(t); }
 static I16Path i16_path_v17_avx2(int t) { return i16_path_kquant<GGML_Q3_K, 17, kPrefetchAheadAvx2, false, i16_path_v16_avx2>(t); }
 
 // ---- v18: the 16-bit decoding path for Q2_K ----
 // Q2_K: v15's loop with 2-bit q's and 4-bit scales, plus a min per 16 weights, whose term takes x's sums per 16
 // (made once per call). Before v18 it decoded with v4's int8 kernel (v3 with AVX2). The rest: v17.
-static I16Path i16_path_v18(int t) { return i16_path_kquant<GGML_Q2_K, 18, kPrefetchAhead, true, i16_path_v17>(t); }
+static I16Path i16_path_v18(int t) { return i16_path_kquant<GGML_Q2_K, 18, kPrefetchAheadI16, true, i16_path_v17>(t); }
 static I16Path i16_path_v18_avx2(int t) { return i16_path_kquant<GGML_Q2_K, 18, kPrefetchAheadAvx2, false, i16_path_v17_avx2>(t); }
 #endif
 
