@@ -254,9 +254,18 @@ def main() -> int:
     p.add_argument("--paired", action="store_true",
                    help="also compare the perplexities token by token (each program saves the file's log-probs: "
                    "two more runs per file, and files of about 50 MB per 512-token chunk)")
+    p.add_argument("--print", type=Path, metavar="JSON", dest="print_json",
+                   help="print the table of rows an earlier run wrote with --json (even a partial run), run nothing")
     p.add_argument("--write-fixture", action="store_true",
                    help=f"write {FIXTURE.relative_to(REPO)} (-c {FIXTURE_CTX} --chunks {FIXTURE_CHUNKS} unless given)")
     args = p.parse_args()
+    if args.print_json:
+        try:
+            rows = json.loads(args.print_json.read_text())
+            print(table(rows, list(rows[0]["ours"])))
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+            sys.exit(f"error: {args.print_json}: not a --json file of this tool ({e.__class__.__name__})")
+        return 0
     if args.write_fixture and "-c" not in sys.argv and "--ctx-size" not in sys.argv:
         args.ctx_size = FIXTURE_CTX
     if args.write_fixture and "--chunks" not in sys.argv:
@@ -276,9 +285,8 @@ def main() -> int:
         sys.exit("error: --resume needs --json FILE")
     binary = find_llama_perplexity(args.llama_bin)  # before any long work: a missing tool is one line, at once
     settings = {"n_ctx": args.ctx_size, "chunks": args.chunks, "base_by": args.base_by, "text": args.text.name}
-    done_rows = []
-    if args.resume and args.json.is_file():
-        done_rows = [r for r in json.loads(args.json.read_text()) if r.get("settings") == settings]
+    loaded = json.loads(args.json.read_text()) if args.resume and args.json.is_file() else []
+    done_rows = [r for r in loaded if r.get("settings") == settings]
 
     files = [(SHIPPED, default_model())] + [(path.stem, path) for path in make_presets(args.presets)]
     files = [(name, path) for name, path in files
@@ -289,9 +297,11 @@ def main() -> int:
     base = work / "f32.kld"
     log = open(args.log, "a") if args.log else None
     try:
-        t0 = time.perf_counter()
-        save_log_probs(args.base_by, binary, f32, args.text, args.ctx_size, args.chunks, args.threads, base, args.timeout)
-        print(f"base file by {args.base_by} from {f32}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        if any(name not in {r["file"] for r in done_rows} for name, _ in files):  # else no base file is needed
+            t0 = time.perf_counter()
+            save_log_probs(args.base_by, binary, f32, args.text, args.ctx_size, args.chunks, args.threads, base,
+                           args.timeout)
+            print(f"base file by {args.base_by} from {f32}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         rows = []
         for name, path in files:
             kept = [r for r in done_rows if r["file"] == name]
@@ -324,8 +334,10 @@ def main() -> int:
             if args.write_fixture:
                 row["sha256"] = sha256(path)
             rows.append(row)
-            if args.json:
-                args.json.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+            if args.json:  # after each file, keeping the rows of other files and settings it was given
+                mine = {r["file"] for r in rows}
+                others = [r for r in loaded if r.get("settings") != settings or r["file"] not in mine]
+                args.json.write_text(json.dumps(rows + others, indent=1, ensure_ascii=False) + "\n")
             print(f"{name}: ours {' '.join(str(row[f'ours_{b}_s']) for b in args.backend)} s, llama.cpp "
                   f"{row['llama.cpp_s']} s: {verdict(row['ours'][args.backend[0]], row['llama.cpp'], row.get('paired'))}", file=sys.stderr)
     finally:
