@@ -36,8 +36,8 @@ FILES = list(FIXTURE["files"])
 SHIPPED = "shipped Q4_1"
 # The CI's share: files that together hold every weight type the presets make of this model (its rows of 576 send
 # most k-quant tensors to a 32-block type): the shipped Q4_1; F16; BF16; Q8_0; Q2_K (Q4_0 + Q3_K); Q4_K_M (Q5_0,
-# Q4_K, Q6_K, Q8_0); Q5_K_M (Q5_1, Q5_K, Q6_K). About 6 s a file on 2 cores; FIDELITY_ALL=1 runs the other
-# eleven too (F32 is the base itself), and tools/fidelity_table.py prints them all.
+# Q4_K, Q6_K, Q8_0); Q5_K_M (Q5_1, Q5_K, Q6_K). 2-5 s a file on 2 cores (26 s the module); FIDELITY_ALL=1 runs
+# the other eleven too (F32 is the base itself), and tools/fidelity_table.py prints them all.
 IN_CI = [SHIPPED, "F16", "BF16", "Q8_0", "Q2_K", "Q4_K_M", "Q5_K_M"]
 ALL = os.environ.get("FIDELITY_ALL") == "1"
 

@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """The fidelity table: our perplexity and KL against F32 next to native llama.cpp's, on the same files.
 
-    python tools/fidelity_table.py [-c 512] [--chunks N] [--text FILE] [--presets DIR] [-m FILE ...]
-                                   [--backend cpp [numpy]] [-t 2] [--llama-bin DIR] [--log FILE]
+    python tools/fidelity_table.py [-c 512] [--chunks N] [--text FILE] [--presets DIR] [--only PRESET ...]
+                                   [-m FILE ...] [--backend cpp [numpy]] [-t 2] [--llama-bin DIR] [--paired]
+                                   [--log FILE] [--json FILE [--resume]]
+    python tools/fidelity_table.py --print FILE.json   # the table of an earlier (or interrupted) --json run
     python tools/fidelity_table.py --write-fixture      # tests/fixtures/fidelity_llama_cpp.json (-c 256 --chunks 2)
+
+The whole text at -c 512 takes about an hour on two busy cores (llama-perplexity is most of it); --json with
+--resume picks an interrupted run up where it stopped.
 
 The promise of issue 18: on every file, our perplexity is no worse than llama.cpp's and our KL divergence
 from the F32 weights no larger. Both programs read the SAME inputs, so the only difference left is the
@@ -250,7 +255,8 @@ def main() -> int:
     p.add_argument("--log", type=Path, help="append each program's statistics sections to this file")
     p.add_argument("--json", type=Path, help="write the rows as JSON to this file (after each file)")
     p.add_argument("--resume", action="store_true",
-                   help="keep the rows already in --json (measured with the same -c, --chunks, base) and skip their files")
+                   help="keep the rows already in --json (measured with the same -c, --chunks, base) "
+                   "and skip their files")
     p.add_argument("--paired", action="store_true",
                    help="also compare the perplexities token by token (each program saves the file's log-probs: "
                    "two more runs per file, and files of about 50 MB per 512-token chunk)")
@@ -338,8 +344,9 @@ def main() -> int:
                 mine = {r["file"] for r in rows}
                 others = [r for r in loaded if r.get("settings") != settings or r["file"] not in mine]
                 args.json.write_text(json.dumps(rows + others, indent=1, ensure_ascii=False) + "\n")
+            said = verdict(row["ours"][args.backend[0]], row["llama.cpp"], row.get("paired"))
             print(f"{name}: ours {' '.join(str(row[f'ours_{b}_s']) for b in args.backend)} s, llama.cpp "
-                  f"{row['llama.cpp_s']} s: {verdict(row['ours'][args.backend[0]], row['llama.cpp'], row.get('paired'))}", file=sys.stderr)
+                  f"{row['llama.cpp_s']} s: {said}", file=sys.stderr)
     finally:
         for f in work.iterdir():
             f.unlink()
