@@ -8,6 +8,7 @@ saves its log-probabilities on the text with run.py --perplexity --kl-divergence
 preset with export.py and compares it with run.py --perplexity --kl-divergence. Prints a Markdown table
 (and the shipped Q4_1 file itself as a last row). Everything goes through run.py and export.py, as a
 user would type it; the files are written to --work (a temporary directory by default) and removed.
+tools/fidelity_table.py sets native llama.cpp's figures (llama-perplexity) beside ours, file by file.
 """
 from __future__ import annotations
 
