@@ -59,6 +59,9 @@ I16 = {"v11_i16_decode_avx512": "v10_gemm_avx512", "v12_i16_row_pairs": "v10_gem
 ADDS = {"v13": {6, 7}, "v14": {12}, "v15": {14}, "v16": {13}, "v17": {11}, "v18": {10}}  # each step's new types
 I16_TYPES = {v: Q4Q8.union(*(t for step, t in ADDS.items() if int(v[1:3]) >= int(step[1:]))) for v in I16}  # each one's
 I16_CASES = [(v, name) for v in versions() if v.id in I16 for name, t in TYPES.items() if t in I16_TYPES[v.id]]
+# v19: prompts of 4+ tokens through the 16-bit path (an integer GEMM), every quant type; shorter: v18
+I16_GEMM = {"v19_i16_gemm_avx512": "v18_i16_q2_k_avx512"}
+I16_GEMM_MIN_TOKENS = 4
 
 
 def rounding(version: str, t: int, n_tok: int) -> str:
@@ -67,6 +70,8 @@ def rounding(version: str, t: int, n_tok: int) -> str:
         return "f32"
     if version in INT8:
         return "int8"
+    if version in I16_GEMM:
+        return "i16" if n_tok >= I16_GEMM_MIN_TOKENS else rounding(I16_GEMM[version], t, n_tok)
     if version in I16:
         return "i16" if n_tok == 1 and t in I16_TYPES[version] else rounding(I16[version], t, n_tok)
     if version in GEMM:  # the GEMM from 3 tokens, or from 12 where the shorter path keeps x in float32 anyway
