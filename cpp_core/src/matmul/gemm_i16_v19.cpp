@@ -81,6 +81,10 @@ LL_AVX512 static inline __m512i scaled_i16(__m256i q8, int sc_lo, int sc_hi) {
     const __m512i sc = _mm512_mask_mov_epi16(_mm512_set1_epi16(int16_t(sc_lo)), 0xFFFF0000u, _mm512_set1_epi16(int16_t(sc_hi)));
     return _mm512_mullo_epi16(_mm512_cvtepi8_epi16(q8), sc);  // |q sc| <= 4096: exact
 }
+// The micro-kernel's int32 sums are held as a vector of 16 ints, not as __m512i: GCC's __m512i is 8 x int64, and
+// with it GCC copied each of the 24 sums to another register and to the stack around every vpdpwssd (which
+// works on 16 x int32): 3x the instructions and no faster than v10. In its own type each sum stays in place.
+typedef int32_t I32x16 __attribute__((vector_size(64)));
 LL_AVX2 static inline __m256i srl16(__m256i v, int n) { return _mm256_srl_epi16(v, _mm_cvtsi32_si128(n)); }
 
 // Q4_K and Q5_K: sub-block s of 32 = low (s even) or high nibbles of qs[32 (s/2) ..] (+ 16 where bit s of qh[l]);
@@ -206,37 +210,40 @@ LL_AVX512 static void pack_xq_tile(const int16_t* xq, int64_t n_tok, int64_t K, 
 // ---- step 3: the micro-kernel, 8 rows x 16*NV tokens ----
 // --8<-- [start:gemm_i16_micro]
 // acc [8 rows][48 tokens] (+)= the nbc blocks of panel rows w (row stride ldw int16s) times packed x (xp, its
-// block scales xd [block][48] and offset sums xs [block * OFF][48]); wd, woff: the rows' block scales and offsets.
+// block scales xd [block][48] and offset sums xs [block * OFF][48]); wd, woff: the rows' block scales and
+// offsets (row stride ldb blocks). Only 16*NV tokens computed.
 template <int NV, int OFF>
 LL_AVX512 static void gemm_i16_micro(int64_t nbc, const int16_t* w, int64_t ldw, const float* wd, const float* woff,
                                      int64_t ldb, const int32_t* xp, const float* xd, const float* xs, float* acc_io,
                                      bool accumulate) {
     constexpr int R = 8, kTile = 48;
     for (int64_t b = 0; b < nbc; b++) {
-        __m512i sum[R][NV];  // int32 sums of one block: 8 x 3 = 24 of the 32 zmm registers
+        I32x16 sum[R][NV];  // one block's exact int32 sums: 8 x 3 = 24 of the 32 zmm registers
         for (int r = 0; r < R; r++)
-            for (int v = 0; v < NV; v++) sum[r][v] = _mm512_setzero_si512();
+            for (int v = 0; v < NV; v++) sum[r][v] = I32x16{};
         const int32_t* xb = xp + b * 16 * kTile;
-#pragma GCC unroll 4
+        const int16_t* wb = w + QK * b;
         for (int kp = 0; kp < 16; kp++) {  // 16 pairs of columns = the block's 32
             __m512i xv[NV];  // columns 2kp, 2kp+1 of 16*NV tokens
             for (int v = 0; v < NV; v++) xv[v] = _mm512_loadu_si512(xb + kp * kTile + 16 * v);
             for (int r = 0; r < R; r++) {
                 int32_t pair;  // row r's weights at the same two columns, broadcast
-                std::memcpy(&pair, w + r * ldw + QK * b + 2 * kp, 4);
+                std::memcpy(&pair, wb + r * ldw + 2 * kp, 4);
                 const __m512i wr = _mm512_set1_epi32(pair);
-                for (int v = 0; v < NV; v++) sum[r][v] = _mm512_dpwssd_epi32(sum[r][v], xv[v], wr);
+                for (int v = 0; v < NV; v++) sum[r][v] = I32x16(_mm512_dpwssd_epi32(__m512i(sum[r][v]), xv[v], wr));
             }
         }
         // the epilogue: acc += (d_w d_x) * float(sum) (+ off * s_x)
         __m512 dx[NV];
         for (int v = 0; v < NV; v++) dx[v] = _mm512_loadu_ps(xd + b * kTile + 16 * v);
+        const bool first = !accumulate && b == 0;
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             const __m512 dw = _mm512_set1_ps(wd[r * ldb + b]);
             for (int v = 0; v < NV; v++) {
                 float* a = acc_io + r * kTile + 16 * v;
-                __m512 acc = accumulate || b > 0 ? _mm512_loadu_ps(a) : _mm512_setzero_ps();
-                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[r][v]), _mm512_mul_ps(dw, dx[v]), acc);
+                __m512 acc = first ? _mm512_setzero_ps() : _mm512_loadu_ps(a);
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(__m512i(sum[r][v])), _mm512_mul_ps(dw, dx[v]), acc);
                 for (int o = 0; o < OFF; o++)
                     acc = _mm512_fmadd_ps(_mm512_set1_ps(woff[r * ldb * OFF + OFF * b + o]), _mm512_loadu_ps(xs + (OFF * b + o) * kTile + 16 * v), acc);
                 _mm512_storeu_ps(a, acc);
