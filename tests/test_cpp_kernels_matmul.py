@@ -448,3 +448,92 @@ def test_v10_threads_give_identical_results(version):
     ref = K.quant_matmul(W, 3, x, version=version, n_threads=1)
     for n_threads in (2, 3):
         np.testing.assert_array_equal(K.quant_matmul(W, 3, x, version=version, n_threads=n_threads), ref)
+
+
+# ---- v19: prompts through the 16-bit path, an integer GEMM (4+ tokens; every quant type) ----
+V19 = [v for v in versions() if v.id in I16_GEMM]
+QUANTS = [name for name, t in TYPES.items() if t not in FLOATS]
+
+
+@pytest.mark.parametrize("version", V19)
+@pytest.mark.parametrize("type_name", QUANTS)
+@pytest.mark.parametrize("n_tok", [4, 17, 49, 257])
+def test_v19_odd_shapes(version, type_name, n_tok):
+    """Against numpy with x rounded as quantize_i16 rounds it: 67 rows (not a multiple of the 8-row micro-tile or
+    the 64-row group), tokens not a multiple of the 48-token tile (49: a tile of one vector), columns past the
+    256-column chunk (legacy types: 288 = 256 + 32; k-quants: 3 super-blocks)."""
+    t = TYPES[type_name]
+    n_cols = 32 * 9 if BLOCK[t][0] == 32 else 768
+    W = random_weights(t, 67, n_cols, seed=t + n_tok)
+    x = np.random.default_rng(n_tok).standard_normal((n_tok, n_cols)).astype(np.float32)
+    Wf = float_weights(W, t)
+    xs = emulate_i16(x)  # [n_tok, n_cols], x as the 16-bit path rounds it
+    want = xs @ Wf.T  # [n_tok, n_cols] @ [n_cols, 67]
+    scale = np.abs(xs) @ np.abs(Wf).T
+    got = K.quant_matmul(W, t, x, version=version, n_threads=2)
+    err = np.abs(got - want)
+    assert np.all(err <= TOLERANCE["i16"] * scale + 1e-6), f"{type_name} n_tok={n_tok}: max err/scale {np.max(err / (scale + 1e-30)):.2e}"
+
+
+@pytest.mark.parametrize("version", V19)
+@pytest.mark.parametrize("type_name", list(TYPES))
+def test_v19_short_products_run_v18_bit_for_bit(version, type_name):
+    """Decoding (one token) and products shorter than 4 tokens, and float weights at any length, are v18's: same bits."""
+    t = TYPES[type_name]
+    n_cols = 16 * 9 + 3 if BLOCK[t][0] == 1 else 32 * 9 if BLOCK[t][0] == 32 else 512
+    W = random_weights(t, 37, n_cols, seed=t)
+    for n_tok in (1, 2, 3) + ((12, 64) if t in FLOATS else ()):
+        x = np.random.default_rng(n_tok).standard_normal((n_tok, n_cols)).astype(np.float32)
+        np.testing.assert_array_equal(K.quant_matmul(W, t, x, version=version),
+                                      K.quant_matmul(W, t, x, version="v18_i16_q2_k_avx512"))
+
+
+@pytest.mark.parametrize("version", V19)
+def test_v19_rounding_is_quantize_i16_bit_for_bit(version):
+    """Q8_0 rows of one-hot weights (d = 1, a single q = 1) pick single activations: y[t, r] = d_x[t] * xq[t, r],
+    one float product, for 5 tokens at once: the GEMM rounds x exactly as quantize_i16 (and the decoding path) do."""
+    n = 96
+    W = np.zeros((n, n // 32, 34), np.uint8)
+    W[..., 0:2] = np.frombuffer(np.float16(1.0).tobytes(), np.uint8)
+    W[np.arange(n), np.arange(n) // 32, 2 + np.arange(n) % 32] = 1
+    x = (np.random.default_rng(9).standard_normal((5, n)) * np.geomspace(1e-3, 1e3, n)).astype(np.float32)
+    x[1, 40:48] = [0.5, -0.5, 1.5, 2.5, 0.0, -0.0, 3.5, 1e-30]  # ties and zeros
+    x[2, 64:] = 0  # an all-zero block: d = 0
+    d, p, _ = quantize_i16(x)
+    want = (d[..., None] * p).reshape(5, n).astype(np.float32)
+    np.testing.assert_array_equal(K.quant_matmul(W.reshape(n, -1), 8, x, version=version), want)
+
+
+@pytest.mark.parametrize("version", V19)
+def test_v19_q6_k_rows_past_the_int32_bound(version):
+    """Q6_K folds its 8-bit scales into the int16 weights: |w16| up to 32 * 128 = 4096, so a block of 32 such
+    weights against x at 32767 sums to 4.3e9, past int32. Rows whose blocks could (sum |w16| > 65535) must still
+    be exact: every q = -32 (ql = qh = 0) under scale -128, and x the same positive value everywhere (every
+    xq = 32767): each block's true sum is +4.29e9. A normal row in the same micro-tile must not be disturbed."""
+    t, n_cols = 14, 512
+    W = random_weights(t, 9, n_cols, seed=21).reshape(9, 2, 210)
+    W[0, :, :192] = 0  # ql, qh: q = -32 everywhere
+    W[0, :, 192:208] = np.uint8(0x80)  # scales: -128
+    W[5, 0, :192] = 0  # row 5: only its first super-block's q's at -32, scales random
+    W = W.reshape(9, -1)
+    x = np.full((6, n_cols), 0.75, np.float32)
+    x[1::2] *= -1  # negative tokens too
+    x[4, ::7] = 0.1
+    Wf = float_weights(W, t)
+    xs = emulate_i16(x)
+    want = xs @ Wf.T
+    scale = np.abs(xs) @ np.abs(Wf).T
+    got = K.quant_matmul(W, t, x, version=version, n_threads=1)
+    assert np.all(np.abs(got - want) <= TOLERANCE["i16"] * scale + 1e-6), np.max(np.abs(got - want) / scale)
+
+
+@pytest.mark.parametrize("version", V19)
+@pytest.mark.parametrize("type_name", ["q4_1", "q2_k"])
+def test_v19_threads_give_identical_results(version, type_name):
+    """Each (row, token) sums its blocks in column order whatever rows a thread takes: bit-identical."""
+    t = TYPES[type_name]
+    W = random_weights(t, 301, 512, seed=3)
+    x = np.random.default_rng(4).standard_normal((100, 512)).astype(np.float32)
+    ref = K.quant_matmul(W, t, x, version=version, n_threads=1)
+    for n_threads in (2, 3):
+        np.testing.assert_array_equal(K.quant_matmul(W, t, x, version=version, n_threads=n_threads), ref)
