@@ -184,7 +184,7 @@ def test_fast_paths():
 def test_quant_matmul_fast_path_keeps_float_activations(n_tok):
     """quant_matmul's fast path (version=None, what the model runs) computes x @ dequantize(W).T as the F32
     model does: here within 1e-7 of the largest output with float activations (a prompt without AVX-512 VNNI),
-    2e-5 with activations rounded to 16 bits (one token: v11-v18; a prompt of 4+ tokens: v19), where 8-bit
+    2e-5 with activations rounded to 16 bits (one token: v11-v18; prompts through v19), where 8-bit
     activations are off by 4e-3 to 5e-3."""
     from lessons.l01_gguf import GGMLType
     from lessons.l12_quants import dequantize, quantize

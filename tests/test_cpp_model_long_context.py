@@ -16,7 +16,8 @@ One exception, measured: the end of the zero-filled context, where activations a
 path, quant_matmul v11-v18; with AVX-512 VNNI the prompt path too, v19). This state is unusually sensitive -- 8188
 zero keys take most of every head's attention, so what is left is small and its rounding shows: the numpy lesson
 itself moves by KL up to 1.1e-4 here between a float16 and a float32 cache, and the decode path lands 4.5e-5 to
-6.2e-5 from it at position 8190 (the prompt path: 2e-9 with float activations, v10; 1.2e-4 with v19's 16-bit ones).
+6.2e-5 from it at position 8190 (the prompt path: 2e-9 with float activations, v10; 1.2e-4 when v19 took those
+four tokens too, with a 4-token threshold it no longer has).
 The same tokens at positions 252..255 agree to 3e-7, and real text decoded at 4100..4103 to 2e-6. So those rows get
 a bound of 3e-4 and the same top token.
 """

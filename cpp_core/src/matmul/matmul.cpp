@@ -556,7 +556,10 @@ static I16Path i16_path_v18_avx2(int t) { return i16_path_kquant<GGML_Q2_K, 18, 
 bool gemm_i16_avx512(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t K, const float* x, int64_t n_tok,
                      float* y, ThreadPool& pool);
 // --8<-- [start:matmul_v19]
-static int64_t gemm_i16_min_tokens(int) { return 4; }  // measured: docs/notes/matmul-diary.md (v19)
+// Its fixed cost (every row unpacked, a whole vector of 16 tokens) makes it worth it from 8 tokens where v18's
+// short path keeps float weights in registers (v9/v6: Q4_0, Q4_1, Q8_0, Q4_K, Q6_K) and from 3 where v18 hands
+// prompts to v10's GEMM (measured: docs/notes/matmul-diary.md, v19).
+static int64_t gemm_i16_min_tokens(int ggml_type) { return v9_is_float(ggml_type) ? 8 : 3; }
 
 static void matmul_v19(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
                        int64_t n_tok, float* y, ThreadPool& pool) {
