@@ -112,6 +112,8 @@ LL_AVX512 static bool unpack_q4k5k_i16(const uint8_t* w, int64_t K, int16_t* q, 
     return true;
 }
 
+// --8<-- [end:unpack_i16]
+
 // Q6_K: in half h, element l + 32k = ql[64h + l + 32(k%2)]'s low (k < 2) or high nibble | bits 2k, 2k+1 of
 // qh[32h + l] << 4, minus 32; a signed 8-bit scale per 16. The only type that checks the int32 bound.
 LL_AVX512 static bool unpack_q6k_i16(const uint8_t* w, int64_t K, int16_t* q, float* d, float*) {
@@ -167,7 +169,6 @@ LL_AVX512 static bool unpack_q2k3k_i16(const uint8_t* w, int64_t K, int16_t* q, 
     }
     return true;
 }
-// --8<-- [end:unpack_i16]
 
 struct I16Weights {
     UnpackI16Fn unpack;
