@@ -189,7 +189,6 @@ static I16Weights i16_weights(int ggml_type) {
         default: return {nullptr, 0};
     }
 }
-bool gemm_i16_has_type(int ggml_type) { return i16_weights(ggml_type).unpack != nullptr; }
 
 // ---- step 1: x packed in pairs of columns ----
 // Token rows of xq (int16, K each) -> per tile vector of 16 tokens, [K/2][48] int32 (a column pair per int32):
