@@ -706,7 +706,7 @@ static const QuantType& check_matmul(int ggml_type, const uint8_t* W, int64_t n_
 }
 
 // The fast path: the last version in the table that this CPU runs and that keeps the F32 model's accuracy
-// (float32 activations, or 16-bit ones for one token, whose rounding is ~1e-5 of each product), unless the
+// (float32 activations, or 16-bit ones, whose rounding is ~1e-5 of each product), unless the
 // environment variable LLAMA_LESSONS_MATMUL names another.
 static const MatmulVersion& fast_path_version() {
     const char* name = std::getenv("LLAMA_LESSONS_MATMUL");
