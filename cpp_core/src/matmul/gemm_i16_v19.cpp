@@ -313,11 +313,10 @@ static void gemm_i16(UnpackI16Fn unpack, const QuantType& t, const uint8_t* W, i
     int16_t* xq = xq_buf.data();
     float *xd = xd_buf.data(), *xs = xs_buf.data(), *xdp = xdp_buf.data(), *xsp = xsp_buf.data();
     int32_t* xp = align64(xp_buf.data());
-    pool.parallel_for(n_tok, [&](int64_t begin, int64_t end) {
-        for (int64_t tok = begin; tok < end; tok++) quantize_act_i16(x + tok * K, K, xq + tok * K, xd + tok * nb, xs + tok * nb);
-    });
-    pool.parallel_for(n_tiles, [&](int64_t begin, int64_t end) {
+    pool.parallel_for(n_tiles, [&](int64_t begin, int64_t end) {  // one pass (one barrier fewer): a tile's tokens, then it
         for (int64_t i = begin; i < end; i++) {
+            for (int64_t tok = tiles[i].t0; tok < std::min(n_tok, tiles[i].t0 + 16 * tiles[i].nv); tok++)
+                quantize_act_i16(x + tok * K, K, xq + tok * K, xd + tok * nb, xs + tok * nb);
             pack_xq_tile(xq, n_tok, K, tiles[i], xp + i * (K / 2) * kTile);
             for (int j = 0; j < kTile; j++) {  // scales and offset sums: [block][48], zero past the last token
                 const int64_t tok = tiles[i].t0 + j;
