@@ -21,9 +21,9 @@
 //
 // Exactness of the int32 sums: |xq| <= 32767, so a block's sum stays in int32 when sum |w16| over the block is
 // at most 65535. Every type's largest |w16| * 32 is below that (Q5_K: 63 * 31 * 32 = 62496) except Q6_K's
-// (8-bit scale x 6-bit q: up to 4096 * 32). Q6_K rows are checked as they are unpacked; a row over the bound
-// (never in a real file: it needs most of a block's q's near +-32 under a scale near +-128) is computed again
-// with 64-bit sums, one scalar loop, so every row is exact.
+// (8-bit scale x 6-bit q: up to 4096 * 32). Q6_K rows are checked as they are unpacked, and a panel of 8 rows
+// with one over the bound takes its int32 sums to float every 16 columns instead of 32: 16 * 4096 * 32767 =
+// 2,147,418,112 < 2^31, exact whatever the weights. (The default model's 1.6M Q6_K blocks reach 64909: close.)
 #if defined(__x86_64__) || defined(__i386__)
 #include <algorithm>
 #include <cmath>
@@ -41,7 +41,7 @@
 namespace ll {
 
 // ---- step 2's unpackers: a row -> w16 [K], d [K/32], off [K/32 * kOffsets] ----
-// Each returns false if some block's sum |w16| passes 65535 (only Q6_K checks: see the top of the file).
+// Each returns false if some block's sum |w16| passes 65535 (only Q6_K can: see the top of the file).
 using UnpackI16Fn = bool (*)(const uint8_t* w, int64_t K, int16_t* q, float* d, float* off);
 
 // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0: per block of 32, byte j holds elements j (low nibble) and j + 16 (high).
@@ -211,42 +211,45 @@ LL_AVX512 static void pack_xq_tile(const int16_t* xq, int64_t n_tok, int64_t K, 
 // --8<-- [start:gemm_i16_micro]
 // acc [8 rows][48 tokens] (+)= the nbc blocks of panel rows w (row stride ldw int16s) times packed x (xp, its
 // block scales xd [block][48] and offset sums xs [block * OFF][48]); wd, woff: the rows' block scales and
-// offsets (row stride ldb blocks). Only 16*NV tokens computed.
-template <int NV, int OFF>
+// offsets (row stride ldb blocks). Only 16*NV tokens computed. HALVES: the int32 sums go to float every 16
+// columns instead of 32 (Q6_K panels past the int32 bound, see the top of the file).
+template <int NV, int OFF, bool HALVES>
 LL_AVX512 static void gemm_i16_micro(int64_t nbc, const int16_t* w, int64_t ldw, const float* wd, const float* woff,
                                      int64_t ldb, const int32_t* xp, const float* xd, const float* xs, float* acc_io,
                                      bool accumulate) {
-    constexpr int R = 8, kTile = 48;
+    constexpr int R = 8, kTile = 48, kSteps = HALVES ? 8 : 16;  // pairs of columns per int32 sum
     for (int64_t b = 0; b < nbc; b++) {
-        I32x16 sum[R][NV];  // one block's exact int32 sums: 8 x 3 = 24 of the 32 zmm registers
-        for (int r = 0; r < R; r++)
-            for (int v = 0; v < NV; v++) sum[r][v] = I32x16{};
-        const int32_t* xb = xp + b * 16 * kTile;
-        const int16_t* wb = w + QK * b;
-        for (int kp = 0; kp < 16; kp++) {  // 16 pairs of columns = the block's 32
-            __m512i xv[NV];  // columns 2kp, 2kp+1 of 16*NV tokens
-            for (int v = 0; v < NV; v++) xv[v] = _mm512_loadu_si512(xb + kp * kTile + 16 * v);
-            for (int r = 0; r < R; r++) {
-                int32_t pair;  // row r's weights at the same two columns, broadcast
-                std::memcpy(&pair, wb + r * ldw + 2 * kp, 4);
-                const __m512i wr = _mm512_set1_epi32(pair);
-                for (int v = 0; v < NV; v++) sum[r][v] = I32x16(_mm512_dpwssd_epi32(__m512i(sum[r][v]), xv[v], wr));
+        for (int kp0 = 0; kp0 < 16; kp0 += kSteps) {
+            I32x16 sum[R][NV];  // exact int32 sums: 8 x 3 = 24 of the 32 zmm registers
+            for (int r = 0; r < R; r++)
+                for (int v = 0; v < NV; v++) sum[r][v] = I32x16{};
+            const int32_t* xb = xp + b * 16 * kTile;
+            const int16_t* wb = w + QK * b;
+            for (int kp = kp0; kp < kp0 + kSteps; kp++) {  // pairs of columns 2kp, 2kp+1
+                __m512i xv[NV];  // those two columns of 16*NV tokens
+                for (int v = 0; v < NV; v++) xv[v] = _mm512_loadu_si512(xb + kp * kTile + 16 * v);
+                for (int r = 0; r < R; r++) {
+                    int32_t pair;  // row r's weights at the same two columns, broadcast
+                    std::memcpy(&pair, wb + r * ldw + 2 * kp, 4);
+                    const __m512i wr = _mm512_set1_epi32(pair);
+                    for (int v = 0; v < NV; v++) sum[r][v] = I32x16(_mm512_dpwssd_epi32(__m512i(sum[r][v]), xv[v], wr));
+                }
             }
-        }
-        // the epilogue: acc += (d_w d_x) * float(sum) (+ off * s_x)
-        __m512 dx[NV];
-        for (int v = 0; v < NV; v++) dx[v] = _mm512_loadu_ps(xd + b * kTile + 16 * v);
-        const bool first = !accumulate && b == 0;
+            // the epilogue: acc += (d_w d_x) * float(sum) (+ off * s_x, once per block)
+            __m512 dx[NV];  // (loaded here, not before the loop: there it took 3 of the registers the sums need)
+            for (int v = 0; v < NV; v++) dx[v] = _mm512_loadu_ps(xd + b * kTile + 16 * v);
+            const bool first = !accumulate && b == 0 && kp0 == 0, last = kp0 + kSteps == 16;
 #pragma GCC unroll 8
-        for (int r = 0; r < R; r++) {
-            const __m512 dw = _mm512_set1_ps(wd[r * ldb + b]);
-            for (int v = 0; v < NV; v++) {
-                float* a = acc_io + r * kTile + 16 * v;
-                __m512 acc = first ? _mm512_setzero_ps() : _mm512_loadu_ps(a);
-                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(__m512i(sum[r][v])), _mm512_mul_ps(dw, dx[v]), acc);
-                for (int o = 0; o < OFF; o++)
-                    acc = _mm512_fmadd_ps(_mm512_set1_ps(woff[r * ldb * OFF + OFF * b + o]), _mm512_loadu_ps(xs + (OFF * b + o) * kTile + 16 * v), acc);
-                _mm512_storeu_ps(a, acc);
+            for (int r = 0; r < R; r++) {
+                const __m512 dw = _mm512_set1_ps(wd[r * ldb + b]);
+                for (int v = 0; v < NV; v++) {
+                    float* a = acc_io + r * kTile + 16 * v;
+                    __m512 acc = first ? _mm512_setzero_ps() : _mm512_loadu_ps(a);
+                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(__m512i(sum[r][v])), _mm512_mul_ps(dw, dx[v]), acc);
+                    for (int o = 0; last && o < OFF; o++)
+                        acc = _mm512_fmadd_ps(_mm512_set1_ps(woff[r * ldb * OFF + OFF * b + o]), _mm512_loadu_ps(xs + (OFF * b + o) * kTile + 16 * v), acc);
+                    _mm512_storeu_ps(a, acc);
+                }
             }
         }
     }
@@ -254,11 +257,19 @@ LL_AVX512 static void gemm_i16_micro(int64_t nbc, const int16_t* w, int64_t ldw,
 // --8<-- [end:gemm_i16_micro]
 
 template <int OFF>
-LL_AVX512 static void gemm_i16_micro_nv(int nv, int64_t nbc, const int16_t* w, int64_t ldw, const float* wd, const float* woff,
-                                        int64_t ldb, const int32_t* xp, const float* xd, const float* xs, float* acc, bool accumulate) {
-    if (nv == 1) gemm_i16_micro<1, OFF>(nbc, w, ldw, wd, woff, ldb, xp, xd, xs, acc, accumulate);
-    else if (nv == 2) gemm_i16_micro<2, OFF>(nbc, w, ldw, wd, woff, ldb, xp, xd, xs, acc, accumulate);
-    else gemm_i16_micro<3, OFF>(nbc, w, ldw, wd, woff, ldb, xp, xd, xs, acc, accumulate);
+LL_AVX512 static void gemm_i16_micro_nv(int nv, bool halves, int64_t nbc, const int16_t* w, int64_t ldw, const float* wd,
+                                        const float* woff, int64_t ldb, const int32_t* xp, const float* xd, const float* xs,
+                                        float* acc, bool accumulate) {
+    if constexpr (OFF == 0) {  // halves: only Q6_K (no offsets) ever needs them
+        if (halves) {
+            if (nv == 1) return gemm_i16_micro<1, 0, true>(nbc, w, ldw, wd, woff, ldb, xp, xd, xs, acc, accumulate);
+            if (nv == 2) return gemm_i16_micro<2, 0, true>(nbc, w, ldw, wd, woff, ldb, xp, xd, xs, acc, accumulate);
+            return gemm_i16_micro<3, 0, true>(nbc, w, ldw, wd, woff, ldb, xp, xd, xs, acc, accumulate);
+        }
+    }
+    if (nv == 1) gemm_i16_micro<1, OFF, false>(nbc, w, ldw, wd, woff, ldb, xp, xd, xs, acc, accumulate);
+    else if (nv == 2) gemm_i16_micro<2, OFF, false>(nbc, w, ldw, wd, woff, ldb, xp, xd, xs, acc, accumulate);
+    else gemm_i16_micro<3, OFF, false>(nbc, w, ldw, wd, woff, ldb, xp, xd, xs, acc, accumulate);
 }
 
 // acc [8][48] -> y[tok, r] for nt tokens and nr rows (row stride ldy), as v10 writes its tiles.
@@ -268,21 +279,6 @@ LL_AVX512 static void store_tile(const float* acc, int nr, int nt, float* y, int
         for (; tok + 16 <= nt; tok += 16) store_8x16_transposed(acc + tok, y + tok * ldy, ldy);
     for (; tok < nt; tok++)
         for (int r = 0; r < nr; r++) y[tok * ldy + r] = acc[r * 48 + tok];
-}
-
-// A row whose block sums could pass int32 (Q6_K only, never in a real file): the same sums in 64 bits, the same
-// epilogue, every token. xq/xd: x token-major as quantize_act_i16 gave it.
-static void row_i64(const int16_t* w, const float* wd, int64_t K, const int16_t* xq, const float* xd, int64_t n_tok,
-                    float* y, int64_t ldy) {
-    for (int64_t t = 0; t < n_tok; t++) {
-        float acc = 0.0f;
-        for (int64_t b = 0; b < K / QK; b++) {
-            int64_t s = 0;
-            for (int k = 0; k < QK; k++) s += int64_t(w[QK * b + k]) * xq[t * K + QK * b + k];
-            acc = std::fma(float(s), wd[b] * xd[t * (K / QK) + b], acc);
-        }
-        y[t * ldy] = acc;
-    }
 }
 
 // --8<-- [start:gemm_i16]
@@ -343,15 +339,15 @@ static void gemm_i16(UnpackI16Fn unpack, const QuantType& t, const uint8_t* W, i
         acc_buf.resize(size_t(kGroup * n_tiles * kRows * kTile) + 16);
         int16_t* wq = wq_buf.data();
         float *wd = wd_buf.data(), *woff = woff_buf.data(), *acc0 = align64(acc_buf.data());
-        bool exact[kGroupRows];
         const int64_t n_groups = (end - begin + kGroup - 1) / kGroup;
         const int64_t group = (end - begin + n_groups - 1) / n_groups;  // even groups, as v10
         for (int64_t p0 = begin; p0 < end; p0 += group) {
             const int np = int(std::min<int64_t>(group, end - p0));
             const int64_t r0 = p0 * kRows;
             const int nr_all = int(std::min<int64_t>(np * kRows, n_rows - r0));
+            bool halves[kGroup] = {};  // a panel with a row past the int32 bound: its sums to float every 16 columns
             for (int r = 0; r < nr_all; r++)  // [nr_all, K] int16 + scales, once
-                exact[r] = unpack(W + (r0 + r) * rb, K, wq + r * K, wd + r * nb, woff + r * nb * OFF);
+                if (!unpack(W + (r0 + r) * rb, K, wq + r * K, wd + r * nb, woff + r * nb * OFF)) halves[r / kRows] = true;
             const int pad = np * kRows - nr_all;  // padding rows: zero weights and scales
             std::memset(wq + nr_all * K, 0, sizeof(int16_t) * size_t(pad * K));
             std::memset(wd + nr_all * nb, 0, sizeof(float) * size_t(pad * nb));
@@ -365,7 +361,7 @@ static void gemm_i16(UnpackI16Fn unpack, const QuantType& t, const uint8_t* W, i
                     for (int g = 0; g < np; g++) {
                         float* acc = acc0 + (g * n_tiles + tile) * kRows * kTile;
                         const int64_t rg = g * kRows;
-                        gemm_i16_micro_nv<OFF>(tiles[tile].nv, kc / QK, wq + rg * K + k0, K, wd + rg * nb + b0,
+                        gemm_i16_micro_nv<OFF>(tiles[tile].nv, halves[g], kc / QK, wq + rg * K + k0, K, wd + rg * nb + b0,
                                                woff + rg * nb * OFF + b0 * OFF, nb, xt, xdt, xst, acc, k0 > 0);
                         if (k0 + kc == K) {  // the tile is done: write it while it is in L1
                             const int64_t t0 = tiles[tile].t0;
@@ -375,8 +371,6 @@ static void gemm_i16(UnpackI16Fn unpack, const QuantType& t, const uint8_t* W, i
                     }
                 }
             }
-            for (int r = 0; r < nr_all; r++)
-                if (!exact[r]) row_i64(wq + r * K, wd + r * nb, K, xq, xd, n_tok, y + r0 + r, n_rows);
         }
     });
 }
