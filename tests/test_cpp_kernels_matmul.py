@@ -62,6 +62,10 @@ I16 = {"v11_i16_decode_avx512": "v10_gemm_avx512", "v12_i16_row_pairs": "v10_gem
 ADDS = {"v13": {6, 7}, "v14": {12}, "v15": {14}, "v16": {13}, "v17": {11}, "v18": {10}}  # each step's new types
 I16_TYPES = {v: Q4Q8.union(*(t for step, t in ADDS.items() if int(v[1:3]) >= int(step[1:]))) for v in I16}  # each one's
 I16_CASES = [(v, name) for v in versions() if v.id in I16 for name, t in TYPES.items() if t in I16_TYPES[v.id]]
+# v19: prompts through the 16-bit path (an integer GEMM), every quant type; shorter ones: v18. From 8 tokens
+# where v18 keeps x in float32 for short products (v9's types: Q4_0, Q4_1, Q8_0, Q4_K, Q6_K), else from 3.
+I16_GEMM = {"v19_i16_gemm_avx512": "v18_i16_q2_k_avx512"}
+I16_GEMM_MIN_TOKENS = {2: 8, 3: 8, 8: 8, 12: 8, 14: 8, 6: 3, 7: 3, 10: 3, 11: 3, 13: 3}  # by weight type
 
 
 def rounding(version: str, t: int, n_tok: int) -> str:
@@ -70,6 +74,8 @@ def rounding(version: str, t: int, n_tok: int) -> str:
         return "f32"
     if version in INT8:
         return "int8"
+    if version in I16_GEMM:
+        return "i16" if n_tok >= I16_GEMM_MIN_TOKENS[t] else rounding(I16_GEMM[version], t, n_tok)
     if version in I16:
         return "i16" if n_tok == 1 and t in I16_TYPES[version] else rounding(I16[version], t, n_tok)
     if version in GEMM:  # the GEMM from 3 tokens, or from 12 where the shorter path keeps x in float32 anyway
@@ -448,3 +454,93 @@ def test_v10_threads_give_identical_results(version):
     ref = K.quant_matmul(W, 3, x, version=version, n_threads=1)
     for n_threads in (2, 3):
         np.testing.assert_array_equal(K.quant_matmul(W, 3, x, version=version, n_threads=n_threads), ref)
+
+
+# ---- v19: prompts through the 16-bit path, an integer GEMM (4+ tokens; every quant type) ----
+V19 = [v for v in versions() if v.id in I16_GEMM]
+QUANTS = [name for name, t in TYPES.items() if t not in FLOATS]
+
+
+@pytest.mark.parametrize("version", V19)
+@pytest.mark.parametrize("type_name", QUANTS)
+@pytest.mark.parametrize("n_tok", [3, 8, 17, 49, 257])
+def test_v19_odd_shapes(version, type_name, n_tok):
+    """Against numpy with x rounded as quantize_i16 rounds it: 67 rows (not a multiple of the 8-row micro-tile or
+    the 64-row group), tokens not a multiple of the 48-token tile (49: a tile of one vector), columns past the
+    256-column chunk (legacy types: 288 = 256 + 32; k-quants: 3 super-blocks)."""
+    t = TYPES[type_name]
+    n_cols = 32 * 9 if BLOCK[t][0] == 32 else 768
+    W = random_weights(t, 67, n_cols, seed=t + n_tok)
+    x = np.random.default_rng(n_tok).standard_normal((n_tok, n_cols)).astype(np.float32)
+    Wf = float_weights(W, t)
+    assert rounding(version, t, n_tok) == ("i16" if n_tok >= I16_GEMM_MIN_TOKENS[t] else "f32")
+    xs = emulate_x(x, version, t, n_tok)  # [n_tok, n_cols], x as v19 (or v18 below its threshold) rounds it
+    want = xs @ Wf.T  # [n_tok, n_cols] @ [n_cols, 67]
+    scale = np.abs(xs) @ np.abs(Wf).T
+    got = K.quant_matmul(W, t, x, version=version, n_threads=2)
+    err = np.abs(got - want)
+    assert np.all(err <= TOLERANCE["i16"] * scale + 1e-6), f"{type_name} n_tok={n_tok}: max err/scale {np.max(err / (scale + 1e-30)):.2e}"
+
+
+@pytest.mark.parametrize("version", V19)
+@pytest.mark.parametrize("type_name", list(TYPES))
+def test_v19_short_products_run_v18_bit_for_bit(version, type_name):
+    """Decoding (one token), products shorter than v19's threshold, and float weights at any length, are v18's: same bits."""
+    t = TYPES[type_name]
+    n_cols = 16 * 9 + 3 if BLOCK[t][0] == 1 else 32 * 9 if BLOCK[t][0] == 32 else 512
+    W = random_weights(t, 37, n_cols, seed=t)
+    for n_tok in (1, 2) + ((12, 64) if t in FLOATS else tuple(range(3, I16_GEMM_MIN_TOKENS[t]))):
+        x = np.random.default_rng(n_tok).standard_normal((n_tok, n_cols)).astype(np.float32)
+        np.testing.assert_array_equal(K.quant_matmul(W, t, x, version=version),
+                                      K.quant_matmul(W, t, x, version="v18_i16_q2_k_avx512"))
+
+
+@pytest.mark.parametrize("version", V19)
+def test_v19_rounding_is_quantize_i16_bit_for_bit(version):
+    """Q8_0 rows of one-hot weights (d = 1, a single q = 1) pick single activations: y[t, r] = d_x[t] * xq[t, r],
+    one float product, for 9 tokens at once: the GEMM rounds x exactly as quantize_i16 (and the decoding path) do."""
+    n, n_tok = 96, 9
+    W = np.zeros((n, n // 32, 34), np.uint8)
+    W[..., 0:2] = np.frombuffer(np.float16(1.0).tobytes(), np.uint8)
+    W[np.arange(n), np.arange(n) // 32, 2 + np.arange(n) % 32] = 1
+    x = (np.random.default_rng(9).standard_normal((n_tok, n)) * np.geomspace(1e-3, 1e3, n)).astype(np.float32)
+    x[1, 40:48] = [0.5, -0.5, 1.5, 2.5, 0.0, -0.0, 3.5, 1e-30]  # ties and zeros
+    x[2, 64:] = 0  # an all-zero block: d = 0
+    d, p, _ = quantize_i16(x)
+    want = (d[..., None] * p).reshape(n_tok, n).astype(np.float32)
+    np.testing.assert_array_equal(K.quant_matmul(W.reshape(n, -1), 8, x, version=version), want)
+
+
+@pytest.mark.parametrize("version", V19)
+def test_v19_q6_k_rows_past_the_int32_bound(version):
+    """Q6_K folds its 8-bit scales into the int16 weights: |w16| up to 32 * 128 = 4096, so a block of 32 such
+    weights against x at 32767 sums to 4.3e9, past int32. Rows whose blocks could (sum |w16| > 65535) must still
+    be exact: every q = -32 (ql = qh = 0) under scale -128, and x the same positive value everywhere (every
+    xq = 32767): each block's true sum is +4.29e9. A normal row in the same micro-tile must not be disturbed."""
+    t, n_cols = 14, 512
+    W = random_weights(t, 9, n_cols, seed=21).reshape(9, 2, 210)
+    W[0, :, :192] = 0  # ql, qh: q = -32 everywhere
+    W[0, :, 192:208] = np.uint8(0x80)  # scales: -128
+    W[5, 0, :192] = 0  # row 5: only its first super-block's q's at -32, scales random
+    W = W.reshape(9, -1)
+    x = np.full((9, n_cols), 0.75, np.float32)
+    x[1::2] *= -1  # negative tokens too
+    x[4, ::7] = 0.1
+    Wf = float_weights(W, t)
+    xs = emulate_i16(x)
+    want = xs @ Wf.T
+    scale = np.abs(xs) @ np.abs(Wf).T
+    got = K.quant_matmul(W, t, x, version=version, n_threads=1)
+    assert np.all(np.abs(got - want) <= TOLERANCE["i16"] * scale + 1e-6), np.max(np.abs(got - want) / scale)
+
+
+@pytest.mark.parametrize("version", V19)
+@pytest.mark.parametrize("type_name", ["q4_1", "q2_k"])
+def test_v19_threads_give_identical_results(version, type_name):
+    """Each (row, token) sums its blocks in column order whatever rows a thread takes: bit-identical."""
+    t = TYPES[type_name]
+    W = random_weights(t, 301, 512, seed=3)
+    x = np.random.default_rng(4).standard_normal((100, 512)).astype(np.float32)
+    ref = K.quant_matmul(W, t, x, version=version, n_threads=1)
+    for n_threads in (2, 3):
+        np.testing.assert_array_equal(K.quant_matmul(W, t, x, version=version, n_threads=n_threads), ref)

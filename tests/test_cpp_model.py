@@ -18,6 +18,7 @@ from lessons.l01_gguf import GGMLType, GGUFFile, write_gguf
 
 gguf_quants = pytest.importorskip("gguf.quants", reason="gguf-py (llama.cpp's reader) rounds the oracle's 8-bit activations")
 cpp_model = pytest.importorskip("cpp_core.model", reason="the C++ core is not built (pip install -e .)")
+from cpp_core.kernels import active_versions  # noqa: E402
 from lessons import l08b_config  # noqa: E402
 from lessons.l08_transformer import NumpyLlama  # noqa: E402
 
@@ -102,8 +103,8 @@ def numpy_oracle(gguf, n_ctx, weight_type):
 
 def assert_logits_close(ours, ref, quantized: bool, what="", sixteen_bit: bool = False):
     """Both sides do the same arithmetic up to float rounding. F32 weights: ~1e-6 of the logits' spread.
-    sixteen_bit: one decoded token with quantized weights, whose products round the activations to
-    16 bits (quant_matmul v11-v18): each moves by up to max|x|/65534 of its block, ~1e-4 of the spread here.
+    sixteen_bit: quantized weights, whose products round the activations to 16 bits (quant_matmul v11-v18
+    for one decoded token, v19 for a prompt): each moves by up to max|x|/65534 of its block, ~1e-4 of the spread here.
     Quantized weights: mostly ~1e-4 too, but an activation that lands within float noise of an 8-bit
     rounding boundary can round the other way on one side; one such flip moves that activation by
     amax/127, and the random models' sharp attention amplifies it to up to ~1% of the spread (RMS) over
@@ -140,10 +141,10 @@ def neox_arch(monkeypatch):
 @pytest.mark.parametrize("int8", [False, True], ids=["f32-activations", "int8-activations"])
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_prefill_then_decode_matches_numpy(tmp_path, neox_arch, variant, int8):
-    """Default: the kernels' fast path keeps a prompt's activations in float32, so the plain numpy lesson is
-    the oracle at float-rounding tolerance, whatever the weight type; one decoded token with Q4_0/Q4_1/Q8_0
-    weights rounds them to 16 bits (v11; Q5_0/Q5_1: v13), a 20x looser but still tight tolerance. int8_activations: the
-    oracle is the lesson with llama.cpp's 8-bit rounding emulated (numpy_oracle)."""
+    """Default: the plain numpy lesson is the oracle. With quantized weights the kernels' fast path rounds the
+    activations to 16 bits, one decoded token (v11-v18) and, with AVX-512 VNNI, a prompt too (v19): a 20x
+    looser but still tight tolerance than float rounding (F32 weights: float32 throughout). int8_activations:
+    the oracle is the lesson with llama.cpp's 8-bit rounding emulated (numpy_oracle)."""
     gguf = tiny_llama(tmp_path / "m.gguf", **VARIANTS[variant])
     wt = VARIANTS[variant]["weight_type"]
     quantized = int8 and wt != GGMLType.F32
@@ -152,7 +153,8 @@ def test_prefill_then_decode_matches_numpy(tmp_path, neox_arch, variant, int8):
     assert ours.config == ref.config
     tokens = np.random.default_rng(0).integers(0, ours.config.n_vocab, 19).astype(np.int32)
     # 16 prompt tokens: enough for quant_matmul's prompt path (v10's GEMM from 12 tokens on)
-    assert_logits_close(ours.forward(tokens[:16], 0), ref.forward(tokens[:16], 0), quantized, "prefill")
+    assert_logits_close(ours.forward(tokens[:16], 0), ref.forward(tokens[:16], 0), quantized, "prefill",
+                        sixteen_bit=wt != GGMLType.F32)
     for pos in range(16, 19):  # decode one token at a time on top of the cache
         assert_logits_close(ours.forward(tokens[pos:pos + 1], pos), ref.forward(tokens[pos:pos + 1], pos), quantized, f"decode {pos}",
                             sixteen_bit=wt != GGMLType.F32)
@@ -160,12 +162,13 @@ def test_prefill_then_decode_matches_numpy(tmp_path, neox_arch, variant, int8):
 
 @pytest.mark.parametrize("weight_type", [GGMLType.Q4_K, GGMLType.Q6_K, GGMLType.Q5_K, GGMLType.Q3_K, GGMLType.Q2_K])
 def test_kquant_model_decodes_like_numpy(tmp_path, weight_type):
-    """k-quant weights (rows of 256: n_embd = n_ff = 256): the prompt in float32 (v10), each decoded token
-    through the model's team with 16-bit activations (quant_matmul v14-v18: Q4_K, Q6_K, Q5_K, Q3_K, Q2_K), against the numpy lesson."""
+    """k-quant weights (rows of 256: n_embd = n_ff = 256): the prompt through v19's 16-bit GEMM (float32 with v10
+    where AVX-512 VNNI is missing), each decoded token through the model's team with 16-bit activations
+    (quant_matmul v14-v18: Q4_K, Q6_K, Q5_K, Q3_K, Q2_K), against the numpy lesson."""
     gguf = tiny_llama(tmp_path / "m.gguf", weight_type=weight_type, n_embd=256, n_ff=256)
     ref, ours = NumpyLlama(gguf, n_ctx=32), CppLlama(gguf, n_ctx=32, n_threads=2)
     tokens = np.random.default_rng(1).integers(0, ours.config.n_vocab, 15).astype(np.int32)
-    assert_logits_close(ours.forward(tokens[:12], 0), ref.forward(tokens[:12], 0), False, "prefill")
+    assert_logits_close(ours.forward(tokens[:12], 0), ref.forward(tokens[:12], 0), False, "prefill", sixteen_bit=True)
     for pos in range(12, 15):
         assert_logits_close(ours.forward(tokens[pos:pos + 1], pos), ref.forward(tokens[pos:pos + 1], pos), False, f"decode {pos}",
                             sixteen_bit=True)
@@ -180,6 +183,9 @@ def test_f16_cache_matches_the_lessons_f16_cache(tmp_path, neox_arch, variant):
     the lesson's own float16 and float32 caches differ at least twice as much."""
     gguf = tiny_llama(tmp_path / "m.gguf", **VARIANTS[variant])
     ours, ref = CppLlama(gguf, n_ctx=32, n_threads=2, kv_type="f16"), NumpyLlama(gguf, n_ctx=32, kv_type="f16")
+    if ours._model.matmul_version == "" and active_versions()["quant_matmul"] == "v19_i16_gemm_avx512":
+        # the cache alone: the prompt's products in float32 as before v19 (v18: prompts on v10, one token in 16 bits)
+        ours._model.matmul_version = "v18_i16_q2_k_avx512"
     ref32 = NumpyLlama(gguf, n_ctx=32)  # kv_type="f32"
     assert ours.kv_type == "f16" and ours.kv_cache_bytes == ref.cache.k.nbytes + ref.cache.v.nbytes
     tokens = np.random.default_rng(1).integers(0, ours.config.n_vocab, 19).astype(np.int32)

@@ -12,12 +12,14 @@ run with n_ctx 8192 and a float16 KV cache (run.py's and llama.cpp's default):
   (Peak memory against file + KV cache + 60 MB, issue 18's budget, is the benchmark's to print, not a test's.)
 
 The bar is the one at short contexts: KL(numpy || C++) below 1e-5 at every compared position, same top token.
-One exception, measured: the decode path at the end of the zero-filled context. Its activations are rounded to 16
-bits (quant_matmul v11/v12), and this state is unusually sensitive -- 8188 zero keys take most of every head's
-attention, so what is left is small and its rounding shows: the numpy lesson itself moves by KL up to 1.1e-4 here
-between a float16 and a float32 cache, and the decode path lands 4.5e-5 to 6.2e-5 from it at position 8190 (the
-prompt path: 2e-9). The same tokens at positions 252..255 agree to 3e-7, and real text decoded at 4100..4103 to
-2e-6. So those four rows get a bound of 3e-4 and the same top token.
+One exception, measured: the end of the zero-filled context, where activations are rounded to 16 bits (the decode
+path, quant_matmul v11-v18; with AVX-512 VNNI the prompt path too, v19). This state is unusually sensitive -- 8188
+zero keys take most of every head's attention, so what is left is small and its rounding shows: the numpy lesson
+itself moves by KL up to 1.1e-4 here between a float16 and a float32 cache, and the decode path lands 4.5e-5 to
+6.2e-5 from it at position 8190 (the prompt path: 2e-9 with float activations, v10; 1.2e-4 when v19 took those
+four tokens too, with a 4-token threshold it no longer has).
+The same tokens at positions 252..255 agree to 3e-7, and real text decoded at 4100..4103 to 2e-6. So those rows get
+a bound of 3e-4 and the same top token.
 """
 
 from __future__ import annotations
@@ -115,5 +117,5 @@ def test_last_positions_of_the_context(default_model, default_model_path, numpy_
     numpy_model.reset()  # a cache of zeros, as the fresh C++ model's
     numpy_model.forward(ids[:252], 7936, last_only=True)
     ref = numpy_model.forward(ids[252:256], 8188)  # [4, n_vocab]
-    assert_same_model(ref, ours[:4], "prompt path, positions 8188..8191")
+    assert_same_model(ref, ours[:4], "prompt path, positions 8188..8191", kl_max=3e-4)
     assert_same_model(ref, ours[4:], "decode path, positions 8188..8191", kl_max=3e-4)

@@ -33,8 +33,8 @@ size_t row_bytes(int ggml_type, int64_t n_cols);
 
 // y[t, r] = sum_c W[r, c] * x[t, c]
 // W: n_rows rows of raw ggml blocks, read in place (from the mmap: no copy, no dequantized duplicate).
-// The fast path keeps x in float32 for prompts (v10) and rounds it to 16 bits for one decoded token, every
-// quantized type (x86: v11-v18 with AVX2 or AVX-512 VNNI). aarch64 (v6 NEON) keeps x in float32 for
+// The fast path rounds x to 16 bits per block of 32 for quantized weights: one decoded token (x86: v11-v18
+// with AVX2 or AVX-512 VNNI) and, with AVX-512 VNNI, prompts too (v19's integer GEMM; AVX2: float32, v10). aarch64 (v6 NEON) keeps x in float32 for
 // Q4_0/Q4_1/Q8_0 and rounds it to 8 bits, like llama.cpp, for the other types (docs/20-kernels-matmul.md).
 // The environment variable LLAMA_LESSONS_MATMUL=<version> overrides the choice (read once).
 // x: [n_tok, n_cols] f32, y: [n_tok, n_rows] f32. Types: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,

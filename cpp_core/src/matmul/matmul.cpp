@@ -3,7 +3,7 @@
 // Each version adds one idea to the one before (docs/20-kernels-matmul.md teaches them in order); the table
 // kMatmulVersions at the end says, as data, what each adds, which weight types have a kernel of their own
 // in it, and what it hands everything else to. The fast path is the last version in the table this CPU runs
-// that keeps x in float32 or 16 bits (never the 8-bit ones): v18 with AVX-512 VNNI, v18 AVX2 with AVX2 only,
+// that keeps x in float32 or 16 bits (never the 8-bit ones): v19 with AVX-512 VNNI, v18 AVX2 with AVX2 only,
 // v18 NEON on aarch64, v1 elsewhere. LLAMA_LESSONS_MATMUL=<version> overrides it (read once; for comparisons).
 // Where the code is:
 //   v0, v1          this file (the lesson's dequantize-then-dot, then threads)
@@ -19,6 +19,7 @@
 //                   dot_avx512_v11_v12.cpp
 //   v13             v11/v12's decoding kernels for 5-bit weights (Q5_0, Q5_1): the same files
 //   v14 - v18       the 16-bit decoding path for Q4_K, then Q6_K, Q5_K, Q3_K, Q2_K: dot_i16_kquants_v14.cpp
+//   v19             prompts with v11-v18's 16-bit x: rows unpacked once to int16, a vpdpwssd GEMM: gemm_i16_v19.cpp
 //   aarch64         v3, v4 (SDOT) and v6 with NEON: neon_v3_v6.cpp; the 16-bit decoding path v11, v13-v18
 //                   with NEON: neon_i16_v11_v18.cpp; all checked under qemu (tests/native/)
 // Experiments that were measured and not kept (float activations without tiles, 12-bit activations) live in
@@ -557,6 +558,26 @@ static I16Path i16_path_v17_avx2(int t) { return i16_path_kquant<GGML_Q3_K, 17, 
 // (made once per call). Before v18 it decoded with v4's int8 kernel (v3 with AVX2). The rest: v17.
 static I16Path i16_path_v18(int t) { return i16_path_kquant<GGML_Q2_K, 18, kPrefetchAheadI16, true, i16_path_v17>(t); }
 static I16Path i16_path_v18_avx2(int t) { return i16_path_kquant<GGML_Q2_K, 18, kPrefetchAheadAvx2, false, i16_path_v17_avx2>(t); }
+
+// ---- v19: prompts through the 16-bit path, an integer GEMM (matmul/gemm_i16_v19.cpp) ----
+// v10's float GEMM runs near the FMA peak; one vpdpwssd does twice an FMA's multiply-adds. v19 rounds a prompt's
+// x as v11-v18 round one token (quantize_act_i16), unpacks each group of rows once to int16 (sub-block scales
+// folded in) and runs an 8 rows x 48 tokens vpdpwssd micro-kernel with a float epilogue per block of 32.
+// Every quant type; F32/F16/BF16 and short products (decoding included) go to v18 as before.
+bool gemm_i16_avx512(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t K, const float* x, int64_t n_tok,
+                     float* y, ThreadPool& pool);
+// --8<-- [start:matmul_v19]
+// Its fixed cost (every row unpacked, a whole vector of 16 tokens) makes it worth it from 8 tokens where v18's
+// short path keeps float weights in registers (v9/v6: Q4_0, Q4_1, Q8_0, Q4_K, Q6_K) and from 3 where v18 hands
+// prompts to v10's GEMM (measured: docs/notes/matmul-diary.md, v19).
+static int64_t gemm_i16_min_tokens(int ggml_type) { return v9_is_float(ggml_type) ? 8 : 3; }
+
+static void matmul_v19(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
+                       int64_t n_tok, float* y, ThreadPool& pool) {
+    if (n_tok >= gemm_i16_min_tokens(t.ggml_type) && gemm_i16_avx512(t, W, n_rows, n_cols, x, n_tok, y, pool)) return;
+    matmul_i16_step<i16_path_v18>(t, W, n_rows, n_cols, x, n_tok, y, pool);  // one token, short products, float types
+}
+// --8<-- [end:matmul_v19]
 #endif
 
 #if defined(__aarch64__)
@@ -618,6 +639,7 @@ static constexpr uint32_t kAllTypes = ~0u;
 static constexpr uint32_t kQ4Q8 = type_bit(GGML_Q4_0) | type_bit(GGML_Q4_1) | type_bit(GGML_Q8_0);
 static constexpr uint32_t kQ5 = type_bit(GGML_Q5_0) | type_bit(GGML_Q5_1);
 static constexpr uint32_t kFloats = type_bit(GGML_F32) | type_bit(GGML_F16) | type_bit(GGML_BF16);
+static constexpr uint32_t kKQuants = type_bit(GGML_Q2_K) | type_bit(GGML_Q3_K) | type_bit(GGML_Q4_K) | type_bit(GGML_Q5_K) | type_bit(GGML_Q6_K);
 static int64_t one_token(int) { return 1; }
 
 static const MatmulVersion kMatmulVersions[] = {
@@ -700,6 +722,9 @@ static const MatmulVersion kMatmulVersions[] = {
     {"v18_i16_q2_k_avx512", "v17 for Q2_K: 2-bit q's, and the mins' term from x's sums per 16",
      matmul_i16_step<i16_path_v18>, detail::cpu_avx512vnni, false, type_bit(GGML_Q2_K), one_token, 1, "x int16 avx512vnni, two scales and mins per block of 32",
      LEVEL_AVX512, "v17_i16_q3_k_avx512", i16_path_v18},
+    {"v19_i16_gemm_avx512", "prompts: x rounded to 16 bits as v11-v18 round it, rows unpacked once to int16, an integer GEMM (vpdpwssd), 8 rows x 48 tokens",
+     matmul_v19, detail::cpu_avx512vnni, false, kQ4Q8 | kQ5 | kKQuants, gemm_i16_min_tokens, 0,
+     "x int16 avx512vnni gemm (vpdpwssd), unpacked once per row, 8 rows x 48 tokens", LEVEL_AVX512, "v18_i16_q2_k_avx512", i16_path_v18},
 #endif
 #if defined(__aarch64__)  // matmul/neon_v3_v6.cpp
     {"v3_neon_int8", "v2 with NEON integer dot products (vmull_s8 + pairwise adds)", matmul_int8_neon, detail::cpu_neon, true,
@@ -749,7 +774,7 @@ static const QuantType& check_matmul(int ggml_type, const uint8_t* W, int64_t n_
 }
 
 // The fast path: the last version in the table that this CPU runs and that keeps the F32 model's accuracy
-// (float32 activations, or 16-bit ones for one token, whose rounding is ~1e-5 of each product), unless the
+// (float32 activations, or 16-bit ones, whose rounding is ~1e-5 of each product), unless the
 // environment variable LLAMA_LESSONS_MATMUL names another.
 static const MatmulVersion& fast_path_version() {
     const char* name = std::getenv("LLAMA_LESSONS_MATMUL");
