@@ -67,12 +67,29 @@ def test_prefetch_changes_no_bit(kv_dtype):
     np.testing.assert_array_equal(a5, a4)
 
 
+@pytest.mark.parametrize("kv_dtype", [np.float32, np.float16], ids=["f32", "f16"])
+@pytest.mark.parametrize("n_tok, pos, hd, n_threads", [(1, 700, 64, 2), (1, 700, 40, 1), (3, 130, 64, 2), (1, 5, 80, 2)])
+def test_v7_prefetch_changes_no_bit(kv_dtype, n_tok, pos, hd, n_threads):
+    """v7_gqa_flash_prefetch_avx512 is v6_gqa_flash_avx512 plus requests 4 KB ahead of each K block and V row:
+    the same numbers, to the bit, on long rows split into chunks (decoding at 700 with 2 threads), one thread,
+    prompts, head sizes that are not multiples of 16, and rows shorter than the prefetch distance."""
+    names = {name: ok for name, _idea, ok in cpp_model._core.attention_versions()}
+    if not names.get("v7_gqa_flash_prefetch_avx512"):
+        pytest.skip("no AVX-512 versions on this CPU")
+    rng = np.random.default_rng(7)
+    q = rng.standard_normal((n_tok, 9, hd)).astype(np.float32)
+    k, v = (rng.standard_normal((3, pos + n_tok + 3, hd)).astype(kv_dtype) for _ in range(2))
+    a6, a7 = (cpp_model.attention(q, k, v, pos, version=name, n_threads=n_threads)
+              for name in ("v6_gqa_flash_avx512", "v7_gqa_flash_prefetch_avx512"))
+    np.testing.assert_array_equal(a7, a6)
+
+
 # The ladder as docs/20-kernels-attention.md teaches it, and the version each CPU's feature bits must pick.
 LADDER = {"x86_64": ["v0_scalar", "v1_threads", "v2_avx2", "v3_avx512", "v4_gqa_avx2", "v5_gqa_prefetch_avx2",
-                     "v6_gqa_flash_avx512"],
+                     "v6_gqa_flash_avx512", "v7_gqa_flash_prefetch_avx512"],
           "aarch64": ["v0_scalar", "v1_threads", "v2_neon"]}
 AVX2 = {"avx2", "fma", "f16c"}  # the kernels' AVX2 (cpu/features.h); their AVX-512 is F + BW + VL on top
-FAST_PATH = [(AVX2 | {"avx512f", "avx512bw", "avx512vl"}, "v6_gqa_flash_avx512"), (AVX2, "v5_gqa_prefetch_avx2"),
+FAST_PATH = [(AVX2 | {"avx512f", "avx512bw", "avx512vl"}, "v7_gqa_flash_prefetch_avx512"), (AVX2, "v5_gqa_prefetch_avx2"),
              ({"neon"}, "v2_neon"), (set(), "v1_threads")]
 
 
