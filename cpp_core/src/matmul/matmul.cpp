@@ -395,10 +395,13 @@ static void matmul_v10_avx2(const QuantType& t, const uint8_t* W, int64_t n_rows
     gemm_f32_avx2(t, W, n_rows, n_cols, x, n_tok, y, pool);
 }
 
+#endif
+
 // ---- v11: decoding with activations rounded to 16 bits, integer products (vpdpwssd) ----
 // One token (n_tok = 1) for Q4_0, Q4_1 and Q8_0 (v13-v18 add the other types); everything else runs v10 (matmul/dot_avx512_v11_v12.cpp says why
-// rounding is cheaper and how small the rounding is).
-
+// rounding is cheaper and how small the rounding is). Its two pieces, the path and the one-token loop, serve
+// x86 (v11-v18) and aarch64 (their NEON builds, below) alike.
+#if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__)
 // --8<-- [start:matmul_v11]
 // A version's 16-bit path for one weight type: how it rounds x, its row kernel (nullptr: none for the type),
 // and how far ahead it prefetches the weights. Written once here for quant_matmul (below) and for
@@ -408,10 +411,9 @@ struct I16Path {
     RowsI16Fn rows;
     int64_t prefetch_ahead;
 };
-static I16Path i16_path_v11(int ggml_type) { return {quantize_act_i16, rows_i16_kernel(ggml_type, false), kPrefetchAheadI16}; }
 
-// One token through a row kernel of 16-bit activations (v11's or v12's): x is rounded once, then the rows are
-// split over the pool like v9's, with v9's prefetch.
+// One token through a row kernel of 16-bit activations (any step's, x86 or NEON): x is rounded once, then the
+// rows are split over the pool like v9's, with the path's prefetch.
 static void matmul_i16(const I16Path& path, const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols,
                        const float* x, float* y, ThreadPool& pool) {
     thread_local std::vector<int16_t> xq;  // the caller's buffers; the lambda below reads them through pointers
@@ -427,6 +429,10 @@ static void matmul_i16(const I16Path& path, const QuantType& t, const uint8_t* W
         path.rows(n_cols, W + r0 * rb, rb, r1 - r0, q, d, s, y + r0, path.prefetch_ahead);  // y[r0..r1) = W[r0..r1) x
     });
 }
+#endif
+
+#if defined(__x86_64__) || defined(__i386__)
+static I16Path i16_path_v11(int ggml_type) { return {quantize_act_i16, rows_i16_kernel(ggml_type, false), kPrefetchAheadI16}; }
 
 static void matmul_v11(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
                        int64_t n_tok, float* y, ThreadPool& pool) {
@@ -586,32 +592,16 @@ static void matmul_v19(const QuantType& t, const uint8_t* W, int64_t n_rows, int
 // same exact integer block sums; each step takes the types its x86 namesake takes and hands the others to the
 // step before. Prompts, and types no step takes, run v6_f32_tiled_neon. No prefetch distance: not measured on
 // an ARM CPU (there is none here; qemu checks correctness only).
-struct I16Path {  // as on x86 (above): how x is rounded, the row kernel, how far ahead it prefetches
-    QuantizeI16Fn quantize;
-    RowsI16Fn rows;
-    int64_t prefetch_ahead;
-};
 template <int STEP>
 static I16Path i16_path_neon(int ggml_type) { return {quantize_act_i16_neon, rows_i16_kernel_neon(ggml_type, STEP), 0}; }
 
-// One token: x rounded once, then the rows split over the pool (x86's matmul_i16).
+// One token through the shared matmul_i16 (above); prompts and types no step takes: v6.
 template <int STEP>
 static void matmul_i16_neon(const QuantType& t, const uint8_t* W, int64_t n_rows, int64_t n_cols, const float* x,
                             int64_t n_tok, float* y, ThreadPool& pool) {
     const I16Path path = i16_path_neon<STEP>(t.ggml_type);
     if (!path.rows || n_tok != 1) return matmul_f32_tiled_neon(t, W, n_rows, n_cols, x, n_tok, y, pool);  // v6
-    thread_local std::vector<int16_t> xq;  // the caller's buffers; the lambda below reads them through pointers
-    thread_local std::vector<float> xd, xs;
-    xq.resize(size_t(n_cols)), xd.resize(size_t(n_cols / QK)), xs.resize(size_t(n_cols / QK));
-    path.quantize(x, n_cols, xq.data(), xd.data(), xs.data());  // [n_cols] -> [n_cols] int16 + 2 x [n_cols/32]
-    const int16_t* q = xq.data();
-    const float *d = xd.data(), *s = xs.data();
-    const int64_t rb = int64_t(n_cols / t.block_size) * t.block_bytes;
-    const int64_t n_tasks = (n_rows + kRowsPerTask - 1) / kRowsPerTask;
-    pool.parallel_for(n_tasks, [&](int64_t begin, int64_t end) {
-        const int64_t r0 = begin * kRowsPerTask, r1 = std::min(n_rows, end * kRowsPerTask);
-        path.rows(n_cols, W + r0 * rb, rb, r1 - r0, q, d, s, y + r0, path.prefetch_ahead);  // y[r0..r1) = W[r0..r1) x
-    });
+    matmul_i16(path, t, W, n_rows, n_cols, x, y, pool);
 }
 #endif
 
