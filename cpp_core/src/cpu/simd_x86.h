@@ -67,6 +67,25 @@ LL_AVX2 static inline __m256i nibbles_to_bytes(const uint8_t* qs) {
     return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
 }
 
+// Each 16-bit lane shifted right by n bits (n not a compile-time constant).
+LL_AVX2 static inline __m256i srl16(__m256i v, int n) { return _mm256_srl_epi16(v, _mm_cvtsi32_si128(n)); }
+
+// One half (128 weights) of a Q6_K super-block -> its 6-bit q's minus 32, as 4 x 32 signed bytes in element
+// order: element l + 32k is ql[l + 32 (k % 2)]'s low (k < 2) or high nibble | bits 2k, 2k+1 of qh[l] << 4.
+// ql: the half's 64 bytes of low nibbles, qh: its 32 bytes of high bits.
+LL_AVX2 static inline void q6k_half_to_bytes(const uint8_t* ql, const uint8_t* qh, __m256i out[4]) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3), m32 = _mm256_set1_epi8(32);
+    const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+    const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
+    const __m256i hh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh));
+    const __m256i lows[4] = {_mm256_and_si256(l0, low4), _mm256_and_si256(l1, low4),
+                             _mm256_and_si256(srl16(l0, 4), low4), _mm256_and_si256(srl16(l1, 4), low4)};
+    for (int k = 0; k < 4; k++) {
+        const __m256i high = _mm256_slli_epi16(_mm256_and_si256(srl16(hh, 2 * k), three), 4);  // <= 48: stays in its byte
+        out[k] = _mm256_sub_epi8(_mm256_or_si256(lows[k], high), m32);
+    }
+}
+
 // 32 bits -> 32 bytes, 0xFF where the bit is set: byte k gets a copy of the bit field's byte k/8,
 // then every bit but bit (k % 8) is forced to 1, so the byte is all ones exactly when that bit was.
 LL_AVX2 static inline __m256i bits_to_bytes(const uint8_t* bits4) {

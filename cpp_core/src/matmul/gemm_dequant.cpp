@@ -27,7 +27,6 @@ namespace ll {
 
 // ---- step 1: one block -> int8 q, and a scale and an offset per 16 elements ----
 // --8<-- [start:unpack_kquants]
-LL_AVX2 static inline __m256i srl16(__m256i v, int n) { return _mm256_srl_epi16(v, _mm_cvtsi32_si128(n)); }
 LL_AVX2 static inline void store32(int8_t* q, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), v); }
 
 // Q6_K: per half of 128, element l + 32k = ql[l + 32(k%2)]'s low (k < 2) or high nibble | qh[l] bits 2k..2k+1 << 4.
@@ -36,17 +35,10 @@ struct UnpackQ6K {
     static constexpr bool kOffset = false;
     LL_AVX2 static void unpack(const uint8_t* w, int8_t* q, float* a, float*) {
         const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(w);
-        const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3), m32 = _mm256_set1_epi8(32);
         for (int h = 0; h < 2; h++) {
-            const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->ql + 64 * h));
-            const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->ql + 64 * h + 32));
-            const __m256i hh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qh + 32 * h));
-            const __m256i lows[4] = {_mm256_and_si256(l0, low4), _mm256_and_si256(l1, low4),
-                                     _mm256_and_si256(srl16(l0, 4), low4), _mm256_and_si256(srl16(l1, 4), low4)};
-            for (int k = 0; k < 4; k++) {
-                const __m256i high = _mm256_slli_epi16(_mm256_and_si256(srl16(hh, 2 * k), three), 4);  // <= 48: stays in its byte
-                store32(q + 128 * h + 32 * k, _mm256_sub_epi8(_mm256_or_si256(lows[k], high), m32));
-            }
+            __m256i q8[4];  // the half's 128 q's - 32 (cpu/simd_x86.h)
+            q6k_half_to_bytes(b->ql + 64 * h, b->qh + 32 * h, q8);
+            for (int k = 0; k < 4; k++) store32(q + 128 * h + 32 * k, q8[k]);
         }
         const float d = fp16_to_fp32_f16c(b->d);
         for (int j = 0; j < 16; j++) a[j] = d * b->scales[j];

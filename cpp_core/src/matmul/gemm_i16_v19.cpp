@@ -85,7 +85,6 @@ LL_AVX512 static inline __m512i scaled_i16(__m256i q8, int sc_lo, int sc_hi) {
 // with it GCC copied each of the 24 sums to another register and to the stack around every vpdpwssd (which
 // works on 16 x int32): 3x the instructions and no faster than v10. In its own type each sum stays in place.
 typedef int32_t I32x16 __attribute__((vector_size(64)));
-LL_AVX2 static inline __m256i srl16(__m256i v, int n) { return _mm256_srl_epi16(v, _mm_cvtsi32_si128(n)); }
 
 // Q4_K and Q5_K: sub-block s of 32 = low (s even) or high nibbles of qs[32 (s/2) ..] (+ 16 where bit s of qh[l]);
 // w16 = sc_s q, d = the super-block's d, off = -dmin m_s.
@@ -117,22 +116,17 @@ LL_AVX512 static bool unpack_q4k5k_i16(const uint8_t* w, int64_t K, int16_t* q, 
 // Q6_K: in half h, element l + 32k = ql[64h + l + 32(k%2)]'s low (k < 2) or high nibble | bits 2k, 2k+1 of
 // qh[32h + l] << 4, minus 32; a signed 8-bit scale per 16. The only type that checks the int32 bound.
 LL_AVX512 static bool unpack_q6k_i16(const uint8_t* w, int64_t K, int16_t* q, float* d, float*) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3), m32 = _mm256_set1_epi8(32);
     const __m512i ones = _mm512_set1_epi16(1);
     bool fits = true;
     for (int64_t i = 0; i < K / QK_K; i++, w += sizeof(BlockQ6_K)) {
         const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(w);
         const float dd = fp16_to_fp32_f16c(b->d);
         for (int h = 0; h < 2; h++) {
-            const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->ql + 64 * h));
-            const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->ql + 64 * h + 32));
-            const __m256i hh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qh + 32 * h));
-            const __m256i lows[4] = {_mm256_and_si256(l0, low4), _mm256_and_si256(l1, low4),
-                                     _mm256_and_si256(srl16(l0, 4), low4), _mm256_and_si256(srl16(l1, 4), low4)};
+            __m256i q8[4];  // the half's 128 q's - 32 (cpu/simd_x86.h)
+            q6k_half_to_bytes(b->ql + 64 * h, b->qh + 32 * h, q8);
             for (int k = 0; k < 4; k++) {
                 const int blk = 4 * h + k;
-                const __m256i high = _mm256_slli_epi16(_mm256_and_si256(srl16(hh, 2 * k), three), 4);
-                const __m512i v = scaled_i16(_mm256_sub_epi8(_mm256_or_si256(lows[k], high), m32), b->scales[2 * blk], b->scales[2 * blk + 1]);
+                const __m512i v = scaled_i16(q8[k], b->scales[2 * blk], b->scales[2 * blk + 1]);
                 _mm512_storeu_si512(q + QK_K * i + QK * blk, v);
                 d[8 * i + blk] = dd;
                 const int l1_norm = _mm512_reduce_add_epi32(_mm512_madd_epi16(_mm512_abs_epi16(v), ones));
