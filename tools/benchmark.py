@@ -46,6 +46,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the lessons and cpp_core, imported where used (the worker's peak RSS is its own)
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
 RSS_SLACK = 60 * 2**20  # the peak-memory budget: file + KV cache + 60 MB
 
@@ -76,7 +77,6 @@ def serve(args) -> None:
     """The worker: loads the model with a cache of args.ctx positions, then answers one JSON line per command:
     `prefill N`: reset, evaluate N prompt tokens at once; `decode K`: the next K tokens one at a time;
     `done`: the KV cache size and this process's peak RSS, then exit. Each answer carries the command's seconds."""
-    sys.path.insert(0, str(REPO))
     import numpy as np
 
     from cpp_core.model import CppLlama
@@ -111,7 +111,6 @@ def serve(args) -> None:
 def prompt_text(model: Path, n: int) -> str:
     """Text that the model's tokenizer turns into about n tokens: our random ids, decoded, re-encoded, cut to n.
     (In the driver, not the worker: the tokenizer's tables would count in the worker's peak RSS.)"""
-    sys.path.insert(0, str(REPO))
     from lessons.l01_gguf import GGUFFile
     from lessons.l02_tokenizer import Tokenizer
     gguf = GGUFFile(model)
@@ -301,8 +300,7 @@ def prompt_macs_per_token(model: Path, prompt: int) -> tuple[float, bool]:
 
     Every layer matrix is used once per token (rows x cols MACs); attention adds, per layer, q_dim MACs per key for
     Q.K and again for P.V, and the tokens of a prompt of P see (P + 1) / 2 keys on average."""
-    sys.path.insert(0, str(REPO))
-    from lessons.l01_gguf import GGUFFile  # noqa: E402  (the lesson's reader; only the tensor table is used)
+    from lessons.l01_gguf import GGUFFile  # the lesson's reader; only the tensor table is used
     with GGUFFile(model) as f:
         mats = {n: t for n, t in f.tensors.items() if n.startswith("blk.") and len(t.ne) == 2}
         macs = sum(t.n_elements for t in mats.values())
@@ -438,7 +436,6 @@ def summarize(row: dict) -> dict:
 # The files: -m (files or folders), --presets
 # =====================================================================================================================
 def default_model() -> Path:
-    sys.path.insert(0, str(REPO))
     from lessons.default_model import INSTALL_HINT, default_model_path
     path = default_model_path()
     if path is None:
@@ -449,7 +446,6 @@ def default_model() -> Path:
 def make_presets(folder: Path) -> list[Path]:
     """Every export.py preset of the default model, made from its F32 weights (cached in `folder`):
     export.py DEFAULT F32.gguf F32, then export.py F32.gguf PRESET.gguf PRESET for each other preset."""
-    sys.path.insert(0, str(REPO))
     import export
     folder.mkdir(parents=True, exist_ok=True)
     files = []
