@@ -178,16 +178,17 @@ SETTLE_S = 0.05
 # =====================================================================================================================
 # llama.cpp's side: llama-bench, one process per round
 # =====================================================================================================================
-def find_llama_bin(explicit: str | None) -> Path | None:
-    """The folder holding llama-bench: --llama-bin, $LLAMA_BIN, or what tools/build_llama_tools.sh left in its cache."""
+def find_llama_bin(explicit: str | None, tool: str = "llama-bench") -> Path | None:
+    """The folder of llama.cpp's tools: --llama-bin, $LLAMA_BIN (as given, whether or not `tool` is in it), else the
+    newest build tools/build_llama_tools.sh left in its cache that holds `tool`, else `tool`'s folder on PATH."""
     if explicit:
         return Path(explicit)
     if os.environ.get("LLAMA_BIN"):
         return Path(os.environ["LLAMA_BIN"])
     for folder in sorted((CACHE / "llama-tools").glob("llama_cpp_python-*/vendor/llama.cpp/build/bin"), reverse=True):
-        if (folder / "llama-bench").is_file():
+        if (folder / tool).is_file():
             return folder
-    on_path = shutil.which("llama-bench")
+    on_path = shutil.which(tool)
     return Path(on_path).parent if on_path else None
 
 

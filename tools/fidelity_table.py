@@ -40,7 +40,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,7 +54,7 @@ sys.path.insert(0, str(REPO / "tools"))
 
 import export  # noqa: E402
 import run  # noqa: E402
-from benchmark import default_model, make_presets  # noqa: E402
+from benchmark import default_model, find_llama_bin, make_presets  # noqa: E402
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
 TEXT = REPO / "tests" / "fixtures" / "reference" / "tinyshakespeare-40k.txt"
@@ -71,17 +70,12 @@ LABELS = ("Mean PPL(Q)", "Mean PPL(base)", "Mean    KLD", "99.0%   KLD", "Maximu
 # =====================================================================================================================
 def find_llama_perplexity(explicit: str | None) -> Path:
     """llama-perplexity: in --llama-bin, $LLAMA_BIN, what tools/build_llama_tools.sh left in its cache, or PATH."""
-    folders = [Path(explicit)] if explicit else [Path(os.environ["LLAMA_BIN"])] if os.environ.get("LLAMA_BIN") else [
-        *sorted((CACHE / "llama-tools").glob("llama_cpp_python-*/vendor/llama.cpp/build/bin"), reverse=True)]
-    for folder in folders:
-        if (folder / "llama-perplexity").is_file():
-            return folder / "llama-perplexity"
-    if explicit or os.environ.get("LLAMA_BIN"):
-        sys.exit(f"error: no llama-perplexity in {folders[0]} (tools/build_llama_tools.sh builds it)")
-    on_path = shutil.which("llama-perplexity")
-    if on_path is None:
-        sys.exit("error: llama-perplexity not found: build it with tools/build_llama_tools.sh, or give --llama-bin DIR")
-    return Path(on_path)
+    folder = find_llama_bin(explicit, "llama-perplexity")
+    if folder is not None and (folder / "llama-perplexity").is_file():
+        return folder / "llama-perplexity"
+    if folder is not None:  # --llama-bin or $LLAMA_BIN named a folder without it
+        sys.exit(f"error: no llama-perplexity in {folder} (tools/build_llama_tools.sh builds it)")
+    sys.exit("error: llama-perplexity not found: build it with tools/build_llama_tools.sh, or give --llama-bin DIR")
 
 
 def figures(printed: str) -> dict[str, list[float | None]]:
